@@ -1,0 +1,4 @@
+export { parseOrThrow, fromZodError, describeIssue } from "./zod-errors";
+export { intInRange, numberInRange, port, hostPort } from "./schemas";
+export { readEnv, mergeRaw } from "./env";
+export type { EnvMap } from "./env";

@@ -1,0 +1,264 @@
+import { Code, SwitchyardError } from "@switchyard/errors";
+import type { ModelParts } from "@switchyard/model";
+import { type SamplerState, advance, combineGuidance, needsUnconditional, nextEval } from "@switchyard/sampler";
+import { type ExpertGroups, type LayerRouting, gatherRows, groupByExpert, routeTopK, scatterAddWeighted } from "./routing";
+
+/**
+ * The in-process engine: a batch of images (possibly at different sampler steps, with
+ * different samplers and guidance) through every part of the model, top-k routing and
+ * combining in TypeScript, one expert call per active expert per layer over all of
+ * its rows. It is also the correctness oracle for the distributed runtime.
+ *
+ * Shapes: B batch rows (an image with guidance != 1 takes two: conditional and
+ * unconditional), T tokens, D hidden, E experts, K top-k.
+ */
+
+/** Runs the experts of one MoE layer. The engine's default runs them locally; the
+ *  distributed worker puts cross-worker dispatch behind the same interface. */
+export interface ExpertExecutor {
+  /**
+   * Returns the routed mixture sum_k w_k * expert_k(u) for every row, [R, D], with
+   * experts accumulated in ascending id order (as the reference does).
+   */
+  runLayer(layer: number, u: Float32Array, groups: ExpertGroups, rows: number): Promise<Float32Array>;
+}
+
+/** The default executor: every expert of the layer on this process's ModelParts. */
+export function createLocalExecutor(parts: ModelParts): ExpertExecutor {
+  const D = parts.manifest.architecture.hiddenSize;
+  return {
+    async runLayer(layer, u, groups, rows) {
+      const acc = new Float32Array(rows * D);
+      const { offsets, row, weight } = groups;
+      for (let e = 0; e < groups.numExperts; e++) {
+        const b = offsets[e] as number;
+        const end = offsets[e + 1] as number;
+        if (end === b) continue;
+        const y = await parts.expert(layer, e, gatherRows(u, D, row, b, end), end - b);
+        scatterAddWeighted(acc, D, y, row, weight, b, end);
+      }
+      return acc;
+    },
+  };
+}
+
+/** One model evaluation of one image. */
+export interface EvalItem {
+  /** [C*H*W] */
+  readonly x: Float32Array;
+  readonly t: number;
+  readonly label: number;
+  readonly guidance: number;
+}
+
+export interface ForwardResult {
+  /** Velocity per item (guidance already combined), [C*H*W] each. */
+  readonly velocities: Float32Array[];
+  /** Routing per layer over the whole batch ([B*T, K]). */
+  readonly routing: LayerRouting[];
+  /** Batch rows of each item: [conditional] or [conditional, unconditional]. */
+  readonly rows: number[][];
+  /** Timings of this forward, ms. */
+  readonly timings: { readonly denseMs: number; readonly expertMs: number; readonly totalMs: number };
+}
+
+export interface Engine {
+  readonly parts: ModelParts;
+  /** Evaluates the model for a batch of items; the batch is split at maxBatchRows. */
+  forward(items: readonly EvalItem[]): Promise<ForwardResult>;
+  /** Advances each sampler state by one eval (one model call), all in one batch. */
+  step(tasks: readonly StepTask[]): Promise<StepResult[]>;
+}
+
+export interface StepTask {
+  readonly state: SamplerState;
+  readonly label: number;
+  readonly guidance: number;
+}
+
+export interface StepResult {
+  readonly state: SamplerState;
+  readonly stepCompleted: boolean;
+  /** The velocity that was applied (for previews). */
+  readonly velocity: Float32Array;
+  /** t at which the model was evaluated. */
+  readonly t: number;
+  /** Routing of this image's conditional row, per layer: experts [T*K]. */
+  readonly routing: Int16Array[];
+}
+
+export interface EngineOptions {
+  readonly parts: ModelParts;
+  readonly executor?: ExpertExecutor;
+  /** Largest forward batch in rows; bigger batches are split. */
+  readonly maxBatchRows?: number;
+}
+
+/** Bounded so that one forward's activations stay small (B*T*D floats per tensor). */
+export const DEFAULT_MAX_BATCH_ROWS = 256;
+
+class EngineImpl implements Engine {
+  private readonly executor: ExpertExecutor;
+  private readonly maxRows: number;
+
+  constructor(
+    readonly parts: ModelParts,
+    executor: ExpertExecutor | undefined,
+    maxRows: number,
+  ) {
+    this.executor = executor ?? createLocalExecutor(parts);
+    this.maxRows = maxRows;
+  }
+
+  async forward(items: readonly EvalItem[]): Promise<ForwardResult> {
+    const m = this.parts.manifest;
+    const P = m.image.channels * m.image.height * m.image.width;
+    const nullLabel = m.conditioning.nullLabel;
+    const rows: number[][] = [];
+    const xs: Float32Array[] = [];
+    const ts: number[] = [];
+    const ys: number[] = [];
+    for (const [i, it] of items.entries()) {
+      if (it.x.length !== P) throw new SwitchyardError(`items[${i}].x has ${it.x.length} values, must have ${P}`, Code.InvalidArgument);
+      if (!Number.isInteger(it.label) || it.label < 0 || it.label > nullLabel) {
+        throw new SwitchyardError(`items[${i}].label ${it.label} must be an integer >= 0 and <= ${nullLabel}`, Code.InvalidArgument);
+      }
+      const r = [xs.length];
+      xs.push(it.x);
+      ts.push(it.t);
+      ys.push(it.label);
+      if (needsUnconditional(it.guidance)) {
+        r.push(xs.length);
+        xs.push(it.x);
+        ts.push(it.t);
+        ys.push(nullLabel);
+      }
+      rows.push(r);
+    }
+    // Split into chunks of at most maxRows rows (keeping an item's rows together).
+    const t0 = performance.now();
+    const v = new Float32Array(xs.length * P);
+    const routing: { experts: Int16Array[]; weights: Float32Array[] }[] = Array.from({ length: m.architecture.numLayers }, () => ({ experts: [], weights: [] }));
+    let denseMs = 0;
+    let expertMs = 0;
+    for (let start = 0; start < xs.length; ) {
+      let end = Math.min(xs.length, start + this.maxRows);
+      // don't split a cond/uncond pair
+      if (end < xs.length && ys[end] === nullLabel && end > start + 1) end--;
+      const r = await this.forwardRows(xs.slice(start, end), ts.slice(start, end), ys.slice(start, end));
+      v.set(r.v, start * P);
+      r.routing.forEach((lr, l) => {
+        routing[l]!.experts.push(lr.experts);
+        routing[l]!.weights.push(lr.weights);
+      });
+      denseMs += r.denseMs;
+      expertMs += r.expertMs;
+      start = end;
+    }
+    const K = m.moe.topK;
+    const T = m.architecture.tokens;
+    const merged: LayerRouting[] = routing.map((lr) => ({
+      rows: xs.length * T,
+      topK: K,
+      experts: concat(lr.experts, Int16Array),
+      weights: concat(lr.weights, Float32Array),
+    }));
+    const velocities = items.map((it, i) => {
+      const [c, u] = rows[i] as number[];
+      const vc = v.subarray((c as number) * P, (c as number) * P + P);
+      if (u === undefined) return vc.slice();
+      return combineGuidance(vc, v.subarray(u * P, u * P + P), it.guidance);
+    });
+    return { velocities, routing: merged, rows, timings: { denseMs, expertMs, totalMs: performance.now() - t0 } };
+  }
+
+  private async forwardRows(xs: Float32Array[], ts: number[], ys: number[]) {
+    const m = this.parts.manifest;
+    const B = xs.length;
+    const T = m.architecture.tokens;
+    const D = m.architecture.hiddenSize;
+    const E = m.moe.numExperts;
+    const K = m.moe.topK;
+    const P = xs[0]!.length;
+    const x = new Float32Array(B * P);
+    xs.forEach((a, i) => x.set(a, i * P));
+    let denseMs = 0;
+    let expertMs = 0;
+    let t0 = performance.now();
+    const emb = await this.parts.embed(x, Float32Array.from(ts), BigInt64Array.from(ys, (y) => BigInt(y)));
+    let h = emb.h;
+    const c = emb.c;
+    const routing: LayerRouting[] = [];
+    for (let l = 0; l < m.architecture.numLayers; l++) {
+      const d = await this.parts.dense(l, h, c, B);
+      const r = routeTopK(d.logits, B * T, E, K);
+      routing.push(r);
+      const groups = groupByExpert(r, E);
+      const t1 = performance.now();
+      denseMs += t1 - t0;
+      const moe = await this.executor.runLayer(l, d.u, groups, B * T);
+      const t2 = performance.now();
+      expertMs += t2 - t1;
+      if (m.moe.sharedExpert) {
+        const s = await this.parts.shared(l, d.u, B * T);
+        for (let i = 0; i < moe.length; i++) moe[i] = (moe[i] as number) + (s[i] as number);
+      }
+      h = combineBlock(d.h1, d.gate, moe, B, T, D);
+      t0 = performance.now();
+      denseMs += t0 - t2;
+    }
+    const v = await this.parts.final(h, c, B);
+    denseMs += performance.now() - t0;
+    return { v, routing, denseMs, expertMs };
+  }
+
+  async step(tasks: readonly StepTask[]): Promise<StepResult[]> {
+    const evals = tasks.map((t) => nextEval(t.state));
+    const res = await this.forward(tasks.map((t, i) => ({ x: evals[i]!.x, t: evals[i]!.t, label: t.label, guidance: t.guidance })));
+    const T = this.parts.manifest.architecture.tokens;
+    const K = this.parts.manifest.moe.topK;
+    return tasks.map((task, i) => {
+      const a = advance(task.state, res.velocities[i]!);
+      const row = res.rows[i]![0]!;
+      return {
+        state: a.state,
+        stepCompleted: a.stepCompleted,
+        velocity: res.velocities[i]!,
+        t: evals[i]!.t,
+        routing: res.routing.map((lr) => lr.experts.slice(row * T * K, (row + 1) * T * K)),
+      };
+    });
+  }
+}
+
+/** h2 = h1 + gate[b] * moe, float32, [B,T,D]. */
+export function combineBlock(h1: Float32Array, gate: Float32Array, moe: Float32Array, B: number, T: number, D: number): Float32Array {
+  const out = new Float32Array(B * T * D);
+  for (let b = 0; b < B; b++) {
+    const g = gate.subarray(b * D, b * D + D);
+    for (let t = 0; t < T; t++) {
+      const o = (b * T + t) * D;
+      for (let d = 0; d < D; d++) out[o + d] = (h1[o + d] as number) + Math.fround((g[d] as number) * (moe[o + d] as number));
+    }
+  }
+  return out;
+}
+
+function concat<A extends Int16Array | Float32Array>(arrays: A[], Ctor: { new (n: number): A }): A {
+  if (arrays.length === 1) return arrays[0] as A;
+  const out = new Ctor(arrays.reduce((s, a) => s + a.length, 0));
+  let o = 0;
+  for (const a of arrays) {
+    (out as Float32Array).set(a as unknown as Float32Array, o);
+    o += a.length;
+  }
+  return out;
+}
+
+export function createEngine(options: EngineOptions): Engine {
+  const maxRows = options.maxBatchRows ?? DEFAULT_MAX_BATCH_ROWS;
+  if (!Number.isInteger(maxRows) || maxRows < 2) {
+    throw new SwitchyardError(`maxBatchRows ${maxRows} must be an integer >= 2`, Code.InvalidArgument, { field: "maxBatchRows" });
+  }
+  return new EngineImpl(options.parts, options.executor, maxRows);
+}

@@ -1,0 +1,1 @@
+export { encodePng, decodePng, toBytes, tileGrid } from "./png";

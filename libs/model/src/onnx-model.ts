@@ -1,0 +1,225 @@
+import { join } from "node:path";
+import { availableParallelism } from "node:os";
+import * as ort from "onnxruntime-node";
+import { Code, SwitchyardError } from "@switchyard/errors";
+import { type Manifest, type PartIndex, type PartSpec, indexParts, loadManifest } from "./manifest";
+
+/** Outputs of `block{l}.dense` for a batch of B images (flat, row-major). */
+export interface DenseOutputs {
+  /** [B,T,D] residual stream after attention */
+  readonly h1: Float32Array;
+  /** [B,T,D] MoE input */
+  readonly u: Float32Array;
+  /** [B,T,E] router logits */
+  readonly logits: Float32Array;
+  /** [B,D] adaLN gate applied to the MoE output */
+  readonly gate: Float32Array;
+}
+
+/**
+ * The executable parts of a model. The in-process engine and the distributed worker
+ * both drive this interface; tests put an in-memory version behind it.
+ */
+export interface ModelParts {
+  readonly manifest: Manifest;
+  embed(x: Float32Array, t: Float32Array, y: BigInt64Array): Promise<{ h: Float32Array; c: Float32Array }>;
+  dense(layer: number, h: Float32Array, c: Float32Array, batch: number): Promise<DenseOutputs>;
+  /** Runs expert `expert` of `layer` over `rows` rows of u ([rows, D]); FAILED_PRECONDITION when not loaded. */
+  expert(layer: number, expert: number, u: Float32Array, rows: number): Promise<Float32Array>;
+  shared(layer: number, u: Float32Array, rows: number): Promise<Float32Array>;
+  final(h: Float32Array, c: Float32Array, batch: number): Promise<Float32Array>;
+  hasExpert(layer: number, expert: number): boolean;
+  /** Makes an expert ready to run (session created, weights loaded). Idempotent. */
+  loadExpert(layer: number, expert: number): Promise<void>;
+  /** Releases an expert's session. Idempotent. */
+  unloadExpert(layer: number, expert: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface OnnxModelOptions {
+  /** Model directory holding manifest.json and the parts. */
+  readonly dir: string;
+  /** Which experts to load at start; default all. Others can be loaded later. */
+  readonly experts?: (layer: number, expert: number) => boolean;
+  /** Intra-op threads for embed/dense/final sessions. */
+  readonly denseThreads?: number;
+  /** Intra-op threads for expert and shared sessions (tiny matmuls: 1 avoids pool overhead). */
+  readonly expertThreads?: number;
+}
+
+/** Dense parts are matmuls over B*T rows: use the cores, up to 4. */
+export const DEFAULT_DENSE_THREADS = Math.max(1, Math.min(4, availableParallelism()));
+/** Expert calls are small (tens of rows); a thread pool costs more than it gives. */
+export const DEFAULT_EXPERT_THREADS = 1;
+
+async function createSession(dir: string, part: PartSpec, threads: number): Promise<ort.InferenceSession> {
+  try {
+    return await ort.InferenceSession.create(join(dir, part.file), {
+      intraOpNumThreads: threads,
+      interOpNumThreads: 1,
+      executionMode: "sequential",
+      graphOptimizationLevel: "all",
+      enableCpuMemArena: true,
+    });
+  } catch (e) {
+    throw new SwitchyardError(`cannot load part ${part.name} from ${part.file}`, Code.DataLoss, { cause: e });
+  }
+}
+
+function f32(t: ort.Tensor | undefined, what: string): Float32Array {
+  if (!t || t.type !== "float32") throw new SwitchyardError(`${what}: expected a float32 output`, Code.Internal);
+  return t.data as Float32Array;
+}
+
+class OnnxModel implements ModelParts {
+  private readonly experts: (ort.InferenceSession | undefined)[][];
+  private readonly loading = new Map<string, Promise<void>>();
+  private closed = false;
+
+  constructor(
+    readonly manifest: Manifest,
+    private readonly dir: string,
+    private readonly index: PartIndex,
+    private readonly sEmbed: ort.InferenceSession,
+    private readonly sDense: ort.InferenceSession[],
+    private readonly sShared: (ort.InferenceSession | undefined)[],
+    private readonly sFinal: ort.InferenceSession,
+    private readonly expertThreads: number,
+  ) {
+    this.experts = index.experts.map((row) => row.map(() => undefined));
+  }
+
+  private get T(): number {
+    return this.manifest.architecture.tokens;
+  }
+  private get D(): number {
+    return this.manifest.architecture.hiddenSize;
+  }
+
+  async embed(x: Float32Array, t: Float32Array, y: BigInt64Array): Promise<{ h: Float32Array; c: Float32Array }> {
+    const { channels, height, width } = this.manifest.image;
+    const B = t.length;
+    const out = await this.sEmbed.run({
+      x: new ort.Tensor("float32", x, [B, channels, height, width]),
+      t: new ort.Tensor("float32", t, [B]),
+      y: new ort.Tensor("int64", y, [B]),
+    });
+    return { h: f32(out.h, "embed.h"), c: f32(out.c, "embed.c") };
+  }
+
+  async dense(layer: number, h: Float32Array, c: Float32Array, batch: number): Promise<DenseOutputs> {
+    const s = this.sDense[layer];
+    if (!s) throw new SwitchyardError(`layer ${layer} must be < ${this.sDense.length}`, Code.OutOfRange);
+    const out = await s.run({
+      h: new ort.Tensor("float32", h, [batch, this.T, this.D]),
+      c: new ort.Tensor("float32", c, [batch, this.D]),
+    });
+    return {
+      h1: f32(out.h1, "dense.h1"),
+      u: f32(out.u, "dense.u"),
+      logits: f32(out.logits, "dense.logits"),
+      gate: f32(out.gate, "dense.gate"),
+    };
+  }
+
+  async expert(layer: number, expert: number, u: Float32Array, rows: number): Promise<Float32Array> {
+    const s = this.experts[layer]?.[expert];
+    if (!s) throw new SwitchyardError(`expert ${expert} of layer ${layer} is not loaded on this worker`, Code.FailedPrecondition);
+    const out = await s.run({ u: new ort.Tensor("float32", u, [rows, this.D]) });
+    return f32(out.y, "expert.y");
+  }
+
+  async shared(layer: number, u: Float32Array, rows: number): Promise<Float32Array> {
+    const s = this.sShared[layer];
+    if (!s) throw new SwitchyardError(`layer ${layer} has no shared expert`, Code.FailedPrecondition);
+    const out = await s.run({ u: new ort.Tensor("float32", u, [rows, this.D]) });
+    return f32(out.y, "shared.y");
+  }
+
+  async final(h: Float32Array, c: Float32Array, batch: number): Promise<Float32Array> {
+    const out = await this.sFinal.run({
+      h: new ort.Tensor("float32", h, [batch, this.T, this.D]),
+      c: new ort.Tensor("float32", c, [batch, this.D]),
+    });
+    return f32(out.v, "final.v");
+  }
+
+  hasExpert(layer: number, expert: number): boolean {
+    return this.experts[layer]?.[expert] !== undefined;
+  }
+
+  loadExpert(layer: number, expert: number): Promise<void> {
+    if (this.closed) return Promise.reject(new SwitchyardError("model is closed", Code.FailedPrecondition));
+    const spec = this.index.experts[layer]?.[expert];
+    if (!spec) {
+      return Promise.reject(new SwitchyardError(`expert ${layer}/${expert} is not in the manifest`, Code.NotFound));
+    }
+    if (this.hasExpert(layer, expert)) return Promise.resolve();
+    const key = `${layer}/${expert}`;
+    let p = this.loading.get(key);
+    if (!p) {
+      p = createSession(this.dir, spec, this.expertThreads)
+        .then((s) => {
+          (this.experts[layer] as (ort.InferenceSession | undefined)[])[expert] = s;
+        })
+        .finally(() => this.loading.delete(key));
+      this.loading.set(key, p);
+    }
+    return p;
+  }
+
+  async unloadExpert(layer: number, expert: number): Promise<void> {
+    const row = this.experts[layer];
+    const s = row?.[expert];
+    if (!row || !s) return;
+    row[expert] = undefined;
+    await s.release();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.allSettled(this.loading.values());
+    const all = [this.sEmbed, this.sFinal, ...this.sDense, ...this.sShared, ...this.experts.flat()];
+    await Promise.all(all.filter((s): s is ort.InferenceSession => s !== undefined).map((s) => s.release()));
+  }
+}
+
+/** Loads a model directory into ONNX Runtime sessions, one per part. */
+export async function createOnnxModel(options: OnnxModelOptions): Promise<ModelParts> {
+  const manifest = loadManifest(options.dir);
+  const index = indexParts(manifest);
+  const dt = options.denseThreads ?? DEFAULT_DENSE_THREADS;
+  const et = options.expertThreads ?? DEFAULT_EXPERT_THREADS;
+  const [sEmbed, sFinal] = await Promise.all([createSession(options.dir, index.embed, dt), createSession(options.dir, index.final, dt)]);
+  const sDense = await Promise.all(index.dense.map((p) => createSession(options.dir, p, dt)));
+  const sShared = await Promise.all(index.shared.map((p) => (p ? createSession(options.dir, p, et) : undefined)));
+  const model = new OnnxModel(manifest, options.dir, index, sEmbed, sDense, sShared, sFinal, et);
+  const want = options.experts ?? (() => true);
+  const loads: Promise<void>[] = [];
+  index.experts.forEach((row, l) => row.forEach((_, e) => want(l, e) && loads.push(model.loadExpert(l, e))));
+  await Promise.all(loads);
+  return model;
+}
+
+/** The quality classifier exported with the model: logits [B,10] and features [B,F]. */
+export interface Classifier {
+  classify(x: Float32Array, batch: number): Promise<{ logits: Float32Array; features: Float32Array }>;
+  close(): Promise<void>;
+}
+
+export async function createClassifier(dir: string, manifest: Manifest): Promise<Classifier> {
+  if (!manifest.classifier) throw new SwitchyardError(`model ${manifest.name} ships no classifier`, Code.FailedPrecondition);
+  const spec: PartSpec = {
+    name: "classifier", kind: "final", file: manifest.classifier.file, inputs: [], outputs: [], bytes: 0, sha256: "0".repeat(64),
+  };
+  const s = await createSession(dir, spec, DEFAULT_DENSE_THREADS);
+  const { channels, height, width } = manifest.image;
+  return {
+    async classify(x, batch) {
+      const out = await s.run({ x: new ort.Tensor("float32", x, [batch, channels, height, width]) });
+      return { logits: f32(out.logits, "classifier.logits"), features: f32(out.features, "classifier.features") };
+    },
+    close: () => s.release(),
+  };
+}

@@ -1,0 +1,1 @@
+"""Reference MoE rectified-flow DiT for Switchyard: model, training, export."""
