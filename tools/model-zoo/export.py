@@ -168,7 +168,8 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--build", default="build")
     p.add_argument("--out", default="../../models/dit-moe-fmnist")
-    p.add_argument("--trace-per-class", type=int, default=12)
+    p.add_argument("--trace-per-class", type=int, default=10)
+    p.add_argument("--holdout-per-class", type=int, default=8)
     p.add_argument("--quality-per-class", type=int, default=100)
     args = p.parse_args()
     torch.set_num_threads(2)
@@ -264,8 +265,8 @@ def main():
     trace_meta = {"format": "switchyard-trace", "version": 1, "layers": L, "experts": E, "top_k": K,
                   "tokens": T, "model": "dit-moe-fmnist"}
     traces = []
-    for name, seed in (("solve", 100), ("holdout", 200)):
-        tr = record_traces(model, args.trace_per_class, 20, 2.0, seed, trace_meta)
+    for name, seed, per_class in (("solve", 100, args.trace_per_class), ("holdout", 200, args.holdout_per_class)):
+        tr = record_traces(model, per_class, 20, 2.0, seed, trace_meta)
         file = f"traces/{name}.safetensors"
         safetensors.save(os.path.join(out, file), tr, {**trace_meta, "sampler": "euler", "steps": 20,
                                                        "guidance": 2.0})

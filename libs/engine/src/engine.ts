@@ -238,7 +238,7 @@ export function combineBlock(h1: Float32Array, gate: Float32Array, moe: Float32A
     const g = gate.subarray(b * D, b * D + D);
     for (let t = 0; t < T; t++) {
       const o = (b * T + t) * D;
-      for (let d = 0; d < D; d++) out[o + d] = (h1[o + d] as number) + Math.fround((g[d] as number) * (moe[o + d] as number));
+      for (let d = 0; d < D; d++) out[o + d] = (h1[o + d] as number) + (g[d] as number) * (moe[o + d] as number);
     }
   }
   return out;

@@ -92,19 +92,20 @@ export function activeExperts(groups: ExpertGroups): number {
 
 /** Copies the listed rows of `src` ([*, D]) into a contiguous [rows.length, D] buffer. */
 export function gatherRows(src: Float32Array, dim: number, rows: Int32Array, begin: number, end: number, out = new Float32Array((end - begin) * dim)): Float32Array {
+  let o = 0;
   for (let i = begin; i < end; i++) {
-    const r = rows[i] as number;
-    out.set(src.subarray(r * dim, r * dim + dim), (i - begin) * dim);
+    const s = (rows[i] as number) * dim;
+    for (let d = 0; d < dim; d++) out[o++] = src[s + d] as number;
   }
   return out;
 }
 
-/** acc[row] += w * y[j] for the assignments begin..end (float32 like torch's index_add_). */
+/** acc[row] += w * y[j] for the assignments begin..end (like torch's index_add_; one float32 rounding per add). */
 export function scatterAddWeighted(acc: Float32Array, dim: number, y: Float32Array, rows: Int32Array, weights: Float32Array, begin: number, end: number): void {
   for (let i = begin; i < end; i++) {
     const r = (rows[i] as number) * dim;
     const j = (i - begin) * dim;
     const w = weights[i] as number;
-    for (let d = 0; d < dim; d++) acc[r + d] = (acc[r + d] as number) + Math.fround((y[j + d] as number) * w);
+    for (let d = 0; d < dim; d++) acc[r + d] = (acc[r + d] as number) + (y[j + d] as number) * w;
   }
 }

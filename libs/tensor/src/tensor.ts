@@ -47,7 +47,8 @@ export function viewAs<D extends DType>(dtype: D, bytes: Uint8Array): TypedArray
     throw new SwitchyardError(`tensor bytes ${bytes.byteLength} is not a multiple of ${size} (${dtype})`, Code.InvalidArgument);
   }
   let buf = bytes;
-  if (bytes.byteOffset % size !== 0) buf = bytes.slice(); // slice() copies into a fresh, aligned buffer
+  // new Uint8Array(view) copies into a fresh, aligned buffer (Buffer#slice would not copy)
+  if (bytes.byteOffset % size !== 0) buf = new Uint8Array(bytes);
   const n = buf.byteLength / size;
   const b = buf.buffer as ArrayBuffer;
   const o = buf.byteOffset;

@@ -1,0 +1,126 @@
+/**
+ * Engine benchmark (issue: foundation). Prints, measured side by side in one run:
+ *  1. engine step time ÷ PyTorch eager step time at batch 1, 8, 32 (goal <= 1.0);
+ *     rounds alternate engine and PyTorch so that machine noise hits both alike;
+ *  2. sample quality against model calls for euler, heun and the pseudo-corrector.
+ *
+ *   npm run bench:engine -- [--rounds 5] [--iters 5] [--per-class 20] [--threads 2] [--skip-quality]
+ */
+import { spawn } from "node:child_process";
+import { createInterface } from "node:readline";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { availableParallelism } from "node:os";
+import { createEngine, type StepTask } from "@switchyard/engine";
+import { BUNDLED_MODEL_DIR, createOnnxModel } from "@switchyard/model";
+import { evaluateQuality } from "@switchyard/quality";
+import { type SamplerName, gaussianNoise, initState } from "@switchyard/sampler";
+import { median, table } from "./stats";
+
+const { values: flags } = parseArgs({
+  options: {
+    rounds: { type: "string", default: "5" },
+    iters: { type: "string", default: "5" },
+    "per-class": { type: "string", default: "20" },
+    threads: { type: "string", default: String(Math.min(4, availableParallelism())) },
+    "skip-quality": { type: "boolean", default: false },
+    batches: { type: "string", default: "1,8,32" },
+  },
+});
+const rounds = Number(flags.rounds);
+const iters = Number(flags.iters);
+const threads = Number(flags.threads);
+const batches = flags.batches!.split(",").map(Number);
+const dir = BUNDLED_MODEL_DIR;
+const GUIDANCE = 2;
+
+/** The PyTorch side: a python process answering one JSON line per command. */
+async function startTorch(): Promise<{ step(batch: number): Promise<number[]>; info: string; close(): void } | undefined> {
+  const py = spawn("python3", [join(import.meta.dirname, "../../model-zoo/bench_server.py"), dir, String(threads)], {
+    cwd: join(import.meta.dirname, "../../model-zoo"),
+    stdio: ["pipe", "pipe", "inherit"],
+  });
+  const lines = createInterface({ input: py.stdout })[Symbol.asyncIterator]();
+  const next = async () => {
+    const r = await lines.next();
+    if (r.done) throw new Error("PyTorch bench process exited");
+    return JSON.parse(r.value) as Record<string, unknown>;
+  };
+  try {
+    const hello = await next();
+    return {
+      info: `torch ${String(hello.torch)}, ${String(hello.threads)} threads`,
+      async step(batch) {
+        py.stdin.write(JSON.stringify({ op: "step", batch, iters, guidance: GUIDANCE }) + "\n");
+        return (await next()).ms as number[];
+      },
+      close() {
+        py.stdin.end(JSON.stringify({ op: "quit" }) + "\n");
+      },
+    };
+  } catch (e) {
+    console.log(`PyTorch side unavailable (${(e as Error).message}); install tools/model-zoo/requirements.txt to compare`);
+    py.kill();
+    return undefined;
+  }
+}
+
+async function main(): Promise<void> {
+  const parts = await createOnnxModel({ dir, denseThreads: threads });
+  const engine = createEngine({ parts });
+  const m = parts.manifest;
+  const P = m.image.channels * m.image.height * m.image.width;
+  const torch = await startTorch();
+  console.log(`# engine step time vs PyTorch eager (one euler step, guidance ${GUIDANCE} => 2 rows/image; median of ${rounds}×${iters}; ${threads} threads)`);
+  if (torch) console.log(`# ${torch.info}`);
+  const rows: (string | number)[][] = [];
+  for (const B of batches) {
+    const tasks: StepTask[] = Array.from({ length: B }, (_, i) => ({
+      state: initState({ sampler: "euler", steps: 1000, shift: 1 }, gaussianNoise(9, i, P)),
+      label: i % 10,
+      guidance: GUIDANCE,
+    }));
+    const eng: number[] = [];
+    const pt: number[] = [];
+    let state = tasks;
+    const engineRound = async (keep: boolean) => {
+      for (let i = 0; i < iters; i++) {
+        const t0 = performance.now();
+        const r = await engine.step(state);
+        if (keep) eng.push(performance.now() - t0);
+        state = state.map((t, j) => ({ ...t, state: r[j]!.state }));
+      }
+    };
+    await engineRound(false); // warm-up
+    if (torch) await torch.step(B);
+    for (let r = 0; r < rounds; r++) {
+      await engineRound(true);
+      if (torch) pt.push(...(await torch.step(B)));
+    }
+    const e = median(eng);
+    const p = torch ? median(pt) : NaN;
+    rows.push([B, e.toFixed(2), torch ? p.toFixed(2) : "n/a", torch ? (e / p).toFixed(3) : "n/a"]);
+  }
+  torch?.close();
+  console.log(table(["batch", "engine ms", "pytorch ms", "engine/pytorch"], rows));
+
+  if (!flags["skip-quality"]) {
+    const perClass = Number(flags["per-class"]);
+    console.log(`\n# sample quality against model calls (${perClass} images/class, guidance ${GUIDANCE}, same seeds for every sampler)`);
+    const configs: [SamplerName, number][] = [
+      ["euler", 5], ["euler", 10], ["euler", 20],
+      ["heun", 3], ["heun", 5], ["heun", 10],
+      ["pc", 4], ["pc", 9], ["pc", 19],
+    ];
+    const q: (string | number)[][] = [];
+    for (const [sampler, steps] of configs) {
+      const r = await evaluateQuality(engine, dir, { perClass, steps, sampler, guidance: GUIDANCE, shift: 1, seed: 5 });
+      q.push([sampler, steps, r.evalsPerImage, (r.meanAccuracy * 100).toFixed(1) + "%", r.frechetDistance.toFixed(2), r.seconds.toFixed(1)]);
+      console.log(table(["sampler", "steps", "model calls", "accuracy", "frechet", "s"], q).split("\n").slice(-1)[0]);
+    }
+    console.log(table(["sampler", "steps", "model calls", "accuracy", "frechet", "s"], q));
+  }
+  await parts.close();
+}
+
+await main();
