@@ -1,0 +1,100 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Code, SwitchyardError } from "@switchyard/errors";
+import { type Bus, createMemoryBus, createNatsBus, subjectMatches, subjects } from "./index";
+import { type NatsServer, natsServerAvailable, startNatsServer } from "./testing/index";
+
+describe("subjects", () => {
+  it("match NATS wildcards", () => {
+    expect(subjectMatches("a.*.c", "a.b.c")).toBe(true);
+    expect(subjectMatches("a.>", "a.b.c")).toBe(true);
+    expect(subjectMatches("a.>", "a")).toBe(false);
+    expect(subjectMatches("a.*", "a.b.c")).toBe(false);
+    expect(subjects("t").events("r.1*")).toBe("t.events.r_1_");
+  });
+});
+
+async function caught(p: Promise<unknown>): Promise<SwitchyardError> {
+  try {
+    await p;
+  } catch (e) {
+    return SwitchyardError.from(e);
+  }
+  throw new Error("no error");
+}
+
+/** The same contract, run against the in-memory bus and a real nats-server. */
+function contract(name: string, make: () => Promise<Bus>, skip = false) {
+  describe.skipIf(skip)(`${name} bus`, () => {
+    let bus: Bus;
+    let other: Bus;
+    beforeAll(async () => {
+      bus = await make();
+      other = name === "memory" ? bus : await make();
+    });
+    afterAll(async () => {
+      await bus?.close();
+      if (other !== bus) await other?.close();
+    });
+
+    it("publishes to wildcard subscribers", async () => {
+      const got: unknown[] = [];
+      const sub = other.subscribe("c1.events.*", (p, s) => got.push([s, p]));
+      await other.flush();
+      bus.publish("c1.events.r1", { step: 1 });
+      bus.publish("c1.other", { no: true });
+      await bus.flush();
+      await new Promise((r) => setTimeout(r, 50));
+      sub.unsubscribe();
+      expect(got).toEqual([["c1.events.r1", { step: 1 }]]);
+    });
+
+    it("serves requests across a queue group, one member each", async () => {
+      const hits = [0, 0];
+      const s1 = other.serve("c2.intake", async (p) => (hits[0]!++, { echo: p }), { queue: "q" });
+      const s2 = other.serve("c2.intake", async (p) => (hits[1]!++, { echo: p }), { queue: "q" });
+      await other.flush();
+      for (let i = 0; i < 10; i++) expect(await bus.request("c2.intake", i)).toEqual({ echo: i });
+      expect(hits[0]! + hits[1]!).toBe(10);
+      s1.unsubscribe();
+      s2.unsubscribe();
+    });
+
+    it("carries handler errors with their code and reports missing responders", async () => {
+      const s = other.serve("c3.x", async () => {
+        throw new SwitchyardError("queue is full", Code.ResourceExhausted);
+      });
+      await other.flush();
+      const e = await caught(bus.request("c3.x", {}));
+      expect(e.code).toBe(Code.ResourceExhausted);
+      expect(e.message).toContain("queue is full");
+      s.unsubscribe();
+      expect((await caught(bus.request("c3.nobody", {}, { timeoutMs: 500 }))).code).toBe(Code.Unavailable);
+    });
+
+    it("keeps versioned KV entries with compare-and-set and watch", async () => {
+      const kv = await bus.kv(`plans-${Math.random().toString(36).slice(2, 8)}`);
+      const seen: number[] = [];
+      const w = await kv.watch("plan.m", (e) => seen.push((e.value as { v: number }).v));
+      const r1 = await kv.create("plan.m", { v: 1 });
+      expect((await caught(kv.create("plan.m", { v: 9 }))).code).toBe(Code.AlreadyExists);
+      const r2 = await kv.update("plan.m", { v: 2 }, r1);
+      expect((await caught(kv.update("plan.m", { v: 3 }, r1))).code).toBe(Code.Aborted);
+      expect((await kv.get("plan.m"))?.revision).toBe(r2);
+      expect((await kv.history("plan.m")).map((e) => (e.value as { v: number }).v)).toEqual([1, 2]);
+      await new Promise((r) => setTimeout(r, 100));
+      w.unsubscribe();
+      expect(seen).toEqual([1, 2]);
+      expect(await kv.get("nope")).toBeUndefined();
+    });
+  });
+}
+
+contract("memory", async () => createMemoryBus());
+
+const haveNats = natsServerAvailable();
+let server: NatsServer | undefined;
+beforeAll(async () => {
+  if (haveNats) server = await startNatsServer();
+});
+afterAll(async () => server?.stop());
+contract("nats", async () => createNatsBus({ servers: server!.url, name: "bus-test" }), !haveNats);

@@ -1,0 +1,177 @@
+import { type NatsConnection, connect } from "@nats-io/transport-node";
+import { Kvm, type KV } from "@nats-io/kv";
+import { Code, SwitchyardError } from "@switchyard/errors";
+import { type Bus, DEFAULT_REQUEST_TIMEOUT_MS, type Json, type Kv, type KvEntry, type Subscription } from "./bus";
+import { fromNatsError } from "./nats-error";
+
+export interface NatsBusOptions {
+  /** e.g. "127.0.0.1:4222"; several for a cluster. */
+  readonly servers: string | string[];
+  /** Connection name shown by the server (service and id). */
+  readonly name?: string;
+  /** Revisions kept per KV key (plan history for rollback). */
+  readonly kvHistory?: number;
+}
+
+/** Plans are rolled back to earlier revisions: keep a few. */
+export const DEFAULT_KV_HISTORY = 10;
+
+const enc = (v: Json) => new TextEncoder().encode(JSON.stringify(v ?? null));
+const dec = (b: Uint8Array): Json => (b.length === 0 ? null : (JSON.parse(new TextDecoder().decode(b)) as Json));
+
+class NatsKv implements Kv {
+  constructor(private readonly kv: KV) {}
+  async get(key: string): Promise<KvEntry | undefined> {
+    try {
+      const e = await this.kv.get(key);
+      if (!e || e.operation !== "PUT") return undefined;
+      return { key, value: dec(e.value), revision: e.revision };
+    } catch (err) {
+      throw fromNatsError(err, `kv get ${key}`);
+    }
+  }
+  async put(key: string, value: Json) {
+    try {
+      return await this.kv.put(key, enc(value));
+    } catch (err) {
+      throw fromNatsError(err, `kv put ${key}`);
+    }
+  }
+  async create(key: string, value: Json) {
+    try {
+      return await this.kv.create(key, enc(value));
+    } catch (err) {
+      const e = fromNatsError(err, `kv create ${key}`);
+      throw e.code === Code.Aborted ? new SwitchyardError(`kv key ${key} already exists`, Code.AlreadyExists, { cause: err }) : e;
+    }
+  }
+  async update(key: string, value: Json, revision: number) {
+    try {
+      return await this.kv.update(key, enc(value), revision);
+    } catch (err) {
+      const e = fromNatsError(err, `kv update ${key}`);
+      throw new SwitchyardError(`kv key ${key} is not at revision ${revision}`, e.code === Code.Unavailable ? Code.Aborted : e.code, { cause: err });
+    }
+  }
+  async watch(key: string, onEntry: (e: KvEntry) => void): Promise<Subscription> {
+    const it = await this.kv.watch({ key });
+    void (async () => {
+      for await (const e of it) {
+        if (e.operation === "PUT") onEntry({ key: e.key, value: dec(e.value), revision: e.revision });
+      }
+    })();
+    return { unsubscribe: () => it.stop() };
+  }
+  async history(key: string): Promise<KvEntry[]> {
+    const out: KvEntry[] = [];
+    const it = await this.kv.history({ key });
+    for await (const e of it) if (e.operation === "PUT") out.push({ key: e.key, value: dec(e.value), revision: e.revision });
+    return out;
+  }
+}
+
+class NatsBus implements Bus {
+  private readonly kvs = new Map<string, Promise<Kv>>();
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly kvHistory: number,
+  ) {}
+
+  publish(subject: string, payload: Json): void {
+    try {
+      this.nc.publish(subject, enc(payload));
+    } catch (e) {
+      throw fromNatsError(e, `publish ${subject}`);
+    }
+  }
+
+  subscribe(subject: string, handler: (payload: Json, subject: string) => void): Subscription {
+    const sub = this.nc.subscribe(subject, {
+      callback: (err, msg) => {
+        if (!err) handler(dec(msg.data), msg.subject);
+      },
+    });
+    return { unsubscribe: () => sub.unsubscribe() };
+  }
+
+  serve(subject: string, handler: (payload: Json) => Promise<Json>, options: { queue?: string } = {}): Subscription {
+    const sub = this.nc.subscribe(subject, {
+      ...(options.queue ? { queue: options.queue } : {}),
+      callback: (err, msg) => {
+        if (err) return;
+        void (async () => {
+          let reply: Json;
+          try {
+            reply = await handler(dec(msg.data));
+          } catch (e) {
+            const se = SwitchyardError.from(e);
+            reply = { error: { code: se.code, message: se.rawMessage } };
+          }
+          msg.respond(enc(reply));
+        })();
+      },
+    });
+    return { unsubscribe: () => sub.unsubscribe() };
+  }
+
+  async request(subject: string, payload: Json, options: { timeoutMs?: number } = {}): Promise<Json> {
+    let reply: Json;
+    try {
+      const m = await this.nc.request(subject, enc(payload), { timeout: options.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS });
+      reply = dec(m.data);
+    } catch (e) {
+      throw fromNatsError(e, `request ${subject}`);
+    }
+    return unwrapReply(reply);
+  }
+
+  kv(bucket: string): Promise<Kv> {
+    let p = this.kvs.get(bucket);
+    if (!p) {
+      p = new Kvm(this.nc)
+        .create(bucket, { history: this.kvHistory })
+        .then((kv) => new NatsKv(kv) as Kv)
+        .catch((e) => {
+          this.kvs.delete(bucket);
+          throw fromNatsError(e, `kv bucket ${bucket}`);
+        });
+      this.kvs.set(bucket, p);
+    }
+    return p;
+  }
+
+  async flush(): Promise<void> {
+    await this.nc.flush();
+  }
+
+  async close(): Promise<void> {
+    if (this.nc.isClosed()) return;
+    try {
+      await this.nc.drain();
+    } catch {
+      await this.nc.close();
+    }
+  }
+}
+
+/** A handler's thrown error travels as {error: {code, message}} and is rethrown here. */
+export function unwrapReply(reply: Json): Json {
+  if (reply && typeof reply === "object" && !Array.isArray(reply) && reply.error && typeof reply.error === "object" && !Array.isArray(reply.error)) {
+    const e = reply.error as { code?: Json; message?: Json };
+    if (typeof e.code === "number") throw new SwitchyardError(String(e.message ?? "remote error"), e.code as Code);
+  }
+  return reply;
+}
+
+export async function createNatsBus(options: NatsBusOptions): Promise<Bus> {
+  try {
+    const nc = await connect({
+      servers: options.servers,
+      ...(options.name ? { name: options.name } : {}),
+      maxReconnectAttempts: -1,
+    });
+    return new NatsBus(nc, options.kvHistory ?? DEFAULT_KV_HISTORY);
+  } catch (e) {
+    throw fromNatsError(e, `connect to NATS at ${String(options.servers)}`);
+  }
+}

@@ -1,0 +1,2 @@
+export { startNatsServer, natsServerAvailable } from "./nats-server";
+export type { NatsServer } from "./nats-server";

@@ -1,0 +1,85 @@
+import { describe, expect, it } from "vitest";
+import { type RequestSpec, type RequestState, admit, applyVelocity, isFinished, schedule } from "./index";
+
+let seq = 0;
+function req(id: string, over: Partial<RequestSpec> & { count?: number } = {}): RequestState {
+  const count = over.count ?? 1;
+  const spec: RequestSpec = {
+    id,
+    params: { sampler: "euler", steps: 2, shift: 1 },
+    label: 1,
+    guidance: 2,
+    priority: 0,
+    deadlineMs: undefined,
+    noise: Array.from({ length: count }, () => new Float32Array(4)),
+    ...over,
+  };
+  return admit(spec, seq++, 0);
+}
+
+describe("schedule", () => {
+  it("orders by priority, then deadline, then arrival, within the row budget", () => {
+    const a = req("a");
+    const b = req("b", { priority: 5 });
+    const c = req("c", { deadlineMs: 1000 });
+    const d = req("d");
+    const plan = schedule([a, b, c, d], ["w0"], { maxTickRows: 6 }, 0);
+    expect(plan.items.map((i) => i.requestId)).toEqual(["b", "c", "a"]);
+    expect(plan.rows).toBe(6);
+  });
+
+  it("counts two rows for guided images and one for unguided", () => {
+    const plan = schedule([req("g", { count: 2 }), req("u", { count: 3, guidance: 1 })], ["w0"], { maxTickRows: 100 }, 0);
+    expect(plan.rows).toBe(2 * 2 + 3);
+  });
+
+  it("splits a request that does not fit and lets smaller ones fill the rest", () => {
+    const big = req("big", { count: 5, guidance: 1 });
+    const small = req("small", { guidance: 1 });
+    const plan = schedule([big, small], ["w0"], { maxTickRows: 4 }, 0);
+    expect(plan.items.filter((i) => i.requestId === "big")).toHaveLength(4);
+    expect(plan.rows).toBe(4);
+  });
+
+  it("expires requests past their deadline and skips finished ones", () => {
+    const late = req("late", { deadlineMs: 10 });
+    let done = req("done", { params: { sampler: "euler", steps: 1, shift: 1 } });
+    done = applyVelocity(done, 0, new Float32Array(4)).state;
+    expect(isFinished(done)).toBe(true);
+    const plan = schedule([late, done, req("ok")], ["w0"], { maxTickRows: 10 }, 50);
+    expect(plan.expired).toEqual(["late"]);
+    expect(plan.items.map((i) => i.requestId)).toEqual(["ok"]);
+  });
+
+  it("balances new requests over workers and keeps a live home", () => {
+    const rs = [req("a"), req("b"), req("c"), req("d")];
+    const plan = schedule(rs, ["w0", "w1"], { maxTickRows: 100 }, 0);
+    const homes = plan.items.map((i) => i.home);
+    expect(homes.filter((h) => h === "w0")).toHaveLength(2);
+    expect(homes.filter((h) => h === "w1")).toHaveLength(2);
+    const kept = { ...rs[0]!, home: "w1" };
+    expect(schedule([kept], ["w0", "w1"], { maxTickRows: 100 }, 0).items[0]!.home).toBe("w1");
+    // its home died: it is re-homed
+    const moved = schedule([kept], ["w0"], { maxTickRows: 100 }, 0);
+    expect(moved.items[0]!.home).toBe("w0");
+    expect(moved.homes.get("a")).toBe("w0");
+  });
+
+  it("plans nothing without workers", () => {
+    expect(schedule([req("a")], [], { maxTickRows: 10 }, 0).items).toHaveLength(0);
+  });
+});
+
+describe("applyVelocity", () => {
+  it("advances one image and reports progress when every image completed the step", () => {
+    let r = req("a", { count: 2 });
+    const v = new Float32Array(4).fill(1);
+    let res = applyVelocity(r, 0, v);
+    expect(res.stepCompleted).toBe(false);
+    r = res.state;
+    res = applyVelocity(r, 1, v);
+    expect(res.stepCompleted).toBe(true);
+    expect(res.state.step).toBe(1);
+    expect(r.images[1]!.sampler.step).toBe(0); // pure
+  });
+});

@@ -1,0 +1,168 @@
+import { Code, SwitchyardError } from "@switchyard/errors";
+import { type SamplerState, type SamplingParams, advance, initState, isDone, needsUnconditional } from "@switchyard/sampler";
+
+/**
+ * Continuous batching at the granularity of sampler evals (Orca-style iteration-level
+ * scheduling). Decide, then apply: `schedule()` returns a TickPlan and changes
+ * nothing; the caller executes it and folds results back with `update()`.
+ *
+ * Glossary: a *tick* is one scheduler iteration = one forward over a batch; a *row* is
+ * one image pass (an image with guidance != 1 takes two rows: conditional and
+ * unconditional); the tick budget is in rows (tokens = rows × tokens per image).
+ */
+
+export interface RequestSpec {
+  readonly id: string;
+  readonly params: SamplingParams;
+  /** Class label, or the null label for unconditional. */
+  readonly label: number;
+  readonly guidance: number;
+  /** Higher runs first. */
+  readonly priority: number;
+  /** Absolute deadline, ms since epoch; undefined = none. */
+  readonly deadlineMs: number | undefined;
+  /** Initial noise per image ([C*H*W] each). */
+  readonly noise: readonly Float32Array[];
+}
+
+export interface ImageState {
+  readonly sampler: SamplerState;
+}
+
+export interface RequestState {
+  readonly spec: RequestSpec;
+  readonly images: readonly ImageState[];
+  /** Admission order; breaks ties FIFO. */
+  readonly seq: number;
+  readonly acceptedAtMs: number;
+  /** Worker this request's dense compute runs on, once assigned. */
+  readonly home: string | undefined;
+  readonly startedAtMs: number | undefined;
+  /** Completed sampler steps (same for all images of a request). */
+  readonly step: number;
+}
+
+export interface TickItem {
+  readonly requestId: string;
+  readonly imageIndex: number;
+  readonly home: string;
+  readonly rows: number;
+}
+
+export interface TickPlan {
+  readonly items: readonly TickItem[];
+  readonly rows: number;
+  /** Requests whose deadline passed: fail them with DEADLINE_EXCEEDED. */
+  readonly expired: readonly string[];
+  /** Homes chosen in this plan for requests that had none. */
+  readonly homes: ReadonlyMap<string, string>;
+}
+
+export interface SchedulerLimits {
+  /** Most rows in one tick (the token budget divided by tokens per image). */
+  readonly maxTickRows: number;
+  /** Most requests admitted and not finished; beyond it admission says RESOURCE_EXHAUSTED. */
+  readonly maxQueued: number;
+}
+
+/** 64 rows × 49 tokens ≈ 3k tokens per forward: large enough to fill the cores, small enough for low latency. */
+export const DEFAULT_MAX_TICK_ROWS = 64;
+/** Bounded queue: beyond this, callers get RESOURCE_EXHAUSTED instead of unbounded latency. */
+export const DEFAULT_MAX_QUEUED = 256;
+
+export function rowsPerImage(guidance: number): number {
+  return needsUnconditional(guidance) ? 2 : 1;
+}
+
+/** Orders runnable requests: priority desc, then earliest deadline, then FIFO. */
+export function compareRequests(a: RequestState, b: RequestState): number {
+  if (a.spec.priority !== b.spec.priority) return b.spec.priority - a.spec.priority;
+  const da = a.spec.deadlineMs ?? Infinity;
+  const db = b.spec.deadlineMs ?? Infinity;
+  if (da !== db) return da - db;
+  return a.seq - b.seq;
+}
+
+/** Picks a home for a request: by default the live worker with the fewest rows in this tick. */
+export type HomePolicy = (request: RequestState, rowsByWorker: ReadonlyMap<string, number>) => string;
+
+export const leastLoadedHome: HomePolicy = (_r, rowsByWorker) => {
+  let best: string | undefined;
+  let bestRows = Infinity;
+  for (const [w, rows] of rowsByWorker) {
+    if (rows < bestRows || (rows === bestRows && best !== undefined && w < best)) {
+      best = w;
+      bestRows = rows;
+    }
+  }
+  if (best === undefined) throw new SwitchyardError("no live worker to home a request on", Code.Unavailable);
+  return best;
+};
+
+/**
+ * Decides the next tick. Requests are taken in order until the row budget is spent;
+ * a request that does not fit whole takes the images that fit (its others wait, so
+ * one huge request cannot block the rest forever).
+ */
+export function schedule(
+  requests: Iterable<RequestState>,
+  workers: readonly string[],
+  limits: Pick<SchedulerLimits, "maxTickRows">,
+  nowMs: number,
+  homePolicy: HomePolicy = leastLoadedHome,
+): TickPlan {
+  const expired: string[] = [];
+  const runnable: RequestState[] = [];
+  for (const r of requests) {
+    if (r.spec.deadlineMs !== undefined && r.spec.deadlineMs <= nowMs) expired.push(r.spec.id);
+    else if (r.images.some((i) => !isDone(i.sampler))) runnable.push(r);
+  }
+  runnable.sort(compareRequests);
+  const live = new Set(workers);
+  const load = new Map<string, number>(workers.map((w) => [w, 0]));
+  const items: TickItem[] = [];
+  const homes = new Map<string, string>();
+  let rows = 0;
+  for (const r of runnable) {
+    if (workers.length === 0) break;
+    const per = rowsPerImage(r.spec.guidance);
+    if (rows + per > limits.maxTickRows) continue;
+    const home = r.home !== undefined && live.has(r.home) ? r.home : homePolicy(r, load);
+    if (home !== r.home) homes.set(r.spec.id, home);
+    r.images.forEach((img, i) => {
+      if (isDone(img.sampler) || rows + per > limits.maxTickRows) return;
+      items.push({ requestId: r.spec.id, imageIndex: i, home, rows: per });
+      rows += per;
+      load.set(home, (load.get(home) ?? 0) + per);
+    });
+  }
+  return { items, rows, expired, homes };
+}
+
+/** A request state freshly admitted. */
+export function admit(spec: RequestSpec, seq: number, nowMs: number): RequestState {
+  return {
+    spec,
+    images: spec.noise.map((n) => ({ sampler: initState(spec.params, n) })),
+    seq,
+    acceptedAtMs: nowMs,
+    home: undefined,
+    startedAtMs: undefined,
+    step: 0,
+  };
+}
+
+/** Folds one image's velocity into its request state. Pure. */
+export function applyVelocity(r: RequestState, imageIndex: number, v: Float32Array): { state: RequestState; stepCompleted: boolean } {
+  const img = r.images[imageIndex];
+  if (!img) throw new SwitchyardError(`request ${r.spec.id} has no image ${imageIndex}`, Code.Internal);
+  const a = advance(img.sampler, v);
+  const images = r.images.slice();
+  images[imageIndex] = { sampler: a.state };
+  const step = Math.min(...images.map((i) => i.sampler.step));
+  return { state: { ...r, images, step }, stepCompleted: a.stepCompleted && step > r.step };
+}
+
+export function isFinished(r: RequestState): boolean {
+  return r.images.every((i) => isDone(i.sampler));
+}
