@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { join } from "node:path";
 import { BUNDLED_MODEL_DIR, type ModelParts, createOnnxModel, indexParts } from "@switchyard/model";
-import { type SamplerName, initState, isDone } from "@switchyard/sampler";
+import { type SamplerName, gaussianNoise, initState, isDone } from "@switchyard/sampler";
 import { type SafeTensors, maxAbsDiff, readSafeTensors } from "@switchyard/tensor";
 import { type Engine, type StepTask, createEngine, generate, resolveGenerateParams } from "./index";
 
@@ -118,7 +118,6 @@ describe("continuous batching", () => {
 
     // Mixed: request i joins at tick 2*i; every tick steps every unfinished image in one batch.
     const P = m.image.channels * m.image.height * m.image.width;
-    const { gaussianNoise } = await import("@switchyard/sampler");
     type Img = { req: number; task: StepTask };
     const pending: Img[][] = params.map((p, r) =>
       Array.from({ length: p.count }, (_, i) => ({
