@@ -1,0 +1,5 @@
+export { createWorkerRuntime, createLocalPeers, DEFAULT_EXCHANGE_TIMEOUT_MS } from "./runtime";
+export type { WorkerRuntime, WorkerRuntimeOptions, WorkerStats, LayerTraffic } from "./runtime";
+export { contiguousPlan, expertsOf, reassign } from "./plan";
+export type { ExpertPlan } from "./plan";
+export type { TickItemMsg, TickRequestMsg, TickResponseMsg, ExchangeRequestMsg, ExchangeResponseMsg, PeerClient } from "./messages";

@@ -1,0 +1,58 @@
+/**
+ * Data-plane messages (proto/switchyard/v1/worker.proto) as TypeScript values over
+ * typed arrays. The gRPC layer maps them to raw bytes without copying where it can.
+ */
+export interface TickItemMsg {
+  readonly requestId: string;
+  readonly imageIndex: number;
+  /** [C*H*W] */
+  readonly x: Float32Array;
+  readonly t: number;
+  readonly label: number;
+  readonly guidance: number;
+}
+
+export interface TickRequestMsg {
+  readonly tick: number;
+  readonly items: readonly TickItemMsg[];
+  /** Workers with images in this tick: the senders every expert owner waits for. */
+  readonly homes: readonly string[];
+  readonly planVersion: number;
+  /** Owner worker id per global expert id (layer * E + e). */
+  readonly owners: readonly string[];
+}
+
+export interface TickResponseMsg {
+  /** [items, C*H*W], guidance combined */
+  readonly velocities: Float32Array;
+  /** [items, layers, tokens, topK] experts of each item's conditional row */
+  readonly routing: Int16Array;
+  readonly denseMs: number;
+  readonly expertMs: number;
+}
+
+export interface ExchangeRequestMsg {
+  readonly tick: number;
+  readonly layer: number;
+  readonly from: string;
+  readonly homes: readonly string[];
+  readonly rows: number;
+  /** [rows, D] unique rows */
+  readonly u: Float32Array;
+  /** [n] index into rows */
+  readonly assignRow: Int32Array;
+  /** [n] expert id within the layer */
+  readonly assignExpert: Int32Array;
+  /** [n] routing weight */
+  readonly assignWeight: Float32Array;
+}
+
+export interface ExchangeResponseMsg {
+  /** [rows, D] sum over the request's assignments of weight * expert(u[row]) */
+  readonly y: Float32Array;
+}
+
+/** How a home reaches the other workers. gRPC in deployments; direct calls in memory. */
+export interface PeerClient {
+  exchange(peer: string, req: ExchangeRequestMsg): Promise<ExchangeResponseMsg>;
+}

@@ -1,0 +1,306 @@
+import { type ExpertExecutor, type ExpertGroups, createEngine, gatherRows, scatterAddWeighted } from "@switchyard/engine";
+import { Code, SwitchyardError } from "@switchyard/errors";
+import type { ModelParts } from "@switchyard/model";
+import type { ExchangeRequestMsg, ExchangeResponseMsg, PeerClient, TickRequestMsg, TickResponseMsg } from "./messages";
+
+/**
+ * A worker (one GPU): home to some images of a tick (runs their dense parts) and owner
+ * of some experts (runs them over the rows of every home).
+ *
+ * Per MoE layer of a tick, every home sends every other worker exactly one Exchange
+ * (possibly empty): the unique rows routed to that worker's experts and the
+ * (row, expert, weight) assignments. An owner waits until every home of the tick has
+ * contributed (its own rows included), runs each of its experts once over all rows of
+ * all homes, and answers each home with per-row weighted sums. Homes add the partial
+ * sums of all owners. Per row this sends D floats each way per owner touched.
+ */
+export interface WorkerRuntime {
+  readonly id: string;
+  runTick(req: TickRequestMsg): Promise<TickResponseMsg>;
+  exchange(req: ExchangeRequestMsg): Promise<ExchangeResponseMsg>;
+  /** Holds exactly these global experts: loads the new ones, then drops the rest. */
+  setExperts(globalIds: readonly number[]): Promise<{ loaded: number; dropped: number }>;
+  stats(): WorkerStats;
+  close(): Promise<void>;
+}
+
+export interface LayerTraffic {
+  rowsSent: number;
+  rowsReceived: number;
+  bytesSent: number;
+  bytesReceived: number;
+}
+
+export interface WorkerStats {
+  readonly workerId: string;
+  readonly ticks: number;
+  readonly layers: readonly LayerTraffic[];
+  /** Rows computed per global expert. */
+  readonly expertRows: readonly number[];
+}
+
+export interface WorkerRuntimeOptions {
+  readonly id: string;
+  readonly parts: ModelParts;
+  readonly peers: PeerClient;
+  /** An owner gives up on a layer whose homes have not all sent within this time. */
+  readonly exchangeTimeoutMs?: number;
+}
+
+/** Long enough for a slow peer's dense layer, short enough to notice a dead one. */
+export const DEFAULT_EXCHANGE_TIMEOUT_MS = 15_000;
+
+interface Contribution {
+  readonly req: ExchangeRequestMsg;
+  readonly resolve: (r: ExchangeResponseMsg) => void;
+  readonly reject: (e: unknown) => void;
+}
+
+interface Barrier {
+  readonly expected: ReadonlySet<string>;
+  readonly got: Map<string, Contribution>;
+  readonly timer: NodeJS.Timeout;
+}
+
+class Runtime implements WorkerRuntime {
+  private readonly barriers = new Map<string, Barrier>();
+  private ticks = 0;
+  private readonly traffic: LayerTraffic[];
+  private readonly expertRows: number[];
+  private readonly D: number;
+  private readonly E: number;
+  private readonly timeoutMs: number;
+
+  constructor(
+    readonly id: string,
+    private readonly parts: ModelParts,
+    private readonly peers: PeerClient,
+    timeoutMs: number,
+  ) {
+    const m = parts.manifest;
+    this.D = m.architecture.hiddenSize;
+    this.E = m.moe.numExperts;
+    this.timeoutMs = timeoutMs;
+    this.traffic = Array.from({ length: m.architecture.numLayers }, () => ({ rowsSent: 0, rowsReceived: 0, bytesSent: 0, bytesReceived: 0 }));
+    this.expertRows = new Array(m.architecture.numLayers * this.E).fill(0);
+  }
+
+  async runTick(req: TickRequestMsg): Promise<TickResponseMsg> {
+    const m = this.parts.manifest;
+    if (req.owners.length !== m.architecture.numLayers * this.E) {
+      throw new SwitchyardError(`tick ${req.tick}: owners has ${req.owners.length} entries, the model has ${m.architecture.numLayers * this.E} experts`, Code.InvalidArgument);
+    }
+    this.ticks++;
+    const engine = createEngine({ parts: this.parts, executor: this.executor(req), maxBatchRows: Number.MAX_SAFE_INTEGER });
+    const res = await engine.forward(req.items.map((it) => ({ x: it.x, t: it.t, label: it.label, guidance: it.guidance })));
+    const P = m.image.channels * m.image.height * m.image.width;
+    const T = m.architecture.tokens;
+    const K = m.moe.topK;
+    const L = m.architecture.numLayers;
+    const velocities = new Float32Array(req.items.length * P);
+    res.velocities.forEach((v, i) => velocities.set(v, i * P));
+    const routing = new Int16Array(req.items.length * L * T * K);
+    res.rows.forEach((rows, i) => {
+      const row = rows[0]!;
+      for (let l = 0; l < L; l++) routing.set(res.routing[l]!.experts.subarray(row * T * K, (row + 1) * T * K), (i * L + l) * T * K);
+    });
+    return { velocities, routing, denseMs: res.timings.denseMs, expertMs: res.timings.expertMs };
+  }
+
+  /** The ExpertExecutor of one tick: splits each layer's assignments by owner. */
+  private executor(req: TickRequestMsg): ExpertExecutor {
+    // Every home sends every expert owner one message per layer (owners wait for all homes).
+    const owners = [...new Set(req.owners)].sort();
+    return {
+      runLayer: async (layer: number, u: Float32Array, groups: ExpertGroups, rows: number) => {
+        const D = this.D;
+        const byOwner = new Map<string, { rowIndex: Map<number, number>; rows: number[]; ar: number[]; ae: number[]; aw: number[] }>();
+        for (const w of owners) byOwner.set(w, { rowIndex: new Map(), rows: [], ar: [], ae: [], aw: [] });
+        for (let e = 0; e < groups.numExperts; e++) {
+          const owner = req.owners[layer * this.E + e]!;
+          const b = byOwner.get(owner);
+          if (!b) throw new SwitchyardError(`expert ${layer}/${e} owner ${owner} is unknown`, Code.Internal);
+          for (let i = groups.offsets[e]!; i < groups.offsets[e + 1]!; i++) {
+            const r = groups.row[i]!;
+            let local = b.rowIndex.get(r);
+            if (local === undefined) {
+              local = b.rows.length;
+              b.rowIndex.set(r, local);
+              b.rows.push(r);
+            }
+            b.ar.push(local);
+            b.ae.push(e);
+            b.aw.push(groups.weight[i]!);
+          }
+        }
+        const acc = new Float32Array(rows * D);
+        const calls = [...byOwner.entries()].map(async ([owner, b]) => {
+          const rowIdx = Int32Array.from(b.rows);
+          const msg: ExchangeRequestMsg = {
+            tick: req.tick,
+            layer,
+            from: this.id,
+            homes: req.homes,
+            rows: b.rows.length,
+            u: gatherRows(u, D, rowIdx, 0, rowIdx.length),
+            assignRow: Int32Array.from(b.ar),
+            assignExpert: Int32Array.from(b.ae),
+            assignWeight: Float32Array.from(b.aw),
+          };
+          let y: Float32Array;
+          if (owner === this.id) y = (await this.exchange(msg, true)).y;
+          else {
+            const t = this.traffic[layer]!;
+            t.rowsSent += msg.rows;
+            t.bytesSent += msg.u.byteLength + msg.assignRow.byteLength * 3;
+            y = (await this.peers.exchange(owner, msg)).y;
+            t.bytesReceived += y.byteLength;
+          }
+          return { rowIdx, y };
+        });
+        // Add partial sums in a fixed owner order so results do not depend on timing.
+        for (const { rowIdx, y } of await Promise.all(calls)) {
+          for (let j = 0; j < rowIdx.length; j++) {
+            const o = rowIdx[j]! * D;
+            for (let d = 0; d < D; d++) acc[o + d] = acc[o + d]! + y[j * D + d]!;
+          }
+        }
+        return acc;
+      },
+    };
+  }
+
+  exchange(req: ExchangeRequestMsg, local = false): Promise<ExchangeResponseMsg> {
+    if (!local) {
+      const t = this.traffic[req.layer];
+      if (!t) return Promise.reject(new SwitchyardError(`layer ${req.layer} must be < ${this.traffic.length}`, Code.InvalidArgument));
+      t.rowsReceived += req.rows;
+      t.bytesReceived += req.u.byteLength + req.assignRow.byteLength * 3;
+    }
+    if (req.u.length !== req.rows * this.D) {
+      return Promise.reject(new SwitchyardError(`exchange from ${req.from}: u has ${req.u.length} floats, rows*D is ${req.rows * this.D}`, Code.InvalidArgument));
+    }
+    const key = `${req.tick}/${req.layer}`;
+    let b = this.barriers.get(key);
+    if (!b) {
+      const timer = setTimeout(() => this.failBarrier(key, new SwitchyardError(`tick ${req.tick} layer ${req.layer}: not every home sent its rows within ${this.timeoutMs} ms`, Code.Unavailable)), this.timeoutMs);
+      timer.unref?.();
+      b = { expected: new Set(req.homes), got: new Map(), timer };
+      this.barriers.set(key, b);
+    }
+    const barrier = b;
+    return new Promise<ExchangeResponseMsg>((resolve, reject) => {
+      if (barrier.got.has(req.from)) {
+        reject(new SwitchyardError(`tick ${req.tick} layer ${req.layer}: ${req.from} sent twice`, Code.AlreadyExists));
+        return;
+      }
+      barrier.got.set(req.from, { req, resolve, reject });
+      if ([...barrier.expected].every((h) => barrier.got.has(h))) {
+        clearTimeout(barrier.timer);
+        this.barriers.delete(key);
+        this.computeLayer(req.layer, [...barrier.got.values()]).catch((e) => {
+          for (const c of barrier.got.values()) c.reject(e);
+        });
+      }
+    });
+  }
+
+  private failBarrier(key: string, e: SwitchyardError): void {
+    const b = this.barriers.get(key);
+    if (!b) return;
+    this.barriers.delete(key);
+    for (const c of b.got.values()) c.reject(e);
+  }
+
+  /** Runs each local expert once over the rows of every contribution. */
+  private async computeLayer(layer: number, contribs: Contribution[]): Promise<void> {
+    const D = this.D;
+    const E = this.E;
+    // assignments of all contributions, grouped by expert
+    const counts = new Int32Array(E + 1);
+    for (const c of contribs) for (const e of c.req.assignExpert) counts[e + 1]!++;
+    for (let e = 0; e < E; e++) counts[e + 1]! += counts[e]!;
+    const n = counts[E]!;
+    const who = new Int32Array(n);
+    const row = new Int32Array(n);
+    const weight = new Float32Array(n);
+    const cursor = counts.slice(0, E);
+    contribs.forEach((c, ci) => {
+      const r = c.req;
+      for (let i = 0; i < r.assignExpert.length; i++) {
+        const p = cursor[r.assignExpert[i]!]!++;
+        who[p] = ci;
+        row[p] = r.assignRow[i]!;
+        weight[p] = r.assignWeight[i]!;
+      }
+    });
+    const ys = contribs.map((c) => new Float32Array(c.req.rows * D));
+    for (let e = 0; e < E; e++) {
+      const b = counts[e]!;
+      const end = counts[e + 1]!;
+      if (end === b) continue;
+      if (!this.parts.hasExpert(layer, e)) await this.parts.loadExpert(layer, e); // taking over from the host store
+      const x = new Float32Array((end - b) * D);
+      for (let i = b; i < end; i++) x.set(contribs[who[i]!]!.req.u.subarray(row[i]! * D, row[i]! * D + D), (i - b) * D);
+      const y = await this.parts.expert(layer, e, x, end - b);
+      this.expertRows[layer * E + e]! += end - b;
+      for (let i = b; i < end; i++) {
+        const out = ys[who[i]!]!;
+        const o = row[i]! * D;
+        const j = (i - b) * D;
+        const w = weight[i]!;
+        for (let d = 0; d < D; d++) out[o + d] = out[o + d]! + y[j + d]! * w;
+      }
+    }
+    contribs.forEach((c, i) => c.resolve({ y: ys[i]! }));
+  }
+
+  async setExperts(globalIds: readonly number[]): Promise<{ loaded: number; dropped: number }> {
+    const want = new Set(globalIds);
+    const L = this.parts.manifest.architecture.numLayers;
+    let loaded = 0;
+    let dropped = 0;
+    for (const g of want) {
+      const l = Math.floor(g / this.E);
+      const e = g % this.E;
+      if (l >= L) throw new SwitchyardError(`expert ${g} must be < ${L * this.E}`, Code.InvalidArgument);
+      if (!this.parts.hasExpert(l, e)) {
+        await this.parts.loadExpert(l, e);
+        loaded++;
+      }
+    }
+    for (let l = 0; l < L; l++)
+      for (let e = 0; e < this.E; e++)
+        if (!want.has(l * this.E + e) && this.parts.hasExpert(l, e)) {
+          await this.parts.unloadExpert(l, e);
+          dropped++;
+        }
+    return { loaded, dropped };
+  }
+
+  stats(): WorkerStats {
+    return { workerId: this.id, ticks: this.ticks, layers: this.traffic.map((t) => ({ ...t })), expertRows: [...this.expertRows] };
+  }
+
+  async close(): Promise<void> {
+    for (const key of [...this.barriers.keys()]) this.failBarrier(key, new SwitchyardError("worker is shutting down", Code.Unavailable));
+  }
+}
+
+export function createWorkerRuntime(options: WorkerRuntimeOptions): WorkerRuntime {
+  return new Runtime(options.id, options.parts, options.peers, options.exchangeTimeoutMs ?? DEFAULT_EXCHANGE_TIMEOUT_MS);
+}
+
+/** Peers as direct calls into runtimes of the same process (embedded mode, tests). */
+export function createLocalPeers(): PeerClient & { add(rt: WorkerRuntime): void; remove(id: string): void } {
+  const map = new Map<string, WorkerRuntime>();
+  return {
+    add: (rt) => void map.set(rt.id, rt),
+    remove: (id) => void map.delete(id),
+    async exchange(peer, req) {
+      const rt = map.get(peer);
+      if (!rt) throw new SwitchyardError(`worker ${peer} is not reachable`, Code.Unavailable);
+      return rt.exchange(req);
+    },
+  };
+}
