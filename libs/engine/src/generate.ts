@@ -1,6 +1,6 @@
 import { type SamplerState, gaussianNoise, initState, isDone } from "@switchyard/sampler";
 import type { Engine } from "./engine";
-import type { GenerateParams } from "./request";
+import type { GenerateParams } from "@switchyard/manifest";
 
 export interface GenerateProgress {
   /** Completed sampler steps (0..steps). */

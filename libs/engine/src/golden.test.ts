@@ -3,7 +3,8 @@ import { join } from "node:path";
 import { BUNDLED_MODEL_DIR, type ModelParts, createOnnxModel, indexParts } from "@switchyard/model";
 import { type SamplerName, gaussianNoise, initState, isDone } from "@switchyard/sampler";
 import { type SafeTensors, maxAbsDiff, readSafeTensors } from "@switchyard/tensor";
-import { type Engine, type StepTask, createEngine, generate, resolveGenerateParams } from "./index";
+import { resolveGenerateParams } from "@switchyard/manifest";
+import { type Engine, type StepTask, createEngine, generate } from "./index";
 
 /** Golden tolerance of the issue: max abs error vs PyTorch. */
 const GOLDEN_TOL = 1e-4;

@@ -2,7 +2,7 @@ export { createEngine, createLocalExecutor, combineBlock, DEFAULT_MAX_BATCH_ROWS
 export type { Engine, EngineOptions, EvalItem, ExpertExecutor, ForwardResult, StepTask, StepResult } from "./engine";
 export { routeTopK, groupByExpert, activeExperts, gatherRows, scatterAddWeighted } from "./routing";
 export type { LayerRouting, ExpertGroups } from "./routing";
-export { generateParamsSchema, resolveGenerateParams, MAX_IMAGES_PER_REQUEST, MAX_GUIDANCE } from "./request";
-export type { GenerateParams } from "./request";
+
+
 export { generate, initialNoise } from "./generate";
 export type { GenerateProgress, GenerateResult } from "./generate";

@@ -2,7 +2,7 @@ import { join } from "node:path";
 import { availableParallelism } from "node:os";
 import * as ort from "onnxruntime-node";
 import { Code, SwitchyardError } from "@switchyard/errors";
-import { type Manifest, type PartIndex, type PartSpec, indexParts, loadManifest } from "./manifest";
+import { type Manifest, type PartIndex, type PartSpec, indexParts, loadManifest } from "@switchyard/manifest";
 
 /** Outputs of `block{l}.dense` for a batch of B images (flat, row-major). */
 export interface DenseOutputs {

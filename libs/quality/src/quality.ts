@@ -1,5 +1,6 @@
 import { join } from "node:path";
-import { type Engine, type GenerateParams, generate } from "@switchyard/engine";
+import { type Engine, generate } from "@switchyard/engine";
+import type { GenerateParams } from "@switchyard/manifest";
 import { Code, SwitchyardError } from "@switchyard/errors";
 import { type Classifier, createClassifier } from "@switchyard/model";
 import { readSafeTensors, toFloat32 } from "@switchyard/tensor";

@@ -2,4 +2,4 @@ export { createWorkerRuntime, createLocalPeers, DEFAULT_EXCHANGE_TIMEOUT_MS } fr
 export type { WorkerRuntime, WorkerRuntimeOptions, WorkerStats, LayerTraffic } from "./runtime";
 export { contiguousPlan, expertsOf, reassign } from "./plan";
 export type { ExpertPlan } from "./plan";
-export type { TickItemMsg, TickRequestMsg, TickResponseMsg, ExchangeRequestMsg, ExchangeResponseMsg, PeerClient } from "./messages";
+export type { TickItemMsg, TickRequestMsg, TickResponseMsg, ExchangeRequestMsg, ExchangeResponseMsg, PeerClient } from "@switchyard/proto";

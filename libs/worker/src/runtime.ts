@@ -1,7 +1,7 @@
-import { type ExpertExecutor, type ExpertGroups, createEngine, gatherRows, scatterAddWeighted } from "@switchyard/engine";
+import { type ExpertExecutor, type ExpertGroups, createEngine, gatherRows } from "@switchyard/engine";
 import { Code, SwitchyardError } from "@switchyard/errors";
 import type { ModelParts } from "@switchyard/model";
-import type { ExchangeRequestMsg, ExchangeResponseMsg, PeerClient, TickRequestMsg, TickResponseMsg } from "./messages";
+import type { ExchangeRequestMsg, ExchangeResponseMsg, PeerClient, TickRequestMsg, TickResponseMsg } from "@switchyard/proto";
 
 /**
  * A worker (one GPU): home to some images of a tick (runs their dense parts) and owner

@@ -1,5 +1,6 @@
 import { writeFileSync } from "node:fs";
-import { createEngine, generate, resolveGenerateParams } from "@switchyard/engine";
+import { createEngine, generate } from "@switchyard/engine";
+import { resolveGenerateParams } from "@switchyard/manifest";
 import { encodePng, tileGrid } from "@switchyard/image";
 import { createOnnxModel } from "@switchyard/model";
 import { defined, num, str } from "../args";

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { intInRange, numberInRange, parseOrThrow } from "@switchyard/config";
-import type { Manifest } from "@switchyard/model";
+import type { Manifest } from "./manifest";
 import { SAMPLERS, type SamplerName } from "@switchyard/sampler";
 
 /** Most images one request may ask for. */

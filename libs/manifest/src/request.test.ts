@@ -2,8 +2,9 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { Code, SwitchyardError } from "@switchyard/errors";
-import { BUNDLED_MODEL_DIR, parseManifest } from "@switchyard/model";
 import { resolveGenerateParams } from "./index";
+import { BUNDLED_MODEL_DIR, parseManifest } from "./index";
+
 
 const manifest = parseManifest(JSON.parse(readFileSync(join(BUNDLED_MODEL_DIR, "manifest.json"), "utf8")));
 

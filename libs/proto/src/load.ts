@@ -1,0 +1,47 @@
+import * as grpc from "@grpc/grpc-js";
+import * as protoLoader from "@grpc/proto-loader";
+
+/**
+ * The contracts in proto/ loaded at run time with @grpc/proto-loader (no generated
+ * code to keep in sync). Loader options fix how messages look in TypeScript:
+ * 64-bit integers as numbers, enums as their names, bytes as Buffers, defaults filled,
+ * oneofs named by a virtual field.
+ */
+export const PROTO_DIR = new URL("../../../proto", import.meta.url).pathname;
+
+export const LOADER_OPTIONS: protoLoader.Options = {
+  keepCase: false,
+  longs: Number,
+  enums: String,
+  bytes: Buffer,
+  defaults: true,
+  oneofs: true,
+  includeDirs: [PROTO_DIR],
+};
+
+export interface Contracts {
+  readonly switchyard: grpc.ServiceDefinition;
+  readonly worker: grpc.ServiceDefinition;
+  readonly packageDefinition: protoLoader.PackageDefinition;
+}
+
+let cached: Contracts | undefined;
+
+export function loadContracts(): Contracts {
+  if (cached) return cached;
+  const packageDefinition = protoLoader.loadSync(["switchyard/v1/switchyard.proto", "switchyard/v1/worker.proto"], LOADER_OPTIONS);
+  const pkg = grpc.loadPackageDefinition(packageDefinition) as unknown as {
+    switchyard: { v1: { Switchyard: grpc.ServiceClientConstructor }; worker: { v1: { Worker: grpc.ServiceClientConstructor } } };
+  };
+  cached = {
+    switchyard: pkg.switchyard.v1.Switchyard.service,
+    worker: pkg.switchyard.worker.v1.Worker.service,
+    packageDefinition,
+  };
+  return cached;
+}
+
+/** A client constructor for a loaded service. */
+export function clientFor(service: grpc.ServiceDefinition, name: string): grpc.ServiceClientConstructor {
+  return grpc.makeGenericClientConstructor(service, name);
+}
