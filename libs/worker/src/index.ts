@@ -3,3 +3,5 @@ export type { WorkerRuntime, WorkerRuntimeOptions, WorkerStats, LayerTraffic } f
 export { contiguousPlan, expertsOf, reassign } from "./plan";
 export type { ExpertPlan } from "./plan";
 export type { TickItemMsg, TickRequestMsg, TickResponseMsg, ExchangeRequestMsg, ExchangeResponseMsg, PeerClient } from "@switchyard/proto";
+export { createLocalPool } from "./local-pool";
+export type { LocalPool } from "./local-pool";

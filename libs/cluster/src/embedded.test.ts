@@ -1,0 +1,157 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Code, type GenerateEvent, type GenerateParams, type SwitchyardClient, createClient } from "@switchyard/client";
+import { createEngine, generate } from "@switchyard/engine";
+import { SwitchyardError } from "@switchyard/errors";
+import { resolveGenerateParams } from "@switchyard/manifest";
+import { BUNDLED_MODEL_DIR, type ModelParts, createOnnxModel } from "@switchyard/model";
+import { maxAbsDiff } from "@switchyard/tensor";
+import { type EmbeddedCluster, startEmbeddedCluster } from "./index";
+
+let reference: ModelParts;
+beforeAll(async () => {
+  reference = await createOnnxModel({ dir: BUNDLED_MODEL_DIR });
+});
+afterAll(async () => reference?.close());
+
+/** The in-process engine's images for the same parameters (the oracle). */
+async function oracle(p: GenerateParams): Promise<Float32Array[]> {
+  const params = resolveGenerateParams({ label: p.label, count: p.count, steps: p.steps, sampler: p.sampler, guidance: p.guidance, seed: p.seed }, reference.manifest);
+  return (await generate(createEngine({ parts: reference }), params)).images;
+}
+
+async function collect(client: SwitchyardClient, p: GenerateParams, opts: { signal?: AbortSignal; timeoutMs?: number } = {}) {
+  const events: GenerateEvent[] = [];
+  for await (const e of client.generate(p, opts)) events.push(e);
+  return events;
+}
+
+async function failure(p: Promise<unknown>): Promise<SwitchyardError> {
+  try {
+    await p;
+  } catch (e) {
+    return SwitchyardError.from(e);
+  }
+  throw new Error("no error");
+}
+
+describe.each([1, 2])("embedded cluster with %i workers", (workers) => {
+  let cluster: EmbeddedCluster;
+  let client: SwitchyardClient;
+  beforeAll(async () => {
+    cluster = await startEmbeddedCluster({ modelDir: BUNDLED_MODEL_DIR, workers, port: 0, limits: { maxQueued: 8 } });
+    client = createClient({ address: cluster.address });
+  });
+  afterAll(async () => {
+    client?.close();
+    await cluster?.stop();
+  });
+
+  it("streams accepted, progress with previews and a result equal to the engine's", async () => {
+    const p: GenerateParams = { label: 3, count: 2, steps: 6, sampler: "euler", guidance: 2, seed: 11, previewInterval: 3 };
+    const events = await collect(client, p);
+    expect(events[0]!.type).toBe("accepted");
+    const progress = events.filter((e) => e.type === "progress");
+    expect(progress.map((e) => e.step)).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(progress.filter((e) => e.previews.length === 2).map((e) => e.step)).toEqual([3, 6]);
+    const result = events.at(-1)!;
+    if (result.type !== "result") throw new Error("no result");
+    expect(result.images).toHaveLength(2);
+    expect(result.images[0]!.png.subarray(1, 4)).toEqual(new Uint8Array([0x50, 0x4e, 0x47]));
+    const want = await oracle(p);
+    result.images.forEach((img, i) => expect(maxAbsDiff(img.data, want[i]!)).toBeLessThanOrEqual(1e-5));
+  });
+
+  it("batches requests with different steps, samplers, labels and guidance, each equal to the engine", async () => {
+    const ps: GenerateParams[] = [
+      { label: 0, count: 1, steps: 4, sampler: "euler", guidance: 1, seed: 1 },
+      { label: 5, count: 2, steps: 3, sampler: "heun", guidance: 3, seed: 2 },
+      { label: 9, count: 1, steps: 5, sampler: "pc", guidance: 2, seed: 3 },
+      { count: 1, steps: 2, sampler: "euler", seed: 4 },
+    ];
+    const results = await Promise.all(ps.map((p) => client.generateImages(p)));
+    for (const [i, p] of ps.entries()) {
+      const want = await oracle(p);
+      results[i]!.images.forEach((img, j) => expect(maxAbsDiff(img.data, want[j]!)).toBeLessThanOrEqual(1e-5));
+    }
+  });
+
+  it("rejects bad input with INVALID_ARGUMENT naming the field", async () => {
+    const e = await failure(client.generateImages({ label: 3, steps: 5000 }));
+    expect(e.code).toBe(Code.InvalidArgument);
+    expect(e.message).toContain("steps 5000 must be an integer >= 1 and <= 1000");
+    expect((await failure(client.generateImages({ label: 42 }))).message).toContain("label 42");
+    expect((await failure(client.generateImages({ model: "nope" }))).code).toBe(Code.NotFound);
+  });
+
+  it("cancels mid-run", async () => {
+    const ac = new AbortController();
+    const seen: number[] = [];
+    const e = await failure(
+      (async () => {
+        for await (const ev of client.generate({ label: 1, steps: 200, seed: 5 }, { signal: ac.signal })) {
+          if (ev.type === "progress") {
+            seen.push(ev.step);
+            if (ev.step === 2) ac.abort();
+          }
+        }
+      })(),
+    );
+    expect(e.code).toBe(Code.Canceled);
+    expect(seen.at(-1)).toBeLessThan(200);
+    // the scheduler drops it before its next tick
+    await new Promise((r) => setTimeout(r, 300));
+    expect(cluster.scheduler.stats().queued).toBe(0);
+  });
+
+  it("fails an expired deadline with DEADLINE_EXCEEDED", async () => {
+    const e = await failure(client.generateImages({ label: 2, steps: 500, seed: 6 }, { timeoutMs: 300 }));
+    expect(e.code).toBe(Code.DeadlineExceeded);
+  });
+});
+
+describe("admission and failures", () => {
+  it("answers RESOURCE_EXHAUSTED when the queue is full", async () => {
+    const cluster = await startEmbeddedCluster({ modelDir: BUNDLED_MODEL_DIR, workers: 1, port: 0, limits: { maxQueued: 1 } });
+    const client = createClient({ address: cluster.address });
+    try {
+      const first = client.generateImages({ label: 1, steps: 30, seed: 1 });
+      await new Promise((r) => setTimeout(r, 200));
+      const e = await failure(client.generateImages({ label: 2, steps: 2, seed: 2 }));
+      expect(e.code).toBe(Code.ResourceExhausted);
+      expect((await first).images).toHaveLength(1); // nothing already accepted is lost
+    } finally {
+      client.close();
+      await cluster.stop();
+    }
+  });
+
+  it("completes a worker's requests elsewhere when it dies mid-run", async () => {
+    const cluster = await startEmbeddedCluster({ modelDir: BUNDLED_MODEL_DIR, workers: 2, port: 0 });
+    const client = createClient({ address: cluster.address });
+    try {
+      const ps: GenerateParams[] = [
+        { label: 4, count: 1, steps: 8, sampler: "euler", guidance: 2, seed: 21 },
+        { label: 7, count: 1, steps: 8, sampler: "heun", guidance: 2, seed: 22 },
+      ];
+      const runs = ps.map(async (p, i) => {
+        const events: GenerateEvent[] = [];
+        for await (const e of client.generate(p)) {
+          events.push(e);
+          if (i === 0 && e.type === "progress" && e.step === 3) cluster.pool.kill("worker-1");
+        }
+        return events.at(-1)!;
+      });
+      const results = await Promise.all(runs);
+      expect(cluster.pool.members()).toEqual(["worker-0"]);
+      for (const [i, p] of ps.entries()) {
+        const r = results[i]!;
+        if (r.type !== "result") throw new Error("no result");
+        const want = await oracle(p);
+        expect(maxAbsDiff(r.images[0]!.data, want[0]!)).toBeLessThanOrEqual(1e-5);
+      }
+    } finally {
+      client.close();
+      await cluster.stop();
+    }
+  });
+});

@@ -1,0 +1,75 @@
+import { type Bus, createMemoryBus, subjects as makeSubjects } from "@switchyard/bus";
+import { type GatewayServer, startGatewayServer } from "@switchyard/gateway";
+import { type ModelParts, createOnnxModel, loadManifest } from "@switchyard/model";
+import { type SchedulerService, type SchedulerLimits, createSchedulerService } from "@switchyard/scheduler";
+import { type LocalPool, type WorkerRuntime, contiguousPlan, createLocalPeers, createLocalPool, createWorkerRuntime, expertsOf } from "@switchyard/worker";
+
+/**
+ * The whole system in one process: gateway (real gRPC server), scheduler and N
+ * workers over the in-memory bus, workers exchanging rows by direct calls. Used by
+ * `switchyard up` when no nats-server is installed, and by tests.
+ */
+export interface EmbeddedClusterOptions {
+  readonly modelDir: string;
+  readonly workers: number;
+  readonly host?: string;
+  readonly port?: number;
+  readonly metricsPort?: number;
+  readonly limits?: Partial<SchedulerLimits>;
+  readonly apiTokens?: readonly string[];
+  readonly log?: (msg: string) => void;
+}
+
+export interface EmbeddedCluster {
+  readonly address: string;
+  readonly gateway: GatewayServer;
+  readonly scheduler: SchedulerService;
+  readonly pool: LocalPool;
+  readonly bus: Bus;
+  readonly runtimes: readonly WorkerRuntime[];
+  stop(): Promise<void>;
+}
+
+export async function startEmbeddedCluster(o: EmbeddedClusterOptions): Promise<EmbeddedCluster> {
+  const manifest = loadManifest(o.modelDir);
+  const ids = Array.from({ length: o.workers }, (_, i) => `worker-${i}`);
+  const plan = contiguousPlan(ids, manifest.architecture.numLayers, manifest.moe.numExperts);
+  const peers = createLocalPeers();
+  const parts: ModelParts[] = [];
+  const runtimes: WorkerRuntime[] = [];
+  for (const id of ids) {
+    const mine = new Set(expertsOf(plan, id));
+    const p = await createOnnxModel({ dir: o.modelDir, experts: (l, e) => mine.has(l * manifest.moe.numExperts + e) });
+    parts.push(p);
+    const rt = createWorkerRuntime({ id, parts: p, peers });
+    peers.add(rt);
+    runtimes.push(rt);
+  }
+  const pool = createLocalPool(runtimes, plan, (id) => peers.remove(id));
+  const bus = createMemoryBus();
+  const subjects = makeSubjects();
+  const scheduler = createSchedulerService({ bus, subjects, manifest, pool, ...(o.limits ? { limits: o.limits } : {}), ...(o.log ? { log: o.log } : {}) });
+  scheduler.start();
+  const gateway = await startGatewayServer({
+    bus, subjects, manifest,
+    ...(o.host ? { host: o.host } : {}),
+    ...(o.port !== undefined ? { port: o.port } : {}),
+    ...(o.metricsPort !== undefined ? { metricsPort: o.metricsPort } : {}),
+    ...(o.apiTokens ? { apiTokens: o.apiTokens } : {}),
+  });
+  return {
+    address: gateway.address,
+    gateway,
+    scheduler,
+    pool,
+    bus,
+    runtimes,
+    async stop() {
+      await gateway.stop();
+      await scheduler.stop();
+      await Promise.all(runtimes.map((r) => r.close()));
+      await bus.close();
+      await Promise.all(parts.map((p) => p.close()));
+    },
+  };
+}

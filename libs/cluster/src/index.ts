@@ -1,0 +1,2 @@
+export { startEmbeddedCluster } from "./embedded";
+export type { EmbeddedCluster, EmbeddedClusterOptions } from "./embedded";

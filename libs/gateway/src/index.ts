@@ -1,0 +1,5 @@
+export { createGatewayApi, toSubmit, DEFAULT_MAX_INFLIGHT, DEFAULT_SUBMIT_TIMEOUT_MS } from "./api";
+export type { Gateway, GatewayOptions, GatewayMetrics, GenerateRequestWire } from "./api";
+export { startGatewayServer, DEFAULT_MAX_RECEIVE_MESSAGE_BYTES, DEFAULT_MAX_SEND_MESSAGE_BYTES } from "./server";
+export type { GatewayServer, GatewayServerOptions } from "./server";
+export { renderMetrics } from "./metrics";

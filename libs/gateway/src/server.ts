@@ -1,0 +1,81 @@
+import { createServer, type Server as HttpServer } from "node:http";
+import * as grpc from "@grpc/grpc-js";
+import { HealthImplementation } from "grpc-health-check";
+import { ReflectionService } from "@grpc/reflection";
+import { Code, SwitchyardError } from "@switchyard/errors";
+import { loadContracts } from "@switchyard/proto";
+import { type Gateway, type GatewayOptions, createGatewayApi } from "./api";
+import { renderMetrics } from "./metrics";
+
+export interface GatewayServerOptions extends GatewayOptions {
+  readonly host?: string;
+  /** gRPC port; 0 picks a free one. */
+  readonly port?: number;
+  /** Prometheus /metrics port; undefined = no metrics server, 0 = any free port. */
+  readonly metricsPort?: number;
+  /** PEM files' contents for TLS; plaintext when absent. */
+  readonly tls?: { readonly cert: Buffer; readonly key: Buffer };
+  /** Largest message accepted, bytes. */
+  readonly maxReceiveMessageBytes?: number;
+  /** Extra figures for /metrics (scheduler, workers) when they run in this process. */
+  readonly extraMetrics?: () => string;
+}
+
+/** Requests are small; 4 MiB (gRPC's default) is explicit here so that it is a decision. */
+export const DEFAULT_MAX_RECEIVE_MESSAGE_BYTES = 4 * 1024 * 1024;
+/** Results of 256 images with PNGs approach 2 MiB; allow headroom. */
+export const DEFAULT_MAX_SEND_MESSAGE_BYTES = 64 * 1024 * 1024;
+
+export interface GatewayServer {
+  readonly address: string;
+  readonly port: number;
+  readonly metricsPort: number | undefined;
+  readonly gateway: Gateway;
+  stop(): Promise<void>;
+}
+
+export async function startGatewayServer(o: GatewayServerOptions): Promise<GatewayServer> {
+  const contracts = loadContracts();
+  const gateway = createGatewayApi(o);
+  const server = new grpc.Server({
+    "grpc.max_receive_message_length": o.maxReceiveMessageBytes ?? DEFAULT_MAX_RECEIVE_MESSAGE_BYTES,
+    "grpc.max_send_message_length": DEFAULT_MAX_SEND_MESSAGE_BYTES,
+  });
+  server.addService(contracts.switchyard, gateway.implementation);
+  const health = new HealthImplementation({ "": "SERVING", "switchyard.v1.Switchyard": "SERVING" });
+  health.addToServer(server);
+  new ReflectionService(contracts.packageDefinition).addToServer(server);
+  const host = o.host ?? "127.0.0.1";
+  const creds = o.tls ? grpc.ServerCredentials.createSsl(null, [{ cert_chain: o.tls.cert, private_key: o.tls.key }]) : grpc.ServerCredentials.createInsecure();
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(`${host}:${o.port ?? 0}`, creds, (err, p) => (err ? reject(new SwitchyardError(`cannot listen on ${host}:${o.port}: ${err.message}`, Code.Unavailable, { cause: err })) : resolve(p))),
+  );
+  let http: HttpServer | undefined;
+  let metricsPort: number | undefined;
+  if (o.metricsPort !== undefined) {
+    http = createServer((req, res) => {
+      if (req.url !== "/metrics") {
+        res.writeHead(404).end("see /metrics\n");
+        return;
+      }
+      res.writeHead(200, { "content-type": "text/plain; version=0.0.4" });
+      res.end(renderMetrics(gateway.metrics) + (o.extraMetrics?.() ?? ""));
+    });
+    metricsPort = await new Promise<number>((resolve, reject) => {
+      http!.once("error", reject);
+      http!.listen(o.metricsPort, host, () => resolve((http!.address() as { port: number }).port));
+    });
+  }
+  return {
+    address: `${host}:${port}`,
+    port,
+    metricsPort,
+    gateway,
+    async stop() {
+      health.setStatus("", "NOT_SERVING");
+      await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+      server.forceShutdown();
+      if (http) await new Promise<void>((r) => http!.close(() => r()));
+    },
+  };
+}

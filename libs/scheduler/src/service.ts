@@ -1,0 +1,288 @@
+import { type Bus, type Json, SCHEDULER_QUEUE_GROUP, type Subjects, type Subscription } from "@switchyard/bus";
+import { Code, SwitchyardError } from "@switchyard/errors";
+import { type Manifest, resolveGenerateParams } from "@switchyard/manifest";
+import type { TickRequestMsg, TickResponseMsg } from "@switchyard/proto";
+import { currentT, gaussianNoise, nextEval, previewX0 } from "@switchyard/sampler";
+import { type RequestEvent, type SubmitMessage, type SubmitReply, asJson, f32ToBase64 } from "./events";
+import { DEFAULT_MAX_QUEUED, DEFAULT_MAX_TICK_ROWS, type RequestState, type SchedulerLimits, admit, applyVelocity, isFinished, schedule } from "./policy";
+
+/** The workers as the scheduler sees them. */
+export interface WorkerPool {
+  /** Live workers, sorted. */
+  members(): readonly string[];
+  /** Owner worker per global expert id under the plan in force. */
+  owners(): readonly string[];
+  planVersion(): number;
+  runTick(worker: string, req: TickRequestMsg): Promise<TickResponseMsg>;
+  /** A worker failed a tick: drop it and move its experts to the survivors. */
+  markFailed(worker: string, reason: SwitchyardError): Promise<void>;
+  /** Resolves when membership changes or after `ms`. */
+  changed(ms: number): Promise<void>;
+}
+
+/** One routing record per image eval (conditional row), for the trace recorder. */
+export interface RoutingRecord {
+  readonly requestId: string;
+  readonly step: number;
+  readonly label: number;
+  readonly t: number;
+  /** [layers, tokens, topK] */
+  readonly experts: Int16Array;
+}
+
+export interface SchedulerServiceOptions {
+  readonly bus: Bus;
+  readonly subjects: Subjects;
+  readonly manifest: Manifest;
+  readonly pool: WorkerPool;
+  readonly limits?: Partial<SchedulerLimits>;
+  readonly onRouting?: (r: RoutingRecord) => void;
+  readonly now?: () => number;
+  readonly log?: (msg: string) => void;
+}
+
+export interface SchedulerStats {
+  readonly queued: number;
+  readonly ticks: number;
+  readonly completed: number;
+  readonly failed: number;
+  readonly lastTickRows: number;
+  readonly lastTickMs: number;
+}
+
+export interface SchedulerService {
+  start(): void;
+  stop(): Promise<void>;
+  stats(): SchedulerStats;
+}
+
+interface Live {
+  state: RequestState;
+  readonly msg: SubmitMessage;
+  computeMs: number;
+  cancelled: boolean;
+  /** x̂0 = x_t − t·v of each image at its latest eval (previews). */
+  readonly preview: (Float32Array | undefined)[];
+}
+
+class Scheduler implements SchedulerService {
+  private readonly requests = new Map<string, Live>();
+  private subs: Subscription[] = [];
+  private seq = 0;
+  private running = false;
+  private loop: Promise<void> | undefined;
+  private wake: (() => void) | undefined;
+  private tick = 0;
+  private completed = 0;
+  private failed = 0;
+  private lastTickRows = 0;
+  private lastTickMs = 0;
+  private readonly limits: SchedulerLimits;
+  private readonly now: () => number;
+  private readonly P: number;
+
+  constructor(private readonly o: SchedulerServiceOptions) {
+    this.limits = { maxTickRows: o.limits?.maxTickRows ?? DEFAULT_MAX_TICK_ROWS, maxQueued: o.limits?.maxQueued ?? DEFAULT_MAX_QUEUED };
+    this.now = o.now ?? Date.now;
+    const img = o.manifest.image;
+    this.P = img.channels * img.height * img.width;
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    const s = this.o.subjects;
+    this.subs.push(this.o.bus.serve(s.intake(this.o.manifest.name), (p) => this.onSubmit(p), { queue: SCHEDULER_QUEUE_GROUP }));
+    this.subs.push(this.o.bus.subscribe(s.cancel, (p) => this.onCancel(p)));
+    this.loop = this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    for (const s of this.subs) s.unsubscribe();
+    this.subs = [];
+    this.wake?.();
+    await this.loop;
+    for (const [id] of this.requests) this.fail(id, new SwitchyardError("scheduler is shutting down", Code.Unavailable));
+  }
+
+  stats(): SchedulerStats {
+    return { queued: this.requests.size, ticks: this.tick, completed: this.completed, failed: this.failed, lastTickRows: this.lastTickRows, lastTickMs: this.lastTickMs };
+  }
+
+  private async onSubmit(payload: Json): Promise<Json> {
+    const msg = payload as unknown as SubmitMessage;
+    if (typeof msg?.requestId !== "string" || msg.requestId === "") {
+      throw new SwitchyardError("request_id must be a non-empty string", Code.InvalidArgument, { field: "request_id" });
+    }
+    if (this.requests.has(msg.requestId)) throw new SwitchyardError(`request_id ${JSON.stringify(msg.requestId)} is already running`, Code.AlreadyExists, { field: "request_id" });
+    if (this.requests.size >= this.limits.maxQueued) {
+      throw new SwitchyardError(`queue is full (${this.limits.maxQueued} requests); retry later`, Code.ResourceExhausted);
+    }
+    const m = this.o.manifest;
+    const p = resolveGenerateParams({ ...msg.params, label: msg.params.label ?? undefined }, m);
+    const label = p.label ?? m.conditioning.nullLabel;
+    const guidance = p.label === undefined ? 1 : p.guidance;
+    const noise = Array.from({ length: p.count }, (_, i) => gaussianNoise(p.seed, i, this.P));
+    const state = admit(
+      { id: msg.requestId, params: { sampler: p.sampler, steps: p.steps, shift: p.shift }, label, guidance, priority: msg.priority, deadlineMs: msg.deadlineMs ?? undefined, noise },
+      this.seq++,
+      this.now(),
+    );
+    this.requests.set(msg.requestId, { state, msg, computeMs: 0, cancelled: false, preview: new Array(p.count) });
+    this.wake?.();
+    const reply: SubmitReply = { accepted: true, queuePosition: this.requests.size - 1 };
+    return asJson(reply);
+  }
+
+  private onCancel(payload: Json): void {
+    const id = (payload as { requestId?: unknown })?.requestId;
+    if (typeof id !== "string") return;
+    const r = this.requests.get(id);
+    if (!r) return;
+    r.cancelled = true; // takes effect before the next tick
+    this.wake?.();
+  }
+
+  private emit(id: string, e: RequestEvent): void {
+    this.o.bus.publish(this.o.subjects.events(id), asJson(e));
+  }
+
+  private fail(id: string, e: SwitchyardError): void {
+    if (!this.requests.delete(id)) return;
+    this.failed++;
+    this.emit(id, { type: "error", code: e.code, message: e.rawMessage });
+  }
+
+  private async run(): Promise<void> {
+    while (this.running) {
+      for (const [id, r] of this.requests) if (r.cancelled) this.fail(id, new SwitchyardError("request was cancelled", Code.Canceled));
+      const members = this.o.pool.members();
+      const plan = schedule(
+        [...this.requests.values()].map((r) => r.state),
+        members,
+        this.limits,
+        this.now(),
+      );
+      for (const id of plan.expired) this.fail(id, new SwitchyardError("deadline exceeded before the request finished", Code.DeadlineExceeded));
+      if (plan.items.length === 0) {
+        await this.idle(members.length === 0 && this.requests.size > 0 ? 200 : 1000);
+        continue;
+      }
+      await this.execute(plan.items, plan.homes);
+    }
+  }
+
+  private idle(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const t = setTimeout(done, ms);
+      const poolChanged = this.o.pool.changed(ms).then(done);
+      void poolChanged;
+      function done() {
+        clearTimeout(t);
+        resolve();
+      }
+      this.wake = done;
+    }).finally(() => (this.wake = undefined));
+  }
+
+  private async execute(items: ReturnType<typeof schedule>["items"], homes: ReadonlyMap<string, string>): Promise<void> {
+    const t0 = this.now();
+    const tick = ++this.tick;
+    for (const [id, home] of homes) {
+      const r = this.requests.get(id);
+      if (r) r.state = { ...r.state, home, startedAtMs: r.state.startedAtMs ?? t0 };
+    }
+    const byHome = new Map<string, typeof items>();
+    for (const it of items) byHome.set(it.home, [...(byHome.get(it.home) ?? []), it]);
+    const homeIds = [...byHome.keys()].sort();
+    const owners = this.o.pool.owners();
+    const version = this.o.pool.planVersion();
+    const evals = new Map<string, { x: Float32Array; t: number }>();
+    const calls = homeIds.map(async (home) => {
+      const mine = byHome.get(home)!;
+      const req: TickRequestMsg = {
+        tick,
+        homes: homeIds,
+        planVersion: version,
+        owners,
+        items: mine.map((it) => {
+          const r = this.requests.get(it.requestId)!;
+          const s = r.state.images[it.imageIndex]!.sampler;
+          const e = nextEval(s);
+          evals.set(`${it.requestId}/${it.imageIndex}`, e);
+          return { requestId: it.requestId, imageIndex: it.imageIndex, x: e.x, t: e.t, label: r.state.spec.label, guidance: r.state.spec.guidance };
+        }),
+      };
+      try {
+        return { home, mine, res: await this.o.pool.runTick(home, req) };
+      } catch (e) {
+        throw Object.assign(SwitchyardError.from(e, Code.Unavailable), { home });
+      }
+    });
+    const settled = await Promise.allSettled(calls);
+    const failures = settled.filter((s): s is PromiseRejectedResult => s.status === "rejected");
+    if (failures.length > 0) {
+      // Nothing is applied: every request resumes from its last completed eval.
+      const failedHomes = new Set(failures.map((f) => (f.reason as { home?: string }).home).filter((h): h is string => !!h));
+      // A home that failed because a peer died reports UNAVAILABLE too; drop only workers that no longer answer.
+      for (const h of failedHomes) {
+        this.o.log?.(`tick ${tick}: worker ${h} failed: ${(failures[0]!.reason as Error).message}`);
+        await this.o.pool.markFailed(h, SwitchyardError.from(failures[0]!.reason));
+      }
+      return;
+    }
+    const ms = this.now() - t0;
+    this.lastTickMs = ms;
+    this.lastTickRows = items.reduce((s, i) => s + i.rows, 0);
+    const m = this.o.manifest;
+    const L = m.architecture.numLayers;
+    const TK = m.architecture.tokens * m.moe.topK;
+    for (const s of settled) {
+      if (s.status !== "fulfilled") continue;
+      const { mine, res } = s.value;
+      mine.forEach((it, j) => {
+        const r = this.requests.get(it.requestId);
+        if (!r) return; // cancelled meanwhile
+        const v = res.velocities.subarray(j * this.P, (j + 1) * this.P);
+        const ev = evals.get(`${it.requestId}/${it.imageIndex}`)!;
+        const before = r.state.images[it.imageIndex]!.sampler.step;
+        const a = applyVelocity(r.state, it.imageIndex, v);
+        r.state = a.state;
+        r.computeMs += ms / Math.max(1, items.length);
+        this.o.onRouting?.({ requestId: it.requestId, step: before, label: r.state.spec.label, t: ev.t, experts: res.routing.subarray(j * L * TK, (j + 1) * L * TK) });
+        const interval = r.msg.previewInterval;
+        if (interval > 0) r.preview[it.imageIndex] = previewX0(ev.x, ev.t, v);
+        if (a.stepCompleted) {
+          const step = r.state.step;
+          const previews =
+            interval > 0 && (step % interval === 0 || step === r.state.spec.params.steps)
+              ? r.preview.map((x, i) => f32ToBase64(x ?? r.state.images[i]!.sampler.x))
+              : undefined;
+          this.emit(it.requestId, { type: "progress", step, steps: r.state.spec.params.steps, t: currentT(r.state.images[0]!.sampler), ...(previews ? { previews } : {}) });
+        }
+        if (isFinished(r.state)) this.finish(it.requestId, r);
+      });
+    }
+  }
+
+  private finish(id: string, r: Live): void {
+    this.requests.delete(id);
+    this.completed++;
+    r.state.images.forEach((img, index) => this.emit(id, { type: "image", index, data: f32ToBase64(img.sampler.x) }));
+    const now = this.now();
+    const started = r.state.startedAtMs ?? now;
+    this.emit(id, {
+      type: "done",
+      queueMs: started - r.state.acceptedAtMs,
+      computeMs: r.computeMs,
+      totalMs: now - r.state.acceptedAtMs,
+      evals: r.state.images[0]!.sampler.evals,
+      seed: r.msg.params.seed,
+    });
+  }
+}
+
+export function createSchedulerService(options: SchedulerServiceOptions): SchedulerService {
+  return new Scheduler(options);
+}
