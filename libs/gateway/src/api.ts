@@ -1,5 +1,5 @@
 import { randomInt, randomUUID } from "node:crypto";
-import * as grpc from "@grpc/grpc-js";
+import type * as grpc from "@grpc/grpc-js";
 import { type Bus, type Json, type Subjects, unwrapReply } from "@switchyard/bus";
 import { Code, SwitchyardError } from "@switchyard/errors";
 import { encodePng, toBytes } from "@switchyard/image";
