@@ -131,13 +131,14 @@ export function createGatewayApi(o: GatewayOptions): Gateway {
   const implementation: grpc.UntypedServiceImplementation = {
     Generate(call: grpc.ServerWritableStream<GenerateRequestWire, unknown>) {
       metrics.requests++;
-      let sub: { unsubscribe(): void } | undefined;
+      // assigned below, after validation; end() may run before that
+      const events: { sub?: { unsubscribe(): void } } = {};
       let finished = false;
       const end = (err?: unknown) => {
         if (finished) return;
         finished = true;
         metrics.inflight--;
-        sub?.unsubscribe();
+        events.sub?.unsubscribe();
         if (err) {
           const se = SwitchyardError.from(err, Code.Internal);
           countFailure(se.code);
@@ -165,10 +166,10 @@ export function createGatewayApi(o: GatewayOptions): Gateway {
         finished = true;
         metrics.inflight--;
         countFailure(Code.Canceled);
-        sub?.unsubscribe();
+        events.sub?.unsubscribe();
       });
       // Subscribe before submitting so that no event is missed.
-      sub = o.bus.subscribe(o.subjects.events(id), (payload) => {
+      events.sub = o.bus.subscribe(o.subjects.events(id), (payload) => {
         if (finished) return;
         const e = payload as unknown as RequestEvent;
         switch (e.type) {
