@@ -46,8 +46,8 @@ const SAMPLER_NAMES: Record<string, string | undefined> = {
 export interface GenerateRequestWire {
   model: string;
   label?: number;
-  count: number;
-  steps: number;
+  count?: number;
+  steps?: number;
   sampler: string;
   guidance?: number;
   shift?: number;
@@ -65,11 +65,11 @@ export function toSubmit(req: GenerateRequestWire, m: Manifest, deadlineMs: numb
   if (!Number.isInteger(req.previewInterval) || req.previewInterval < 0) throw new SwitchyardError(`preview_interval ${req.previewInterval} must be an integer >= 0`, Code.InvalidArgument, { field: "preview_interval" });
   if (req.requestId.length > 128) throw new SwitchyardError(`request_id must be at most 128 characters`, Code.InvalidArgument, { field: "request_id" });
   const raw: Record<string, unknown> = {
-    count: req.count === 0 ? 1 : req.count,
+    count: req.count ?? 1,
     seed: req.seed ?? randomInt(0, 2 ** 47),
   };
   if (req.label !== undefined && req.label !== null) raw.label = req.label;
-  if (req.steps !== 0) raw.steps = req.steps;
+  if (req.steps !== undefined && req.steps !== null) raw.steps = req.steps;
   const sampler = SAMPLER_NAMES[req.sampler];
   if (sampler) raw.sampler = sampler;
   if (req.guidance !== undefined && req.guidance !== null) raw.guidance = req.guidance;

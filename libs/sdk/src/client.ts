@@ -115,8 +115,8 @@ class Client implements SwitchyardClient {
     const req = {
       model: params.model ?? "",
       label: params.label,
-      count: params.count ?? 0,
-      steps: params.steps ?? 0,
+      count: params.count,
+      steps: params.steps,
       sampler: params.sampler ? SAMPLER_ENUM[params.sampler] ?? params.sampler : "SAMPLER_UNSPECIFIED",
       guidance: params.guidance,
       shift: params.shift,

@@ -20,3 +20,30 @@ export function str(flags: Record<string, unknown>, name: string): string | unde
 export function defined<T extends Record<string, unknown>>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
+
+/**
+ * Parses `--name value`, `--name=value` and bare `--flag` (true). A value is the next
+ * token unless it starts with "--" (so `--label -1` works). Returns flags and positionals.
+ */
+export function parseFlags(argv: readonly string[]): { flags: Record<string, string | true>; positionals: string[] } {
+  const flags: Record<string, string | true> = {};
+  const positionals: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (!a.startsWith("--") || a === "--") {
+      positionals.push(a);
+      continue;
+    }
+    const eq = a.indexOf("=");
+    if (eq > 0) {
+      flags[a.slice(2, eq)] = a.slice(eq + 1);
+      continue;
+    }
+    const next = argv[i + 1];
+    if (next !== undefined && !next.startsWith("--")) {
+      flags[a.slice(2)] = next;
+      i++;
+    } else flags[a.slice(2)] = true;
+  }
+  return { flags, positionals };
+}

@@ -1,13 +1,15 @@
-import { parseArgs } from "node:util";
 import { SwitchyardError } from "@switchyard/errors";
 import { BUNDLED_MODEL_DIR } from "@switchyard/model";
+import { parseFlags } from "./args";
 import { GENERATE_HELP, runGenerate } from "./commands/generate";
 import { QUALITY_HELP, runQuality } from "./commands/quality";
+import { UP_HELP, runUp } from "./commands/up";
 
 const HELP = `switchyard — serving runtime for MoE flow-matching transformers
 
 Commands:
-  generate   generate images and write a PNG grid
+  up         bring up a local cluster (gateway, scheduler, workers) serving the model
+  generate   generate images (in-process, or from a cluster with --server) and write a PNG grid
   quality    sample-quality figures (classifier accuracy, Fréchet distance)
 
 Run 'switchyard <command> --help' for a command's options.
@@ -16,6 +18,7 @@ Environment: SWITCHYARD_MODEL_DIR overrides the default model directory.`;
 const COMMANDS: Record<string, { help: string; run: (flags: Record<string, unknown>, modelDir: string) => Promise<void> }> = {
   generate: { help: GENERATE_HELP, run: runGenerate },
   quality: { help: QUALITY_HELP, run: runQuality },
+  up: { help: UP_HELP, run: runUp },
 };
 
 async function main(argv: string[]): Promise<number> {
@@ -29,13 +32,7 @@ async function main(argv: string[]): Promise<number> {
     console.error(`unknown command ${JSON.stringify(cmd)}; commands: ${Object.keys(COMMANDS).join(", ")}`);
     return 2;
   }
-  let flags: Record<string, unknown>;
-  try {
-    flags = parseArgs({ args: rest, strict: false, allowPositionals: true }).values;
-  } catch (e) {
-    console.error(String(e));
-    return 2;
-  }
+  const { flags } = parseFlags(rest);
   if (flags.help || flags.h) {
     console.log(c.help);
     return 0;

@@ -2,6 +2,7 @@ import { writeFileSync } from "node:fs";
 import { createEngine, generate } from "@switchyard/engine";
 import { resolveGenerateParams } from "@switchyard/manifest";
 import { encodePng, tileGrid } from "@switchyard/image";
+import { type GenerateEvent, type SamplerName, createClient } from "@switchyard/client";
 import { createOnnxModel } from "@switchyard/model";
 import { defined, num, str } from "../args";
 
@@ -15,9 +16,43 @@ export const GENERATE_HELP = `switchyard generate [options]
   --shift S        timestep shift (default 1)
   --seed N         noise seed (default 0)
   --out FILE       PNG path (default grid.png)
-  --model DIR      model directory (default: the bundled model)`;
+  --model DIR      model directory (default: the bundled model)
+  --server H:P     generate on a running cluster through the SDK instead of in-process
+  --token T        API token for --server (also SWITCHYARD_TOKEN)
+  --timeout-ms N   deadline for --server`;
+
+async function runRemote(flags: Record<string, unknown>, server: string): Promise<void> {
+  const token = str(flags, "token") ?? process.env.SWITCHYARD_TOKEN;
+  const client = createClient({ address: server, ...(token ? { token } : {}) });
+  try {
+    const sampler = str(flags, "sampler");
+    const params = defined({
+      label: num(flags, "label"), count: num(flags, "count"), steps: num(flags, "steps"), guidance: num(flags, "guidance"),
+      shift: num(flags, "shift"), seed: num(flags, "seed"),
+    });
+    const timeoutMs = num(flags, "timeout-ms");
+    let result: Extract<GenerateEvent, { type: "result" }> | undefined;
+    for await (const e of client.generate({ ...params, ...(sampler ? { sampler: sampler as SamplerName } : {}) }, timeoutMs ? { timeoutMs } : {})) {
+      if (e.type === "accepted") process.stderr.write(`accepted ${e.requestId} (queue position ${e.queuePosition})\n`);
+      else if (e.type === "progress") process.stderr.write(`\rstep ${e.step}/${e.steps}`);
+      else result = e;
+    }
+    process.stderr.write("\n");
+    if (!result) throw new Error("no result");
+    const img = result.images[0]!;
+    const grid = tileGrid(result.images.map((i) => i.data), img.height, img.width);
+    const out = str(flags, "out") ?? "grid.png";
+    writeFileSync(out, encodePng(grid.pixels, grid.width, grid.height));
+    const t = result.timings;
+    console.log(`wrote ${out}: ${result.images.length} images from ${server}, seed ${result.seed}, queue ${t.queueMs.toFixed(0)} ms, total ${t.totalMs.toFixed(0)} ms, ${t.modelEvals} evals`);
+  } finally {
+    client.close();
+  }
+}
 
 export async function runGenerate(flags: Record<string, unknown>, modelDir: string): Promise<void> {
+  const server = str(flags, "server");
+  if (server) return runRemote(flags, server);
   const parts = await createOnnxModel({ dir: modelDir });
   try {
     const m = parts.manifest;
