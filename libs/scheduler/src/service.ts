@@ -18,6 +18,8 @@ export interface WorkerPool {
   markFailed(worker: string, reason: SwitchyardError): Promise<void>;
   /** Resolves when membership changes or after `ms`. */
   changed(ms: number): Promise<void>;
+  /** Called at every tick boundary: apply pending membership and plan changes. */
+  prepare?(): Promise<void>;
 }
 
 /** One routing record per image eval (conditional row), for the trace recorder. */
@@ -157,6 +159,13 @@ class Scheduler implements SchedulerService {
   private async run(): Promise<void> {
     while (this.running) {
       for (const [id, r] of this.requests) if (r.cancelled) this.fail(id, new SwitchyardError("request was cancelled", Code.Canceled));
+      try {
+        await this.o.pool.prepare?.();
+      } catch (e) {
+        this.o.log?.(`plan change failed, retrying: ${SwitchyardError.from(e).message}`);
+        await this.idle(500);
+        continue;
+      }
       const members = this.o.pool.members();
       const plan = schedule(
         [...this.requests.values()].map((r) => r.state),

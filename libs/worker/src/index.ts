@@ -1,7 +1,7 @@
 export { createWorkerRuntime, createLocalPeers, DEFAULT_EXCHANGE_TIMEOUT_MS } from "./runtime";
 export type { WorkerRuntime, WorkerRuntimeOptions, WorkerStats, LayerTraffic } from "./runtime";
-export { contiguousPlan, expertsOf, reassign } from "./plan";
-export type { ExpertPlan } from "./plan";
+export { contiguousPlan, expertsOf, reassign } from "@switchyard/scheduler";
+export type { ExpertPlan } from "@switchyard/scheduler";
 export type { TickItemMsg, TickRequestMsg, TickResponseMsg, ExchangeRequestMsg, ExchangeResponseMsg, PeerClient } from "@switchyard/proto";
 export { createLocalPool } from "./local-pool";
 export type { LocalPool } from "./local-pool";

@@ -1,7 +1,7 @@
 import { Code, SwitchyardError } from "@switchyard/errors";
 import type { TickRequestMsg, TickResponseMsg } from "@switchyard/proto";
 import type { WorkerPool } from "@switchyard/scheduler";
-import { type ExpertPlan, expertsOf, reassign } from "./plan";
+import { type ExpertPlan, expertsOf, reassign } from "@switchyard/scheduler";
 import type { WorkerRuntime } from "./runtime";
 
 /**

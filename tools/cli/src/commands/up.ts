@@ -1,4 +1,5 @@
-import { startEmbeddedCluster } from "@switchyard/cluster";
+import { natsServerAvailable } from "@switchyard/bus/testing";
+import { startEmbeddedCluster, startProcessCluster } from "@switchyard/cluster";
 import { num, str } from "../args";
 
 export const UP_HELP = `switchyard up [options]
@@ -9,6 +10,8 @@ export const UP_HELP = `switchyard up [options]
   --metrics-port P   Prometheus /metrics port (default 9464)
   --embedded         one process over the in-memory bus (the default when no
                      nats-server is installed)
+  --nats URL         use a running NATS server instead of starting nats-server
+  --verbose          print the services' logs
   --model DIR        model directory (default: the bundled model)`;
 
 export const DEFAULT_GATEWAY_PORT = 50051;
@@ -19,16 +22,35 @@ export async function runUp(flags: Record<string, unknown>, modelDir: string): P
   const port = num(flags, "port") ?? DEFAULT_GATEWAY_PORT;
   const metricsPort = num(flags, "metrics-port") ?? DEFAULT_METRICS_PORT;
   const host = str(flags, "host") ?? "127.0.0.1";
-  console.log(`starting embedded cluster: gateway + scheduler + ${workers} workers in one process (in-memory bus)`);
-  const cluster = await startEmbeddedCluster({ modelDir, workers, host, port, metricsPort, log: (m) => console.log(m) });
-  console.log(`switchyard is serving ${cluster.gateway.gateway ? "the model" : ""} on ${cluster.address} (gRPC: switchyard.v1.Switchyard, grpc.health.v1, reflection)`);
-  console.log(`metrics: http://${host}:${cluster.gateway.metricsPort}/metrics`);
-  console.log(`try:     npx switchyard generate --server ${cluster.address} --label 3 --count 16 --out grid.png`);
+  const nats = str(flags, "nats");
+  const embedded = flags.embedded === true || (!nats && !natsServerAvailable());
+  let stopCluster: () => Promise<void>;
+  let address: string;
+  let mPort: number | undefined;
+  if (embedded) {
+    if (flags.embedded !== true) console.log("nats-server is not installed: running the embedded single-process mode (in-memory bus)");
+    console.log(`starting embedded cluster: gateway + scheduler + ${workers} workers in one process`);
+    const c = await startEmbeddedCluster({ modelDir, workers, host, port, metricsPort, log: (m) => console.log(m) });
+    ({ address } = c);
+    mPort = c.gateway.metricsPort;
+    stopCluster = () => c.stop();
+  } else {
+    console.log(`starting local cluster: ${nats ? `NATS at ${nats}` : "nats-server"} + gateway + scheduler + ${workers} workers (separate processes)`);
+    const verbose = flags.verbose === true;
+    const c = await startProcessCluster({ modelDir, workers, host, port, metricsPort, ...(nats ? { nats } : {}), ...(verbose ? { log: (l: string) => console.log(l) } : {}) });
+    ({ address } = c);
+    mPort = c.metricsPort;
+    console.log(`NATS: ${c.nats}`);
+    stopCluster = () => c.stop();
+  }
+  console.log(`switchyard is serving on ${address} (gRPC: switchyard.v1.Switchyard, grpc.health.v1, reflection)`);
+  console.log(`metrics: http://${host}:${mPort}/metrics`);
+  console.log(`try:     npx switchyard generate --server ${address} --label 3 --count 16 --out grid.png`);
   await new Promise<void>((resolve) => {
     const stop = () => resolve();
     process.once("SIGINT", stop);
     process.once("SIGTERM", stop);
   });
   console.log("stopping…");
-  await cluster.stop();
+  await stopCluster();
 }

@@ -5,7 +5,44 @@ import { SwitchyardError } from "@switchyard/errors";
 import { resolveGenerateParams } from "@switchyard/manifest";
 import { BUNDLED_MODEL_DIR, type ModelParts, createOnnxModel } from "@switchyard/model";
 import { maxAbsDiff } from "@switchyard/tensor";
-import { type EmbeddedCluster, startEmbeddedCluster } from "./index";
+import { natsServerAvailable } from "@switchyard/bus/testing";
+import { startEmbeddedCluster, startProcessCluster } from "./index";
+
+/** What the tests need of either kind of cluster. */
+interface TestCluster {
+  readonly address: string;
+  queued(): number | undefined;
+  killWorker(id: string): Promise<void>;
+  members(): readonly string[] | undefined;
+  stop(): Promise<void>;
+}
+
+type Kind = "embedded" | "processes";
+const haveNats = natsServerAvailable();
+
+async function start(kind: Kind, workers: number, maxQueued = 8): Promise<TestCluster> {
+  if (kind === "embedded") {
+    const c = await startEmbeddedCluster({ modelDir: BUNDLED_MODEL_DIR, workers, port: 0, limits: { maxQueued } });
+    return {
+      address: c.address,
+      queued: () => c.scheduler.stats().queued,
+      killWorker: async (id) => c.pool.kill(id),
+      members: () => c.pool.members(),
+      stop: () => c.stop(),
+    };
+  }
+  const c = await startProcessCluster({
+    modelDir: BUNDLED_MODEL_DIR, workers, subjectPrefix: `t${Math.random().toString(36).slice(2, 8)}`,
+    env: { SWITCHYARD_MAX_QUEUED: String(maxQueued), SWITCHYARD_DENSE_THREADS: "1" },
+  });
+  return {
+    address: c.address,
+    queued: () => undefined,
+    killWorker: async (id) => c.workers.find((w) => w.name === id)!.kill("SIGKILL"),
+    members: () => undefined,
+    stop: () => c.stop(),
+  };
+}
 
 let reference: ModelParts;
 beforeAll(async () => {
@@ -34,19 +71,31 @@ async function failure(p: Promise<unknown>): Promise<SwitchyardError> {
   throw new Error("no error");
 }
 
-describe.each([1, 2])("embedded cluster with %i workers", (workers) => {
-  let cluster: EmbeddedCluster;
+const SUITES: [Kind, number, "all" | "equality"][] = [
+  ["embedded", 1, "equality"],
+  ["embedded", 2, "all"],
+  ["processes", 1, "equality"],
+  ["processes", 2, "all"],
+  ["processes", 4, "equality"],
+];
+
+describe.each(SUITES)("%s cluster with %i workers", (kind, workers, which) => {
+  const enabled = !(kind === "processes" && !haveNats); // processes need nats-server
+  const base = enabled ? it : it.skip;
+  const full = enabled && which === "all" ? it : it.skip;
+  let cluster: TestCluster;
   let client: SwitchyardClient;
   beforeAll(async () => {
-    cluster = await startEmbeddedCluster({ modelDir: BUNDLED_MODEL_DIR, workers, port: 0, limits: { maxQueued: 8 } });
+    if (kind === "processes" && !haveNats) return;
+    cluster = await start(kind, workers);
     client = createClient({ address: cluster.address });
-  });
+  }, 120_000);
   afterAll(async () => {
     client?.close();
     await cluster?.stop();
   });
 
-  it("streams accepted, progress with previews and a result equal to the engine's", async () => {
+  base("streams accepted, progress with previews and a result equal to the engine's", async () => {
     const p: GenerateParams = { label: 3, count: 2, steps: 6, sampler: "euler", guidance: 2, seed: 11, previewInterval: 3 };
     const events = await collect(client, p);
     expect(events[0]!.type).toBe("accepted");
@@ -61,7 +110,7 @@ describe.each([1, 2])("embedded cluster with %i workers", (workers) => {
     result.images.forEach((img, i) => expect(maxAbsDiff(img.data, want[i]!)).toBeLessThanOrEqual(1e-5));
   });
 
-  it("batches requests with different steps, samplers, labels and guidance, each equal to the engine", async () => {
+  base("batches requests with different steps, samplers, labels and guidance, each equal to the engine", async () => {
     const ps: GenerateParams[] = [
       { label: 0, count: 1, steps: 4, sampler: "euler", guidance: 1, seed: 1 },
       { label: 5, count: 2, steps: 3, sampler: "heun", guidance: 3, seed: 2 },
@@ -75,7 +124,7 @@ describe.each([1, 2])("embedded cluster with %i workers", (workers) => {
     }
   });
 
-  it("rejects bad input with INVALID_ARGUMENT naming the field", async () => {
+  full("rejects bad input with INVALID_ARGUMENT naming the field", async () => {
     const e = await failure(client.generateImages({ label: 3, steps: 5000 }));
     expect(e.code).toBe(Code.InvalidArgument);
     expect(e.message).toContain("steps 5000 must be an integer >= 1 and <= 1000");
@@ -83,7 +132,7 @@ describe.each([1, 2])("embedded cluster with %i workers", (workers) => {
     expect((await failure(client.generateImages({ model: "nope" }))).code).toBe(Code.NotFound);
   });
 
-  it("cancels mid-run", async () => {
+  full("cancels mid-run", async () => {
     const ac = new AbortController();
     const seen: number[] = [];
     const e = await failure(
@@ -100,18 +149,19 @@ describe.each([1, 2])("embedded cluster with %i workers", (workers) => {
     expect(seen.at(-1)).toBeLessThan(200);
     // the scheduler drops it before its next tick
     await new Promise((r) => setTimeout(r, 300));
-    expect(cluster.scheduler.stats().queued).toBe(0);
+    expect(cluster.queued() ?? 0).toBe(0);
   });
 
-  it("fails an expired deadline with DEADLINE_EXCEEDED", async () => {
+  full("fails an expired deadline with DEADLINE_EXCEEDED", async () => {
     const e = await failure(client.generateImages({ label: 2, steps: 500, seed: 6 }, { timeoutMs: 300 }));
     expect(e.code).toBe(Code.DeadlineExceeded);
   });
 });
 
-describe("admission and failures", () => {
-  it("answers RESOURCE_EXHAUSTED when the queue is full", async () => {
-    const cluster = await startEmbeddedCluster({ modelDir: BUNDLED_MODEL_DIR, workers: 1, port: 0, limits: { maxQueued: 1 } });
+describe.each(["embedded", "processes"] as const)("admission and failures (%s)", (kind) => {
+  const run = kind === "processes" && !haveNats ? it.skip : it;
+  run("answers RESOURCE_EXHAUSTED when the queue is full", async () => {
+    const cluster = await start(kind, 1, 1);
     const client = createClient({ address: cluster.address });
     try {
       const first = client.generateImages({ label: 1, steps: 30, seed: 1 });
@@ -125,8 +175,8 @@ describe("admission and failures", () => {
     }
   });
 
-  it("completes a worker's requests elsewhere when it dies mid-run", async () => {
-    const cluster = await startEmbeddedCluster({ modelDir: BUNDLED_MODEL_DIR, workers: 2, port: 0 });
+  run("completes a worker's requests elsewhere when it dies mid-run", async () => {
+    const cluster = await start(kind, 2);
     const client = createClient({ address: cluster.address });
     try {
       const ps: GenerateParams[] = [
@@ -137,12 +187,12 @@ describe("admission and failures", () => {
         const events: GenerateEvent[] = [];
         for await (const e of client.generate(p)) {
           events.push(e);
-          if (i === 0 && e.type === "progress" && e.step === 3) cluster.pool.kill("worker-1");
+          if (i === 0 && e.type === "progress" && e.step === 3) await cluster.killWorker("worker-1");
         }
         return events.at(-1)!;
       });
       const results = await Promise.all(runs);
-      expect(cluster.pool.members()).toEqual(["worker-0"]);
+      expect(cluster.members() ?? ["worker-0"]).toEqual(["worker-0"]);
       for (const [i, p] of ps.entries()) {
         const r = results[i]!;
         if (r.type !== "result") throw new Error("no result");

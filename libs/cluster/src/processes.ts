@@ -1,0 +1,133 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { createInterface } from "node:readline";
+import { Code, SwitchyardError } from "@switchyard/errors";
+import { type NatsServer, startNatsServer } from "@switchyard/bus/testing";
+
+/**
+ * The cluster as separate processes: nats-server, N workers, a scheduler and a
+ * gateway, each a real service (services/*) started with tsx. Used by `switchyard up`
+ * when nats-server is installed, and by the end-to-end tests.
+ */
+export interface ProcessClusterOptions {
+  readonly modelDir: string;
+  readonly workers: number;
+  readonly host?: string;
+  readonly port?: number;
+  readonly metricsPort?: number;
+  /** Use this NATS server instead of starting one. */
+  readonly nats?: string;
+  readonly subjectPrefix?: string;
+  readonly env?: Record<string, string>;
+  /** Where service logs go (default: dropped). */
+  readonly log?: (line: string) => void;
+}
+
+export interface ServiceProcess {
+  readonly name: string;
+  readonly proc: ChildProcess;
+  kill(signal?: NodeJS.Signals): Promise<void>;
+}
+
+export interface ProcessCluster {
+  readonly address: string;
+  readonly nats: string;
+  readonly metricsPort: number;
+  readonly workers: ServiceProcess[];
+  readonly scheduler: ServiceProcess;
+  readonly gateway: ServiceProcess;
+  /** Starts one more worker (e.g. to replace a dead one). */
+  addWorker(id: string): Promise<ServiceProcess>;
+  stop(): Promise<void>;
+}
+
+const SERVICE_MAIN = (name: string) => new URL(`../../../services/${name}/src/main.ts`, import.meta.url).pathname;
+
+function startService(name: string, service: string, env: Record<string, string>, log: ((l: string) => void) | undefined, readyPattern: RegExp, timeoutMs = 60_000): Promise<{ sp: ServiceProcess; match: RegExpExecArray }> {
+  const proc = spawn(process.execPath, ["--import", "tsx", SERVICE_MAIN(service)], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  const sp: ServiceProcess = {
+    name,
+    proc,
+    async kill(signal: NodeJS.Signals = "SIGTERM") {
+      if (proc.exitCode !== null || proc.signalCode !== null) return;
+      const exited = new Promise((r) => proc.once("exit", r));
+      proc.kill(signal);
+      const t = setTimeout(() => proc.kill("SIGKILL"), 5000);
+      await exited;
+      clearTimeout(t);
+    },
+  };
+  return new Promise((resolve, reject) => {
+    let output = "";
+    const timer = setTimeout(() => {
+      void sp.kill("SIGKILL");
+      reject(new SwitchyardError(`${name} did not become ready in ${timeoutMs} ms:\n${output}`, Code.Unavailable));
+    }, timeoutMs);
+    const onLine = (line: string) => {
+      output += line + "\n";
+      log?.(`${name}: ${line}`);
+      const m = readyPattern.exec(line);
+      if (m) {
+        clearTimeout(timer);
+        resolve({ sp, match: m });
+      }
+    };
+    createInterface({ input: proc.stdout! }).on("line", onLine);
+    createInterface({ input: proc.stderr! }).on("line", onLine);
+    proc.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new SwitchyardError(`${name} exited with ${code} before it was ready:\n${output}`, Code.Unavailable));
+    });
+  });
+}
+
+export async function startProcessCluster(o: ProcessClusterOptions): Promise<ProcessCluster> {
+  let natsServer: NatsServer | undefined;
+  const nats = o.nats ?? (natsServer = await startNatsServer()).url;
+  const host = o.host ?? "127.0.0.1";
+  const common: Record<string, string> = {
+    SWITCHYARD_MODEL_DIR: o.modelDir,
+    SWITCHYARD_NATS: nats,
+    SWITCHYARD_SUBJECT_PREFIX: o.subjectPrefix ?? "sy",
+    ...(o.env ?? {}),
+  };
+  const started: ServiceProcess[] = [];
+  try {
+    const addWorker = async (id: string) => {
+      const { sp } = await startService(id, "worker", { ...common, SWITCHYARD_WORKER_ID: id, SWITCHYARD_WORKER_HOST: host, SWITCHYARD_WORKER_PORT: "0" }, o.log, /serving data plane on/);
+      started.push(sp);
+      return sp;
+    };
+    const scheduler = (await startService("scheduler", "scheduler", common, o.log, /\[scheduler\] serving/)).sp;
+    started.push(scheduler);
+    const workers = await Promise.all(Array.from({ length: o.workers }, (_, i) => addWorker(`worker-${i}`)));
+    const gw = await startService(
+      "gateway",
+      "gateway",
+      { ...common, SWITCHYARD_GATEWAY_HOST: host, SWITCHYARD_GATEWAY_PORT: String(o.port ?? 0), SWITCHYARD_METRICS_PORT: String(o.metricsPort ?? 0) },
+      o.log,
+      /serving .* on (\S+?)(?: \(TLS\))?; metrics on :(\d+)/,
+    );
+    started.push(gw.sp);
+    return {
+      address: gw.match[1]!,
+      nats,
+      metricsPort: Number(gw.match[2]),
+      workers,
+      scheduler,
+      gateway: gw.sp,
+      addWorker: async (id) => {
+        const w = await addWorker(id);
+        workers.push(w);
+        return w;
+      },
+      async stop() {
+        await Promise.all(started.map((s) => s.kill()));
+        await natsServer?.stop();
+      },
+    };
+  } catch (e) {
+    await Promise.all(started.map((s) => s.kill("SIGKILL")));
+    await natsServer?.stop();
+    throw e;
+  }
+}

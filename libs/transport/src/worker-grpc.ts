@@ -1,0 +1,166 @@
+import * as grpc from "@grpc/grpc-js";
+import { HealthImplementation } from "grpc-health-check";
+import { ReflectionService } from "@grpc/reflection";
+import { Code, SwitchyardError } from "@switchyard/errors";
+import {
+  type ExchangeRequestMsg, type ExchangeResponseMsg, type PeerClient, type TickRequestMsg, type TickResponseMsg,
+  clientFor, fromGrpcError, loadContracts, toGrpcStatus,
+} from "@switchyard/proto";
+import { bytesOf, viewAs } from "@switchyard/tensor";
+
+/**
+ * The worker data plane over gRPC: raw tensor bytes in `bytes` fields (views on the
+ * way out; one aligned copy at most on the way in).
+ */
+export interface WorkerHandler {
+  runTick(req: TickRequestMsg): Promise<TickResponseMsg>;
+  exchange(req: ExchangeRequestMsg): Promise<ExchangeResponseMsg>;
+  setExperts(globalIds: readonly number[]): Promise<{ loaded: number; dropped: number }>;
+  stats(): unknown;
+}
+
+/** Rows of one layer for a large tick: 64 images × 49 tokens × 128 floats ≈ 1.6 MiB; allow headroom. */
+export const DATA_PLANE_MAX_MESSAGE_BYTES = 256 * 1024 * 1024;
+
+const buf = (a: Float32Array | Int32Array | Int16Array) => Buffer.from(bytesOf(a).buffer, a.byteOffset, a.byteLength);
+
+interface WireTick {
+  tick: number;
+  items: { requestId: string; imageIndex: number; x: Buffer; t: number; label: number; guidance: number }[];
+  homes: string[];
+  planVersion: number;
+  owners: string[];
+}
+interface WireExchange {
+  tick: number; layer: number; from: string; homes: string[]; rows: number;
+  u: Buffer; assignRow: Buffer; assignExpert: Buffer; assignWeight: Buffer;
+}
+
+function decodeTick(w: WireTick): TickRequestMsg {
+  return {
+    tick: Number(w.tick), homes: w.homes, planVersion: Number(w.planVersion), owners: w.owners,
+    items: w.items.map((it) => ({ requestId: it.requestId, imageIndex: it.imageIndex, x: viewAs("float32", it.x), t: it.t, label: it.label, guidance: it.guidance })),
+  };
+}
+function encodeTick(r: TickRequestMsg): WireTick {
+  return { tick: r.tick, homes: [...r.homes], planVersion: r.planVersion, owners: [...r.owners], items: r.items.map((it) => ({ ...it, x: buf(it.x) })) };
+}
+function decodeExchange(w: WireExchange): ExchangeRequestMsg {
+  return {
+    tick: Number(w.tick), layer: w.layer, from: w.from, homes: w.homes, rows: w.rows,
+    u: viewAs("float32", w.u), assignRow: viewAs("int32", w.assignRow), assignExpert: viewAs("int32", w.assignExpert), assignWeight: viewAs("float32", w.assignWeight),
+  };
+}
+function encodeExchange(r: ExchangeRequestMsg): WireExchange {
+  return { ...r, homes: [...r.homes], u: buf(r.u), assignRow: buf(r.assignRow), assignExpert: buf(r.assignExpert), assignWeight: buf(r.assignWeight) };
+}
+
+function unary<Req, Res>(fn: (req: Req) => Promise<Res>) {
+  return (call: grpc.ServerUnaryCall<Req, Res>, cb: grpc.sendUnaryData<Res>) => {
+    fn(call.request).then((r) => cb(null, r), (e) => cb(toGrpcStatus(e)));
+  };
+}
+
+export interface WorkerServer {
+  readonly port: number;
+  readonly address: string;
+  stop(): Promise<void>;
+}
+
+export async function startWorkerServer(handler: WorkerHandler, options: { host?: string; port?: number } = {}): Promise<WorkerServer> {
+  const contracts = loadContracts();
+  const server = new grpc.Server({ "grpc.max_receive_message_length": DATA_PLANE_MAX_MESSAGE_BYTES, "grpc.max_send_message_length": DATA_PLANE_MAX_MESSAGE_BYTES });
+  server.addService(contracts.worker, {
+    RunTick: unary(async (w: WireTick) => {
+      const r = await handler.runTick(decodeTick(w));
+      return { velocities: buf(r.velocities), routing: buf(r.routing), denseMs: r.denseMs, expertMs: r.expertMs };
+    }),
+    Exchange: unary(async (w: WireExchange) => ({ y: buf((await handler.exchange(decodeExchange(w))).y) })),
+    SetExperts: unary(async (w: { experts: number[] }) => handler.setExperts(w.experts)),
+    Stats: unary(async () => handler.stats()),
+  });
+  const health = new HealthImplementation({ "": "SERVING", "switchyard.worker.v1.Worker": "SERVING" });
+  health.addToServer(server);
+  new ReflectionService(contracts.packageDefinition).addToServer(server);
+  const host = options.host ?? "127.0.0.1";
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(`${host}:${options.port ?? 0}`, grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(new SwitchyardError(`worker cannot listen on ${host}:${options.port}: ${e.message}`, Code.Unavailable)) : resolve(p))),
+  );
+  return {
+    port,
+    address: `${host}:${port}`,
+    async stop() {
+      await new Promise<void>((r) => server.tryShutdown(() => r()));
+      server.forceShutdown();
+    },
+  };
+}
+
+/** gRPC clients to workers by id; addresses are learnt from heartbeats. */
+export interface WorkerClients extends PeerClient {
+  setAddress(worker: string, address: string): void;
+  remove(worker: string): void;
+  runTick(worker: string, req: TickRequestMsg, timeoutMs?: number): Promise<TickResponseMsg>;
+  setExperts(worker: string, globalIds: readonly number[]): Promise<{ loaded: number; dropped: number }>;
+  stats(worker: string): Promise<unknown>;
+  close(): void;
+}
+
+/** A tick of 64 images takes well under this even on 2 CPU cores. */
+export const DEFAULT_TICK_TIMEOUT_MS = 60_000;
+
+export function createWorkerClients(): WorkerClients {
+  const Ctor = clientFor(loadContracts().worker, "Worker");
+  const clients = new Map<string, { address: string; c: grpc.Client & Record<string, (...a: unknown[]) => unknown> }>();
+  const get = (w: string) => {
+    const c = clients.get(w);
+    if (!c) throw new SwitchyardError(`worker ${w} has no known address`, Code.Unavailable);
+    return c.c;
+  };
+  const call = <Res>(w: string, method: string, req: unknown, timeoutMs?: number) =>
+    new Promise<Res>((resolve, reject) => {
+      let c;
+      try {
+        c = get(w);
+      } catch (e) {
+        reject(e);
+        return;
+      }
+      const opts: grpc.CallOptions = timeoutMs ? { deadline: Date.now() + timeoutMs } : {};
+      (c[method] as (r: unknown, o: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r?: Res) => void) => void)(req, opts, (e, r) =>
+        e ? reject(fromGrpcError(e)) : resolve(r as Res),
+      );
+    });
+  return {
+    setAddress(worker, address) {
+      const cur = clients.get(worker);
+      if (cur?.address === address) return;
+      cur?.c.close();
+      clients.set(worker, {
+        address,
+        c: new Ctor(address, grpc.credentials.createInsecure(), {
+          "grpc.max_receive_message_length": DATA_PLANE_MAX_MESSAGE_BYTES,
+          "grpc.max_send_message_length": DATA_PLANE_MAX_MESSAGE_BYTES,
+        }) as never,
+      });
+    },
+    remove(worker) {
+      clients.get(worker)?.c.close();
+      clients.delete(worker);
+    },
+    async runTick(worker, req, timeoutMs = DEFAULT_TICK_TIMEOUT_MS) {
+      const r = await call<{ velocities: Buffer; routing: Buffer; denseMs: number; expertMs: number }>(worker, "RunTick", encodeTick(req), timeoutMs);
+      return { velocities: viewAs("float32", r.velocities), routing: viewAs("int16", r.routing), denseMs: r.denseMs, expertMs: r.expertMs };
+    },
+    async exchange(peer, req) {
+      const r = await call<{ y: Buffer }>(peer, "Exchange", encodeExchange(req), DEFAULT_TICK_TIMEOUT_MS);
+      return { y: viewAs("float32", r.y) };
+    },
+    setExperts: (worker, ids) => call(worker, "SetExperts", { experts: [...ids] }, DEFAULT_TICK_TIMEOUT_MS),
+    stats: (worker) => call(worker, "Stats", {}, 5000),
+    close() {
+      for (const { c } of clients.values()) c.close();
+      clients.clear();
+    },
+  };
+}

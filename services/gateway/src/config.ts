@@ -1,0 +1,42 @@
+import { readFileSync } from "node:fs";
+import { z } from "zod";
+import { intInRange, parseOrThrow, port, readEnv } from "@switchyard/config";
+import { DEFAULT_MAX_INFLIGHT } from "@switchyard/gateway";
+import { BUNDLED_MODEL_DIR } from "@switchyard/manifest";
+
+export const ENV = {
+  SWITCHYARD_MODEL_DIR: "modelDir",
+  SWITCHYARD_NATS: "nats",
+  SWITCHYARD_SUBJECT_PREFIX: "subjectPrefix",
+  SWITCHYARD_GATEWAY_HOST: "host",
+  SWITCHYARD_GATEWAY_PORT: "port",
+  SWITCHYARD_METRICS_PORT: "metricsPort",
+  SWITCHYARD_MAX_INFLIGHT: "maxInflight",
+  SWITCHYARD_API_TOKENS: "apiTokens",
+  SWITCHYARD_TLS_CERT: "tlsCert",
+  SWITCHYARD_TLS_KEY: "tlsKey",
+} as const;
+
+export const gatewayConfigSchema = z
+  .strictObject({
+    modelDir: z.string().min(1).default(BUNDLED_MODEL_DIR),
+    nats: z.string().min(1).default("127.0.0.1:4222"),
+    subjectPrefix: z.string().min(1).default("sy"),
+    host: z.string().min(1).default("127.0.0.1"),
+    port: port.default(50051),
+    metricsPort: port.default(9464),
+    maxInflight: intInRange(1, 1_000_000).default(DEFAULT_MAX_INFLIGHT),
+    /** Comma-separated API tokens; empty = no authentication. */
+    apiTokens: z.string().default(""),
+    tlsCert: z.string().optional(),
+    tlsKey: z.string().optional(),
+  })
+  .refine((c) => (c.tlsCert === undefined) === (c.tlsKey === undefined), { error: "must set both tlsCert and tlsKey, or neither", path: ["tlsKey"] });
+
+export type GatewayConfig = z.output<typeof gatewayConfigSchema>;
+
+export function resolveGatewayConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig & { tokens: string[]; tls?: { cert: Buffer; key: Buffer } } {
+  const c = parseOrThrow(gatewayConfigSchema, readEnv(ENV, env), { what: "gateway config" });
+  const tokens = String(c.apiTokens).split(",").map((t) => t.trim()).filter(Boolean);
+  return { ...c, tokens, ...(c.tlsCert && c.tlsKey ? { tls: { cert: readFileSync(c.tlsCert), key: readFileSync(c.tlsKey) } } : {}) };
+}

@@ -1,0 +1,28 @@
+import { z } from "zod";
+import { intInRange, parseOrThrow, readEnv } from "@switchyard/config";
+import { BUNDLED_MODEL_DIR } from "@switchyard/manifest";
+import { DEFAULT_LIVENESS_MS, DEFAULT_MAX_QUEUED, DEFAULT_MAX_TICK_ROWS } from "@switchyard/scheduler";
+
+export const ENV = {
+  SWITCHYARD_MODEL_DIR: "modelDir",
+  SWITCHYARD_NATS: "nats",
+  SWITCHYARD_SUBJECT_PREFIX: "subjectPrefix",
+  SWITCHYARD_MAX_TICK_ROWS: "maxTickRows",
+  SWITCHYARD_MAX_QUEUED: "maxQueued",
+  SWITCHYARD_LIVENESS_MS: "livenessMs",
+} as const;
+
+export const schedulerConfigSchema = z.strictObject({
+  modelDir: z.string().min(1).default(BUNDLED_MODEL_DIR),
+  nats: z.string().min(1).default("127.0.0.1:4222"),
+  subjectPrefix: z.string().min(1).default("sy"),
+  maxTickRows: intInRange(2, 65536).default(DEFAULT_MAX_TICK_ROWS),
+  maxQueued: intInRange(1, 1_000_000).default(DEFAULT_MAX_QUEUED),
+  livenessMs: intInRange(100, 600_000).default(DEFAULT_LIVENESS_MS),
+});
+
+export type SchedulerConfig = z.output<typeof schedulerConfigSchema>;
+
+export function resolveSchedulerConfig(env: NodeJS.ProcessEnv = process.env): SchedulerConfig {
+  return parseOrThrow(schedulerConfigSchema, readEnv(ENV, env), { what: "scheduler config" });
+}

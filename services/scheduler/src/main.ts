@@ -1,0 +1,36 @@
+import { createNatsBus, subjects as makeSubjects } from "@switchyard/bus";
+import { SwitchyardError } from "@switchyard/errors";
+import { loadManifest } from "@switchyard/manifest";
+import { createRemotePool, createSchedulerService } from "@switchyard/scheduler";
+import { createWorkerClients } from "@switchyard/transport";
+import { resolveSchedulerConfig } from "./config";
+
+/** Scheduler: owns sampler state, batches steps of many requests per tick. */
+async function main(): Promise<void> {
+  const cfg = resolveSchedulerConfig();
+  const log = (m: string) => console.log(`[scheduler] ${m}`);
+  const manifest = loadManifest(cfg.modelDir);
+  const subjects = makeSubjects(cfg.subjectPrefix);
+  const bus = await createNatsBus({ servers: cfg.nats, name: "switchyard-scheduler" });
+  const clients = createWorkerClients();
+  const pool = createRemotePool({
+    bus, subjects, model: manifest.name, layers: manifest.architecture.numLayers, experts: manifest.moe.numExperts, clients, livenessMs: cfg.livenessMs, log,
+  });
+  const scheduler = createSchedulerService({ bus, subjects, manifest, pool, limits: { maxTickRows: cfg.maxTickRows, maxQueued: cfg.maxQueued }, log });
+  scheduler.start();
+  log(`serving ${manifest.name} (tick budget ${cfg.maxTickRows} rows, queue ${cfg.maxQueued})`);
+  const stop = async () => {
+    await scheduler.stop();
+    pool.close();
+    clients.close();
+    await bus.close();
+    process.exit(0);
+  };
+  process.once("SIGTERM", () => void stop());
+  process.once("SIGINT", () => void stop());
+}
+
+main().catch((e) => {
+  console.error(`scheduler: ${SwitchyardError.from(e).message}`);
+  process.exit(1);
+});

@@ -1,0 +1,40 @@
+import { hostname } from "node:os";
+import { z } from "zod";
+import { intInRange, parseOrThrow, port, readEnv } from "@switchyard/config";
+import { BUNDLED_MODEL_DIR, DEFAULT_DENSE_THREADS, DEFAULT_EXPERT_THREADS } from "@switchyard/model";
+
+/** Raw → resolved worker configuration (environment variables listed in the README). */
+export const ENV = {
+  SWITCHYARD_WORKER_ID: "id",
+  SWITCHYARD_MODEL_DIR: "modelDir",
+  SWITCHYARD_NATS: "nats",
+  SWITCHYARD_SUBJECT_PREFIX: "subjectPrefix",
+  SWITCHYARD_WORKER_HOST: "host",
+  SWITCHYARD_WORKER_PORT: "port",
+  SWITCHYARD_ADVERTISE_HOST: "advertiseHost",
+  SWITCHYARD_HEARTBEAT_MS: "heartbeatMs",
+  SWITCHYARD_DENSE_THREADS: "denseThreads",
+  SWITCHYARD_EXPERT_THREADS: "expertThreads",
+} as const;
+
+/** Heartbeats every second; the scheduler drops a worker after ~3.5 s of silence. */
+export const DEFAULT_HEARTBEAT_MS = 1000;
+
+export const workerConfigSchema = z.strictObject({
+  id: z.string().min(1).default(() => `${hostname()}-${process.pid}`),
+  modelDir: z.string().min(1).default(BUNDLED_MODEL_DIR),
+  nats: z.string().min(1).default("127.0.0.1:4222"),
+  subjectPrefix: z.string().min(1).default("sy"),
+  host: z.string().min(1).default("127.0.0.1"),
+  port: port.default(0),
+  advertiseHost: z.string().min(1).optional(),
+  heartbeatMs: intInRange(50, 60_000).default(DEFAULT_HEARTBEAT_MS),
+  denseThreads: intInRange(1, 256).default(DEFAULT_DENSE_THREADS),
+  expertThreads: intInRange(1, 256).default(DEFAULT_EXPERT_THREADS),
+});
+
+export type WorkerConfig = z.output<typeof workerConfigSchema>;
+
+export function resolveWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
+  return parseOrThrow(workerConfigSchema, readEnv(ENV, env), { what: "worker config" });
+}

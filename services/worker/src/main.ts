@@ -1,0 +1,52 @@
+import { createNatsBus, subjects as makeSubjects } from "@switchyard/bus";
+import { SwitchyardError } from "@switchyard/errors";
+import { createOnnxModel } from "@switchyard/model";
+import type { Heartbeat } from "@switchyard/scheduler";
+import { createWorkerClients, startWorkerServer } from "@switchyard/transport";
+import { createWorkerRuntime } from "@switchyard/worker";
+import { resolveWorkerConfig } from "./config";
+
+/** Worker: holds the experts the scheduler assigns, serves ticks and row exchanges. */
+async function main(): Promise<void> {
+  const cfg = resolveWorkerConfig();
+  const log = (m: string) => console.log(`[worker ${cfg.id}] ${m}`);
+  const subjects = makeSubjects(cfg.subjectPrefix);
+  const bus = await createNatsBus({ servers: cfg.nats, name: `switchyard-worker ${cfg.id}` });
+  // Experts are loaded when the scheduler assigns them (SetExperts), not at start.
+  const parts = await createOnnxModel({ dir: cfg.modelDir, experts: () => false, denseThreads: cfg.denseThreads, expertThreads: cfg.expertThreads });
+  const peers = createWorkerClients();
+  bus.subscribe(subjects.heartbeat, (p) => {
+    const hb = p as unknown as Heartbeat;
+    if (hb?.workerId && hb.workerId !== cfg.id) peers.setAddress(hb.workerId, hb.address);
+  });
+  bus.subscribe(subjects.leave, (p) => {
+    const id = (p as { workerId?: string })?.workerId;
+    if (id) peers.remove(id);
+  });
+  const runtime = createWorkerRuntime({ id: cfg.id, parts, peers });
+  const server = await startWorkerServer(runtime, { host: cfg.host, port: cfg.port });
+  const address = `${cfg.advertiseHost ?? cfg.host}:${server.port}`;
+  const beat = () => bus.publish(subjects.heartbeat, { workerId: cfg.id, address, planVersion: 0 });
+  beat();
+  const timer = setInterval(beat, cfg.heartbeatMs);
+  log(`serving data plane on ${address}`);
+  const stop = async () => {
+    clearInterval(timer);
+    bus.publish(subjects.leave, { workerId: cfg.id });
+    await bus.flush().catch(() => undefined);
+    await server.stop();
+    await runtime.close();
+    peers.close();
+    await parts.close();
+    await bus.close();
+    log("stopped");
+    process.exit(0);
+  };
+  process.once("SIGTERM", () => void stop());
+  process.once("SIGINT", () => void stop());
+}
+
+main().catch((e) => {
+  console.error(`worker: ${SwitchyardError.from(e).message}`);
+  process.exit(1);
+});
