@@ -65,6 +65,11 @@ describe("schedule", () => {
     expect(moved.homes.get("a")).toBe("w0");
   });
 
+  it("runs one request at a time when maxRequestsPerTick is 1", () => {
+    const plan = schedule([req("a", { count: 2 }), req("b")], ["w0"], { maxTickRows: 100, maxRequestsPerTick: 1 }, 0);
+    expect(plan.items.map((i) => i.requestId)).toEqual(["a", "a"]);
+  });
+
   it("plans nothing without workers", () => {
     expect(schedule([req("a")], [], { maxTickRows: 10 }, 0).items).toHaveLength(0);
   });

@@ -61,6 +61,8 @@ export interface TickPlan {
 export interface SchedulerLimits {
   /** Most rows in one tick (the token budget divided by tokens per image). */
   readonly maxTickRows: number;
+  /** Most requests in one tick; 1 = one request at a time (the no-batching baseline). */
+  readonly maxRequestsPerTick?: number;
   /** Most requests admitted and not finished; beyond it admission says RESOURCE_EXHAUSTED. */
   readonly maxQueued: number;
 }
@@ -107,7 +109,7 @@ export const leastLoadedHome: HomePolicy = (_r, rowsByWorker) => {
 export function schedule(
   requests: Iterable<RequestState>,
   workers: readonly string[],
-  limits: Pick<SchedulerLimits, "maxTickRows">,
+  limits: Pick<SchedulerLimits, "maxTickRows" | "maxRequestsPerTick">,
   nowMs: number,
   homePolicy: HomePolicy = leastLoadedHome,
 ): TickPlan {
@@ -123,11 +125,14 @@ export function schedule(
   const items: TickItem[] = [];
   const homes = new Map<string, string>();
   let rows = 0;
+  let taken = 0;
+  const maxRequests = limits.maxRequestsPerTick ?? Infinity;
   for (const r of runnable) {
-    if (workers.length === 0) break;
+    if (workers.length === 0 || taken >= maxRequests) break;
     const per = rowsPerImage(r.spec.guidance);
     if (rows + per > limits.maxTickRows) continue;
     const home = r.home !== undefined && live.has(r.home) ? r.home : homePolicy(r, load);
+    taken++;
     if (home !== r.home) homes.set(r.spec.id, home);
     r.images.forEach((img, i) => {
       if (isDone(img.sampler) || rows + per > limits.maxTickRows) return;

@@ -84,7 +84,11 @@ class Scheduler implements SchedulerService {
   private readonly P: number;
 
   constructor(private readonly o: SchedulerServiceOptions) {
-    this.limits = { maxTickRows: o.limits?.maxTickRows ?? DEFAULT_MAX_TICK_ROWS, maxQueued: o.limits?.maxQueued ?? DEFAULT_MAX_QUEUED };
+    this.limits = {
+      maxTickRows: o.limits?.maxTickRows ?? DEFAULT_MAX_TICK_ROWS,
+      maxQueued: o.limits?.maxQueued ?? DEFAULT_MAX_QUEUED,
+      ...(o.limits?.maxRequestsPerTick ? { maxRequestsPerTick: o.limits.maxRequestsPerTick } : {}),
+    };
     this.now = o.now ?? Date.now;
     const img = o.manifest.image;
     this.P = img.channels * img.height * img.width;
@@ -229,7 +233,7 @@ class Scheduler implements SchedulerService {
         throw Object.assign(SwitchyardError.from(e, Code.Unavailable), { home });
       }
     });
-    const settled = await Promise.allSettled(calls);
+    const settled = await settleOrFirstFailure(calls);
     const failures = settled.filter((s): s is PromiseRejectedResult => s.status === "rejected");
     if (failures.length > 0) {
       // Nothing is applied: every request resumes from its last completed eval.
@@ -290,6 +294,35 @@ class Scheduler implements SchedulerService {
       seed: r.msg.params.seed,
     });
   }
+}
+
+/**
+ * Like Promise.allSettled, but returns as soon as one promise rejects: when a home dies
+ * the others block on its rows until their exchange timeout, and nothing of a failed
+ * tick is applied anyway. Abandoned calls fail in the workers on their own.
+ */
+function settleOrFirstFailure<T>(ps: Promise<T>[]): Promise<PromiseSettledResult<T>[]> {
+  return new Promise((resolve) => {
+    const out: PromiseSettledResult<T>[] = new Array(ps.length);
+    let left = ps.length;
+    let done = false;
+    if (left === 0) resolve(out);
+    ps.forEach((p, i) =>
+      p.then(
+        (value) => {
+          out[i] = { status: "fulfilled", value };
+          if (--left === 0 && !done) resolve(out);
+        },
+        (reason: unknown) => {
+          out[i] = { status: "rejected", reason };
+          if (!done) {
+            done = true;
+            resolve(out.filter((x) => x !== undefined));
+          }
+        },
+      ),
+    );
+  });
 }
 
 export function createSchedulerService(options: SchedulerServiceOptions): SchedulerService {

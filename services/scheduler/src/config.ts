@@ -10,6 +10,7 @@ export const ENV = {
   SWITCHYARD_MAX_TICK_ROWS: "maxTickRows",
   SWITCHYARD_MAX_QUEUED: "maxQueued",
   SWITCHYARD_LIVENESS_MS: "livenessMs",
+  SWITCHYARD_MAX_REQUESTS_PER_TICK: "maxRequestsPerTick",
 } as const;
 
 export const schedulerConfigSchema = z.strictObject({
@@ -19,6 +20,8 @@ export const schedulerConfigSchema = z.strictObject({
   maxTickRows: intInRange(2, 65536).default(DEFAULT_MAX_TICK_ROWS),
   maxQueued: intInRange(1, 1_000_000).default(DEFAULT_MAX_QUEUED),
   livenessMs: intInRange(100, 600_000).default(DEFAULT_LIVENESS_MS),
+  /** 0 = unlimited; 1 = one request at a time (baseline for benchmarks). */
+  maxRequestsPerTick: intInRange(0, 1_000_000).default(0),
 });
 
 export type SchedulerConfig = z.output<typeof schedulerConfigSchema>;

@@ -16,7 +16,7 @@ async function main(): Promise<void> {
   const pool = createRemotePool({
     bus, subjects, model: manifest.name, layers: manifest.architecture.numLayers, experts: manifest.moe.numExperts, clients, livenessMs: cfg.livenessMs, log,
   });
-  const scheduler = createSchedulerService({ bus, subjects, manifest, pool, limits: { maxTickRows: cfg.maxTickRows, maxQueued: cfg.maxQueued }, log });
+  const scheduler = createSchedulerService({ bus, subjects, manifest, pool, limits: { maxTickRows: cfg.maxTickRows, maxQueued: cfg.maxQueued, maxRequestsPerTick: cfg.maxRequestsPerTick }, log });
   scheduler.start();
   log(`serving ${manifest.name} (tick budget ${cfg.maxTickRows} rows, queue ${cfg.maxQueued})`);
   const stop = async () => {

@@ -1,0 +1,174 @@
+/**
+ * Runtime benchmark (issue: distributed runtime). Prints, measured in one run:
+ *  1. step latency of 2 workers over loopback gRPC ÷ the in-process engine, at batch
+ *     1, 8 and 32 images (rounds alternate between the two);
+ *  2. throughput of step batching ÷ one-request-at-a-time under the same offered load
+ *     (Poisson arrivals, same seed), with p50/p99 request latency of both;
+ *  3. bytes moved between workers per generated image.
+ *
+ *   npm run bench:runtime -- [--rounds 5] [--requests 24] [--rate 3] [--steps 10]
+ * Needs nats-server (the workers are real processes).
+ */
+import { parseArgs } from "node:util";
+import { type Bus, createNatsBus, subjects as makeSubjects } from "@switchyard/bus";
+import { natsServerAvailable } from "@switchyard/bus/testing";
+import { createClient } from "@switchyard/client";
+import { type ProcessCluster, startProcessCluster } from "@switchyard/cluster";
+import { createEngine } from "@switchyard/engine";
+import { BUNDLED_MODEL_DIR, createOnnxModel } from "@switchyard/model";
+import type { TickItemMsg } from "@switchyard/proto";
+import { createRng, gaussianNoise } from "@switchyard/sampler";
+import { contiguousPlan, expertsOf } from "@switchyard/scheduler";
+import { createWorkerClients } from "@switchyard/transport";
+import { median, percentile, table } from "./stats";
+
+const { values: flags } = parseArgs({
+  options: {
+    rounds: { type: "string", default: "5" },
+    requests: { type: "string", default: "24" },
+    rate: { type: "string", default: "3" },
+    steps: { type: "string", default: "10" },
+    batches: { type: "string", default: "1,8,32" },
+  },
+});
+const rounds = Number(flags.rounds);
+const P = 784;
+
+interface WorkerStatsWire {
+  layers: { bytesSent: number; bytesReceived: number }[];
+}
+
+async function bytesSent(clients: ReturnType<typeof createWorkerClients>, ids: string[]): Promise<number> {
+  const all = await Promise.all(ids.map((w) => clients.stats(w) as Promise<WorkerStatsWire>));
+  return all.reduce((s, st) => s + st.layers.reduce((a, l) => a + Number(l.bytesSent), 0), 0);
+}
+
+async function workerClients(bus: Bus, prefix: string) {
+  const clients = createWorkerClients();
+  const seen = new Set<string>();
+  bus.subscribe(makeSubjects(prefix).heartbeat, (p) => {
+    const hb = p as { workerId: string; address: string };
+    clients.setAddress(hb.workerId, hb.address);
+    seen.add(hb.workerId);
+  });
+  while (seen.size < 2) await new Promise((r) => setTimeout(r, 100));
+  return clients;
+}
+
+async function stepLatency(cluster: ProcessCluster, prefix: string): Promise<void> {
+  const bus = await createNatsBus({ servers: cluster.nats, name: "bench" });
+  const clients = await workerClients(bus, prefix);
+  const ids = ["worker-0", "worker-1"];
+  const parts = await createOnnxModel({ dir: BUNDLED_MODEL_DIR });
+  const engine = createEngine({ parts });
+  const m = parts.manifest;
+  const plan = contiguousPlan(ids, m.architecture.numLayers, m.moe.numExperts, 1000);
+  await Promise.all(ids.map((w) => clients.setExperts(w, expertsOf(plan, w))));
+  const rows: (string | number)[][] = [];
+  let tick = 1_000_000;
+  for (const B of flags.batches!.split(",").map(Number)) {
+    const items: TickItemMsg[] = Array.from({ length: B }, (_, i) => ({ requestId: `b${i}`, imageIndex: 0, x: gaussianNoise(3, i, P), t: 0.5, label: i % 10, guidance: 2 }));
+    const homes = B === 1 ? ["worker-0"] : ids;
+    const split = homes.map((_, h) => items.filter((_, i) => i % homes.length === h));
+    const dist = async () => {
+      const t0 = performance.now();
+      const t = ++tick;
+      await Promise.all(homes.map((h, k) => clients.runTick(h, { tick: t, items: split[k]!, homes, planVersion: plan.version, owners: plan.owners })));
+      return performance.now() - t0;
+    };
+    const local = async () => {
+      const t0 = performance.now();
+      await engine.forward(items.map((it) => ({ x: it.x, t: it.t, label: it.label, guidance: it.guidance })));
+      return performance.now() - t0;
+    };
+    await dist();
+    await local();
+    const d: number[] = [];
+    const l: number[] = [];
+    for (let r = 0; r < rounds; r++) {
+      for (let i = 0; i < 3; i++) d.push(await dist());
+      for (let i = 0; i < 3; i++) l.push(await local());
+    }
+    rows.push([B, median(d).toFixed(1), median(l).toFixed(1), (median(d) / median(l)).toFixed(3)]);
+  }
+  console.log("# step latency: 2 workers over loopback gRPC vs the in-process engine (guidance 2: 2 rows/image; medians)");
+  console.log(table(["batch", "2 workers ms", "in-process ms", "ratio"], rows));
+  clients.close();
+  await parts.close();
+  await bus.close();
+}
+
+interface LoadResult {
+  throughput: number;
+  p50: number;
+  p99: number;
+  images: number;
+  wallS: number;
+}
+
+async function offeredLoad(address: string): Promise<LoadResult> {
+  const n = Number(flags.requests);
+  const rate = Number(flags.rate);
+  const rng = createRng(42);
+  const client = createClient({ address });
+  const lat: number[] = [];
+  let images = 0;
+  const t0 = performance.now();
+  let at = 0;
+  const runs: Promise<void>[] = [];
+  for (let i = 0; i < n; i++) {
+    at += -Math.log(1 - rng.next()) / rate; // Poisson arrivals, seconds
+    const delay = t0 + at * 1000 - performance.now();
+    if (delay > 0) await new Promise((r) => setTimeout(r, delay));
+    const start = performance.now();
+    runs.push(
+      client.generateImages({ label: i % 10, count: 1 + (i % 3), steps: Number(flags.steps), sampler: "euler", guidance: 2, seed: i }).then((r) => {
+        lat.push(performance.now() - start);
+        images += r.images.length;
+      }),
+    );
+  }
+  await Promise.all(runs);
+  const wallS = (performance.now() - t0) / 1000;
+  client.close();
+  return { throughput: n / wallS, p50: percentile(lat, 50), p99: percentile(lat, 99), images, wallS };
+}
+
+async function main(): Promise<void> {
+  if (!natsServerAvailable()) {
+    console.log("nats-server is not installed: this benchmark runs real worker processes over NATS");
+    return;
+  }
+  const prefix = "bench";
+  const batched = await startProcessCluster({ modelDir: BUNDLED_MODEL_DIR, workers: 2, subjectPrefix: prefix, env: { SWITCHYARD_DENSE_THREADS: "1" } });
+  try {
+    await stepLatency(batched, prefix);
+    const bus = await createNatsBus({ servers: batched.nats, name: "bench-stats" });
+    const clients = await workerClients(bus, prefix);
+    const before = await bytesSent(clients, ["worker-0", "worker-1"]);
+    const b = await offeredLoad(batched.address);
+    const moved = (await bytesSent(clients, ["worker-0", "worker-1"])) - before;
+    clients.close();
+    await bus.close();
+    await batched.stop();
+    const seq = await startProcessCluster({ modelDir: BUNDLED_MODEL_DIR, workers: 2, subjectPrefix: prefix, env: { SWITCHYARD_DENSE_THREADS: "1", SWITCHYARD_MAX_REQUESTS_PER_TICK: "1" } });
+    const s = await offeredLoad(seq.address);
+    await seq.stop();
+    console.log(`\n# same offered load: ${flags.requests} requests (1-3 images, ${flags.steps} euler steps, guidance 2), Poisson at ${flags.rate}/s`);
+    console.log(
+      table(
+        ["scheduler", "req/s", "p50 ms", "p99 ms", "wall s"],
+        [
+          ["step batching", b.throughput.toFixed(2), b.p50.toFixed(0), b.p99.toFixed(0), b.wallS.toFixed(1)],
+          ["one at a time", s.throughput.toFixed(2), s.p50.toFixed(0), s.p99.toFixed(0), s.wallS.toFixed(1)],
+        ],
+      ),
+    );
+    console.log(`throughput ratio (batching ÷ one-at-a-time): ${(b.throughput / s.throughput).toFixed(2)}×`);
+    console.log(`\n# bytes moved between workers: ${(moved / b.images / 1024).toFixed(1)} KiB per generated image (${b.images} images, ${(moved / 1048576).toFixed(1)} MiB, ${flags.steps} steps each)`);
+  } finally {
+    await batched.stop().catch(() => undefined);
+  }
+}
+
+await main();
