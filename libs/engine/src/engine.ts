@@ -17,18 +17,17 @@ import { type ExpertGroups, type LayerRouting, gatherRows, groupByExpert, routeT
  *  distributed worker puts cross-worker dispatch behind the same interface. */
 export interface ExpertExecutor {
   /**
-   * Returns the routed mixture sum_k w_k * expert_k(u) for every row, [R, D], with
-   * experts accumulated in ascending id order (as the reference does).
+   * Adds the routed mixture sum_k w_k * expert_k(u) of every row into `acc` ([R, D],
+   * holding the shared expert's output or zeros) and returns it.
    */
-  runLayer(layer: number, u: Float32Array, groups: ExpertGroups, rows: number): Promise<Float32Array>;
+  runLayer(layer: number, u: Float32Array, groups: ExpertGroups, rows: number, acc: Float32Array): Promise<Float32Array>;
 }
 
 /** The default executor: every expert of the layer on this process's ModelParts. */
 export function createLocalExecutor(parts: ModelParts): ExpertExecutor {
   const D = parts.manifest.architecture.hiddenSize;
   return {
-    async runLayer(layer, u, groups, rows) {
-      const acc = new Float32Array(rows * D);
+    async runLayer(layer, u, groups, _rows, acc) {
       const { offsets, row, weight } = groups;
       for (let e = 0; e < groups.numExperts; e++) {
         const b = offsets[e] as number;
@@ -196,13 +195,14 @@ class EngineImpl implements Engine {
       const groups = groupByExpert(r, E);
       const t1 = performance.now();
       denseMs += t1 - t0;
-      const moe = await this.executor.runLayer(l, d.u, groups, B * T);
+      // The shared expert's output is the accumulator the routed experts add into
+      // (one pass fewer than summing them separately).
+      const acc = m.moe.sharedExpert ? await this.parts.shared(l, d.u, B * T) : new Float32Array(B * T * D);
+      const t2a = performance.now();
+      const moe = await this.executor.runLayer(l, d.u, groups, B * T, acc);
       const t2 = performance.now();
-      expertMs += t2 - t1;
-      if (m.moe.sharedExpert) {
-        const s = await this.parts.shared(l, d.u, B * T);
-        for (let i = 0; i < moe.length; i++) moe[i] = (moe[i] as number) + (s[i] as number);
-      }
+      expertMs += t2 - t2a;
+      denseMs += t2a - t1;
       h = combineBlock(d.h1, d.gate, moe, B, T, D);
       t0 = performance.now();
       denseMs += t0 - t2;

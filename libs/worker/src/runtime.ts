@@ -112,7 +112,7 @@ class Runtime implements WorkerRuntime {
     // Every home sends every expert owner one message per layer (owners wait for all homes).
     const owners = [...new Set(req.owners)].sort();
     return {
-      runLayer: async (layer: number, u: Float32Array, groups: ExpertGroups, rows: number) => {
+      runLayer: async (layer: number, u: Float32Array, groups: ExpertGroups, _rows: number, acc: Float32Array) => {
         const D = this.D;
         const byOwner = new Map<string, { rowIndex: Map<number, number>; rows: number[]; ar: number[]; ae: number[]; aw: number[] }>();
         for (const w of owners) byOwner.set(w, { rowIndex: new Map(), rows: [], ar: [], ae: [], aw: [] });
@@ -133,7 +133,6 @@ class Runtime implements WorkerRuntime {
             b.aw.push(groups.weight[i]!);
           }
         }
-        const acc = new Float32Array(rows * D);
         const calls = [...byOwner.entries()].map(async ([owner, b]) => {
           const rowIdx = Int32Array.from(b.rows);
           const msg: ExchangeRequestMsg = {
@@ -241,7 +240,10 @@ class Runtime implements WorkerRuntime {
       if (end === b) continue;
       if (!this.parts.hasExpert(layer, e)) await this.parts.loadExpert(layer, e); // taking over from the host store
       const x = new Float32Array((end - b) * D);
-      for (let i = b; i < end; i++) x.set(contribs[who[i]!]!.req.u.subarray(row[i]! * D, row[i]! * D + D), (i - b) * D);
+      for (let i = b; i < end; i++) {
+        const src = contribs[who[i]!]!.req.u;
+        x.set(src.subarray(row[i]! * D, row[i]! * D + D), (i - b) * D);
+      }
       const y = await this.parts.expert(layer, e, x, end - b);
       this.expertRows[layer * E + e]! += end - b;
       for (let i = b; i < end; i++) {
