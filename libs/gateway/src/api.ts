@@ -1,11 +1,13 @@
 import { randomInt, randomUUID } from "node:crypto";
 import type * as grpc from "@grpc/grpc-js";
-import { type Bus, type Json, type Subjects, unwrapReply } from "@switchyard/bus";
+import type { Bus, Subjects } from "@switchyard/bus";
 import { Code, SwitchyardError } from "@switchyard/errors";
 import { encodePng, toBytes } from "@switchyard/image";
 import { type Manifest, resolveGenerateParams } from "@switchyard/manifest";
 import { toGrpcStatus } from "@switchyard/proto";
-import { type RequestEvent, type SubmitMessage, type SubmitReply, base64ToF32 } from "@switchyard/scheduler";
+import { type SubmitMessage, base64ToF32 } from "@switchyard/scheduler";
+import { createKserveApi } from "./kserve";
+import { startRequest } from "./request-stream";
 
 /** What the gateway counts; the /metrics endpoint renders it. */
 export interface GatewayMetrics {
@@ -93,6 +95,8 @@ function deadlineOf(call: grpc.ServerWritableStream<unknown, unknown>): number |
 
 export interface Gateway {
   readonly implementation: grpc.UntypedServiceImplementation;
+  /** KServe v2 / Open Inference Protocol service. */
+  readonly inference: grpc.UntypedServiceImplementation;
   readonly metrics: GatewayMetrics;
 }
 
@@ -131,14 +135,12 @@ export function createGatewayApi(o: GatewayOptions): Gateway {
   const implementation: grpc.UntypedServiceImplementation = {
     Generate(call: grpc.ServerWritableStream<GenerateRequestWire, unknown>) {
       metrics.requests++;
-      // assigned below, after validation; end() may run before that
-      const events: { sub?: { unsubscribe(): void } } = {};
+      metrics.inflight++;
       let finished = false;
       const end = (err?: unknown) => {
         if (finished) return;
         finished = true;
         metrics.inflight--;
-        events.sub?.unsubscribe();
         if (err) {
           const se = SwitchyardError.from(err, Code.Internal);
           countFailure(se.code);
@@ -148,7 +150,6 @@ export function createGatewayApi(o: GatewayOptions): Gateway {
           call.end();
         }
       };
-      metrics.inflight++;
       let submit: SubmitMessage;
       try {
         authorize(call.metadata);
@@ -159,57 +160,30 @@ export function createGatewayApi(o: GatewayOptions): Gateway {
         return;
       }
       const id = submit.requestId;
-      const images: Float32Array[] = new Array(submit.params.count);
+      const handle = startRequest(o.bus, o.subjects, m.name, submit, o.submitTimeoutMs ?? DEFAULT_SUBMIT_TIMEOUT_MS, {
+        accepted: (reply) => void (!finished && call.write({ accepted: { requestId: id, queuePosition: reply.queuePosition } })),
+        progress: (e) => {
+          metrics.stepsStreamed++;
+          call.write({ progress: { step: e.step, steps: e.steps, t: e.t, preview: (e.previews ?? []).map((p) => image(base64ToF32(p))) } });
+        },
+        done: (images, e) => {
+          metrics.queueMsSum += e.queueMs;
+          metrics.computeMsSum += e.computeMs;
+          metrics.totalMsSum += e.totalMs;
+          call.write({
+            result: { requestId: id, images: images.map(image), timings: { queueMs: e.queueMs, computeMs: e.computeMs, totalMs: e.totalMs, modelEvals: e.evals }, seed: e.seed },
+          });
+          end();
+        },
+        error: (e) => end(e),
+      });
       call.on("cancelled", () => {
         if (finished) return;
-        o.bus.publish(o.subjects.cancel, { requestId: id });
+        handle.cancel();
         finished = true;
         metrics.inflight--;
         countFailure(Code.Canceled);
-        events.sub?.unsubscribe();
       });
-      // Subscribe before submitting so that no event is missed.
-      events.sub = o.bus.subscribe(o.subjects.events(id), (payload) => {
-        if (finished) return;
-        const e = payload as unknown as RequestEvent;
-        switch (e.type) {
-          case "progress":
-            metrics.stepsStreamed++;
-            call.write({ progress: { step: e.step, steps: e.steps, t: e.t, preview: (e.previews ?? []).map((p) => image(base64ToF32(p))) } });
-            break;
-          case "image":
-            images[e.index] = base64ToF32(e.data);
-            break;
-          case "done":
-            metrics.queueMsSum += e.queueMs;
-            metrics.computeMsSum += e.computeMs;
-            metrics.totalMsSum += e.totalMs;
-            call.write({
-              result: {
-                requestId: id,
-                images: images.map(image),
-                timings: { queueMs: e.queueMs, computeMs: e.computeMs, totalMs: e.totalMs, modelEvals: e.evals },
-                seed: e.seed,
-              },
-            });
-            end();
-            break;
-          case "error":
-            end(new SwitchyardError(e.message, e.code as Code));
-            break;
-        }
-      });
-      void (async () => {
-        try {
-          await o.bus.flush();
-          const reply = unwrapReply(await o.bus.request(o.subjects.intake(m.name), submit as unknown as Json, { timeoutMs: o.submitTimeoutMs ?? DEFAULT_SUBMIT_TIMEOUT_MS })) as unknown as SubmitReply;
-          if (!finished) call.write({ accepted: { requestId: id, queuePosition: reply.queuePosition } });
-        } catch (e) {
-          const se = SwitchyardError.from(e);
-          // no scheduler answering is a transient condition for the client
-          end(se.code === Code.DeadlineExceeded ? new SwitchyardError(`no scheduler accepted the request: ${se.rawMessage}`, Code.Unavailable, { cause: e }) : se);
-        }
-      })();
     },
 
     Cancel(call: grpc.ServerUnaryCall<{ requestId: string }, unknown>, cb: grpc.sendUnaryData<unknown>) {
@@ -242,5 +216,6 @@ export function createGatewayApi(o: GatewayOptions): Gateway {
       }
     },
   };
-  return { implementation, metrics };
+  const kserve = createKserveApi({ bus: o.bus, subjects: o.subjects, manifest: m, submitTimeoutMs: o.submitTimeoutMs ?? DEFAULT_SUBMIT_TIMEOUT_MS, authorize });
+  return { implementation, inference: kserve.implementation, metrics };
 }

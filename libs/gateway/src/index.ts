@@ -3,3 +3,5 @@ export type { Gateway, GatewayOptions, GatewayMetrics, GenerateRequestWire } fro
 export { startGatewayServer, DEFAULT_MAX_RECEIVE_MESSAGE_BYTES, DEFAULT_MAX_SEND_MESSAGE_BYTES } from "./server";
 export type { GatewayServer, GatewayServerOptions } from "./server";
 export { renderMetrics } from "./metrics";
+export { createKserveApi, parseInferRequest, KSERVE_INPUT, KSERVE_OUTPUT, KSERVE_MAX_BATCH } from "./kserve";
+export type { KserveStats } from "./kserve";

@@ -42,7 +42,8 @@ export async function startGatewayServer(o: GatewayServerOptions): Promise<Gatew
     "grpc.max_send_message_length": DEFAULT_MAX_SEND_MESSAGE_BYTES,
   });
   server.addService(contracts.switchyard, gateway.implementation);
-  const health = new HealthImplementation({ "": "SERVING", "switchyard.v1.Switchyard": "SERVING" });
+  server.addService(contracts.inference, gateway.inference);
+  const health = new HealthImplementation({ "": "SERVING", "switchyard.v1.Switchyard": "SERVING", "inference.GRPCInferenceService": "SERVING" });
   health.addToServer(server);
   new ReflectionService(contracts.packageDefinition).addToServer(server);
   const host = o.host ?? "127.0.0.1";

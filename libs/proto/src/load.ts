@@ -21,6 +21,8 @@ export const LOADER_OPTIONS: protoLoader.Options = {
 
 export interface Contracts {
   readonly switchyard: grpc.ServiceDefinition;
+  /** KServe v2 / Open Inference Protocol (inference.GRPCInferenceService). */
+  readonly inference: grpc.ServiceDefinition;
   readonly worker: grpc.ServiceDefinition;
   readonly packageDefinition: protoLoader.PackageDefinition;
 }
@@ -29,13 +31,15 @@ let cached: Contracts | undefined;
 
 export function loadContracts(): Contracts {
   if (cached) return cached;
-  const packageDefinition = protoLoader.loadSync(["switchyard/v1/switchyard.proto", "switchyard/v1/worker.proto"], LOADER_OPTIONS);
+  const packageDefinition = protoLoader.loadSync(["switchyard/v1/switchyard.proto", "switchyard/v1/worker.proto", "inference/grpc_service.proto"], LOADER_OPTIONS);
   const pkg = grpc.loadPackageDefinition(packageDefinition) as unknown as {
     switchyard: { v1: { Switchyard: grpc.ServiceClientConstructor }; worker: { v1: { Worker: grpc.ServiceClientConstructor } } };
+    inference: { GRPCInferenceService: grpc.ServiceClientConstructor };
   };
   cached = {
     switchyard: pkg.switchyard.v1.Switchyard.service,
     worker: pkg.switchyard.worker.v1.Worker.service,
+    inference: pkg.inference.GRPCInferenceService.service,
     packageDefinition,
   };
   return cached;

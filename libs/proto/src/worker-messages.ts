@@ -48,7 +48,7 @@ export interface ExchangeRequestMsg {
 }
 
 export interface ExchangeResponseMsg {
-  /** [rows, D] sum over the request's assignments of weight * expert(u[row]) */
+  /** [n, D] expert output of every assignment, unweighted, in request order */
   readonly y: Float32Array;
 }
 

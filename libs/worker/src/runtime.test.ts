@@ -60,6 +60,19 @@ describe("distributed tick", () => {
     }
   });
 
+  it("takes over a dead peer's experts (loaded on demand) with unchanged results", async () => {
+    const { plan, rts } = await cluster(2);
+    const all = items(3);
+    const before = await rts[0]!.runTick({ tick: 1, items: all, homes: ["w0"], planVersion: plan.version, owners: plan.owners });
+    const next = reassign(plan, new Set(["w1"]));
+    const after = await rts[0]!.runTick({ tick: 2, items: all, homes: ["w0"], planVersion: next.version, owners: next.owners });
+    const ref = await createEngine({ parts: reference }).forward(all.map((it) => ({ x: it.x, t: it.t, label: it.label, guidance: it.guidance })));
+    ref.velocities.forEach((v, i) => {
+      expect(maxAbsDiff(before.velocities.subarray(i * 784, (i + 1) * 784), v)).toBeLessThanOrEqual(1e-5);
+      expect(maxAbsDiff(after.velocities.subarray(i * 784, (i + 1) * 784), v)).toBeLessThanOrEqual(1e-5);
+    });
+  });
+
   it("a worker with no images of its own still serves its experts", async () => {
     const { plan, rts } = await cluster(2);
     const r = await rts[0]!.runTick({ tick: 5, items: items(2), homes: ["w0"], planVersion: plan.version, owners: plan.owners });

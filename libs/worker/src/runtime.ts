@@ -1,4 +1,4 @@
-import { type ExpertExecutor, type ExpertGroups, createEngine, gatherRows } from "@switchyard/engine";
+import { type ExpertExecutor, type ExpertGroups, createEngine, gatherRows, scatterAddWeighted } from "@switchyard/engine";
 import { Code, SwitchyardError } from "@switchyard/errors";
 import type { ModelParts } from "@switchyard/model";
 import type { ExchangeRequestMsg, ExchangeResponseMsg, PeerClient, TickRequestMsg, TickResponseMsg } from "@switchyard/proto";
@@ -11,8 +11,10 @@ import type { ExchangeRequestMsg, ExchangeResponseMsg, PeerClient, TickRequestMs
  * (possibly empty): the unique rows routed to that worker's experts and the
  * (row, expert, weight) assignments. An owner waits until every home of the tick has
  * contributed (its own rows included), runs each of its experts once over all rows of
- * all homes, and answers each home with per-row weighted sums. Homes add the partial
- * sums of all owners. Per row this sends D floats each way per owner touched.
+ * all homes, and answers each home with the expert output of every assignment. Homes
+ * weight and sum them in ascending expert order, exactly as the in-process engine
+ * does, so results do not depend on where experts live. Per row this sends D floats
+ * to each owner touched and D floats back per expert of the row on that owner.
  */
 export interface WorkerRuntime {
   readonly id: string;
@@ -114,8 +116,9 @@ class Runtime implements WorkerRuntime {
     return {
       runLayer: async (layer: number, u: Float32Array, groups: ExpertGroups, _rows: number, acc: Float32Array) => {
         const D = this.D;
-        const byOwner = new Map<string, { rowIndex: Map<number, number>; rows: number[]; ar: number[]; ae: number[]; aw: number[] }>();
-        for (const w of owners) byOwner.set(w, { rowIndex: new Map(), rows: [], ar: [], ae: [], aw: [] });
+        type Part = { rowIndex: Map<number, number>; rows: number[]; ar: number[]; ae: number[]; aw: number[]; pos: number[] };
+        const byOwner = new Map<string, Part>();
+        for (const w of owners) byOwner.set(w, { rowIndex: new Map(), rows: [], ar: [], ae: [], aw: [], pos: [] });
         for (let e = 0; e < groups.numExperts; e++) {
           const owner = req.owners[layer * this.E + e]!;
           const b = byOwner.get(owner);
@@ -131,38 +134,44 @@ class Runtime implements WorkerRuntime {
             b.ar.push(local);
             b.ae.push(e);
             b.aw.push(groups.weight[i]!);
+            b.pos.push(i);
           }
         }
-        const calls = [...byOwner.entries()].map(async ([owner, b]) => {
-          const rowIdx = Int32Array.from(b.rows);
-          const msg: ExchangeRequestMsg = {
-            tick: req.tick,
-            layer,
-            from: this.id,
-            homes: req.homes,
-            rows: b.rows.length,
-            u: gatherRows(u, D, rowIdx, 0, rowIdx.length),
-            assignRow: Int32Array.from(b.ar),
-            assignExpert: Int32Array.from(b.ae),
-            assignWeight: Float32Array.from(b.aw),
-          };
-          let y: Float32Array;
-          if (owner === this.id) y = (await this.exchange(msg, true)).y;
-          else {
-            const t = this.traffic[layer]!;
-            t.rowsSent += msg.rows;
-            t.bytesSent += msg.u.byteLength + msg.assignRow.byteLength * 3;
-            y = (await this.peers.exchange(owner, msg)).y;
-            t.bytesReceived += y.byteLength;
-          }
-          return { rowIdx, y };
-        });
-        // Add partial sums in a fixed owner order so results do not depend on timing.
-        for (const { rowIdx, y } of await Promise.all(calls)) {
-          for (let j = 0; j < rowIdx.length; j++) {
-            const o = rowIdx[j]! * D;
-            for (let d = 0; d < D; d++) acc[o + d] = acc[o + d]! + y[j * D + d]!;
-          }
+        // Expert outputs of every assignment, in the engine's (expert-major) order.
+        const y = new Float32Array(groups.row.length * D);
+        await Promise.all(
+          [...byOwner.entries()].map(async ([owner, b]) => {
+            const rowIdx = Int32Array.from(b.rows);
+            const msg: ExchangeRequestMsg = {
+              tick: req.tick,
+              layer,
+              from: this.id,
+              homes: req.homes,
+              rows: b.rows.length,
+              u: gatherRows(u, D, rowIdx, 0, rowIdx.length),
+              assignRow: Int32Array.from(b.ar),
+              assignExpert: Int32Array.from(b.ae),
+              assignWeight: Float32Array.from(b.aw),
+            };
+            let out: Float32Array;
+            if (owner === this.id) out = (await this.exchange(msg, true)).y;
+            else {
+              const t = this.traffic[layer]!;
+              t.rowsSent += msg.rows;
+              t.bytesSent += msg.u.byteLength + msg.assignRow.byteLength * 3;
+              out = (await this.peers.exchange(owner, msg)).y;
+              t.bytesReceived += out.byteLength;
+            }
+            b.pos.forEach((p, j) => y.set(out.subarray(j * D, j * D + D), p * D));
+          }),
+        );
+        // Weighted sum in ascending expert order per row, exactly as the in-process
+        // engine does it, so that results are bitwise the same wherever experts live
+        // (a different summation order flips near-tie routing decisions later on).
+        for (let e = 0; e < groups.numExperts; e++) {
+          const b = groups.offsets[e]!;
+          const end = groups.offsets[e + 1]!;
+          if (end > b) scatterAddWeighted(acc, D, y.subarray(b * D, end * D), groups.row, groups.weight, b, end);
         }
         return acc;
       },
@@ -222,7 +231,7 @@ class Runtime implements WorkerRuntime {
     const n = counts[E]!;
     const who = new Int32Array(n);
     const row = new Int32Array(n);
-    const weight = new Float32Array(n);
+    const slot = new Int32Array(n);
     const cursor = counts.slice(0, E);
     contribs.forEach((c, ci) => {
       const r = c.req;
@@ -230,10 +239,11 @@ class Runtime implements WorkerRuntime {
         const p = cursor[r.assignExpert[i]!]!++;
         who[p] = ci;
         row[p] = r.assignRow[i]!;
-        weight[p] = r.assignWeight[i]!;
+        slot[p] = i;
       }
     });
-    const ys = contribs.map((c) => new Float32Array(c.req.rows * D));
+    // Output per assignment (unweighted): the home weights and sums in canonical order.
+    const ys = contribs.map((c) => new Float32Array(c.req.assignExpert.length * D));
     for (let e = 0; e < E; e++) {
       const b = counts[e]!;
       const end = counts[e + 1]!;
@@ -246,13 +256,7 @@ class Runtime implements WorkerRuntime {
       }
       const y = await this.parts.expert(layer, e, x, end - b);
       this.expertRows[layer * E + e]! += end - b;
-      for (let i = b; i < end; i++) {
-        const out = ys[who[i]!]!;
-        const o = row[i]! * D;
-        const j = (i - b) * D;
-        const w = weight[i]!;
-        for (let d = 0; d < D; d++) out[o + d] = out[o + d]! + y[j + d]! * w;
-      }
+      for (let i = b; i < end; i++) ys[who[i]!]!.set(y.subarray((i - b) * D, (i - b + 1) * D), slot[i]! * D);
     }
     contribs.forEach((c, i) => c.resolve({ y: ys[i]! }));
   }
