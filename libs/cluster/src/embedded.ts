@@ -1,7 +1,7 @@
 import { type Bus, createMemoryBus, subjects as makeSubjects } from "@switchyard/bus";
 import { type GatewayServer, startGatewayServer } from "@switchyard/gateway";
 import { type ModelParts, createOnnxModel, loadManifest } from "@switchyard/model";
-import { type SchedulerService, type SchedulerLimits, createSchedulerService } from "@switchyard/scheduler";
+import { type SchedulerService, type SchedulerLimits, type TraceRecorder, createSchedulerService, createTraceRecorder } from "@switchyard/scheduler";
 import { type LocalPool, type WorkerRuntime, contiguousPlan, createLocalPeers, createLocalPool, createWorkerRuntime, expertsOf } from "@switchyard/worker";
 
 /**
@@ -18,6 +18,8 @@ export interface EmbeddedClusterOptions {
   readonly limits?: Partial<SchedulerLimits>;
   readonly apiTokens?: readonly string[];
   readonly log?: (msg: string) => void;
+  /** Record routing traces into this directory (switchyard-trace v1). */
+  readonly traceDir?: string;
 }
 
 export interface EmbeddedCluster {
@@ -27,6 +29,7 @@ export interface EmbeddedCluster {
   readonly pool: LocalPool;
   readonly bus: Bus;
   readonly runtimes: readonly WorkerRuntime[];
+  readonly traces: TraceRecorder | undefined;
   stop(): Promise<void>;
 }
 
@@ -48,7 +51,15 @@ export async function startEmbeddedCluster(o: EmbeddedClusterOptions): Promise<E
   const pool = createLocalPool(runtimes, plan, (id) => peers.remove(id));
   const bus = createMemoryBus();
   const subjects = makeSubjects();
-  const scheduler = createSchedulerService({ bus, subjects, manifest, pool, ...(o.limits ? { limits: o.limits } : {}), ...(o.log ? { log: o.log } : {}) });
+  const traces = o.traceDir
+    ? createTraceRecorder({ dir: o.traceDir, model: manifest.name, layers: manifest.architecture.numLayers, experts: manifest.moe.numExperts, topK: manifest.moe.topK, tokens: manifest.architecture.tokens })
+    : undefined;
+  const scheduler = createSchedulerService({
+    bus, subjects, manifest, pool,
+    ...(o.limits ? { limits: o.limits } : {}),
+    ...(o.log ? { log: o.log } : {}),
+    ...(traces ? { onRouting: (r) => traces.record(r) } : {}),
+  });
   scheduler.start();
   const gateway = await startGatewayServer({
     bus, subjects, manifest,
@@ -64,9 +75,11 @@ export async function startEmbeddedCluster(o: EmbeddedClusterOptions): Promise<E
     pool,
     bus,
     runtimes,
+    traces,
     async stop() {
       await gateway.stop();
       await scheduler.stop();
+      traces?.flush();
       await Promise.all(runtimes.map((r) => r.close()));
       await bus.close();
       await Promise.all(parts.map((p) => p.close()));

@@ -27,6 +27,8 @@ export interface TickResponseMsg {
   readonly velocities: Float32Array;
   /** [items, layers, tokens, topK] experts of each item's conditional row */
   readonly routing: Int16Array;
+  /** [items, layers, tokens, topK] routing weights of those experts */
+  readonly routingWeights: Float32Array;
   readonly denseMs: number;
   readonly expertMs: number;
 }

@@ -18,3 +18,5 @@ export { contiguousPlan, expertsOf, reassign } from "./plan";
 export type { ExpertPlan } from "./plan";
 export { createRemotePool, DEFAULT_LIVENESS_MS } from "./remote-pool";
 export type { RemotePool, RemotePoolOptions, Heartbeat } from "./remote-pool";
+export { createTraceRecorder, DEFAULT_TRACE_MAX_RECORDS } from "./trace-recorder";
+export type { TraceRecorder, TraceRecorderOptions } from "./trace-recorder";

@@ -30,6 +30,8 @@ export interface RoutingRecord {
   readonly t: number;
   /** [layers, tokens, topK] */
   readonly experts: Int16Array;
+  /** [layers, tokens, topK] */
+  readonly weights: Float32Array;
 }
 
 export interface SchedulerServiceOptions {
@@ -263,7 +265,7 @@ class Scheduler implements SchedulerService {
         const a = applyVelocity(r.state, it.imageIndex, v);
         r.state = a.state;
         r.computeMs += ms / Math.max(1, items.length);
-        this.o.onRouting?.({ requestId: it.requestId, step: before, label: r.state.spec.label, t: ev.t, experts: res.routing.subarray(j * L * TK, (j + 1) * L * TK) });
+        this.o.onRouting?.({ requestId: it.requestId, step: before, label: r.state.spec.label, t: ev.t, experts: res.routing.subarray(j * L * TK, (j + 1) * L * TK), weights: res.routingWeights.subarray(j * L * TK, (j + 1) * L * TK) });
         const interval = r.msg.previewInterval;
         if (interval > 0) r.preview[it.imageIndex] = previewX0(ev.x, ev.t, v);
         if (a.stepCompleted) {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { Code, SwitchyardError } from "@switchyard/errors";
-import { encodeSafeTensors, halfToFloat, parseSafeTensors, shapeSize, tensor, toFloat32, viewAs } from "./index";
+import { encodeSafeTensors, floatToHalf, halfToFloat, parseSafeTensors, shapeSize, tensor, toFloat32, viewAs } from "./index";
 
 function code(fn: () => unknown): Code | undefined {
   try {
@@ -29,6 +29,13 @@ describe("tensor", () => {
     expect(shapeSize([2, 3, 4])).toBe(24);
     expect(shapeSize([])).toBe(1);
     expect(code(() => tensor("float32", [2, 2], new Float32Array(3)))).toBe(Code.InvalidArgument);
+  });
+
+  it("encodes half floats, rounding to nearest", () => {
+    for (const v of [0, 1, -2, 0.5, 0.33325195, 65504, 6e-5, 5.96e-8]) expect(halfToFloat(floatToHalf(v))).toBeCloseTo(v, 4);
+    expect(floatToHalf(1e6)).toBe(0x7c00);
+    expect(floatToHalf(-0)).toBe(0x8000);
+    expect(halfToFloat(floatToHalf(0.1))).toBeCloseTo(0.0999755859375, 10);
   });
 
   it("decodes half floats", () => {

@@ -89,6 +89,33 @@ export function halfToFloat(bits: number): number {
   return s * (1 + f / 1024) * 2 ** (e - 15);
 }
 
+/** float32 to IEEE 754 half bits, round to nearest even (overflow → ±Infinity). */
+export function floatToHalf(value: number): number {
+  const f = new Float32Array([value]);
+  const x = new Uint32Array(f.buffer)[0]!;
+  const sign = (x >>> 16) & 0x8000;
+  const exp = (x >>> 23) & 0xff;
+  let mant = x & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
+  let e = exp - 127 + 15;
+  if (e >= 0x1f) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign;
+    mant |= 0x800000;
+    const shift = 14 - e;
+    let h = mant >> shift;
+    const rem = mant & ((1 << shift) - 1);
+    const half = 1 << (shift - 1);
+    if (rem > half || (rem === half && (h & 1))) h++;
+    return sign | h;
+  }
+  let h = (e << 10) | (mant >> 13);
+  const rem = mant & 0x1fff;
+  if (rem > 0x1000 || (rem === 0x1000 && (h & 1))) h++;
+  e = h >> 10;
+  return sign | h;
+}
+
 /** Converts a float16/float32/float64 array to a fresh Float32Array. */
 export function toFloat32(t: Tensor): Float32Array {
   switch (t.dtype) {

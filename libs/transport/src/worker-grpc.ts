@@ -73,7 +73,7 @@ export async function startWorkerServer(handler: WorkerHandler, options: { host?
   server.addService(contracts.worker, {
     RunTick: unary(async (w: WireTick) => {
       const r = await handler.runTick(decodeTick(w));
-      return { velocities: buf(r.velocities), routing: buf(r.routing), denseMs: r.denseMs, expertMs: r.expertMs };
+      return { velocities: buf(r.velocities), routing: buf(r.routing), routingWeights: buf(r.routingWeights), denseMs: r.denseMs, expertMs: r.expertMs };
     }),
     Exchange: unary(async (w: WireExchange) => ({ y: buf((await handler.exchange(decodeExchange(w))).y) })),
     SetExperts: unary(async (w: { experts: number[] }) => handler.setExperts(w.experts)),
@@ -149,8 +149,11 @@ export function createWorkerClients(): WorkerClients {
       clients.delete(worker);
     },
     async runTick(worker, req, timeoutMs = DEFAULT_TICK_TIMEOUT_MS) {
-      const r = await call<{ velocities: Buffer; routing: Buffer; denseMs: number; expertMs: number }>(worker, "RunTick", encodeTick(req), timeoutMs);
-      return { velocities: viewAs("float32", r.velocities), routing: viewAs("int16", r.routing), denseMs: r.denseMs, expertMs: r.expertMs };
+      const r = await call<{ velocities: Buffer; routing: Buffer; routingWeights: Buffer; denseMs: number; expertMs: number }>(worker, "RunTick", encodeTick(req), timeoutMs);
+      return {
+        velocities: viewAs("float32", r.velocities), routing: viewAs("int16", r.routing), routingWeights: viewAs("float32", r.routingWeights),
+        denseMs: r.denseMs, expertMs: r.expertMs,
+      };
     },
     async exchange(peer, req) {
       const r = await call<{ y: Buffer }>(peer, "Exchange", encodeExchange(req), DEFAULT_TICK_TIMEOUT_MS);

@@ -102,11 +102,16 @@ class Runtime implements WorkerRuntime {
     const velocities = new Float32Array(req.items.length * P);
     res.velocities.forEach((v, i) => velocities.set(v, i * P));
     const routing = new Int16Array(req.items.length * L * T * K);
+    const routingWeights = new Float32Array(req.items.length * L * T * K);
     res.rows.forEach((rows, i) => {
       const row = rows[0]!;
-      for (let l = 0; l < L; l++) routing.set(res.routing[l]!.experts.subarray(row * T * K, (row + 1) * T * K), (i * L + l) * T * K);
+      for (let l = 0; l < L; l++) {
+        const lr = res.routing[l]!;
+        routing.set(lr.experts.subarray(row * T * K, (row + 1) * T * K), (i * L + l) * T * K);
+        routingWeights.set(lr.weights.subarray(row * T * K, (row + 1) * T * K), (i * L + l) * T * K);
+      }
     });
-    return { velocities, routing, denseMs: res.timings.denseMs, expertMs: res.timings.expertMs };
+    return { velocities, routing, routingWeights, denseMs: res.timings.denseMs, expertMs: res.timings.expertMs };
   }
 
   /** The ExpertExecutor of one tick: splits each layer's assignments by owner. */

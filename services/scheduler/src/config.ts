@@ -11,6 +11,7 @@ export const ENV = {
   SWITCHYARD_MAX_QUEUED: "maxQueued",
   SWITCHYARD_LIVENESS_MS: "livenessMs",
   SWITCHYARD_MAX_REQUESTS_PER_TICK: "maxRequestsPerTick",
+  SWITCHYARD_TRACE_DIR: "traceDir",
 } as const;
 
 export const schedulerConfigSchema = z.strictObject({
@@ -22,6 +23,8 @@ export const schedulerConfigSchema = z.strictObject({
   livenessMs: intInRange(100, 600_000).default(DEFAULT_LIVENESS_MS),
   /** 0 = unlimited; 1 = one request at a time (baseline for benchmarks). */
   maxRequestsPerTick: intInRange(0, 1_000_000).default(0),
+  /** Where routing traces are written; unset = no recording. */
+  traceDir: z.string().min(1).optional(),
 });
 
 export type SchedulerConfig = z.output<typeof schedulerConfigSchema>;

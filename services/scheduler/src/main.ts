@@ -1,7 +1,7 @@
 import { createNatsBus, subjects as makeSubjects } from "@switchyard/bus";
 import { SwitchyardError } from "@switchyard/errors";
 import { loadManifest } from "@switchyard/manifest";
-import { createRemotePool, createSchedulerService } from "@switchyard/scheduler";
+import { createRemotePool, createSchedulerService, createTraceRecorder } from "@switchyard/scheduler";
 import { createWorkerClients } from "@switchyard/transport";
 import { resolveSchedulerConfig } from "./config";
 
@@ -16,11 +16,20 @@ async function main(): Promise<void> {
   const pool = createRemotePool({
     bus, subjects, model: manifest.name, layers: manifest.architecture.numLayers, experts: manifest.moe.numExperts, clients, livenessMs: cfg.livenessMs, log,
   });
-  const scheduler = createSchedulerService({ bus, subjects, manifest, pool, limits: { maxTickRows: cfg.maxTickRows, maxQueued: cfg.maxQueued, maxRequestsPerTick: cfg.maxRequestsPerTick }, log });
+  const traces = cfg.traceDir
+    ? createTraceRecorder({ dir: cfg.traceDir, model: manifest.name, layers: manifest.architecture.numLayers, experts: manifest.moe.numExperts, topK: manifest.moe.topK, tokens: manifest.architecture.tokens })
+    : undefined;
+  const scheduler = createSchedulerService({
+    bus, subjects, manifest, pool, log,
+    limits: { maxTickRows: cfg.maxTickRows, maxQueued: cfg.maxQueued, maxRequestsPerTick: cfg.maxRequestsPerTick },
+    ...(traces ? { onRouting: (r) => traces.record(r) } : {}),
+  });
   scheduler.start();
   log(`serving ${manifest.name} (tick budget ${cfg.maxTickRows} rows, queue ${cfg.maxQueued})`);
   const stop = async () => {
     await scheduler.stop();
+    const last = traces?.flush();
+    if (last) log(`wrote routing trace ${last}`);
     pool.close();
     clients.close();
     await bus.close();
