@@ -7,6 +7,7 @@
  *   <p>.cancel                  gateway → schedulers: cancel a request
  *   <p>.workers.heartbeat       workers → scheduler: membership and load
  *   <p>.workers.leave           workers → scheduler: graceful leave
+ *   <p>.metrics.scheduler       scheduler → gateways: queue and tick figures (every second)
  *   KV bucket <p>-plans, key plan.<model>: the placement plan in force (versioned)
  */
 export const DEFAULT_SUBJECT_PREFIX = "sy";
@@ -18,6 +19,7 @@ export interface Subjects {
   readonly cancel: string;
   readonly heartbeat: string;
   readonly leave: string;
+  readonly schedulerMetrics: string;
   readonly plansBucket: string;
   planKey(model: string): string;
 }
@@ -35,6 +37,7 @@ export function subjects(prefix = DEFAULT_SUBJECT_PREFIX): Subjects {
     cancel: `${p}.cancel`,
     heartbeat: `${p}.workers.heartbeat`,
     leave: `${p}.workers.leave`,
+    schedulerMetrics: `${p}.metrics.scheduler`,
     plansBucket: `${p}-plans`,
     planKey: (model) => `plan.${token(model)}`,
   };

@@ -1,3 +1,7 @@
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Code, type GenerateEvent, type GenerateParams, type SwitchyardClient, createClient } from "@switchyard/client";
 import { createEngine, generate } from "@switchyard/engine";
@@ -11,6 +15,7 @@ import { startEmbeddedCluster, startProcessCluster } from "./index";
 /** What the tests need of either kind of cluster. */
 interface TestCluster {
   readonly address: string;
+  readonly metricsUrl: string;
   queued(): number | undefined;
   killWorker(id: string): Promise<void>;
   members(): readonly string[] | undefined;
@@ -22,9 +27,10 @@ const haveNats = natsServerAvailable();
 
 async function start(kind: Kind, workers: number, maxQueued = 8): Promise<TestCluster> {
   if (kind === "embedded") {
-    const c = await startEmbeddedCluster({ modelDir: BUNDLED_MODEL_DIR, workers, port: 0, limits: { maxQueued } });
+    const c = await startEmbeddedCluster({ modelDir: BUNDLED_MODEL_DIR, workers, port: 0, metricsPort: 0, limits: { maxQueued } });
     return {
       address: c.address,
+      metricsUrl: `http://127.0.0.1:${c.gateway.metricsPort}/metrics`,
       queued: () => c.scheduler.stats().queued,
       killWorker: async (id) => c.pool.kill(id),
       members: () => c.pool.members(),
@@ -37,6 +43,7 @@ async function start(kind: Kind, workers: number, maxQueued = 8): Promise<TestCl
   });
   return {
     address: c.address,
+    metricsUrl: `http://127.0.0.1:${c.metricsPort}/metrics`,
     queued: () => undefined,
     killWorker: async (id) => c.workers.find((w) => w.name === id)!.kill("SIGKILL"),
     members: () => undefined,
@@ -152,6 +159,17 @@ describe.each(SUITES)("%s cluster with %i workers", (kind, workers, which) => {
     expect(cluster.queued() ?? 0).toBe(0);
   });
 
+  full("exposes request, scheduler and per-worker traffic figures on /metrics", async () => {
+    await client.generateImages({ label: 1, count: 2, steps: 3, seed: 8 });
+    await new Promise((r) => setTimeout(r, 1500)); // scheduler figures and heartbeats arrive every second
+    const text = await (await fetch(cluster.metricsUrl)).text();
+    expect(text).toMatch(/switchyard_request_success_total [1-9]/);
+    expect(text).toMatch(/switchyard_scheduler_ticks_total [1-9]/);
+    expect(text).toMatch(/switchyard_scheduler_steps_total [1-9]/);
+    expect(text).toMatch(/switchyard_worker_expert_rows_total\{worker="worker-0"\} [1-9]/);
+    if (workers > 1) expect(text).toMatch(/switchyard_worker_bytes_sent_total\{worker="worker-\d"\} [1-9]/);
+  });
+
   full("fails an expired deadline with DEADLINE_EXCEEDED", async () => {
     const e = await failure(client.generateImages({ label: 2, steps: 500, seed: 6 }, { timeoutMs: 300 }));
     expect(e.code).toBe(Code.DeadlineExceeded);
@@ -202,6 +220,31 @@ describe.each(["embedded", "processes"] as const)("admission and failures (%s)",
     } finally {
       client.close();
       await cluster.stop();
+    }
+  });
+});
+
+describe("authentication and TLS", () => {
+  const haveOpenssl = spawnSync("openssl", ["version"], { stdio: "ignore" }).status === 0;
+  it.skipIf(!haveOpenssl)("requires the API token and serves over TLS", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "sy-tls-"));
+    const r = spawnSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem"), "-days", "1"], { stdio: "ignore" });
+    expect(r.status).toBe(0);
+    const cert = readFileSync(join(dir, "cert.pem"));
+    const cluster = await startEmbeddedCluster({ modelDir: BUNDLED_MODEL_DIR, workers: 1, port: 0, apiTokens: ["s3cret"], tls: { cert, key: readFileSync(join(dir, "key.pem")) } });
+    const good = createClient({ address: cluster.address, tls: { ca: cert }, token: "s3cret" });
+    const bad = createClient({ address: cluster.address, tls: { ca: cert }, token: "nope", maxAttempts: 1 });
+    const plain = createClient({ address: cluster.address, maxAttempts: 1 });
+    try {
+      expect((await good.generateImages({ label: 3, steps: 2, seed: 1 })).images).toHaveLength(1);
+      expect((await failure(bad.generateImages({ label: 3, steps: 2 }))).code).toBe(Code.Unauthenticated);
+      expect((await failure(plain.generateImages({ label: 3, steps: 2 }))).code).toBe(Code.Unavailable);
+    } finally {
+      good.close();
+      bad.close();
+      plain.close();
+      await cluster.stop();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

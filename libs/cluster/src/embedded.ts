@@ -2,7 +2,7 @@ import { type Bus, createMemoryBus, subjects as makeSubjects } from "@switchyard
 import { type GatewayServer, startGatewayServer } from "@switchyard/gateway";
 import { type ModelParts, createOnnxModel, loadManifest } from "@switchyard/model";
 import { type SchedulerService, type SchedulerLimits, type TraceRecorder, createSchedulerService, createTraceRecorder } from "@switchyard/scheduler";
-import { type LocalPool, type WorkerRuntime, contiguousPlan, createLocalPeers, createLocalPool, createWorkerRuntime, expertsOf } from "@switchyard/worker";
+import { type LocalPool, type WorkerRuntime, contiguousPlan, createLocalPeers, createLocalPool, createWorkerRuntime, expertsOf, trafficTotals } from "@switchyard/worker";
 
 /**
  * The whole system in one process: gateway (real gRPC server), scheduler and N
@@ -18,6 +18,8 @@ export interface EmbeddedClusterOptions {
   readonly limits?: Partial<SchedulerLimits>;
   readonly apiTokens?: readonly string[];
   readonly log?: (msg: string) => void;
+  /** PEM certificate and key: serve TLS instead of plaintext. */
+  readonly tls?: { readonly cert: Buffer; readonly key: Buffer };
   /** Record routing traces into this directory (switchyard-trace v1). */
   readonly traceDir?: string;
 }
@@ -67,6 +69,8 @@ export async function startEmbeddedCluster(o: EmbeddedClusterOptions): Promise<E
     ...(o.port !== undefined ? { port: o.port } : {}),
     ...(o.metricsPort !== undefined ? { metricsPort: o.metricsPort } : {}),
     ...(o.apiTokens ? { apiTokens: o.apiTokens } : {}),
+    ...(o.tls ? { tls: o.tls } : {}),
+    workerTraffic: () => new Map(runtimes.map((r) => [r.id, trafficTotals(r.stats())])),
   });
   return {
     address: gateway.address,

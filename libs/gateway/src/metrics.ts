@@ -1,5 +1,58 @@
 import type { GatewayMetrics } from "./api";
 
+/** Traffic totals of one worker (from its heartbeats, or from in-process runtimes). */
+export interface WorkerTraffic {
+  readonly ticks: number;
+  readonly rowsSent: number;
+  readonly rowsReceived: number;
+  readonly bytesSent: number;
+  readonly bytesReceived: number;
+  readonly expertRows: number;
+}
+
+/** The scheduler's published figures (SchedulerStats). */
+export interface SchedulerFigures {
+  readonly queued: number;
+  readonly ticks: number;
+  readonly completed: number;
+  readonly failed: number;
+  readonly lastTickRows: number;
+  readonly lastTickMs: number;
+  readonly evals: number;
+  readonly steps: number;
+  readonly workers: number;
+}
+
+/** Scheduler and per-worker figures in Prometheus text. */
+export function renderClusterMetrics(scheduler: SchedulerFigures | undefined, workers: ReadonlyMap<string, WorkerTraffic>): string {
+  const lines: string[] = [];
+  if (scheduler) {
+    const g = (name: string, help: string, type: "gauge" | "counter", v: number) => lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, `${name} ${v}`);
+    g("switchyard_scheduler_queued_requests", "Admitted requests not yet finished", "gauge", scheduler.queued);
+    g("switchyard_scheduler_ticks_total", "Scheduler ticks (batched forwards)", "counter", scheduler.ticks);
+    g("switchyard_scheduler_evals_total", "Image evals computed", "counter", scheduler.evals);
+    g("switchyard_scheduler_steps_total", "Sampler steps completed by requests", "counter", scheduler.steps);
+    g("switchyard_scheduler_last_tick_rows", "Rows in the last tick", "gauge", scheduler.lastTickRows);
+    g("switchyard_scheduler_last_tick_ms", "Duration of the last tick, ms", "gauge", scheduler.lastTickMs);
+    g("switchyard_scheduler_workers", "Live workers", "gauge", scheduler.workers);
+  }
+  const per: [keyof WorkerTraffic, string, string][] = [
+    ["ticks", "switchyard_worker_ticks_total", "Ticks a worker was home in"],
+    ["rowsSent", "switchyard_worker_rows_sent_total", "Rows sent to other workers' experts"],
+    ["rowsReceived", "switchyard_worker_rows_received_total", "Rows received for this worker's experts"],
+    ["bytesSent", "switchyard_worker_bytes_sent_total", "Bytes sent to other workers"],
+    ["bytesReceived", "switchyard_worker_bytes_received_total", "Bytes received from other workers"],
+    ["expertRows", "switchyard_worker_expert_rows_total", "Rows computed by this worker's experts"],
+  ];
+  if (workers.size > 0) {
+    for (const [k, name, help] of per) {
+      lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} counter`);
+      for (const [id, t] of workers) lines.push(`${name}{worker="${id}"} ${t[k]}`);
+    }
+  }
+  return lines.length ? lines.join("\n") + "\n" : "";
+}
+
 /** Prometheus text exposition of the gateway's counters. */
 export function renderMetrics(m: GatewayMetrics): string {
   const lines: string[] = [];

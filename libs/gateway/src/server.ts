@@ -5,7 +5,7 @@ import { ReflectionService } from "@grpc/reflection";
 import { Code, SwitchyardError } from "@switchyard/errors";
 import { loadContracts } from "@switchyard/proto";
 import { type Gateway, type GatewayOptions, createGatewayApi } from "./api";
-import { renderMetrics } from "./metrics";
+import { type SchedulerFigures, type WorkerTraffic, renderClusterMetrics, renderMetrics } from "./metrics";
 
 export interface GatewayServerOptions extends GatewayOptions {
   readonly host?: string;
@@ -17,8 +17,8 @@ export interface GatewayServerOptions extends GatewayOptions {
   readonly tls?: { readonly cert: Buffer; readonly key: Buffer };
   /** Largest message accepted, bytes. */
   readonly maxReceiveMessageBytes?: number;
-  /** Extra figures for /metrics (scheduler, workers) when they run in this process. */
-  readonly extraMetrics?: () => string;
+  /** Worker traffic for /metrics when workers run in this process (else from heartbeats). */
+  readonly workerTraffic?: () => ReadonlyMap<string, WorkerTraffic>;
 }
 
 /** Requests are small; 4 MiB (gRPC's default) is explicit here so that it is a decision. */
@@ -51,6 +51,18 @@ export async function startGatewayServer(o: GatewayServerOptions): Promise<Gatew
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(`${host}:${o.port ?? 0}`, creds, (err, p) => (err ? reject(new SwitchyardError(`cannot listen on ${host}:${o.port}: ${err.message}`, Code.Unavailable, { cause: err })) : resolve(p))),
   );
+  // Cluster figures arrive over the bus: the scheduler publishes its own, workers
+  // carry traffic totals in their heartbeats.
+  let schedulerFigures: SchedulerFigures | undefined;
+  const heard = new Map<string, WorkerTraffic>();
+  const subs = [
+    o.bus.subscribe(o.subjects.schedulerMetrics, (p) => void (schedulerFigures = p as unknown as SchedulerFigures)),
+    o.bus.subscribe(o.subjects.heartbeat, (p) => {
+      const hb = p as { workerId?: string; traffic?: WorkerTraffic };
+      if (hb?.workerId && hb.traffic) heard.set(hb.workerId, hb.traffic);
+    }),
+    o.bus.subscribe(o.subjects.leave, (p) => void heard.delete(String((p as { workerId?: string })?.workerId))),
+  ];
   let http: HttpServer | undefined;
   let metricsPort: number | undefined;
   if (o.metricsPort !== undefined) {
@@ -60,7 +72,7 @@ export async function startGatewayServer(o: GatewayServerOptions): Promise<Gatew
         return;
       }
       res.writeHead(200, { "content-type": "text/plain; version=0.0.4" });
-      res.end(renderMetrics(gateway.metrics) + (o.extraMetrics?.() ?? ""));
+      res.end(renderMetrics(gateway.metrics) + renderClusterMetrics(schedulerFigures, o.workerTraffic?.() ?? heard));
     });
     metricsPort = await new Promise<number>((resolve, reject) => {
       http!.once("error", reject);
@@ -74,6 +86,7 @@ export async function startGatewayServer(o: GatewayServerOptions): Promise<Gatew
     gateway,
     async stop() {
       health.setStatus("", "NOT_SERVING");
+      for (const s of subs) s.unsubscribe();
       await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
       server.forceShutdown();
       if (http) await new Promise<void>((r) => http!.close(() => r()));

@@ -52,6 +52,10 @@ export interface SchedulerStats {
   readonly failed: number;
   readonly lastTickRows: number;
   readonly lastTickMs: number;
+  /** Image evals computed, and sampler steps completed (per request). */
+  readonly evals: number;
+  readonly steps: number;
+  readonly workers: number;
 }
 
 export interface SchedulerService {
@@ -69,6 +73,9 @@ interface Live {
   readonly preview: (Float32Array | undefined)[];
 }
 
+/** How often the scheduler publishes its figures for the gateways' /metrics. */
+export const METRICS_INTERVAL_MS = 1000;
+
 class Scheduler implements SchedulerService {
   private readonly requests = new Map<string, Live>();
   private subs: Subscription[] = [];
@@ -81,6 +88,9 @@ class Scheduler implements SchedulerService {
   private failed = 0;
   private lastTickRows = 0;
   private lastTickMs = 0;
+  private evalCount = 0;
+  private metricsTimer: NodeJS.Timeout | undefined;
+  private stepCount = 0;
   private readonly limits: SchedulerLimits;
   private readonly now: () => number;
   private readonly P: number;
@@ -102,11 +112,14 @@ class Scheduler implements SchedulerService {
     const s = this.o.subjects;
     this.subs.push(this.o.bus.serve(s.intake(this.o.manifest.name), (p) => this.onSubmit(p), { queue: SCHEDULER_QUEUE_GROUP }));
     this.subs.push(this.o.bus.subscribe(s.cancel, (p) => this.onCancel(p)));
+    this.metricsTimer = setInterval(() => this.o.bus.publish(s.schedulerMetrics, asJson(this.stats())), METRICS_INTERVAL_MS);
+    this.metricsTimer.unref?.();
     this.loop = this.run();
   }
 
   async stop(): Promise<void> {
     this.running = false;
+    clearInterval(this.metricsTimer);
     for (const s of this.subs) s.unsubscribe();
     this.subs = [];
     this.wake?.();
@@ -115,7 +128,10 @@ class Scheduler implements SchedulerService {
   }
 
   stats(): SchedulerStats {
-    return { queued: this.requests.size, ticks: this.tick, completed: this.completed, failed: this.failed, lastTickRows: this.lastTickRows, lastTickMs: this.lastTickMs };
+    return {
+      queued: this.requests.size, ticks: this.tick, completed: this.completed, failed: this.failed, lastTickRows: this.lastTickRows,
+      lastTickMs: this.lastTickMs, evals: this.evalCount, steps: this.stepCount, workers: this.o.pool.members().length,
+    };
   }
 
   private async onSubmit(payload: Json): Promise<Json> {
@@ -264,6 +280,8 @@ class Scheduler implements SchedulerService {
         const before = r.state.images[it.imageIndex]!.sampler.step;
         const a = applyVelocity(r.state, it.imageIndex, v);
         r.state = a.state;
+        this.evalCount++;
+        if (a.stepCompleted) this.stepCount++;
         r.computeMs += ms / Math.max(1, items.length);
         this.o.onRouting?.({ requestId: it.requestId, step: before, label: r.state.spec.label, t: ev.t, experts: res.routing.subarray(j * L * TK, (j + 1) * L * TK), weights: res.routingWeights.subarray(j * L * TK, (j + 1) * L * TK) });
         const interval = r.msg.previewInterval;

@@ -167,3 +167,28 @@ export function createWorkerClients(): WorkerClients {
     },
   };
 }
+
+/**
+ * grpc.health.v1 and reflection for a service that serves nothing else over gRPC (the
+ * scheduler talks NATS): probes and grpcurl work the same on every service.
+ */
+export async function startHealthServer(options: { host?: string; port?: number; service: string }): Promise<{ port: number; setServing(ok: boolean): void; stop(): Promise<void> }> {
+  const server = new grpc.Server();
+  const health = new HealthImplementation({ "": "SERVING", [options.service]: "SERVING" });
+  health.addToServer(server);
+  new ReflectionService(loadContracts().packageDefinition).addToServer(server);
+  const host = options.host ?? "127.0.0.1";
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(`${host}:${options.port ?? 0}`, grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(new SwitchyardError(`cannot listen on ${host}:${options.port}: ${e.message}`, Code.Unavailable)) : resolve(p))),
+  );
+  return {
+    port,
+    setServing: (ok) => {
+      health.setStatus("", ok ? "SERVING" : "NOT_SERVING");
+      health.setStatus(options.service, ok ? "SERVING" : "NOT_SERVING");
+    },
+    async stop() {
+      await new Promise<void>((r) => server.tryShutdown(() => r()));
+    },
+  };
+}

@@ -1,4 +1,4 @@
-export { createWorkerRuntime, createLocalPeers, DEFAULT_EXCHANGE_TIMEOUT_MS } from "./runtime";
+export { createWorkerRuntime, createLocalPeers, trafficTotals, DEFAULT_EXCHANGE_TIMEOUT_MS } from "./runtime";
 export type { WorkerRuntime, WorkerRuntimeOptions, WorkerStats, LayerTraffic } from "./runtime";
 export { contiguousPlan, expertsOf, reassign } from "@switchyard/scheduler";
 export type { ExpertPlan } from "@switchyard/scheduler";

@@ -298,6 +298,15 @@ class Runtime implements WorkerRuntime {
   }
 }
 
+/** Totals over layers, as heartbeats and /metrics carry them. */
+export function trafficTotals(s: WorkerStats): { ticks: number; rowsSent: number; rowsReceived: number; bytesSent: number; bytesReceived: number; expertRows: number } {
+  const sum = (k: keyof LayerTraffic) => s.layers.reduce((a, l) => a + l[k], 0);
+  return {
+    ticks: s.ticks, rowsSent: sum("rowsSent"), rowsReceived: sum("rowsReceived"), bytesSent: sum("bytesSent"), bytesReceived: sum("bytesReceived"),
+    expertRows: s.expertRows.reduce((a, b) => a + b, 0),
+  };
+}
+
 export function createWorkerRuntime(options: WorkerRuntimeOptions): WorkerRuntime {
   return new Runtime(options.id, options.parts, options.peers, options.exchangeTimeoutMs ?? DEFAULT_EXCHANGE_TIMEOUT_MS);
 }

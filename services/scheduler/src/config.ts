@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { intInRange, parseOrThrow, readEnv } from "@switchyard/config";
+import { intInRange, parseOrThrow, port, readEnv } from "@switchyard/config";
 import { BUNDLED_MODEL_DIR } from "@switchyard/manifest";
 import { DEFAULT_LIVENESS_MS, DEFAULT_MAX_QUEUED, DEFAULT_MAX_TICK_ROWS } from "@switchyard/scheduler";
 
@@ -12,6 +12,8 @@ export const ENV = {
   SWITCHYARD_LIVENESS_MS: "livenessMs",
   SWITCHYARD_MAX_REQUESTS_PER_TICK: "maxRequestsPerTick",
   SWITCHYARD_TRACE_DIR: "traceDir",
+  SWITCHYARD_SCHEDULER_HOST: "host",
+  SWITCHYARD_SCHEDULER_PORT: "port",
 } as const;
 
 export const schedulerConfigSchema = z.strictObject({
@@ -25,6 +27,9 @@ export const schedulerConfigSchema = z.strictObject({
   maxRequestsPerTick: intInRange(0, 1_000_000).default(0),
   /** Where routing traces are written; unset = no recording. */
   traceDir: z.string().min(1).optional(),
+  /** grpc.health.v1 + reflection listener (probes); 0 = any free port. */
+  host: z.string().min(1).default("127.0.0.1"),
+  port: port.default(0),
 });
 
 export type SchedulerConfig = z.output<typeof schedulerConfigSchema>;

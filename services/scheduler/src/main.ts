@@ -2,7 +2,7 @@ import { createNatsBus, subjects as makeSubjects } from "@switchyard/bus";
 import { SwitchyardError } from "@switchyard/errors";
 import { loadManifest } from "@switchyard/manifest";
 import { createRemotePool, createSchedulerService, createTraceRecorder } from "@switchyard/scheduler";
-import { createWorkerClients } from "@switchyard/transport";
+import { createWorkerClients, startHealthServer } from "@switchyard/transport";
 import { resolveSchedulerConfig } from "./config";
 
 /** Scheduler: owns sampler state, batches steps of many requests per tick. */
@@ -25,9 +25,12 @@ async function main(): Promise<void> {
     ...(traces ? { onRouting: (r) => traces.record(r) } : {}),
   });
   scheduler.start();
-  log(`serving ${manifest.name} (tick budget ${cfg.maxTickRows} rows, queue ${cfg.maxQueued})`);
+  const health = await startHealthServer({ host: cfg.host, port: cfg.port, service: "switchyard.Scheduler" });
+  log(`serving ${manifest.name} (tick budget ${cfg.maxTickRows} rows, queue ${cfg.maxQueued}); health on ${cfg.host}:${health.port}`);
   const stop = async () => {
+    health.setServing(false);
     await scheduler.stop();
+    await health.stop();
     const last = traces?.flush();
     if (last) log(`wrote routing trace ${last}`);
     pool.close();

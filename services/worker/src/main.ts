@@ -3,7 +3,7 @@ import { SwitchyardError } from "@switchyard/errors";
 import { createOnnxModel } from "@switchyard/model";
 import type { Heartbeat } from "@switchyard/scheduler";
 import { createWorkerClients, startWorkerServer } from "@switchyard/transport";
-import { createWorkerRuntime } from "@switchyard/worker";
+import { createWorkerRuntime, trafficTotals } from "@switchyard/worker";
 import { resolveWorkerConfig } from "./config";
 
 /** Worker: holds the experts the scheduler assigns, serves ticks and row exchanges. */
@@ -26,7 +26,7 @@ async function main(): Promise<void> {
   const runtime = createWorkerRuntime({ id: cfg.id, parts, peers });
   const server = await startWorkerServer(runtime, { host: cfg.host, port: cfg.port });
   const address = `${cfg.advertiseHost ?? cfg.host}:${server.port}`;
-  const beat = () => bus.publish(subjects.heartbeat, { workerId: cfg.id, address, planVersion: 0 });
+  const beat = () => bus.publish(subjects.heartbeat, { workerId: cfg.id, address, planVersion: 0, traffic: trafficTotals(runtime.stats()) });
   beat();
   const timer = setInterval(beat, cfg.heartbeatMs);
   log(`serving data plane on ${address}`);
