@@ -3,7 +3,7 @@ import * as grpc from "@grpc/grpc-js";
 import { HealthImplementation } from "grpc-health-check";
 import { ReflectionService } from "@grpc/reflection";
 import { Code, SwitchyardError } from "@switchyard/errors";
-import { loadContracts } from "@switchyard/proto";
+import { loadContracts, reflectionDefinition } from "@switchyard/proto";
 import { type Gateway, type GatewayOptions, createGatewayApi } from "./api";
 import { type SchedulerFigures, type WorkerTraffic, renderClusterMetrics, renderMetrics } from "./metrics";
 
@@ -45,7 +45,7 @@ export async function startGatewayServer(o: GatewayServerOptions): Promise<Gatew
   server.addService(contracts.inference, gateway.inference);
   const health = new HealthImplementation({ "": "SERVING", "switchyard.v1.Switchyard": "SERVING", "inference.GRPCInferenceService": "SERVING" });
   health.addToServer(server);
-  new ReflectionService(contracts.packageDefinition).addToServer(server);
+  new ReflectionService(reflectionDefinition(), { services: ["switchyard.v1.Switchyard", "inference.GRPCInferenceService", "grpc.health.v1.Health"] }).addToServer(server);
   const host = o.host ?? "127.0.0.1";
   const creds = o.tls ? grpc.ServerCredentials.createSsl(null, [{ cert_chain: o.tls.cert, private_key: o.tls.key }]) : grpc.ServerCredentials.createInsecure();
   const port = await new Promise<number>((resolve, reject) =>

@@ -1,5 +1,6 @@
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
+import { fixMapEntryNames } from "./reflection-fix";
 
 /**
  * The contracts in proto/ loaded at run time with @grpc/proto-loader (no generated
@@ -28,6 +29,25 @@ export interface Contracts {
 }
 
 let cached: Contracts | undefined;
+let reflection: protoLoader.PackageDefinition | undefined;
+
+const HEALTH_PROTO_DIR = new URL("../../../node_modules/grpc-health-check/proto", import.meta.url).pathname;
+
+/**
+ * The same contracts plus grpc.health.v1, loaded with the proto's own field names, as
+ * server reflection must serve them (camelCased descriptors break map entries for
+ * grpcurl and other reflection clients).
+ */
+export function reflectionDefinition(): protoLoader.PackageDefinition {
+  reflection ??= fixMapEntryNames(
+    protoLoader.loadSync(["switchyard/v1/switchyard.proto", "switchyard/v1/worker.proto", "inference/grpc_service.proto", "health/v1/health.proto"], {
+      ...LOADER_OPTIONS,
+      keepCase: true,
+      includeDirs: [PROTO_DIR, HEALTH_PROTO_DIR],
+    }),
+  );
+  return reflection;
+}
 
 export function loadContracts(): Contracts {
   if (cached) return cached;

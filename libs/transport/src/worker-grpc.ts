@@ -4,7 +4,7 @@ import { ReflectionService } from "@grpc/reflection";
 import { Code, SwitchyardError } from "@switchyard/errors";
 import {
   type ExchangeRequestMsg, type ExchangeResponseMsg, type PeerClient, type TickRequestMsg, type TickResponseMsg,
-  clientFor, fromGrpcError, loadContracts, toGrpcStatus,
+  clientFor, fromGrpcError, loadContracts, reflectionDefinition, toGrpcStatus,
 } from "@switchyard/proto";
 import { bytesOf, viewAs } from "@switchyard/tensor";
 
@@ -81,7 +81,7 @@ export async function startWorkerServer(handler: WorkerHandler, options: { host?
   });
   const health = new HealthImplementation({ "": "SERVING", "switchyard.worker.v1.Worker": "SERVING" });
   health.addToServer(server);
-  new ReflectionService(contracts.packageDefinition).addToServer(server);
+  new ReflectionService(reflectionDefinition(), { services: ["switchyard.worker.v1.Worker", "grpc.health.v1.Health"] }).addToServer(server);
   const host = options.host ?? "127.0.0.1";
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(`${host}:${options.port ?? 0}`, grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(new SwitchyardError(`worker cannot listen on ${host}:${options.port}: ${e.message}`, Code.Unavailable)) : resolve(p))),
@@ -176,7 +176,7 @@ export async function startHealthServer(options: { host?: string; port?: number;
   const server = new grpc.Server();
   const health = new HealthImplementation({ "": "SERVING", [options.service]: "SERVING" });
   health.addToServer(server);
-  new ReflectionService(loadContracts().packageDefinition).addToServer(server);
+  new ReflectionService(reflectionDefinition(), { services: ["grpc.health.v1.Health"] }).addToServer(server);
   const host = options.host ?? "127.0.0.1";
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(`${host}:${options.port ?? 0}`, grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(new SwitchyardError(`cannot listen on ${host}:${options.port}: ${e.message}`, Code.Unavailable)) : resolve(p))),

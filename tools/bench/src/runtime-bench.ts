@@ -73,7 +73,8 @@ async function stepLatency(cluster: ProcessCluster, prefix: string): Promise<voi
     const dist = async () => {
       const t0 = performance.now();
       const t = ++tick;
-      await Promise.all(homes.map((h, k) => clients.runTick(h, { tick: t, items: split[k]!, homes, planVersion: plan.version, owners: plan.owners })));
+      const rs = await Promise.all(homes.map((h, k) => clients.runTick(h, { tick: t, items: split[k]!, homes, planVersion: plan.version, owners: plan.owners })));
+      if (process.env.BENCH_VERBOSE) console.log(`  B=${B} ` + rs.map((r, k) => `${homes[k]}: dense ${r.denseMs.toFixed(1)} ms, experts ${r.expertMs.toFixed(1)} ms`).join("; "));
       return performance.now() - t0;
     };
     const local = async () => {
