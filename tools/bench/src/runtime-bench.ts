@@ -68,7 +68,7 @@ async function stepLatency(cluster: ProcessCluster, prefix: string): Promise<voi
   let tick = 1_000_000;
   for (const B of flags.batches!.split(",").map(Number)) {
     const items: TickItemMsg[] = Array.from({ length: B }, (_, i) => ({ requestId: `b${i}`, imageIndex: 0, x: gaussianNoise(3, i, P), t: 0.5, label: i % 10, guidance: 2 }));
-    const homes = B === 1 ? ["worker-0"] : ids;
+    const homes = B === 1 || process.env.ONE_HOME ? ["worker-0"] : ids;
     const split = homes.map((_, h) => items.filter((_, i) => i % homes.length === h));
     const dist = async () => {
       const t0 = performance.now();
