@@ -1,3 +1,4 @@
+import type { SchedulerStats } from "@switchyard/scheduler";
 import type { GatewayMetrics } from "./api";
 
 /** Traffic totals of one worker (from its heartbeats, or from in-process runtimes). */
@@ -10,18 +11,8 @@ export interface WorkerTraffic {
   readonly expertRows: number;
 }
 
-/** The scheduler's published figures (SchedulerStats). */
-export interface SchedulerFigures {
-  readonly queued: number;
-  readonly ticks: number;
-  readonly completed: number;
-  readonly failed: number;
-  readonly lastTickRows: number;
-  readonly lastTickMs: number;
-  readonly evals: number;
-  readonly steps: number;
-  readonly workers: number;
-}
+/** The scheduler's published figures. */
+export type SchedulerFigures = SchedulerStats;
 
 /** Scheduler and per-worker figures in Prometheus text. */
 export function renderClusterMetrics(scheduler: SchedulerFigures | undefined, workers: ReadonlyMap<string, WorkerTraffic>): string {

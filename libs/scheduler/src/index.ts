@@ -20,3 +20,5 @@ export { createRemotePool, DEFAULT_LIVENESS_MS } from "./remote-pool";
 export type { RemotePool, RemotePoolOptions, Heartbeat } from "./remote-pool";
 export { createTraceRecorder, DEFAULT_TRACE_MAX_RECORDS } from "./trace-recorder";
 export type { TraceRecorder, TraceRecorderOptions } from "./trace-recorder";
+export { createChangeSignal } from "./change-signal";
+export type { ChangeSignal } from "./change-signal";

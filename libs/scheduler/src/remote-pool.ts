@@ -3,6 +3,7 @@ import type { SwitchyardError } from "@switchyard/errors";
 import { Code } from "@switchyard/errors";
 import type { TickRequestMsg, TickResponseMsg } from "@switchyard/proto";
 import type { WorkerClients } from "@switchyard/transport";
+import { createChangeSignal } from "./change-signal";
 import { type ExpertPlan, contiguousPlan, expertsOf, reassign } from "./plan";
 import type { WorkerPool } from "./service";
 
@@ -45,12 +46,8 @@ export function createRemotePool(o: RemotePoolOptions): RemotePool {
   let plan: ExpertPlan | undefined;
   let version = 0;
   let dirty = false;
-  let waiters: (() => void)[] = [];
-  const notify = () => {
-    const w = waiters;
-    waiters = [];
-    for (const f of w) f();
-  };
+  const signal = createChangeSignal();
+  const notify = () => signal.notify();
   const subs: Subscription[] = [];
   subs.push(
     o.bus.subscribe(o.subjects.heartbeat, (p: Json) => {
@@ -141,15 +138,7 @@ export function createRemotePool(o: RemotePoolOptions): RemotePool {
       dirty = true;
       notify();
     },
-    changed(ms: number) {
-      return new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, ms);
-        waiters.push(() => {
-          clearTimeout(t);
-          resolve();
-        });
-      });
-    },
+    changed: (ms: number) => signal.changed(ms),
     close() {
       clearInterval(sweep);
       for (const s of subs) s.unsubscribe();

@@ -1,7 +1,7 @@
 import { Code, SwitchyardError } from "@switchyard/errors";
 import type { TickRequestMsg, TickResponseMsg } from "@switchyard/proto";
 import type { WorkerPool } from "@switchyard/scheduler";
-import { type ExpertPlan, expertsOf, reassign } from "@switchyard/scheduler";
+import { type ExpertPlan, createChangeSignal, expertsOf, reassign } from "@switchyard/scheduler";
 import type { WorkerRuntime } from "./runtime";
 
 /**
@@ -19,12 +19,7 @@ export function createLocalPool(runtimes: readonly WorkerRuntime[], initial: Exp
   const live = new Map(runtimes.map((r) => [r.id, r]));
   const dead = new Set<string>();
   let plan = initial;
-  let waiters: (() => void)[] = [];
-  const notify = () => {
-    const w = waiters;
-    waiters = [];
-    for (const f of w) f();
-  };
+  const signal = createChangeSignal();
   return {
     get plan() {
       return plan;
@@ -47,19 +42,11 @@ export function createLocalPool(runtimes: readonly WorkerRuntime[], initial: Exp
       }
       plan = reassign(plan, gone);
       await Promise.all([...live.values()].map((rt) => rt.setExperts(expertsOf(plan, rt.id))));
-      notify();
+      signal.notify();
     },
     kill(worker: string) {
       dead.add(worker);
     },
-    changed(ms: number) {
-      return new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, ms);
-        waiters.push(() => {
-          clearTimeout(t);
-          resolve();
-        });
-      });
-    },
+    changed: (ms: number) => signal.changed(ms),
   };
 }

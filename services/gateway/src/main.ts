@@ -1,11 +1,11 @@
 import { createNatsBus, subjects as makeSubjects } from "@switchyard/bus";
-import { SwitchyardError } from "@switchyard/errors";
+import { runService } from "@switchyard/config";
 import { startGatewayServer } from "@switchyard/gateway";
 import { loadManifest } from "@switchyard/manifest";
 import { resolveGatewayConfig } from "./config";
 
 /** Gateway: the public gRPC API; hands requests to the scheduler over NATS. */
-async function main(): Promise<void> {
+runService("gateway", async () => {
   const cfg = resolveGatewayConfig();
   const manifest = loadManifest(cfg.modelDir);
   const bus = await createNatsBus({ servers: cfg.nats, name: "switchyard-gateway" });
@@ -14,16 +14,10 @@ async function main(): Promise<void> {
     maxInflight: cfg.maxInflight, apiTokens: cfg.tokens, ...(cfg.tls ? { tls: cfg.tls } : {}),
   });
   console.log(`[gateway] serving ${manifest.name} on ${server.address}${cfg.tls ? " (TLS)" : ""}; metrics on :${server.metricsPort}/metrics`);
-  const stop = async () => {
-    await server.stop();
-    await bus.close();
-    process.exit(0);
+  return {
+    async stop() {
+      await server.stop();
+      await bus.close();
+    },
   };
-  process.once("SIGTERM", () => void stop());
-  process.once("SIGINT", () => void stop());
-}
-
-main().catch((e) => {
-  console.error(`gateway: ${SwitchyardError.from(e).message}`);
-  process.exit(1);
 });

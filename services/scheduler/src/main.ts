@@ -1,12 +1,12 @@
 import { createNatsBus, subjects as makeSubjects } from "@switchyard/bus";
-import { SwitchyardError } from "@switchyard/errors";
+import { runService } from "@switchyard/config";
 import { loadManifest } from "@switchyard/manifest";
 import { createRemotePool, createSchedulerService, createTraceRecorder } from "@switchyard/scheduler";
 import { createWorkerClients, startHealthServer } from "@switchyard/transport";
 import { resolveSchedulerConfig } from "./config";
 
 /** Scheduler: owns sampler state, batches steps of many requests per tick. */
-async function main(): Promise<void> {
+runService("scheduler", async () => {
   const cfg = resolveSchedulerConfig();
   const log = (m: string) => console.log(`[scheduler] ${m}`);
   const manifest = loadManifest(cfg.modelDir);
@@ -27,22 +27,16 @@ async function main(): Promise<void> {
   scheduler.start();
   const health = await startHealthServer({ host: cfg.host, port: cfg.port, service: "switchyard.Scheduler" });
   log(`serving ${manifest.name} (tick budget ${cfg.maxTickRows} rows, queue ${cfg.maxQueued}); health on ${cfg.host}:${health.port}`);
-  const stop = async () => {
-    health.setServing(false);
-    await scheduler.stop();
-    await health.stop();
-    const last = traces?.flush();
-    if (last) log(`wrote routing trace ${last}`);
-    pool.close();
-    clients.close();
-    await bus.close();
-    process.exit(0);
+  return {
+    async stop() {
+      health.setServing(false);
+      await scheduler.stop();
+      await health.stop();
+      const last = traces?.flush();
+      if (last) log(`wrote routing trace ${last}`);
+      pool.close();
+      clients.close();
+      await bus.close();
+    },
   };
-  process.once("SIGTERM", () => void stop());
-  process.once("SIGINT", () => void stop());
-}
-
-main().catch((e) => {
-  console.error(`scheduler: ${SwitchyardError.from(e).message}`);
-  process.exit(1);
 });

@@ -1,5 +1,5 @@
 import { createNatsBus, subjects as makeSubjects } from "@switchyard/bus";
-import { SwitchyardError } from "@switchyard/errors";
+import { runService } from "@switchyard/config";
 import { createOnnxModel } from "@switchyard/model";
 import type { Heartbeat } from "@switchyard/scheduler";
 import { createWorkerClients, startWorkerServer } from "@switchyard/transport";
@@ -7,7 +7,7 @@ import { createWorkerRuntime, trafficTotals } from "@switchyard/worker";
 import { resolveWorkerConfig } from "./config";
 
 /** Worker: holds the experts the scheduler assigns, serves ticks and row exchanges. */
-async function main(): Promise<void> {
+runService("worker", async () => {
   const cfg = resolveWorkerConfig();
   const log = (m: string) => console.log(`[worker ${cfg.id}] ${m}`);
   const subjects = makeSubjects(cfg.subjectPrefix);
@@ -30,23 +30,17 @@ async function main(): Promise<void> {
   beat();
   const timer = setInterval(beat, cfg.heartbeatMs);
   log(`serving data plane on ${address}`);
-  const stop = async () => {
-    clearInterval(timer);
-    bus.publish(subjects.leave, { workerId: cfg.id });
-    await bus.flush().catch(() => undefined);
-    await server.stop();
-    await runtime.close();
-    peers.close();
-    await parts.close();
-    await bus.close();
-    log("stopped");
-    process.exit(0);
+  return {
+    async stop() {
+      clearInterval(timer);
+      bus.publish(subjects.leave, { workerId: cfg.id });
+      await bus.flush().catch(() => undefined);
+      await server.stop();
+      await runtime.close();
+      peers.close();
+      await parts.close();
+      await bus.close();
+      log("stopped");
+    },
   };
-  process.once("SIGTERM", () => void stop());
-  process.once("SIGINT", () => void stop());
-}
-
-main().catch((e) => {
-  console.error(`worker: ${SwitchyardError.from(e).message}`);
-  process.exit(1);
 });
