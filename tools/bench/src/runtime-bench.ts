@@ -38,9 +38,10 @@ interface WorkerStatsWire {
   layers: { bytesSent: number; bytesReceived: number }[];
 }
 
-async function bytesSent(clients: ReturnType<typeof createWorkerClients>, ids: string[]): Promise<number> {
+/** Bytes that crossed between workers: every byte is received once (rows by owners, outputs by homes). */
+async function bytesMoved(clients: ReturnType<typeof createWorkerClients>, ids: string[]): Promise<number> {
   const all = await Promise.all(ids.map((w) => clients.stats(w) as Promise<WorkerStatsWire>));
-  return all.reduce((s, st) => s + st.layers.reduce((a, l) => a + Number(l.bytesSent), 0), 0);
+  return all.reduce((s, st) => s + st.layers.reduce((a, l) => a + Number(l.bytesReceived), 0), 0);
 }
 
 async function workerClients(bus: Bus, prefix: string) {
@@ -146,9 +147,9 @@ async function main(): Promise<void> {
     await stepLatency(batched, prefix);
     const bus = await createNatsBus({ servers: batched.nats, name: "bench-stats" });
     const clients = await workerClients(bus, prefix);
-    const before = await bytesSent(clients, ["worker-0", "worker-1"]);
+    const before = await bytesMoved(clients, ["worker-0", "worker-1"]);
     const b = await offeredLoad(batched.address);
-    const moved = (await bytesSent(clients, ["worker-0", "worker-1"])) - before;
+    const moved = (await bytesMoved(clients, ["worker-0", "worker-1"])) - before;
     clients.close();
     await bus.close();
     await batched.stop();
