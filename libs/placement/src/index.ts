@@ -4,3 +4,5 @@ export { contiguousPlacement, roundRobinPlacement, loadGreedyPlacement, expertLo
 export type { Placement } from "./placement";
 export { placementCost, chooseHomes, DEFAULT_HOMING_SLACK } from "./cost";
 export type { PlacementCost, CostOptions, HomingPolicy } from "./cost";
+export { solveExact, solveHeuristic, DEFAULT_BALANCE, DEFAULT_ROUNDS, DEFAULT_LAYER_TIME_LIMIT_S } from "./solve";
+export type { SolveOptions, SolveResult } from "./solve";
