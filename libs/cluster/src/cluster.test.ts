@@ -9,7 +9,9 @@ import { SwitchyardError } from "@switchyard/errors";
 import { resolveGenerateParams } from "@switchyard/manifest";
 import { BUNDLED_MODEL_DIR, type ModelParts, createOnnxModel } from "@switchyard/model";
 import { maxAbsDiff } from "@switchyard/tensor";
+import { createNatsBus, subjects as makeSubjects } from "@switchyard/bus";
 import { natsServerAvailable } from "@switchyard/bus/testing";
+import { contiguousPlacement, readTrace, solveHeuristic, toPlanFile } from "@switchyard/placement";
 import { startEmbeddedCluster, startProcessCluster } from "./index";
 
 /** What the tests need of either kind of cluster. */
@@ -247,4 +249,37 @@ describe("authentication and TLS", () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+});
+
+describe.skipIf(!haveNats)("live placement change (processes)", () => {
+  it("switches plans under load with zero failed requests and unchanged outputs", async () => {
+    const prefix = `live${Math.random().toString(36).slice(2, 7)}`;
+    const c = await startProcessCluster({ modelDir: BUNDLED_MODEL_DIR, workers: 2, subjectPrefix: prefix, env: { SWITCHYARD_DENSE_THREADS: "1" } });
+    const client = createClient({ address: c.address });
+    const bus = await createNatsBus({ servers: c.nats, name: "live-test" });
+    try {
+      const s = makeSubjects(prefix);
+      const kv = await bus.kv(s.plansBucket);
+      const trace = readTrace(join(BUNDLED_MODEL_DIR, "traces/solve.safetensors"));
+      const solved = toPlanFile((await solveHeuristic(trace, { workers: 2 })).placement, "dit-moe-fmnist", ["worker-0", "worker-1"], "heuristic");
+      const ps: GenerateParams[] = Array.from({ length: 6 }, (_, i) => ({ label: i, count: 1, steps: 8, sampler: i % 2 ? "heun" : "euler", guidance: 2, seed: 100 + i }));
+      const runs = ps.map((p) => client.generateImages(p));
+      await new Promise((r) => setTimeout(r, 800));
+      await kv.put(s.planKey("dit-moe-fmnist"), { ...solved, version: 1 }); // apply mid-run
+      await new Promise((r) => setTimeout(r, 800));
+      const contiguous = toPlanFile(contiguousPlacement(2, 6, 32), "dit-moe-fmnist", ["worker-0", "worker-1"], "contiguous");
+      await kv.put(s.planKey("dit-moe-fmnist"), { ...contiguous, version: 2 }); // and roll back
+      const results = await Promise.all(runs); // none fails
+      for (const [i, p] of ps.entries()) expect(maxAbsDiff(results[i]!.images[0]!.data, (await oracle(p))[0]!)).toBeLessThanOrEqual(1e-5);
+      // the scheduler put both plans in force
+      const inForce = (await kv.history(`${s.planKey("dit-moe-fmnist")}.in-force`)).map((e) => (e.value as { owners: string[] }).owners.join(","));
+      const want = (f: typeof solved) => f.owners.flatMap((row) => row.map((w) => f.workers[w])).join(",");
+      expect(inForce).toContain(want(solved));
+      expect(inForce.at(-1)).toBe(want(contiguous));
+    } finally {
+      await bus.close();
+      client.close();
+      await c.stop();
+    }
+  }, 120_000);
 });

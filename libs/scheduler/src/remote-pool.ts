@@ -1,6 +1,6 @@
 import type { Bus, Json, Subjects, Subscription } from "@switchyard/bus";
-import type { SwitchyardError } from "@switchyard/errors";
-import { Code } from "@switchyard/errors";
+import { Code, SwitchyardError } from "@switchyard/errors";
+import { PLAN_FORMAT, parsePlanFile } from "@switchyard/placement";
 import type { TickRequestMsg, TickResponseMsg } from "@switchyard/proto";
 import type { WorkerClients } from "@switchyard/transport";
 import { createChangeSignal } from "./change-signal";
@@ -46,6 +46,8 @@ export function createRemotePool(o: RemotePoolOptions): RemotePool {
   let plan: ExpertPlan | undefined;
   let version = 0;
   let dirty = false;
+  /** An operator's plan from the KV bucket, waiting for the next tick boundary. */
+  let operatorPlan: { owners: string[]; workers: string[]; version: number } | undefined;
   const signal = createChangeSignal();
   const notify = () => signal.notify();
   const subs: Subscription[] = [];
@@ -71,6 +73,30 @@ export function createRemotePool(o: RemotePoolOptions): RemotePool {
       }
     }),
   );
+  // Operator plans (switchyard placement apply/rollback) arrive through the KV bucket.
+  let kvWatch: Subscription | undefined;
+  void o.bus
+    .kv(o.subjects.plansBucket)
+    .then((kv) =>
+      kv.watch(o.subjects.planKey(o.model), (e) => {
+        const v = e.value as { format?: string; version?: number } | null;
+        if (v?.format !== PLAN_FORMAT) return;
+        try {
+          const { plan } = parsePlanFile(v);
+          if (plan.layers !== o.layers || plan.experts !== o.experts) {
+            throw new SwitchyardError(`plan is for ${plan.layers}×${plan.experts} experts, the model has ${o.layers}×${o.experts}`, Code.InvalidArgument);
+          }
+          operatorPlan = { workers: plan.workers, owners: plan.owners.flatMap((row) => row.map((w) => plan.workers[w]!)), version: plan.version ?? 0 };
+          o.log?.(`operator plan v${plan.version} received; switching at the next tick boundary`);
+          dirty = true;
+          notify();
+        } catch (err) {
+          o.log?.(`ignoring an invalid operator plan: ${SwitchyardError.from(err).message}`);
+        }
+      }),
+    )
+    .then((w) => (kvWatch = w))
+    .catch((err) => o.log?.(`cannot watch operator plans: ${SwitchyardError.from(err).message}`));
   const sweep = setInterval(() => {
     const now = Date.now();
     for (const [id, s] of seen) if (now - s.lastMs > livenessMs) {
@@ -88,7 +114,8 @@ export function createRemotePool(o: RemotePoolOptions): RemotePool {
     plan = next;
     active = members;
     const kv = await o.bus.kv(o.subjects.plansBucket);
-    await kv.put(o.subjects.planKey(o.model), { version: next.version, layers: next.layers, experts: next.experts, owners: [...next.owners] });
+    // The plan in force (operator plans stay under planKey, untouched).
+    await kv.put(`${o.subjects.planKey(o.model)}.in-force`, { version: next.version, layers: next.layers, experts: next.experts, owners: [...next.owners] });
     await Promise.all(members.map((w) => o.clients.setExperts(w, expertsOf(next, w))));
     o.log?.(`plan v${next.version} in force over ${members.join(", ")}`);
   }
@@ -108,9 +135,18 @@ export function createRemotePool(o: RemotePoolOptions): RemotePool {
       }
       const gone = new Set(active.filter((w) => !seen.has(w)));
       const joined = members.filter((w) => !active.includes(w));
-      // A worker leaving keeps the others' experts where they are; a join re-balances.
-      const next =
-        plan && joined.length === 0 && gone.size > 0 ? reassign(plan, gone, ++version) : contiguousPlan(members, o.layers, o.experts, ++version);
+      let next: ExpertPlan;
+      if (operatorPlan && operatorPlan.workers.every((w) => seen.has(w))) {
+        // The operator's plan, for the workers it names (others hold no experts).
+        next = { version: ++version, layers: o.layers, experts: o.experts, owners: operatorPlan.owners };
+      } else if (operatorPlan) {
+        // Some of its workers are gone: keep it, moving their experts to survivors.
+        const base: ExpertPlan = { version, layers: o.layers, experts: o.experts, owners: operatorPlan.owners };
+        next = reassign(base, new Set(operatorPlan.workers.filter((w) => !seen.has(w))), ++version);
+      } else {
+        // A worker leaving keeps the others' experts where they are; a join re-balances.
+        next = plan && joined.length === 0 && gone.size > 0 ? reassign(plan, gone, ++version) : contiguousPlan(members, o.layers, o.experts, ++version);
+      }
       for (const g of gone) o.clients.remove(g);
       try {
         await apply(next, members);
@@ -141,6 +177,7 @@ export function createRemotePool(o: RemotePoolOptions): RemotePool {
     changed: (ms: number) => signal.changed(ms),
     close() {
       clearInterval(sweep);
+      kvWatch?.unsubscribe();
       for (const s of subs) s.unsubscribe();
     },
   };

@@ -4,6 +4,8 @@ import { parseFlags } from "./args";
 import { GENERATE_HELP, runGenerate } from "./commands/generate";
 import { QUALITY_HELP, runQuality } from "./commands/quality";
 import { UP_HELP, runUp } from "./commands/up";
+import { PLACEMENT_HELP, TRACE_HELP, runPlacement, runTrace } from "./commands/placement";
+import { loadManifest } from "@switchyard/manifest";
 
 const HELP = `switchyard — serving runtime for MoE flow-matching transformers
 
@@ -11,11 +13,15 @@ Commands:
   up         bring up a local cluster (gateway, scheduler, workers) serving the model
   generate   generate images (in-process, or from a cluster with --server) and write a PNG grid
   quality    sample-quality figures (classifier accuracy, Fréchet distance)
+  trace      routing-trace statistics
+  placement  solve, simulate, diff, apply, status and roll back expert placements
 
 Run 'switchyard <command> --help' for a command's options.
 Environment: SWITCHYARD_MODEL_DIR overrides the default model directory.`;
 
-const COMMANDS: Record<string, { help: string; run: (flags: Record<string, unknown>, modelDir: string) => Promise<void> }> = {
+const COMMANDS: Record<string, { help: string; run: (flags: Record<string, unknown>, modelDir: string, positionals: string[]) => Promise<void> }> = {
+  trace: { help: TRACE_HELP, run: (f, _m, p) => runTrace(f, p) },
+  placement: { help: PLACEMENT_HELP, run: (f, m, p) => runPlacement(f, p, () => loadManifest(m).name) },
   generate: { help: GENERATE_HELP, run: runGenerate },
   quality: { help: QUALITY_HELP, run: runQuality },
   up: { help: UP_HELP, run: runUp },
@@ -32,14 +38,14 @@ async function main(argv: string[]): Promise<number> {
     console.error(`unknown command ${JSON.stringify(cmd)}; commands: ${Object.keys(COMMANDS).join(", ")}`);
     return 2;
   }
-  const { flags } = parseFlags(rest);
+  const { flags, positionals } = parseFlags(rest);
   if (flags.help || flags.h) {
     console.log(c.help);
     return 0;
   }
   const modelDir = (typeof flags.model === "string" ? flags.model : undefined) ?? process.env.SWITCHYARD_MODEL_DIR ?? BUNDLED_MODEL_DIR;
   try {
-    await c.run(flags, modelDir);
+    await c.run(flags, modelDir, positionals);
     return 0;
   } catch (e) {
     const err = SwitchyardError.from(e);

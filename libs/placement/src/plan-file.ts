@@ -1,0 +1,64 @@
+import { z } from "zod";
+import { parseOrThrow } from "@switchyard/config";
+import { Code, SwitchyardError } from "@switchyard/errors";
+import type { Placement } from "./placement";
+
+/**
+ * A placement plan as operators handle it (files, NATS KV): worker ids plus the
+ * owner (index into `workers`) of every expert, per layer.
+ */
+export const PLAN_FORMAT = "switchyard-plan/v1";
+
+export const planFileSchema = z.strictObject({
+  format: z.literal(PLAN_FORMAT),
+  model: z.string().min(1),
+  /** Set when stored; increases with every applied plan. */
+  version: z.number().int().nonnegative().optional(),
+  workers: z.array(z.string().min(1)).min(1),
+  layers: z.number().int().positive(),
+  experts: z.number().int().positive(),
+  /** owners[layer][expert] = index into workers */
+  owners: z.array(z.array(z.number().int().nonnegative())),
+  solver: z.string().optional(),
+  createdAt: z.string().optional(),
+});
+
+export type PlanFile = z.output<typeof planFileSchema>;
+
+export function toPlanFile(p: Placement, model: string, workers: readonly string[], solver?: string): PlanFile {
+  if (workers.length !== p.workers) throw new SwitchyardError(`workers lists ${workers.length} ids, the placement has ${p.workers}`, Code.InvalidArgument, { field: "workers" });
+  return {
+    format: PLAN_FORMAT, model, workers: [...workers], layers: p.layers, experts: p.experts,
+    owners: Array.from({ length: p.layers }, (_, l) => Array.from(p.owner.subarray(l * p.experts, (l + 1) * p.experts))),
+    ...(solver ? { solver } : {}), createdAt: new Date().toISOString(),
+  };
+}
+
+/** Validates a plan (INVALID_ARGUMENT naming the field) and returns it with its placement. */
+export function parsePlanFile(raw: unknown): { plan: PlanFile; placement: Placement } {
+  const plan = parseOrThrow(planFileSchema, raw, { what: "plan" });
+  if (new Set(plan.workers).size !== plan.workers.length) throw new SwitchyardError("plan workers must be distinct", Code.InvalidArgument, { field: "workers" });
+  if (plan.owners.length !== plan.layers) throw new SwitchyardError(`owners has ${plan.owners.length} layers, must have ${plan.layers}`, Code.InvalidArgument, { field: "owners" });
+  const owner = new Int32Array(plan.layers * plan.experts);
+  plan.owners.forEach((row, l) => {
+    if (row.length !== plan.experts) throw new SwitchyardError(`owners[${l}] has ${row.length} experts, must have ${plan.experts}`, Code.InvalidArgument, { field: `owners[${l}]` });
+    row.forEach((w, e) => {
+      if (w >= plan.workers.length) throw new SwitchyardError(`owners[${l}][${e}] ${w} must be < ${plan.workers.length} (a worker index)`, Code.InvalidArgument, { field: `owners[${l}][${e}]` });
+      owner[l * plan.experts + e] = w;
+    });
+  });
+  return { plan, placement: { workers: plan.workers.length, layers: plan.layers, experts: plan.experts, owner } };
+}
+
+/** Experts that move between two plans (by worker id). */
+export function diffPlans(a: PlanFile, b: PlanFile): { moved: { layer: number; expert: number; from: string; to: string }[]; total: number } {
+  if (a.layers !== b.layers || a.experts !== b.experts) throw new SwitchyardError("plans are for different models", Code.InvalidArgument);
+  const moved: { layer: number; expert: number; from: string; to: string }[] = [];
+  for (let l = 0; l < a.layers; l++)
+    for (let e = 0; e < a.experts; e++) {
+      const from = a.workers[a.owners[l]![e]!]!;
+      const to = b.workers[b.owners[l]![e]!]!;
+      if (from !== to) moved.push({ layer: l, expert: e, from, to });
+    }
+  return { moved, total: a.layers * a.experts };
+}

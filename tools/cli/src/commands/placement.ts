@@ -1,0 +1,186 @@
+import { readFileSync, writeFileSync } from "node:fs";
+import { createNatsBus, subjects as makeSubjects } from "@switchyard/bus";
+import { Code, SwitchyardError } from "@switchyard/errors";
+import {
+  type Placement, type PlanFile, contiguousPlacement, diffPlans, loadGreedyPlacement, parseNpyTrace, parsePlanFile, placementCost, readTrace,
+  roundRobinPlacement, solveExact, solveHeuristic, toPlanFile, traceStats, type Trace,
+} from "@switchyard/placement";
+import { num, str } from "../args";
+
+export const TRACE_HELP = `switchyard trace stats FILE [--experts N] [--json]
+  Routing statistics of a trace: the runtime's switchyard-trace files (models/*/traces,
+  SWITCHYARD_TRACE_DIR) or a [tokens, layers, top_k] int16 .npy (give --experts).`;
+
+export const PLACEMENT_HELP = `switchyard placement <command>
+  solve    --trace FILE --workers N [--solver exact|heuristic|contiguous|round-robin|load-greedy]
+           [--time-limit S] [--balance 0.1] [--model NAME] [--out plan.json] [--json]
+  simulate --trace FILE --plan plan.json [--hidden 128] [--json]   predicted bytes and imbalance
+  diff     A.json B.json                                            experts that move
+  apply    plan.json [--nats HOST:PORT] [--prefix sy]               store it in NATS KV; workers switch live
+  status   [--model NAME] [--nats HOST:PORT] [--prefix sy]          plan in force and live traffic
+  rollback [--model NAME] [--nats HOST:PORT] [--prefix sy]          re-apply the previous plan`;
+
+function loadTrace(path: string, flags: Record<string, unknown>): Trace {
+  if (path.endsWith(".npy")) {
+    const experts = num(flags, "experts");
+    if (!experts) throw new SwitchyardError("--experts N is required for .npy traces", Code.InvalidArgument, { field: "experts" });
+    return parseNpyTrace(readFileSync(path), experts, path);
+  }
+  return readTrace(path);
+}
+
+function requireStr(flags: Record<string, unknown>, name: string, pos?: string): string {
+  const v = str(flags, name) ?? pos;
+  if (!v) throw new SwitchyardError(`--${name} is required`, Code.InvalidArgument, { field: name });
+  return v;
+}
+
+function readPlan(path: string): { plan: PlanFile; placement: Placement } {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, "utf8"));
+  } catch (e) {
+    throw new SwitchyardError(`cannot read plan ${path}: ${(e as Error).message}`, Code.InvalidArgument, { cause: e });
+  }
+  return parsePlanFile(raw);
+}
+
+const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
+const mib = (b: number) => `${(b / 1048576).toFixed(2)} MiB`;
+
+export async function runTrace(flags: Record<string, unknown>, positionals: string[]): Promise<void> {
+  const [sub, file] = positionals;
+  if (sub !== "stats") throw new SwitchyardError(`trace ${JSON.stringify(sub ?? "")}: the command is "trace stats FILE"`, Code.InvalidArgument);
+  const s = traceStats(loadTrace(requireStr(flags, "trace", file), flags));
+  if (flags.json === true) return console.log(JSON.stringify(s, null, 1));
+  console.log(`records ${s.records} (${s.requests} requests), ${s.layers} layers × ${s.experts} experts, top-${s.topK}, ${s.tokens} tokens/record`);
+  console.log(`distinct experts per record per layer: ${s.distinctExpertsPerRecordLayer.toFixed(2)} of ${s.experts}`);
+  console.log(`expert load max/mean per layer: ${s.expertLoadImbalance.map((x) => x.toFixed(2)).join(" ")}`);
+  if (s.top1KeptNextStep !== undefined) console.log(`top-1 expert kept at the next step: ${pct(s.top1KeptNextStep)}`);
+}
+
+async function kvFor(flags: Record<string, unknown>) {
+  const bus = await createNatsBus({ servers: str(flags, "nats") ?? process.env.SWITCHYARD_NATS ?? "127.0.0.1:4222", name: "switchyard-cli" });
+  const subjects = makeSubjects(str(flags, "prefix") ?? "sy");
+  return { bus, subjects, kv: await bus.kv(subjects.plansBucket) };
+}
+
+export async function runPlacement(flags: Record<string, unknown>, positionals: string[], modelName: () => string): Promise<void> {
+  const [sub, a, b] = positionals;
+  const json = flags.json === true;
+  switch (sub) {
+    case "solve": {
+      const trace = loadTrace(requireStr(flags, "trace"), flags);
+      const workers = num(flags, "workers");
+      if (!workers) throw new SwitchyardError("--workers N is required", Code.InvalidArgument, { field: "workers" });
+      const solver = str(flags, "solver") ?? "exact";
+      const t0 = performance.now();
+      const progress = json ? undefined : (m: string) => process.stderr.write(`  ${m}\n`);
+      let placement: Placement;
+      switch (solver) {
+        case "exact":
+        case "heuristic": {
+          const opts = { workers, ...(num(flags, "time-limit") ? { timeLimitS: num(flags, "time-limit")! } : {}), ...(num(flags, "balance") !== undefined ? { balance: num(flags, "balance")! } : {}), ...(progress ? { onProgress: progress } : {}) };
+          placement = (solver === "exact" ? await solveExact(trace, opts) : await solveHeuristic(trace, opts)).placement;
+          break;
+        }
+        case "contiguous":
+          placement = contiguousPlacement(workers, trace.layers, trace.experts);
+          break;
+        case "round-robin":
+          placement = roundRobinPlacement(workers, trace.layers, trace.experts);
+          break;
+        case "load-greedy":
+          placement = loadGreedyPlacement(trace, workers);
+          break;
+        default:
+          throw new SwitchyardError(`--solver ${JSON.stringify(solver)} must be one of exact, heuristic, contiguous, round-robin, load-greedy`, Code.InvalidArgument, { field: "solver" });
+      }
+      const seconds = (performance.now() - t0) / 1000;
+      const ids = Array.from({ length: workers }, (_, i) => `worker-${i}`);
+      const plan = toPlanFile(placement, str(flags, "model") ?? modelName(), ids, solver);
+      const cost = placementCost(trace, placement, { hidden: num(flags, "hidden") ?? 128 });
+      const out = str(flags, "out");
+      if (out) writeFileSync(out, JSON.stringify(plan, null, 1));
+      if (json) return console.log(JSON.stringify({ plan, seconds, cost: { ...cost, homes: undefined } }, null, 1));
+      console.log(`${solver} plan for ${workers} workers in ${seconds.toFixed(2)} s: ${mib(cost.bytesPerImage)} per image cross workers (${pct(cost.remoteFraction)} of assignments remote), imbalance ${cost.imbalance.toFixed(3)}${out ? `; wrote ${out}` : ""}`);
+      return;
+    }
+    case "simulate": {
+      const trace = loadTrace(requireStr(flags, "trace"), flags);
+      const { plan, placement } = readPlan(requireStr(flags, "plan", a));
+      const hidden = num(flags, "hidden") ?? 128;
+      const rows = [
+        ["plan", placementCost(trace, placement, { hidden })],
+        ["contiguous", placementCost(trace, contiguousPlacement(placement.workers, trace.layers, trace.experts), { hidden })],
+      ] as const;
+      if (json) return console.log(JSON.stringify(Object.fromEntries(rows.map(([n, c]) => [n, { ...c, homes: undefined }])), null, 1));
+      console.log(`plan ${plan.solver ?? ""} v${plan.version ?? "-"} on ${trace.records} records (${rows[0][1].images} images):`);
+      for (const [n, c] of rows) {
+        console.log(`  ${n.padEnd(10)} dispatch-and-return ${mib(c.bytesPerImage)}/image (${c.rowsOutPerImage.toFixed(0)} rows out, ${c.rowsBackPerImage.toFixed(0)} back)  token-stays ${mib(c.tokenStaysBytesPerImage)}/image  imbalance ${c.imbalance.toFixed(3)} (mean ${c.meanImbalance.toFixed(3)})`);
+      }
+      return;
+    }
+    case "diff": {
+      const pa = readPlan(requireStr(flags, "a", a)).plan;
+      const pb = readPlan(requireStr(flags, "b", b)).plan;
+      const d = diffPlans(pa, pb);
+      if (json) return console.log(JSON.stringify(d, null, 1));
+      console.log(`${d.moved.length} of ${d.total} experts move`);
+      for (const m of d.moved.slice(0, 50)) console.log(`  layer ${m.layer} expert ${m.expert}: ${m.from} → ${m.to}`);
+      if (d.moved.length > 50) console.log(`  … ${d.moved.length - 50} more`);
+      return;
+    }
+    case "apply": {
+      const { plan } = readPlan(requireStr(flags, "plan", a));
+      const { bus, subjects, kv } = await kvFor(flags);
+      try {
+        const key = subjects.planKey(plan.model);
+        const cur = await kv.get(key);
+        const version = ((cur?.value as { version?: number } | null)?.version ?? 0) + 1;
+        const rev = cur ? await kv.update(key, { ...plan, version }, cur.revision) : await kv.create(key, { ...plan, version });
+        console.log(`applied plan v${version} for ${plan.model} (KV revision ${rev}); the scheduler switches at the next tick boundary`);
+      } finally {
+        await bus.close();
+      }
+      return;
+    }
+    case "status":
+    case "rollback": {
+      const model = str(flags, "model") ?? modelName();
+      const { bus, subjects, kv } = await kvFor(flags);
+      try {
+        const key = subjects.planKey(model);
+        const hist = await kv.history(key);
+        const cur = hist.at(-1);
+        if (!cur) throw new SwitchyardError(`no plan stored for ${model}`, Code.NotFound);
+        if (sub === "rollback") {
+          const curPlan = cur.value as PlanFile;
+          const prev = [...hist].reverse().find((h) => (h.value as PlanFile).version !== curPlan.version && JSON.stringify((h.value as PlanFile).owners) !== JSON.stringify(curPlan.owners));
+          if (!prev) throw new SwitchyardError(`plan v${curPlan.version} has no earlier, different plan to roll back to`, Code.FailedPrecondition);
+          const version = (curPlan.version ?? 0) + 1;
+          await kv.update(key, { ...(prev.value as PlanFile), version }, cur.revision);
+          console.log(`rolled back to the plan of v${(prev.value as PlanFile).version} as v${version}`);
+          return;
+        }
+        const plan = cur.value as PlanFile;
+        const traffic = new Map<string, { bytesReceived: number; expertRows: number }>();
+        const sub2 = bus.subscribe(subjects.heartbeat, (p) => {
+          const hb = p as { workerId?: string; traffic?: { bytesReceived: number; expertRows: number } };
+          if (hb.workerId && hb.traffic) traffic.set(hb.workerId, hb.traffic);
+        });
+        await new Promise((r) => setTimeout(r, 1500));
+        sub2.unsubscribe();
+        if (json) return console.log(JSON.stringify({ plan, revision: cur.revision, history: hist.length, workers: Object.fromEntries(traffic) }, null, 1));
+        console.log(`plan in force for ${model}: v${plan.version} (${plan.solver ?? "?"}, ${plan.workers.length} workers, created ${plan.createdAt ?? "?"}), KV revision ${cur.revision}, ${hist.length} stored`);
+        for (const [w, t] of traffic) console.log(`  ${w}: ${mib(t.bytesReceived)} received, ${t.expertRows} expert rows since start`);
+        if (traffic.size === 0) console.log("  no worker heartbeats heard in 1.5 s");
+      } finally {
+        await bus.close();
+      }
+      return;
+    }
+    default:
+      throw new SwitchyardError(`placement ${JSON.stringify(sub ?? "")}: commands are solve, simulate, diff, apply, status, rollback`, Code.InvalidArgument);
+  }
+}
