@@ -6,6 +6,7 @@ export {
   compareRequests,
   rowsPerImage,
   leastLoadedHome,
+  affinityHome,
   DEFAULT_MAX_TICK_ROWS,
   DEFAULT_MAX_QUEUED,
 } from "./policy";

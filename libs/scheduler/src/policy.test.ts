@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { type RequestSpec, type RequestState, admit, applyVelocity, isFinished, schedule } from "./index";
+import { type RequestSpec, type RequestState, admit, affinityHome, applyVelocity, isFinished, schedule } from "./index";
 
 let seq = 0;
 function req(id: string, over: Partial<RequestSpec> & { count?: number } = {}): RequestState {
@@ -68,6 +68,18 @@ describe("schedule", () => {
   it("runs one request at a time when maxRequestsPerTick is 1", () => {
     const plan = schedule([req("a", { count: 2 }), req("b")], ["w0"], { maxTickRows: 100, maxRequestsPerTick: 1 }, 0);
     expect(plan.items.map((i) => i.requestId)).toEqual(["a", "a"]);
+  });
+
+  it("homes by affinity within the balance bound, and falls back without history", () => {
+    const rs = ["a", "b", "c", "d"].map((id) => req(id));
+    // every request's experts live mostly on w1
+    const scores = (id: string) => (id === "d" ? undefined : new Map([["w0", 1], ["w1", 9]]));
+    const plan = schedule(rs, ["w0", "w1"], { maxTickRows: 100 }, 0, affinityHome(scores, 0.25));
+    const homes = Object.fromEntries(plan.items.map((i) => [i.requestId, i.home]));
+    expect(homes.a).toBe("w1");
+    // the bound stops w1 from taking everyone: (1.25 × rows so far) / 2 workers
+    expect(Object.values(homes).filter((h) => h === "w1").length).toBeLessThan(4);
+    expect(homes.d).toBeDefined();
   });
 
   it("plans nothing without workers", () => {

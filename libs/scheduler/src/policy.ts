@@ -85,10 +85,16 @@ export function compareRequests(a: RequestState, b: RequestState): number {
   return a.seq - b.seq;
 }
 
-/** Picks a home for a request: by default the live worker with the fewest rows in this tick. */
+/**
+ * Picks a request's home for this tick, given the rows already planned per live worker
+ * (the map's keys are the live workers). Called for every request every tick; re-homing
+ * is free because the scheduler holds all sampler state.
+ */
 export type HomePolicy = (request: RequestState, rowsByWorker: ReadonlyMap<string, number>) => string;
 
-export const leastLoadedHome: HomePolicy = (_r, rowsByWorker) => {
+/** Keeps a live home; otherwise the live worker with the fewest rows in this tick. */
+export const leastLoadedHome: HomePolicy = (r, rowsByWorker) => {
+  if (r.home !== undefined && rowsByWorker.has(r.home)) return r.home;
   let best: string | undefined;
   let bestRows = Infinity;
   for (const [w, rows] of rowsByWorker) {
@@ -131,7 +137,8 @@ export function schedule(
     if (workers.length === 0 || taken >= maxRequests) break;
     const per = rowsPerImage(r.spec.guidance);
     if (rows + per > limits.maxTickRows) continue;
-    const home = r.home !== undefined && live.has(r.home) ? r.home : homePolicy(r, load);
+    const home = homePolicy(r, load);
+    if (!live.has(home)) throw new SwitchyardError(`home policy chose ${home}, which is not a live worker`, Code.Internal);
     taken++;
     if (home !== r.home) homes.set(r.spec.id, home);
     r.images.forEach((img, i) => {
@@ -142,6 +149,26 @@ export function schedule(
     });
   }
   return { items, rows, expired, homes };
+}
+
+/**
+ * Affinity homing (placement-aware): a request goes to the worker whose experts served
+ * most of its latest routing (routing is very stable from one step to the next), as
+ * long as that worker stays within (1 + slack) × the mean rows of the tick; requests
+ * with no history yet fall back to `fallback`.
+ */
+export function affinityHome(scores: (requestId: string) => ReadonlyMap<string, number> | undefined, slack = 0.25, fallback: HomePolicy = leastLoadedHome): HomePolicy {
+  return (r, load) => {
+    const s = scores(r.spec.id);
+    if (!s) return fallback(r, load);
+    const per = rowsPerImage(r.spec.guidance) * r.images.length;
+    let planned = 0;
+    for (const v of load.values()) planned += v;
+    const cap = Math.max(per, ((1 + slack) * (planned + per)) / load.size);
+    const ranked = [...load.keys()].sort((a, b) => (s.get(b) ?? 0) - (s.get(a) ?? 0) || (load.get(a) ?? 0) - (load.get(b) ?? 0));
+    for (const w of ranked) if ((load.get(w) ?? 0) + per <= cap) return w;
+    return fallback(r, load);
+  };
 }
 
 /** A request state freshly admitted. */

@@ -4,7 +4,7 @@ import { type Manifest, resolveGenerateParams } from "@switchyard/manifest";
 import type { TickRequestMsg, TickResponseMsg } from "@switchyard/proto";
 import { currentT, gaussianNoise, nextEval, previewX0 } from "@switchyard/sampler";
 import { type RequestEvent, type SubmitMessage, type SubmitReply, asJson, f32ToBase64 } from "./events";
-import { DEFAULT_MAX_QUEUED, DEFAULT_MAX_TICK_ROWS, type RequestState, type SchedulerLimits, admit, applyVelocity, isFinished, schedule } from "./policy";
+import { DEFAULT_MAX_QUEUED, DEFAULT_MAX_TICK_ROWS, type RequestState, type SchedulerLimits, admit, affinityHome, applyVelocity, isFinished, schedule } from "./policy";
 
 /** The workers as the scheduler sees them. */
 export interface WorkerPool {
@@ -71,6 +71,8 @@ interface Live {
   cancelled: boolean;
   /** x̂0 = x_t − t·v of each image at its latest eval (previews). */
   readonly preview: (Float32Array | undefined)[];
+  /** Assignments of its latest eval served by each worker (affinity homing). */
+  affinity: Map<string, number> | undefined;
 }
 
 /** How often the scheduler publishes its figures for the gateways' /metrics. */
@@ -94,6 +96,8 @@ class Scheduler implements SchedulerService {
   private readonly limits: SchedulerLimits;
   private readonly now: () => number;
   private readonly P: number;
+  /** Placement-aware homing from each request's latest routing. */
+  private readonly homing = affinityHome((id) => this.requests.get(id)?.affinity);
 
   constructor(private readonly o: SchedulerServiceOptions) {
     this.limits = {
@@ -153,7 +157,7 @@ class Scheduler implements SchedulerService {
       this.seq++,
       this.now(),
     );
-    this.requests.set(msg.requestId, { state, msg, computeMs: 0, cancelled: false, preview: new Array(p.count) });
+    this.requests.set(msg.requestId, { state, msg, computeMs: 0, cancelled: false, preview: new Array(p.count), affinity: undefined });
     this.wake?.();
     const reply: SubmitReply = { accepted: true, queuePosition: this.requests.size - 1 };
     return asJson(reply);
@@ -194,6 +198,7 @@ class Scheduler implements SchedulerService {
         members,
         this.limits,
         this.now(),
+        this.homing,
       );
       for (const id of plan.expired) this.fail(id, new SwitchyardError("deadline exceeded before the request finished", Code.DeadlineExceeded));
       if (plan.items.length === 0) {
@@ -269,6 +274,7 @@ class Scheduler implements SchedulerService {
     const m = this.o.manifest;
     const L = m.architecture.numLayers;
     const TK = m.architecture.tokens * m.moe.topK;
+    const touched = new Set<string>();
     for (const s of settled) {
       if (s.status !== "fulfilled") continue;
       const { mine, res } = s.value;
@@ -283,6 +289,19 @@ class Scheduler implements SchedulerService {
         this.evalCount++;
         if (a.stepCompleted) this.stepCount++;
         r.computeMs += ms / Math.max(1, items.length);
+        // affinity: which worker served each of this image's assignments
+        if (!touched.has(it.requestId)) {
+          touched.add(it.requestId);
+          r.affinity = new Map();
+        }
+        const affinity = r.affinity!;
+        const routing = res.routing.subarray(j * L * TK, (j + 1) * L * TK);
+        const E = m.moe.numExperts;
+        for (let l = 0; l < L; l++)
+          for (let q = 0; q < TK; q++) {
+            const w = owners[l * E + routing[l * TK + q]!];
+            if (w !== undefined) affinity.set(w, (affinity.get(w) ?? 0) + 1);
+          }
         this.o.onRouting?.({ requestId: it.requestId, step: before, label: r.state.spec.label, t: ev.t, experts: res.routing.subarray(j * L * TK, (j + 1) * L * TK), weights: res.routingWeights.subarray(j * L * TK, (j + 1) * L * TK) });
         const interval = r.msg.previewInterval;
         if (interval > 0) r.preview[it.imageIndex] = previewX0(ev.x, ev.t, v);

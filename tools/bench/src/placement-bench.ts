@@ -1,0 +1,116 @@
+/**
+ * Placement benchmark (issue: affinity placement). Prints, in one run:
+ *  1. cross-worker bytes per image on held-out requests (traces/holdout, not used to
+ *     solve) for the solver ÷ contiguous and ÷ load-only greedy at 2, 4 and 8 workers,
+ *     with the worst per-layer imbalance, plus the token-stays (ExFlow) scheme's bytes;
+ *  2. solve time for the reference model (exact: HiGHS per layer) and for a synthetic
+ *     DeepSeek-V3-sized instance (58 MoE layers × 256 experts, top-8, 64 workers) with
+ *     the heuristic;
+ *  3. with --live: bytes per image measured on a 4-worker cluster before and after
+ *     applying the solved plan (needs nats-server).
+ *
+ *   npm run bench:placement -- [--live] [--requests 16]
+ */
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { createNatsBus, subjects as makeSubjects } from "@switchyard/bus";
+import { natsServerAvailable } from "@switchyard/bus/testing";
+import { createClient } from "@switchyard/client";
+import { startProcessCluster } from "@switchyard/cluster";
+import { BUNDLED_MODEL_DIR } from "@switchyard/manifest";
+import {
+  type Trace, contiguousPlacement, loadGreedyPlacement, placementCost, readTrace, solveExact, solveHeuristic, toPlanFile,
+} from "@switchyard/placement";
+import { createRng } from "@switchyard/sampler";
+import { table } from "./stats";
+
+const { values: flags } = parseArgs({ options: { live: { type: "boolean", default: false }, requests: { type: "string", default: "16" }, "skip-large": { type: "boolean", default: false } } });
+const mib = (b: number) => (b / 1048576).toFixed(2);
+const solveTrace = readTrace(join(BUNDLED_MODEL_DIR, "traces/solve.safetensors"));
+const holdout = readTrace(join(BUNDLED_MODEL_DIR, "traces/holdout.safetensors"));
+
+async function offline(): Promise<void> {
+  const rows: (string | number)[][] = [];
+  for (const W of [2, 4, 8]) {
+    const t0 = performance.now();
+    const solved = await solveExact(solveTrace, { workers: W });
+    const secs = (performance.now() - t0) / 1000;
+    const s = placementCost(holdout, solved.placement, { hidden: 128 });
+    const c = placementCost(holdout, contiguousPlacement(W, 6, 32), { hidden: 128 });
+    const g = placementCost(holdout, loadGreedyPlacement(solveTrace, W), { hidden: 128 });
+    rows.push([W, mib(s.bytesPerImage), mib(c.bytesPerImage), mib(g.bytesPerImage), (s.bytesPerImage / c.bytesPerImage).toFixed(3), (s.bytesPerImage / g.bytesPerImage).toFixed(3), s.imbalance.toFixed(3), mib(s.tokenStaysBytesPerImage), secs.toFixed(2)]);
+  }
+  console.log("# held-out requests (traces/holdout), dispatch-and-return MiB per image (20 steps, CFG), solver = exact (HiGHS per layer, alternating homes)");
+  console.log(table(["workers", "solver", "contiguous", "load-greedy", "÷contig", "÷greedy", "imbalance", "token-stays", "solve s"], rows));
+}
+
+/** Synthetic LLM-style trace: tokens with Zipf-skewed experts and inter-layer chains. */
+function syntheticLarge(tokens: number, layers: number, experts: number, topK: number): Trace {
+  const rng = createRng(7);
+  const routing = new Int16Array(tokens * layers * topK);
+  for (let t = 0; t < tokens; t++) {
+    let prev = Math.floor(rng.next() * experts);
+    for (let l = 0; l < layers; l++) {
+      const chosen = new Set<number>();
+      // follow the previous layer's top-1 with an affinity chain, else Zipf
+      const first = rng.next() < 0.5 ? (prev * 7 + l) % experts : Math.floor(experts * rng.next() ** 2);
+      chosen.add(first);
+      while (chosen.size < topK) chosen.add(Math.floor(experts * rng.next() ** 2));
+      [...chosen].forEach((e, k) => (routing[(t * layers + l) * topK + k] = e));
+      prev = first;
+    }
+  }
+  return {
+    layers, experts, topK, tokens: 1, records: tokens,
+    request: Int32Array.from({ length: tokens }, (_, i) => i), step: new Int32Array(tokens), branch: new Uint8Array(tokens),
+    label: new Int32Array(tokens), t: new Float32Array(tokens), routing, weights: undefined,
+  };
+}
+
+async function large(): Promise<void> {
+  const trace = syntheticLarge(4096, 58, 256, 8);
+  const t0 = performance.now();
+  const r = await solveHeuristic(trace, { workers: 64 });
+  const secs = (performance.now() - t0) / 1000;
+  const s = placementCost(trace, r.placement, { hidden: 7168 });
+  const c = placementCost(trace, contiguousPlacement(64, 58, 256), { hidden: 7168 });
+  console.log(`\n# DeepSeek-V3-sized synthetic instance (58 layers × 256 experts, top-8, 64 workers, 4,096 tokens): heuristic ${secs.toFixed(1)} s, remote assignments ${(s.remoteFraction * 100).toFixed(1)} % vs contiguous ${(c.remoteFraction * 100).toFixed(1)} %, bytes ÷ contiguous ${(s.bytesPerImage / c.bytesPerImage).toFixed(3)}, imbalance ${s.imbalance.toFixed(3)}`);
+}
+
+async function live(): Promise<void> {
+  if (!natsServerAvailable()) return console.log("\n(live: nats-server is not installed)");
+  const prefix = "pbench";
+  const cluster = await startProcessCluster({ modelDir: BUNDLED_MODEL_DIR, workers: 4, subjectPrefix: prefix, env: { SWITCHYARD_DENSE_THREADS: "1" } });
+  const bus = await createNatsBus({ servers: cluster.nats, name: "pbench" });
+  const s = makeSubjects(prefix);
+  const traffic = new Map<string, number>();
+  bus.subscribe(s.heartbeat, (p) => {
+    const hb = p as { workerId: string; traffic?: { bytesReceived: number } };
+    if (hb.traffic) traffic.set(hb.workerId, hb.traffic.bytesReceived);
+  });
+  const total = () => [...traffic.values()].reduce((a, b) => a + b, 0);
+  const client = createClient({ address: cluster.address });
+  const n = Number(flags.requests);
+  const run = async (seed: number) => {
+    await new Promise((r) => setTimeout(r, 1500));
+    const before = total();
+    await Promise.all(Array.from({ length: n }, (_, i) => client.generateImages({ label: i % 10, steps: 20, guidance: 2, seed: seed + i })));
+    await new Promise((r) => setTimeout(r, 1500)); // heartbeats carry the totals
+    return (total() - before) / n;
+  };
+  try {
+    const contiguous = await run(1000);
+    const plan = toPlanFile((await solveExact(solveTrace, { workers: 4 })).placement, "dit-moe-fmnist", ["worker-0", "worker-1", "worker-2", "worker-3"], "exact");
+    await (await bus.kv(s.plansBucket)).put(s.planKey("dit-moe-fmnist"), { ...plan, version: 1 });
+    const solved = await run(1000);
+    console.log(`\n# live, 4 workers, ${n} requests × 20 steps (g=2) each side: ${mib(contiguous)} MiB/image contiguous → ${mib(solved)} MiB/image after apply (${(solved / contiguous).toFixed(3)}×)`);
+  } finally {
+    client.close();
+    await bus.close();
+    await cluster.stop();
+  }
+}
+
+await offline();
+if (!flags["skip-large"]) await large();
+if (flags.live) await live();
