@@ -164,6 +164,9 @@ export async function runPlacement(flags: Record<string, unknown>, positionals: 
           return;
         }
         const plan = cur.value as PlanFile;
+        const applied = (await kv.get(`${key}.in-force`))?.value as { owners?: string[]; version?: number } | undefined;
+        const wanted = plan.owners.flatMap((row) => row.map((w) => plan.workers[w]));
+        const inForce = applied?.owners !== undefined && applied.owners.join(",") === wanted.join(",");
         const traffic = new Map<string, { bytesReceived: number; expertRows: number }>();
         const sub2 = bus.subscribe(subjects.heartbeat, (p) => {
           const hb = p as { workerId?: string; traffic?: { bytesReceived: number; expertRows: number } };
@@ -171,8 +174,9 @@ export async function runPlacement(flags: Record<string, unknown>, positionals: 
         });
         await new Promise((r) => setTimeout(r, 1500));
         sub2.unsubscribe();
-        if (json) return console.log(JSON.stringify({ plan, revision: cur.revision, history: hist.length, workers: Object.fromEntries(traffic) }, null, 1));
-        console.log(`plan in force for ${model}: v${plan.version} (${plan.solver ?? "?"}, ${plan.workers.length} workers, created ${plan.createdAt ?? "?"}), KV revision ${cur.revision}, ${hist.length} stored`);
+        if (json) return console.log(JSON.stringify({ plan, inForce, revision: cur.revision, history: hist.length, workers: Object.fromEntries(traffic) }, null, 1));
+        console.log(`operator plan for ${model}: v${plan.version} (${plan.solver ?? "?"}, ${plan.workers.length} workers, created ${plan.createdAt ?? "?"}), KV revision ${cur.revision}, ${hist.length} stored`);
+        console.log(inForce ? "  in force at the scheduler" : "  not yet in force (the scheduler switches at its next tick boundary, once its workers are live)");
         for (const [w, t] of traffic) console.log(`  ${w}: ${mib(t.bytesReceived)} received, ${t.expertRows} expert rows since start`);
         if (traffic.size === 0) console.log("  no worker heartbeats heard in 1.5 s");
       } finally {
