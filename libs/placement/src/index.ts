@@ -4,8 +4,8 @@ export { contiguousPlacement, roundRobinPlacement, loadGreedyPlacement, expertLo
 export type { Placement } from "./placement";
 export { placementCost, chooseHomes, DEFAULT_HOMING_SLACK } from "./cost";
 export type { PlacementCost, CostOptions, HomingPolicy } from "./cost";
-export { solveExact, solveHeuristic, DEFAULT_BALANCE, DEFAULT_ROUNDS, DEFAULT_LAYER_TIME_LIMIT_S } from "./solve";
-export type { SolveOptions, SolveResult } from "./solve";
+export { solveExact, solveHeuristic, solvePlacement, SOLVERS, DEFAULT_BALANCE, DEFAULT_ROUNDS, DEFAULT_LAYER_TIME_LIMIT_S } from "./solve";
+export type { SolveOptions, SolveResult, SolverName } from "./solve";
 export { PLAN_FORMAT, planFileSchema, toPlanFile, parsePlanFile, diffPlans } from "./plan-file";
 export type { PlanFile } from "./plan-file";
 export { traceStats } from "./stats";

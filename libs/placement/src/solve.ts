@@ -1,6 +1,6 @@
 import { Code, SwitchyardError } from "@switchyard/errors";
 import { chooseHomes } from "./cost";
-import { type Placement, contiguousPlacement, expertLoad } from "./placement";
+import { type Placement, contiguousPlacement, expertLoad, loadGreedyPlacement, roundRobinPlacement } from "./placement";
 import type { Trace } from "./trace";
 
 /**
@@ -174,6 +174,8 @@ type LayerSolver = (c: Float64Array, load: Float64Array, E: number, W: number, c
 
 async function highsLayerSolver(timeLimitS: number): Promise<LayerSolver> {
   const highs = await (await import("highs")).default();
+  const OPTIMAL = highs.constants.modelStatus.optimal;
+  const TIME_LIMIT = highs.constants.modelStatus.timeLimit;
   return (c, load, E, W, cap, warm) => {
     const slots = E / W;
     const v = (e: number, w: number) => `x${e}_${w}`;
@@ -184,18 +186,22 @@ async function highsLayerSolver(timeLimitS: number): Promise<LayerSolver> {
       lines.push(` bal${w}: ` + Array.from({ length: E }, (_, e) => `${load[e]!} ${v(e, w)}`).join(" + ") + ` <= ${cap}`);
     }
     lines.push("Binary", " " + Array.from({ length: E * W }, (_, i) => v(Math.floor(i / W), i % W)).join(" "), "End");
-    const sol = highs.solve(lines.join("\n"), { time_limit: timeLimitS, output_flag: false } as never);
-    const status = sol.Status as string;
-    if (status !== "Optimal" && status !== "Time limit reached") {
-      // infeasible balance bound or no incumbent: fall back to the warm start
-      return { owner: warm, bound: 0 };
-    }
-    const owner = new Int32Array(E).fill(-1);
-    for (let e = 0; e < E; e++)
-      for (let w = 0; w < W; w++) if (((sol.Columns[v(e, w)] as { Primal?: number } | undefined)?.Primal ?? 0) > 0.5) owner[e] = w;
-    if (owner.some((o) => o < 0)) return { owner: warm, bound: 0 };
-    const info = sol as unknown as { Info?: { mip_dual_bound?: number } };
-    return { owner, bound: status === "Optimal" ? sol.ObjectiveValue : (info.Info?.mip_dual_bound ?? 0) };
+    return highs.withModel({ format: "lp", data: lines.join("\n") }, (model) => {
+      model.options.set({ output_flag: false, time_limit: timeLimitS });
+      const col = Array.from({ length: E * W }, (_, i) => model.getColByName(v(Math.floor(i / W), i % W)));
+      // Warm start: the heuristic's answer as the first incumbent.
+      const start = new Float64Array(E * W);
+      warm.forEach((w, e) => (start[col[e * W + w]!] = 1));
+      model.setSolution({ colValue: start });
+      const status = model.run().modelStatus;
+      if (status !== OPTIMAL && status !== TIME_LIMIT) return { owner: warm, bound: 0 };
+      const x = model.getSolution().colValue;
+      const owner = new Int32Array(E).fill(-1);
+      for (let e = 0; e < E; e++) for (let w = 0; w < W; w++) if (x[col[e * W + w]!]! > 0.5) owner[e] = w;
+      if (owner.some((o) => o < 0)) return { owner: warm, bound: 0 };
+      const bound = Number(model.info.get("mip_dual_bound"));
+      return { owner, bound: Number.isFinite(bound) ? bound : 0 };
+    });
   };
 }
 
@@ -238,7 +244,30 @@ export function solveHeuristic(trace: Trace, o: SolveOptions): Promise<SolveResu
   return alternate(trace, o, undefined);
 }
 
-/** HiGHS MILP per layer (warm-started from the heuristic's answer when HiGHS finds nothing better in time). */
+/** HiGHS MILP per layer, time-limited and warm-started from the heuristic's answer. */
 export async function solveExact(trace: Trace, o: SolveOptions): Promise<SolveResult> {
   return alternate(trace, o, await highsLayerSolver(o.timeLimitS ?? DEFAULT_LAYER_TIME_LIMIT_S));
+}
+
+/** Every placement solver behind one interface; unknown names throw INVALID_ARGUMENT. */
+export const SOLVERS = ["exact", "heuristic", "contiguous", "round-robin", "load-greedy"] as const;
+export type SolverName = (typeof SOLVERS)[number];
+
+export async function solvePlacement(name: string, trace: Trace, o: SolveOptions): Promise<{ placement: Placement; seconds: number }> {
+  const t0 = performance.now();
+  const done = (placement: Placement) => ({ placement, seconds: (performance.now() - t0) / 1000 });
+  switch (name as SolverName) {
+    case "exact":
+      return done((await solveExact(trace, o)).placement);
+    case "heuristic":
+      return done((await solveHeuristic(trace, o)).placement);
+    case "contiguous":
+      return done(contiguousPlacement(o.workers, trace.layers, trace.experts));
+    case "round-robin":
+      return done(roundRobinPlacement(o.workers, trace.layers, trace.experts));
+    case "load-greedy":
+      return done(loadGreedyPlacement(trace, o.workers));
+    default:
+      throw new SwitchyardError(`solver ${JSON.stringify(name)} must be one of ${SOLVERS.join(", ")}`, Code.InvalidArgument, { field: "solver" });
+  }
 }

@@ -2,8 +2,8 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { createNatsBus, subjects as makeSubjects } from "@switchyard/bus";
 import { Code, SwitchyardError } from "@switchyard/errors";
 import {
-  type Placement, type PlanFile, contiguousPlacement, diffPlans, loadGreedyPlacement, parseNpyTrace, parsePlanFile, placementCost, readTrace,
-  roundRobinPlacement, solveExact, solveHeuristic, toPlanFile, traceStats, type Trace,
+  type Placement, type PlanFile, type Trace, contiguousPlacement, diffPlans, parseNpyTrace, parsePlanFile, placementCost, readTrace, solvePlacement,
+  toPlanFile, traceStats,
 } from "@switchyard/placement";
 import { num, str } from "../args";
 
@@ -74,29 +74,13 @@ export async function runPlacement(flags: Record<string, unknown>, positionals: 
       const workers = num(flags, "workers");
       if (!workers) throw new SwitchyardError("--workers N is required", Code.InvalidArgument, { field: "workers" });
       const solver = str(flags, "solver") ?? "exact";
-      const t0 = performance.now();
       const progress = json ? undefined : (m: string) => process.stderr.write(`  ${m}\n`);
-      let placement: Placement;
-      switch (solver) {
-        case "exact":
-        case "heuristic": {
-          const opts = { workers, ...(num(flags, "time-limit") ? { timeLimitS: num(flags, "time-limit")! } : {}), ...(num(flags, "balance") !== undefined ? { balance: num(flags, "balance")! } : {}), ...(progress ? { onProgress: progress } : {}) };
-          placement = (solver === "exact" ? await solveExact(trace, opts) : await solveHeuristic(trace, opts)).placement;
-          break;
-        }
-        case "contiguous":
-          placement = contiguousPlacement(workers, trace.layers, trace.experts);
-          break;
-        case "round-robin":
-          placement = roundRobinPlacement(workers, trace.layers, trace.experts);
-          break;
-        case "load-greedy":
-          placement = loadGreedyPlacement(trace, workers);
-          break;
-        default:
-          throw new SwitchyardError(`--solver ${JSON.stringify(solver)} must be one of exact, heuristic, contiguous, round-robin, load-greedy`, Code.InvalidArgument, { field: "solver" });
-      }
-      const seconds = (performance.now() - t0) / 1000;
+      const { placement, seconds } = await solvePlacement(solver, trace, {
+        workers,
+        ...(num(flags, "time-limit") ? { timeLimitS: num(flags, "time-limit")! } : {}),
+        ...(num(flags, "balance") !== undefined ? { balance: num(flags, "balance")! } : {}),
+        ...(progress ? { onProgress: progress } : {}),
+      });
       const ids = Array.from({ length: workers }, (_, i) => `worker-${i}`);
       const plan = toPlanFile(placement, str(flags, "model") ?? modelName(), ids, solver);
       const cost = placementCost(trace, placement, { hidden: num(flags, "hidden") ?? 128 });
