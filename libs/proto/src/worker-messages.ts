@@ -45,8 +45,6 @@ export interface ExchangeRequestMsg {
   readonly assignRow: Int32Array;
   /** [n] expert id within the layer */
   readonly assignExpert: Int32Array;
-  /** [n] routing weight */
-  readonly assignWeight: Float32Array;
 }
 
 export interface ExchangeResponseMsg {

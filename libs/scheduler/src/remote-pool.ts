@@ -16,7 +16,6 @@ import type { WorkerPool } from "./service";
 export interface Heartbeat {
   readonly workerId: string;
   readonly address: string;
-  readonly planVersion: number;
 }
 
 export interface RemotePoolOptions {

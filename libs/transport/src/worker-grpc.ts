@@ -33,7 +33,7 @@ interface WireTick {
 }
 interface WireExchange {
   tick: number; layer: number; from: string; homes: string[]; rows: number;
-  u: Buffer; assignRow: Buffer; assignExpert: Buffer; assignWeight: Buffer;
+  u: Buffer; assignRow: Buffer; assignExpert: Buffer;
 }
 
 function decodeTick(w: WireTick): TickRequestMsg {
@@ -48,11 +48,11 @@ function encodeTick(r: TickRequestMsg): WireTick {
 function decodeExchange(w: WireExchange): ExchangeRequestMsg {
   return {
     tick: Number(w.tick), layer: w.layer, from: w.from, homes: w.homes, rows: w.rows,
-    u: viewAs("float32", w.u), assignRow: viewAs("int32", w.assignRow), assignExpert: viewAs("int32", w.assignExpert), assignWeight: viewAs("float32", w.assignWeight),
+    u: viewAs("float32", w.u), assignRow: viewAs("int32", w.assignRow), assignExpert: viewAs("int32", w.assignExpert),
   };
 }
 function encodeExchange(r: ExchangeRequestMsg): WireExchange {
-  return { ...r, homes: [...r.homes], u: buf(r.u), assignRow: buf(r.assignRow), assignExpert: buf(r.assignExpert), assignWeight: buf(r.assignWeight) };
+  return { ...r, homes: [...r.homes], u: buf(r.u), assignRow: buf(r.assignRow), assignExpert: buf(r.assignExpert) };
 }
 
 function unary<Req, Res>(fn: (req: Req) => Promise<Res>) {

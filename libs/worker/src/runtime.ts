@@ -9,7 +9,7 @@ import type { ExchangeRequestMsg, ExchangeResponseMsg, PeerClient, TickRequestMs
  *
  * Per MoE layer of a tick, every home sends every other worker exactly one Exchange
  * (possibly empty): the unique rows routed to that worker's experts and the
- * (row, expert, weight) assignments. An owner waits until every home of the tick has
+ * (row, expert) assignments. An owner waits until every home of the tick has
  * contributed (its own rows included), runs each of its experts once over all rows of
  * all homes, and answers each home with the expert output of every assignment. Homes
  * weight and sum them in ascending expert order, exactly as the in-process engine
@@ -121,9 +121,9 @@ class Runtime implements WorkerRuntime {
     return {
       runLayer: async (layer: number, u: Float32Array, groups: ExpertGroups, _rows: number, acc: Float32Array) => {
         const D = this.D;
-        type Part = { rowIndex: Map<number, number>; rows: number[]; ar: number[]; ae: number[]; aw: number[]; pos: number[] };
+        type Part = { rowIndex: Map<number, number>; rows: number[]; ar: number[]; ae: number[]; pos: number[] };
         const byOwner = new Map<string, Part>();
-        for (const w of owners) byOwner.set(w, { rowIndex: new Map(), rows: [], ar: [], ae: [], aw: [], pos: [] });
+        for (const w of owners) byOwner.set(w, { rowIndex: new Map(), rows: [], ar: [], ae: [], pos: [] });
         for (let e = 0; e < groups.numExperts; e++) {
           const owner = req.owners[layer * this.E + e]!;
           const b = byOwner.get(owner);
@@ -138,7 +138,6 @@ class Runtime implements WorkerRuntime {
             }
             b.ar.push(local);
             b.ae.push(e);
-            b.aw.push(groups.weight[i]!);
             b.pos.push(i);
           }
         }
@@ -156,14 +155,13 @@ class Runtime implements WorkerRuntime {
               u: gatherRows(u, D, rowIdx, 0, rowIdx.length),
               assignRow: Int32Array.from(b.ar),
               assignExpert: Int32Array.from(b.ae),
-              assignWeight: Float32Array.from(b.aw),
             };
             let out: Float32Array;
             if (owner === this.id) out = (await this.exchange(msg, true)).y;
             else {
               const t = this.traffic[layer]!;
               t.rowsSent += msg.rows;
-              t.bytesSent += msg.u.byteLength + msg.assignRow.byteLength * 3;
+              t.bytesSent += msg.u.byteLength + msg.assignRow.byteLength + msg.assignExpert.byteLength;
               out = (await this.peers.exchange(owner, msg)).y;
               t.bytesReceived += out.byteLength;
             }
@@ -188,7 +186,7 @@ class Runtime implements WorkerRuntime {
       const t = this.traffic[req.layer];
       if (!t) return Promise.reject(new SwitchyardError(`layer ${req.layer} must be < ${this.traffic.length}`, Code.InvalidArgument));
       t.rowsReceived += req.rows;
-      t.bytesReceived += req.u.byteLength + req.assignRow.byteLength * 3;
+      t.bytesReceived += req.u.byteLength + req.assignRow.byteLength + req.assignExpert.byteLength;
     }
     if (req.u.length !== req.rows * this.D) {
       return Promise.reject(new SwitchyardError(`exchange from ${req.from}: u has ${req.u.length} floats, rows*D is ${req.rows * this.D}`, Code.InvalidArgument));

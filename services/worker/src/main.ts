@@ -26,7 +26,7 @@ runService("worker", async () => {
   const runtime = createWorkerRuntime({ id: cfg.id, parts, peers });
   const server = await startWorkerServer(runtime, { host: cfg.host, port: cfg.port });
   const address = `${cfg.advertiseHost ?? cfg.host}:${server.port}`;
-  const beat = () => bus.publish(subjects.heartbeat, { workerId: cfg.id, address, planVersion: 0, traffic: trafficTotals(runtime.stats()) });
+  const beat = () => bus.publish(subjects.heartbeat, { workerId: cfg.id, address, traffic: trafficTotals(runtime.stats()) });
   beat();
   const timer = setInterval(beat, cfg.heartbeatMs);
   log(`serving data plane on ${address}`);
