@@ -163,8 +163,13 @@ describe.each(SUITES)("%s cluster with %i workers", (kind, workers, which) => {
 
   full("exposes request, scheduler and per-worker traffic figures on /metrics", async () => {
     await client.generateImages({ label: 1, count: 2, steps: 3, seed: 8 });
-    await new Promise((r) => setTimeout(r, 1500)); // scheduler figures and heartbeats arrive every second
-    const text = await (await fetch(cluster.metricsUrl)).text();
+    // scheduler figures and heartbeats arrive every second
+    let text = "";
+    for (let i = 0; i < 25; i++) {
+      await new Promise((r) => setTimeout(r, 300));
+      text = await (await fetch(cluster.metricsUrl)).text();
+      if (/switchyard_scheduler_steps_total [1-9]/.test(text) && /switchyard_worker_expert_rows_total\{worker="worker-0"\} [1-9]/.test(text)) break;
+    }
     expect(text).toMatch(/switchyard_request_success_total [1-9]/);
     expect(text).toMatch(/switchyard_scheduler_ticks_total [1-9]/);
     expect(text).toMatch(/switchyard_scheduler_steps_total [1-9]/);
@@ -184,8 +189,13 @@ describe.each(["embedded", "processes"] as const)("admission and failures (%s)",
     const cluster = await start(kind, 1, 1);
     const client = createClient({ address: cluster.address });
     try {
-      const first = client.generateImages({ label: 1, steps: 30, seed: 1 });
-      await new Promise((r) => setTimeout(r, 200));
+      // the first request is admitted (accepted) before the second arrives
+      const it = client.generate({ label: 1, steps: 30, seed: 1 })[Symbol.asyncIterator]();
+      expect((await it.next()).value?.type).toBe("accepted");
+      const first = (async () => {
+        for (let r = await it.next(); !r.done; r = await it.next()) if (r.value.type === "result") return r.value;
+        throw new Error("no result");
+      })();
       const e = await failure(client.generateImages({ label: 2, steps: 2, seed: 2 }));
       expect(e.code).toBe(Code.ResourceExhausted);
       expect((await first).images).toHaveLength(1); // nothing already accepted is lost
@@ -271,9 +281,13 @@ describe.skipIf(!haveNats)("live placement change (processes)", () => {
       await kv.put(s.planKey("dit-moe-fmnist"), { ...contiguous, version: 2 }); // and roll back
       const results = await Promise.all(runs); // none fails
       for (const [i, p] of ps.entries()) expect(maxAbsDiff(results[i]!.images[0]!.data, (await oracle(p))[0]!)).toBeLessThanOrEqual(1e-5);
-      // the scheduler put both plans in force
-      const inForce = (await kv.history(`${s.planKey("dit-moe-fmnist")}.in-force`)).map((e) => (e.value as { owners: string[] }).owners.join(","));
+      // the scheduler put both plans in force (it switches at its next tick boundary, idle or not)
       const want = (f: typeof solved) => f.owners.flatMap((row) => row.map((w) => f.workers[w])).join(",");
+      let inForce: string[] = [];
+      for (let i = 0; i < 50 && inForce.at(-1) !== want(contiguous); i++) {
+        await new Promise((r) => setTimeout(r, 200));
+        inForce = (await kv.history(`${s.planKey("dit-moe-fmnist")}.in-force`)).map((e) => (e.value as { owners: string[] }).owners.join(","));
+      }
       expect(inForce).toContain(want(solved));
       expect(inForce.at(-1)).toBe(want(contiguous));
     } finally {
