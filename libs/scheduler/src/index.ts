@@ -7,10 +7,12 @@ export {
   rowsPerImage,
   leastLoadedHome,
   affinityHome,
+  groupByRoute,
+  DEFAULT_MAX_WAIT_TICKS,
   DEFAULT_MAX_TICK_ROWS,
   DEFAULT_MAX_QUEUED,
 } from "./policy";
-export type { RequestSpec, RequestState, ImageState, TickItem, TickPlan, SchedulerLimits, HomePolicy } from "./policy";
+export type { RequestSpec, RequestState, ImageState, TickItem, TickPlan, SchedulerLimits, HomePolicy, RouteGrouping } from "./policy";
 export { createSchedulerService } from "./service";
 export type { SchedulerService, SchedulerServiceOptions, SchedulerStats, WorkerPool, RoutingRecord } from "./service";
 export { f32ToBase64, base64ToF32 } from "./events";

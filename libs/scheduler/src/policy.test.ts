@@ -1,6 +1,22 @@
 import { describe, expect, it } from "vitest";
 import { type RequestSpec, type RequestState, admit, affinityHome, applyVelocity, isFinished, schedule } from "./index";
 
+describe("route-aware batching", () => {
+  const A = new Set([1, 2, 3, 4]);
+  const B = new Set([10, 11, 12, 13]);
+  it("groups requests whose predicted experts overlap, and never starves one", () => {
+    const rs = ["a1", "b1", "a2", "b2"].map((id) => req(id, { guidance: 1 }));
+    const pred = (id: string) => (id.startsWith("a") ? A : B);
+    const grouping = (waited: number) => ({ predicted: pred, waited: (id: string) => (id === "b1" ? waited : 0), maxWaitTicks: 3 });
+    const plan = schedule(rs, ["w0"], { maxTickRows: 2 }, 0, undefined, grouping(0));
+    expect(plan.items.map((i) => i.requestId)).toEqual(["a1", "a2"]); // not a1, b1
+    const starving = schedule(rs, ["w0"], { maxTickRows: 2 }, 0, undefined, grouping(3));
+    expect(starving.items.map((i) => i.requestId)).toEqual(["a1", "b1"]);
+    // everything fits: plain priority order
+    expect(schedule(rs, ["w0"], { maxTickRows: 10 }, 0, undefined, grouping(0)).items.map((i) => i.requestId)).toEqual(["a1", "b1", "a2", "b2"]);
+  });
+});
+
 let seq = 0;
 function req(id: string, over: Partial<RequestSpec> & { count?: number } = {}): RequestState {
   const count = over.count ?? 1;

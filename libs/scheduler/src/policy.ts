@@ -118,14 +118,16 @@ export function schedule(
   limits: Pick<SchedulerLimits, "maxTickRows" | "maxRequestsPerTick">,
   nowMs: number,
   homePolicy: HomePolicy = leastLoadedHome,
+  grouping?: RouteGrouping,
 ): TickPlan {
   const expired: string[] = [];
-  const runnable: RequestState[] = [];
+  let runnable: RequestState[] = [];
   for (const r of requests) {
     if (r.spec.deadlineMs !== undefined && r.spec.deadlineMs <= nowMs) expired.push(r.spec.id);
     else if (r.images.some((i) => !isDone(i.sampler))) runnable.push(r);
   }
   runnable.sort(compareRequests);
+  if (grouping) runnable = groupByRoute(runnable, limits.maxTickRows, grouping);
   const live = new Set(workers);
   const load = new Map<string, number>(workers.map((w) => [w, 0]));
   const items: TickItem[] = [];
@@ -149,6 +151,67 @@ export function schedule(
     });
   }
   return { items, rows, expired, homes };
+}
+
+/**
+ * Route-aware batching (ExpertFlow's token scheduling): when more requests are runnable
+ * than fit in a tick, prefer those whose predicted experts overlap the tick's, so each
+ * worker activates fewer distinct experts. The head of the queue always goes first, and
+ * a request passed over `maxWaitTicks` times is taken ahead of the grouping (no starvation).
+ */
+export interface RouteGrouping {
+  /** Predicted experts (global ids) of a request's next eval; undefined = unknown. */
+  predicted(requestId: string): ReadonlySet<number> | undefined;
+  /** Ticks a runnable request has been passed over. */
+  waited(requestId: string): number;
+  readonly maxWaitTicks: number;
+}
+
+/** Default bound on how long grouping may hold a request back. */
+export const DEFAULT_MAX_WAIT_TICKS = 3;
+
+function rowsOf(r: RequestState): number {
+  return rowsPerImage(r.spec.guidance) * r.images.filter((i) => !isDone(i.sampler)).length;
+}
+
+/** Reorders `sorted` so that the requests that fit first share experts. Pure. */
+export function groupByRoute(sorted: readonly RequestState[], maxRows: number, g: RouteGrouping): RequestState[] {
+  let total = 0;
+  for (const r of sorted) total += rowsOf(r);
+  if (total <= maxRows || sorted.length < 2) return [...sorted];
+  const chosen: RequestState[] = [];
+  const rest = [...sorted];
+  const union = new Set<number>();
+  let rows = 0;
+  const take = (r: RequestState) => {
+    chosen.push(r);
+    rest.splice(rest.indexOf(r), 1);
+    rows += rowsOf(r);
+    for (const e of g.predicted(r.spec.id) ?? []) union.add(e);
+  };
+  take(sorted[0]!);
+  for (const r of sorted.slice(1)) if (g.waited(r.spec.id) >= g.maxWaitTicks && rows + rowsOf(r) <= maxRows) take(r);
+  for (;;) {
+    let best: RequestState | undefined;
+    let bestScore = -1;
+    for (const r of rest) {
+      if (rows + rowsOf(r) > maxRows) continue;
+      const p = g.predicted(r.spec.id);
+      let score = 0.5; // unknown routing: neutral
+      if (p && p.size > 0) {
+        let inter = 0;
+        for (const e of p) if (union.has(e)) inter++;
+        score = inter / p.size;
+      }
+      if (score > bestScore) {
+        bestScore = score;
+        best = r; // ties keep queue order
+      }
+    }
+    if (!best) break;
+    take(best);
+  }
+  return [...chosen, ...rest];
 }
 
 /**

@@ -4,7 +4,10 @@ import { type Manifest, resolveGenerateParams } from "@switchyard/manifest";
 import type { TickRequestMsg, TickResponseMsg } from "@switchyard/proto";
 import { currentT, gaussianNoise, nextEval, previewX0 } from "@switchyard/sampler";
 import { type RequestEvent, type SubmitMessage, type SubmitReply, asJson, f32ToBase64 } from "./events";
-import { DEFAULT_MAX_QUEUED, DEFAULT_MAX_TICK_ROWS, type RequestState, type SchedulerLimits, admit, affinityHome, applyVelocity, isFinished, schedule } from "./policy";
+import {
+  DEFAULT_MAX_QUEUED, DEFAULT_MAX_TICK_ROWS, DEFAULT_MAX_WAIT_TICKS, type RequestState, type RouteGrouping, type SchedulerLimits, admit, affinityHome,
+  applyVelocity, isFinished, schedule,
+} from "./policy";
 
 /** The workers as the scheduler sees them. */
 export interface WorkerPool {
@@ -41,6 +44,8 @@ export interface SchedulerServiceOptions {
   readonly pool: WorkerPool;
   readonly limits?: Partial<SchedulerLimits>;
   readonly onRouting?: (r: RoutingRecord) => void;
+  /** Group requests with overlapping predicted experts when not all fit (default on). */
+  readonly routeAwareBatching?: boolean;
   readonly now?: () => number;
   readonly log?: (msg: string) => void;
 }
@@ -73,6 +78,10 @@ interface Live {
   readonly preview: (Float32Array | undefined)[];
   /** Assignments of its latest eval served by each worker (affinity homing). */
   affinity: Map<string, number> | undefined;
+  /** Experts (global ids) of its latest eval: the prediction for the next (route-aware batching). */
+  predicted: Set<number> | undefined;
+  /** Ticks it was runnable but passed over. */
+  waited: number;
 }
 
 /** How often the scheduler publishes its figures for the gateways' /metrics. */
@@ -98,6 +107,12 @@ class Scheduler implements SchedulerService {
   private readonly P: number;
   /** Placement-aware homing from each request's latest routing. */
   private readonly homing = affinityHome((id) => this.requests.get(id)?.affinity);
+  /** Route-aware batching: group requests whose next experts overlap, bounded wait. */
+  private readonly grouping: RouteGrouping = {
+    predicted: (id) => this.requests.get(id)?.predicted,
+    waited: (id) => this.requests.get(id)?.waited ?? 0,
+    maxWaitTicks: DEFAULT_MAX_WAIT_TICKS,
+  };
 
   constructor(private readonly o: SchedulerServiceOptions) {
     this.limits = {
@@ -157,7 +172,7 @@ class Scheduler implements SchedulerService {
       this.seq++,
       this.now(),
     );
-    this.requests.set(msg.requestId, { state, msg, computeMs: 0, cancelled: false, preview: new Array(p.count), affinity: undefined });
+    this.requests.set(msg.requestId, { state, msg, computeMs: 0, cancelled: false, preview: new Array(p.count), affinity: undefined, predicted: undefined, waited: 0 });
     this.wake?.();
     const reply: SubmitReply = { accepted: true, queuePosition: this.requests.size - 1 };
     return asJson(reply);
@@ -199,7 +214,11 @@ class Scheduler implements SchedulerService {
         this.limits,
         this.now(),
         this.homing,
+        this.o.routeAwareBatching === false ? undefined : this.grouping,
       );
+      const scheduled = new Set(plan.items.map((i) => i.requestId));
+      for (const [id, r] of this.requests) if (!scheduled.has(id)) r.waited++;
+      for (const id of scheduled) this.requests.get(id)!.waited = 0;
       for (const id of plan.expired) this.fail(id, new SwitchyardError("deadline exceeded before the request finished", Code.DeadlineExceeded));
       if (plan.items.length === 0) {
         await this.idle(members.length === 0 && this.requests.size > 0 ? 200 : 1000);
@@ -293,13 +312,17 @@ class Scheduler implements SchedulerService {
         if (!touched.has(it.requestId)) {
           touched.add(it.requestId);
           r.affinity = new Map();
+          r.predicted = new Set();
         }
         const affinity = r.affinity!;
+        const predicted = r.predicted!;
         const routing = res.routing.subarray(j * L * TK, (j + 1) * L * TK);
         const E = m.moe.numExperts;
         for (let l = 0; l < L; l++)
           for (let q = 0; q < TK; q++) {
-            const w = owners[l * E + routing[l * TK + q]!];
+            const g = l * E + routing[l * TK + q]!;
+            predicted.add(g);
+            const w = owners[g];
             if (w !== undefined) affinity.set(w, (affinity.get(w) ?? 0) + 1);
           }
         this.o.onRouting?.({ requestId: it.requestId, step: before, label: r.state.spec.label, t: ev.t, experts: res.routing.subarray(j * L * TK, (j + 1) * L * TK), weights: res.routingWeights.subarray(j * L * TK, (j + 1) * L * TK) });

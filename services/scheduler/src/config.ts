@@ -12,6 +12,7 @@ export const ENV = {
   SWITCHYARD_LIVENESS_MS: "livenessMs",
   SWITCHYARD_MAX_REQUESTS_PER_TICK: "maxRequestsPerTick",
   SWITCHYARD_TRACE_DIR: "traceDir",
+  SWITCHYARD_ROUTE_AWARE_BATCHING: "routeAwareBatching",
   SWITCHYARD_SCHEDULER_HOST: "host",
   SWITCHYARD_SCHEDULER_PORT: "port",
 } as const;
@@ -27,6 +28,8 @@ export const schedulerConfigSchema = z.strictObject({
   maxRequestsPerTick: intInRange(0, 1_000_000).default(0),
   /** Where routing traces are written; unset = no recording. */
   traceDir: z.string().min(1).optional(),
+  /** Group requests whose predicted experts overlap when not all fit in a tick. */
+  routeAwareBatching: z.boolean().default(true),
   /** grpc.health.v1 + reflection listener (probes); 0 = any free port. */
   host: z.string().min(1).default("127.0.0.1"),
   port: port.default(0),
