@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Code, SwitchyardError } from "@switchyard/errors";
 import { type Bus, createMemoryBus, createNatsBus, subjectMatches, subjects } from "./index";
 import { type NatsServer, natsServerAvailable, startNatsServer } from "./testing/index";
+import { rejection as caught } from "@switchyard/errors/testing";
 
 describe("subjects", () => {
   it("match NATS wildcards", () => {
@@ -13,14 +14,6 @@ describe("subjects", () => {
   });
 });
 
-async function caught(p: Promise<unknown>): Promise<SwitchyardError> {
-  try {
-    await p;
-  } catch (e) {
-    return SwitchyardError.from(e);
-  }
-  throw new Error("no error");
-}
 
 /** The same contract, run against the in-memory bus and a real nats-server. */
 function contract(name: string, make: () => Promise<Bus>, skip = false) {

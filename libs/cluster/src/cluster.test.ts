@@ -5,7 +5,6 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Code, type GenerateEvent, type GenerateParams, type SwitchyardClient, createClient } from "@switchyard/client";
 import { createEngine, generate } from "@switchyard/engine";
-import { SwitchyardError } from "@switchyard/errors";
 import { resolveGenerateParams } from "@switchyard/manifest";
 import { BUNDLED_MODEL_DIR, type ModelParts, createOnnxModel } from "@switchyard/model";
 import { maxAbsDiff } from "@switchyard/tensor";
@@ -13,6 +12,7 @@ import { createNatsBus, subjects as makeSubjects } from "@switchyard/bus";
 import { natsServerAvailable } from "@switchyard/bus/testing";
 import { contiguousPlacement, readTrace, solveHeuristic, toPlanFile } from "@switchyard/placement";
 import { startEmbeddedCluster, startProcessCluster } from "./index";
+import { rejection as failure } from "@switchyard/errors/testing";
 
 /** What the tests need of either kind of cluster. */
 interface TestCluster {
@@ -71,14 +71,6 @@ async function collect(client: SwitchyardClient, p: GenerateParams, opts: { sign
   return events;
 }
 
-async function failure(p: Promise<unknown>): Promise<SwitchyardError> {
-  try {
-    await p;
-  } catch (e) {
-    return SwitchyardError.from(e);
-  }
-  throw new Error("no error");
-}
 
 const SUITES: [Kind, number, "all" | "equality"][] = [
   ["embedded", 1, "equality"],

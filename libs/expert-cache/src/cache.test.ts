@@ -1,19 +1,12 @@
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { Code, SwitchyardError } from "@switchyard/errors";
+import { Code } from "@switchyard/errors";
 import { readTrace } from "@switchyard/placement";
 import { createExpertCache, createPolicy, lfuPolicy, lruPolicy, predictivePolicy, replayTrace } from "./index";
+import { caught } from "@switchyard/errors/testing";
 
 const TRACES = new URL("../../../models/dit-moe-fmnist/traces", import.meta.url).pathname;
 
-function caught(f: () => unknown): SwitchyardError {
-  try {
-    f();
-  } catch (e) {
-    return SwitchyardError.from(e);
-  }
-  throw new Error("no error");
-}
 
 describe("expert cache", () => {
   it("loads what is needed, evicts by policy, never exceeds the budget or evicts a pinned expert", () => {

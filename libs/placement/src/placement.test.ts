@@ -1,6 +1,7 @@
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { Code, SwitchyardError } from "@switchyard/errors";
+import { Code } from "@switchyard/errors";
+import { caught } from "@switchyard/errors/testing";
 import {
   type Placement, type Trace, chooseHomes, contiguousPlacement, expertLoad, loadGreedyPlacement, parseNpyTrace, placementCost, readTrace, roundRobinPlacement, transitions,
 } from "./index";
@@ -21,14 +22,6 @@ function synthetic(routing: number[][][][], experts: number, request?: number[])
   };
 }
 
-function caught(f: () => unknown): SwitchyardError {
-  try {
-    f();
-  } catch (e) {
-    return SwitchyardError.from(e);
-  }
-  throw new Error("no error");
-}
 
 describe("trace readers", () => {
   it("read the runtime's own format (the committed holdout trace)", () => {
