@@ -141,9 +141,8 @@ class EngineImpl implements Engine {
     let denseMs = 0;
     let expertMs = 0;
     for (let start = 0; start < xs.length; ) {
-      let end = Math.min(xs.length, start + this.maxRows);
-      // don't split a cond/uncond pair
-      if (end < xs.length && ys[end] === nullLabel && end > start + 1) end--;
+      // Chunks are independent: an item's rows are combined after all chunks ran.
+      const end = Math.min(xs.length, start + this.maxRows);
       const r = await this.forwardRows(xs.slice(start, end), ts.slice(start, end), ys.slice(start, end));
       v.set(r.v, start * P);
       r.routing.forEach((lr, l) => {

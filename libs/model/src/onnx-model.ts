@@ -52,7 +52,7 @@ export const DEFAULT_DENSE_THREADS = Math.max(1, Math.min(4, availableParallelis
 /** Expert calls are small (tens of rows); a thread pool costs more than it gives. */
 export const DEFAULT_EXPERT_THREADS = 1;
 
-async function createSession(dir: string, part: PartSpec, threads: number): Promise<ort.InferenceSession> {
+async function createSession(dir: string, part: Pick<PartSpec, "name" | "file">, threads: number): Promise<ort.InferenceSession> {
   try {
     return await ort.InferenceSession.create(join(dir, part.file), {
       intraOpNumThreads: threads,
@@ -214,10 +214,7 @@ export interface Classifier {
 
 export async function createClassifier(dir: string, manifest: Manifest): Promise<Classifier> {
   if (!manifest.classifier) throw new SwitchyardError(`model ${manifest.name} ships no classifier`, Code.FailedPrecondition);
-  const spec: PartSpec = {
-    name: "classifier", kind: "final", file: manifest.classifier.file, inputs: [], outputs: [], bytes: 0, sha256: "0".repeat(64),
-  };
-  const s = await createSession(dir, spec, DEFAULT_DENSE_THREADS);
+  const s = await createSession(dir, { name: "classifier", file: manifest.classifier.file }, DEFAULT_DENSE_THREADS);
   const { channels, height, width } = manifest.image;
   return {
     async classify(x, batch) {
