@@ -2,7 +2,7 @@ import { type Bus, createMemoryBus, subjects as makeSubjects } from "@switchyard
 import { type GatewayServer, startGatewayServer } from "@switchyard/gateway";
 import { type ModelParts, createOnnxModel, loadManifest } from "@switchyard/model";
 import { type SchedulerService, type SchedulerLimits, type TraceRecorder, createSchedulerService, createTraceRecorder } from "@switchyard/scheduler";
-import { type LocalPool, type WorkerRuntime, contiguousPlan, createLocalPeers, createLocalPool, createWorkerRuntime, expertsOf, trafficTotals } from "@switchyard/worker";
+import { type ExpertBudget, type LocalPool, type WorkerRuntime, contiguousPlan, createWorkerCache, createLocalPeers, createLocalPool, createWorkerRuntime, expertsOf, trafficTotals } from "@switchyard/worker";
 
 /**
  * The whole system in one process: gateway (real gRPC server), scheduler and N
@@ -22,6 +22,10 @@ export interface EmbeddedClusterOptions {
   readonly tls?: { readonly cert: Buffer; readonly key: Buffer };
   /** Record routing traces into this directory (switchyard-trace v1). */
   readonly traceDir?: string;
+  /** Workers run experts on an expert device under this budget and cache policy. */
+  readonly cache?: { readonly budget: ExpertBudget; readonly policy: string; readonly lookahead?: number };
+  /** Route-aware batching (default on). */
+  readonly routeAware?: boolean;
 }
 
 export interface EmbeddedCluster {
@@ -44,9 +48,11 @@ export async function startEmbeddedCluster(o: EmbeddedClusterOptions): Promise<E
   const runtimes: WorkerRuntime[] = [];
   for (const id of ids) {
     const mine = new Set(expertsOf(plan, id));
-    const p = await createOnnxModel({ dir: o.modelDir, experts: (l, e) => mine.has(l * manifest.moe.numExperts + e) });
+    const p = await createOnnxModel({ dir: o.modelDir, experts: (l, e) => !o.cache && mine.has(l * manifest.moe.numExperts + e) });
     parts.push(p);
-    const rt = createWorkerRuntime({ id, parts: p, peers });
+    const residency = o.cache ? createWorkerCache({ modelDir: o.modelDir, manifest, budget: o.cache.budget, policy: o.cache.policy, ...(o.cache.lookahead !== undefined ? { lookahead: o.cache.lookahead } : {}) }) : undefined;
+    if (residency) await residency.setHeld([...mine]);
+    const rt = createWorkerRuntime({ id, parts: p, peers, ...(residency ? { residency } : {}) });
     peers.add(rt);
     runtimes.push(rt);
   }
@@ -61,6 +67,7 @@ export async function startEmbeddedCluster(o: EmbeddedClusterOptions): Promise<E
     ...(o.limits ? { limits: o.limits } : {}),
     ...(o.log ? { log: o.log } : {}),
     ...(traces ? { onRouting: (r) => traces.record(r) } : {}),
+    ...(o.routeAware === false ? { routeAwareBatching: false } : {}),
   });
   scheduler.start();
   const gateway = await startGatewayServer({

@@ -41,6 +41,34 @@ export function createLocalExecutor(parts: ModelParts): ExpertExecutor {
   };
 }
 
+/** Runs a layer's experts (ids within the layer) over row ranges of x ([n, D]); returns [n, D]. */
+export type LayerExpertRunner = (layer: number, experts: Int32Array, offsets: Int32Array, x: Float32Array) => Promise<Float32Array>;
+
+/**
+ * An executor that hands a whole layer to `run` in one call (one message to an expert
+ * device instead of one per expert), then combines in the engine's order: results are
+ * bitwise those of the local executor.
+ */
+export function createBatchedExecutor(D: number, run: LayerExpertRunner): ExpertExecutor {
+  return {
+    async runLayer(layer, u, groups, _rows, acc) {
+      const { offsets, row, weight } = groups;
+      const active: number[] = [];
+      for (let e = 0; e < groups.numExperts; e++) if (offsets[e + 1]! > offsets[e]!) active.push(e);
+      const n = offsets[groups.numExperts]!;
+      if (n === 0) return acc;
+      const x = gatherRows(u, D, row, 0, n);
+      // Inactive experts own empty ranges, so the active ones' ranges tile 0..n.
+      const off = new Int32Array(active.length + 1);
+      active.forEach((e, i) => (off[i] = offsets[e]!));
+      off[active.length] = n;
+      const y = await run(layer, Int32Array.from(active), off, x);
+      for (const e of active) scatterAddWeighted(acc, D, y.subarray(offsets[e]! * D, offsets[e + 1]! * D), row, weight, offsets[e]!, offsets[e + 1]!);
+      return acc;
+    },
+  };
+}
+
 /** One model evaluation of one image. */
 export interface EvalItem {
   /** [C*H*W] */

@@ -1,5 +1,5 @@
-export { createEngine, createLocalExecutor, combineBlock, DEFAULT_MAX_BATCH_ROWS } from "./engine";
-export type { Engine, EngineOptions, EvalItem, ExpertExecutor, ForwardResult, StepTask, StepResult } from "./engine";
+export { createEngine, createLocalExecutor, createBatchedExecutor, combineBlock, DEFAULT_MAX_BATCH_ROWS } from "./engine";
+export type { Engine, EngineOptions, EvalItem, ExpertExecutor, ForwardResult, StepTask, StepResult, LayerExpertRunner } from "./engine";
 export { routeTopK, groupByExpert, activeExperts, gatherRows, scatterAddWeighted } from "./routing";
 export type { LayerRouting, ExpertGroups } from "./routing";
 

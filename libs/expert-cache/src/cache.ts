@@ -28,6 +28,8 @@ export interface CachePlan {
 
 export interface ExpertCache {
   readonly budgetBytes: number;
+  /** Changes the budget; returns the residents evicted (lowest priority first) to fit. */
+  resize(budgetBytes: number): ExpertId[];
   readonly policy: CachePolicy;
   isResident(id: ExpertId): boolean;
   residentIds(): ExpertId[];
@@ -49,13 +51,26 @@ class Cache implements ExpertCache {
   private used = 0;
   private clock = 0;
   constructor(
-    readonly budgetBytes: number,
+    public budgetBytes: number,
     readonly policy: CachePolicy,
     private readonly sizeOf: (id: ExpertId) => number,
   ) {}
 
   isResident(id: ExpertId) {
     return this.resident.has(id);
+  }
+
+  resize(budgetBytes: number): ExpertId[] {
+    if (!(budgetBytes > 0)) throw new SwitchyardError(`budgetBytes ${budgetBytes} must be > 0`, Code.InvalidArgument, { field: "budgetBytes" });
+    this.budgetBytes = budgetBytes;
+    const order = [...this.resident].sort((a, b) => this.policy.priority(a, this.clock) - this.policy.priority(b, this.clock) || a - b);
+    const evict: ExpertId[] = [];
+    for (const id of order) {
+      if (this.used <= budgetBytes) break;
+      evict.push(id);
+      this.apply({ load: [], evict: [id], skipped: [] });
+    }
+    return evict;
   }
   residentIds() {
     return [...this.resident];

@@ -9,6 +9,26 @@ export interface WorkerTraffic {
   readonly bytesSent: number;
   readonly bytesReceived: number;
   readonly expertRows: number;
+  /** Expert-cache counters when the worker runs under a device budget. */
+  readonly cache?: {
+    readonly policy: string;
+    readonly budgetBytes: number;
+    readonly residentBytes: number;
+    readonly residentExperts: number;
+    readonly ticks: number;
+    readonly layerRuns: number;
+    readonly needed: number;
+    readonly hits: number;
+    readonly misses: number;
+    readonly loads: number;
+    readonly bytesLoaded: number;
+    readonly prefetchLoads: number;
+    readonly wastedBytes: number;
+    readonly stallMs: number;
+    readonly demandLoadMs: number;
+    readonly predicted: number;
+    readonly predictedHits: number;
+  };
 }
 
 /** The scheduler's published figures. */
@@ -38,7 +58,32 @@ export function renderClusterMetrics(scheduler: SchedulerFigures | undefined, wo
   if (workers.size > 0) {
     for (const [k, name, help] of per) {
       lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} counter`);
-      for (const [id, t] of workers) lines.push(`${name}{worker="${id}"} ${t[k]}`);
+      for (const [id, t] of workers) lines.push(`${name}{worker="${id}"} ${t[k] as number}`);
+    }
+  }
+  const cached = [...workers].filter(([, t]) => t.cache);
+  if (cached.length > 0) {
+    type C = NonNullable<WorkerTraffic["cache"]>;
+    const series: [string, "gauge" | "counter", string, (c: C) => number][] = [
+      ["switchyard_expert_cache_budget_bytes", "gauge", "Device bytes for experts", (c) => c.budgetBytes],
+      ["switchyard_expert_cache_resident_bytes", "gauge", "Bytes of resident experts", (c) => c.residentBytes],
+      ["switchyard_expert_cache_resident_experts", "gauge", "Resident experts", (c) => c.residentExperts],
+      ["switchyard_expert_cache_ticks_total", "counter", "Ticks the cache served", (c) => c.ticks],
+      ["switchyard_expert_cache_layer_runs_total", "counter", "Layers run on the expert device", (c) => c.layerRuns],
+      ["switchyard_expert_cache_needed_total", "counter", "Distinct experts needed, summed over layer runs (÷ layer runs: experts a tick touches per layer)", (c) => c.needed],
+      ["switchyard_expert_cache_hits_total", "counter", "Needed experts resident (or prefetched) when their layer ran", (c) => c.hits],
+      ["switchyard_expert_cache_misses_total", "counter", "Needed experts loaded on demand", (c) => c.misses],
+      ["switchyard_expert_cache_loads_total", "counter", "Experts loaded (prefetch and on demand)", (c) => c.loads],
+      ["switchyard_expert_cache_prefetch_loads_total", "counter", "Experts loaded by prefetch", (c) => c.prefetchLoads],
+      ["switchyard_expert_cache_loaded_bytes_total", "counter", "Bytes loaded into device memory", (c) => c.bytesLoaded],
+      ["switchyard_expert_cache_wasted_bytes_total", "counter", "Bytes loaded for experts their tick did not use", (c) => c.wastedBytes],
+      ["switchyard_expert_cache_stall_seconds_total", "counter", "Time compute waited for expert loads", (c) => c.stallMs / 1000],
+      ["switchyard_expert_cache_predicted_total", "counter", "Experts predicted, summed over layer runs", (c) => c.predicted],
+      ["switchyard_expert_cache_predicted_hits_total", "counter", "Predicted experts that were needed (÷ predicted: precision; ÷ needed: recall)", (c) => c.predictedHits],
+    ];
+    for (const [name, type, help, f] of series) {
+      lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+      for (const [id, t] of cached) lines.push(`${name}{worker="${id}",policy="${t.cache!.policy}"} ${f(t.cache!)}`);
     }
   }
   return lines.length ? lines.join("\n") + "\n" : "";

@@ -20,6 +20,8 @@ export interface TickRequestMsg {
   readonly planVersion: number;
   /** Owner worker id per global expert id (layer * E + e). */
   readonly owners: readonly string[];
+  /** [layers*E] images of the tick predicted to route to each global expert; absent: no prediction. */
+  readonly predicted?: Int32Array;
 }
 
 export interface TickResponseMsg {
@@ -29,6 +31,8 @@ export interface TickResponseMsg {
   readonly routing: Int16Array;
   /** [items, layers, tokens, topK] routing weights of those experts */
   readonly routingWeights: Float32Array;
+  /** [items, ceil(layers*E/8)] bitmask of the global experts any row of each item used (both CFG branches). */
+  readonly expertsUsed?: Uint8Array;
   readonly denseMs: number;
   readonly expertMs: number;
 }

@@ -25,3 +25,5 @@ export { createTraceRecorder, DEFAULT_TRACE_MAX_RECORDS } from "./trace-recorder
 export type { TraceRecorder, TraceRecorderOptions } from "./trace-recorder";
 export { createChangeSignal } from "./change-signal";
 export type { ChangeSignal } from "./change-signal";
+export { createClassPriors, tickPrediction, unpackExperts, DEFAULT_PRIOR_MIN_SHARE } from "./prediction";
+export type { ClassPriors } from "./prediction";

@@ -4,6 +4,7 @@ import { type Manifest, resolveGenerateParams } from "@switchyard/manifest";
 import type { TickRequestMsg, TickResponseMsg } from "@switchyard/proto";
 import { currentT, gaussianNoise, nextEval, previewX0 } from "@switchyard/sampler";
 import { type RequestEvent, type SubmitMessage, type SubmitReply, asJson, f32ToBase64 } from "./events";
+import { type ClassPriors, createClassPriors, tickPrediction, unpackExperts } from "./prediction";
 import {
   DEFAULT_MAX_QUEUED, DEFAULT_MAX_TICK_ROWS, DEFAULT_MAX_WAIT_TICKS, type RequestState, type RouteGrouping, type SchedulerLimits, admit, affinityHome,
   applyVelocity, isFinished, schedule,
@@ -109,12 +110,22 @@ class Scheduler implements SchedulerService {
   private readonly homing = affinityHome((id) => this.requests.get(id)?.affinity);
   /** Route-aware batching: group requests whose next experts overlap, bounded wait. */
   private readonly grouping: RouteGrouping = {
-    predicted: (id) => this.requests.get(id)?.predicted,
+    predicted: (id) => this.predictedOf(id),
     waited: (id) => this.requests.get(id)?.waited ?? 0,
     maxWaitTicks: DEFAULT_MAX_WAIT_TICKS,
   };
 
+  /** Experts of each class's first evals (for requests with no history yet). */
+  private readonly priors: ClassPriors;
+
+  /** A request's likely experts next eval: its latest routing, else its class prior. */
+  private predictedOf(id: string): ReadonlySet<number> | undefined {
+    const r = this.requests.get(id);
+    return r ? (r.predicted ?? this.priors.prior(r.state.spec.label)) : undefined;
+  }
+
   constructor(private readonly o: SchedulerServiceOptions) {
+    this.priors = createClassPriors(o.manifest.architecture.numLayers * o.manifest.moe.numExperts);
     this.limits = {
       maxTickRows: o.limits?.maxTickRows ?? DEFAULT_MAX_TICK_ROWS,
       maxQueued: o.limits?.maxQueued ?? DEFAULT_MAX_QUEUED,
@@ -254,13 +265,19 @@ class Scheduler implements SchedulerService {
     const owners = this.o.pool.owners();
     const version = this.o.pool.planVersion();
     const evals = new Map<string, { x: Float32Array; t: number }>();
-    const calls = homeIds.map(async (home) => {
-      const mine = byHome.get(home)!;
+    // Every worker hears of the tick (owners without images too): the prediction of the
+    // experts it will need lets each prefetch ahead of compute.
+    const m0 = this.o.manifest;
+    const predicted = tickPrediction(items.map((it) => this.predictedOf(it.requestId)), m0.architecture.numLayers * m0.moe.numExperts);
+    const targets = predicted ? [...new Set([...homeIds, ...this.o.pool.members()])].sort() : homeIds;
+    const calls = targets.map(async (home) => {
+      const mine = byHome.get(home) ?? [];
       const req: TickRequestMsg = {
         tick,
         homes: homeIds,
         planVersion: version,
         owners,
+        ...(predicted ? { predicted } : {}),
         items: mine.map((it) => {
           const r = this.requests.get(it.requestId)!;
           const s = r.state.images[it.imageIndex]!.sampler;
@@ -309,6 +326,8 @@ class Scheduler implements SchedulerService {
         if (a.stepCompleted) this.stepCount++;
         r.computeMs += ms / Math.max(1, items.length);
         // affinity: which worker served each of this image's assignments
+        const E = m.moe.numExperts;
+        const firstEval = r.predicted === undefined;
         if (!touched.has(it.requestId)) {
           touched.add(it.requestId);
           r.affinity = new Map();
@@ -317,7 +336,6 @@ class Scheduler implements SchedulerService {
         const affinity = r.affinity!;
         const predicted = r.predicted!;
         const routing = res.routing.subarray(j * L * TK, (j + 1) * L * TK);
-        const E = m.moe.numExperts;
         for (let l = 0; l < L; l++)
           for (let q = 0; q < TK; q++) {
             const g = l * E + routing[l * TK + q]!;
@@ -325,6 +343,10 @@ class Scheduler implements SchedulerService {
             const w = owners[g];
             if (w !== undefined) affinity.set(w, (affinity.get(w) ?? 0) + 1);
           }
+        // Both CFG branches' experts when the worker reports them (the unconditional row routes differently).
+        const stride = Math.ceil((L * E) / 8);
+        if (res.expertsUsed && res.expertsUsed.length >= (j + 1) * stride) for (const g of unpackExperts(res.expertsUsed.subarray(j * stride, (j + 1) * stride), L * E)) predicted.add(g);
+        if (firstEval) this.priors.observe(r.state.spec.label, predicted);
         this.o.onRouting?.({ requestId: it.requestId, step: before, label: r.state.spec.label, t: ev.t, experts: res.routing.subarray(j * L * TK, (j + 1) * L * TK), weights: res.routingWeights.subarray(j * L * TK, (j + 1) * L * TK) });
         const interval = r.msg.previewInterval;
         if (interval > 0) r.preview[it.imageIndex] = previewX0(ev.x, ev.t, v);

@@ -30,6 +30,7 @@ interface WireTick {
   homes: string[];
   planVersion: number;
   owners: string[];
+  predicted?: Buffer;
 }
 interface WireExchange {
   tick: number; layer: number; from: string; homes: string[]; rows: number;
@@ -39,11 +40,15 @@ interface WireExchange {
 function decodeTick(w: WireTick): TickRequestMsg {
   return {
     tick: Number(w.tick), homes: w.homes, planVersion: Number(w.planVersion), owners: w.owners,
+    ...(w.predicted && w.predicted.length > 0 ? { predicted: viewAs("int32", w.predicted) } : {}),
     items: w.items.map((it) => ({ requestId: it.requestId, imageIndex: it.imageIndex, x: viewAs("float32", it.x), t: it.t, label: it.label, guidance: it.guidance })),
   };
 }
 function encodeTick(r: TickRequestMsg): WireTick {
-  return { tick: r.tick, homes: [...r.homes], planVersion: r.planVersion, owners: [...r.owners], items: r.items.map((it) => ({ ...it, x: buf(it.x) })) };
+  return {
+    tick: r.tick, homes: [...r.homes], planVersion: r.planVersion, owners: [...r.owners], items: r.items.map((it) => ({ ...it, x: buf(it.x) })),
+    ...(r.predicted ? { predicted: buf(r.predicted) } : {}),
+  };
 }
 function decodeExchange(w: WireExchange): ExchangeRequestMsg {
   return {
@@ -73,7 +78,10 @@ export async function startWorkerServer(handler: WorkerHandler, options: { host?
   server.addService(contracts.worker, {
     RunTick: unary(async (w: WireTick) => {
       const r = await handler.runTick(decodeTick(w));
-      return { velocities: buf(r.velocities), routing: buf(r.routing), routingWeights: buf(r.routingWeights), denseMs: r.denseMs, expertMs: r.expertMs };
+      return {
+        velocities: buf(r.velocities), routing: buf(r.routing), routingWeights: buf(r.routingWeights), denseMs: r.denseMs, expertMs: r.expertMs,
+        ...(r.expertsUsed ? { expertsUsed: Buffer.from(r.expertsUsed.buffer, r.expertsUsed.byteOffset, r.expertsUsed.byteLength) } : {}),
+      };
     }),
     Exchange: unary(async (w: WireExchange) => ({ y: buf((await handler.exchange(decodeExchange(w))).y) })),
     SetExperts: unary(async (w: { experts: number[] }) => handler.setExperts(w.experts)),
@@ -149,9 +157,10 @@ export function createWorkerClients(): WorkerClients {
       clients.delete(worker);
     },
     async runTick(worker, req, timeoutMs = DEFAULT_TICK_TIMEOUT_MS) {
-      const r = await call<{ velocities: Buffer; routing: Buffer; routingWeights: Buffer; denseMs: number; expertMs: number }>(worker, "RunTick", encodeTick(req), timeoutMs);
+      const r = await call<{ velocities: Buffer; routing: Buffer; routingWeights: Buffer; expertsUsed?: Buffer; denseMs: number; expertMs: number }>(worker, "RunTick", encodeTick(req), timeoutMs);
       return {
         velocities: viewAs("float32", r.velocities), routing: viewAs("int16", r.routing), routingWeights: viewAs("float32", r.routingWeights),
+        ...(r.expertsUsed && r.expertsUsed.length > 0 ? { expertsUsed: new Uint8Array(r.expertsUsed.buffer, r.expertsUsed.byteOffset, r.expertsUsed.byteLength) } : {}),
         denseMs: r.denseMs, expertMs: r.expertMs,
       };
     },

@@ -1,6 +1,7 @@
 import { type ExpertExecutor, type ExpertGroups, createEngine, gatherRows, scatterAddWeighted } from "@switchyard/engine";
 import { Code, SwitchyardError } from "@switchyard/errors";
 import type { ModelParts } from "@switchyard/model";
+import type { CacheStats, Residency, TickPrediction } from "@switchyard/expert-cache";
 import type { ExchangeRequestMsg, ExchangeResponseMsg, PeerClient, TickRequestMsg, TickResponseMsg } from "@switchyard/proto";
 
 /**
@@ -39,6 +40,8 @@ export interface WorkerStats {
   readonly layers: readonly LayerTraffic[];
   /** Rows computed per global expert. */
   readonly expertRows: readonly number[];
+  /** Expert cache figures when the worker runs under a device budget (or on an expert device). */
+  readonly cache?: CacheStats;
 }
 
 export interface WorkerRuntimeOptions {
@@ -47,6 +50,11 @@ export interface WorkerRuntimeOptions {
   readonly peers: PeerClient;
   /** An owner gives up on a layer whose homes have not all sent within this time. */
   readonly exchangeTimeoutMs?: number;
+  /**
+   * Experts run on an expert device under a memory budget (predictive cache). Without
+   * it, experts run on `parts` and every held expert stays loaded.
+   */
+  readonly residency?: Residency;
 }
 
 /** Long enough for a slow peer's dense layer, short enough to notice a dead one. */
@@ -73,11 +81,17 @@ class Runtime implements WorkerRuntime {
   private readonly E: number;
   private readonly timeoutMs: number;
 
+  /** Predictions of ticks announced by the scheduler, by tick. */
+  private readonly predictions = new Map<number, Int32Array>();
+  /** The tick the residency is in (owners see a tick through its exchanges). */
+  private cacheTick: number | undefined;
+
   constructor(
     readonly id: string,
     private readonly parts: ModelParts,
     private readonly peers: PeerClient,
     timeoutMs: number,
+    private readonly residency: Residency | undefined,
   ) {
     const m = parts.manifest;
     this.D = m.architecture.hiddenSize;
@@ -92,13 +106,21 @@ class Runtime implements WorkerRuntime {
     if (req.owners.length !== m.architecture.numLayers * this.E) {
       throw new SwitchyardError(`tick ${req.tick}: owners has ${req.owners.length} entries, the model has ${m.architecture.numLayers * this.E} experts`, Code.InvalidArgument);
     }
+    if (req.predicted) {
+      this.predictions.set(req.tick, req.predicted);
+      for (const t of this.predictions.keys()) if (t < req.tick - 4) this.predictions.delete(t);
+    }
+    const L = m.architecture.numLayers;
+    if (req.items.length === 0) {
+      // A worker without images this tick still owns experts: the call carries the prediction.
+      return { velocities: new Float32Array(0), routing: new Int16Array(0), routingWeights: new Float32Array(0), expertsUsed: new Uint8Array(0), denseMs: 0, expertMs: 0 };
+    }
     this.ticks++;
     const engine = createEngine({ parts: this.parts, executor: this.executor(req), maxBatchRows: Number.MAX_SAFE_INTEGER });
     const res = await engine.forward(req.items.map((it) => ({ x: it.x, t: it.t, label: it.label, guidance: it.guidance })));
     const P = m.image.channels * m.image.height * m.image.width;
     const T = m.architecture.tokens;
     const K = m.moe.topK;
-    const L = m.architecture.numLayers;
     const velocities = new Float32Array(req.items.length * P);
     res.velocities.forEach((v, i) => velocities.set(v, i * P));
     const routing = new Int16Array(req.items.length * L * T * K);
@@ -111,7 +133,20 @@ class Runtime implements WorkerRuntime {
         routingWeights.set(lr.weights.subarray(row * T * K, (row + 1) * T * K), (i * L + l) * T * K);
       }
     });
-    return { velocities, routing, routingWeights, denseMs: res.timings.denseMs, expertMs: res.timings.expertMs };
+    // Every row of each item (both CFG branches): what the item will likely need next step.
+    const stride = Math.ceil((L * this.E) / 8);
+    const expertsUsed = new Uint8Array(req.items.length * stride);
+    res.rows.forEach((rows, i) => {
+      for (const row of rows)
+        for (let l = 0; l < L; l++) {
+          const ex = res.routing[l]!.experts;
+          for (let q = row * T * K; q < (row + 1) * T * K; q++) {
+            const g = l * this.E + ex[q]!;
+            expertsUsed[i * stride + (g >> 3)]! |= 1 << (g & 7);
+          }
+        }
+    });
+    return { velocities, routing, routingWeights, expertsUsed, denseMs: res.timings.denseMs, expertMs: res.timings.expertMs };
   }
 
   /** The ExpertExecutor of one tick: splits each layer's assignments by owner. */
@@ -209,7 +244,7 @@ class Runtime implements WorkerRuntime {
       if ([...barrier.expected].every((h) => barrier.got.has(h))) {
         clearTimeout(barrier.timer);
         this.barriers.delete(key);
-        this.computeLayer(req.layer, [...barrier.got.values()]).catch((e) => {
+        this.computeLayer(req.tick, req.layer, [...barrier.got.values()]).catch((e) => {
           for (const c of barrier.got.values()) c.reject(e);
         });
       }
@@ -224,7 +259,7 @@ class Runtime implements WorkerRuntime {
   }
 
   /** Runs each local expert once over the rows of every contribution. */
-  private async computeLayer(layer: number, contribs: Contribution[]): Promise<void> {
+  private async computeLayer(tick: number, layer: number, contribs: Contribution[]): Promise<void> {
     const D = this.D;
     const E = this.E;
     // assignments of all contributions, grouped by expert
@@ -247,26 +282,59 @@ class Runtime implements WorkerRuntime {
     });
     // Output per assignment (unweighted): the home weights and sums in canonical order.
     const ys = contribs.map((c) => new Float32Array(c.req.assignExpert.length * D));
-    for (let e = 0; e < E; e++) {
-      const b = counts[e]!;
-      const end = counts[e + 1]!;
-      if (end === b) continue;
-      if (!this.parts.hasExpert(layer, e)) await this.parts.loadExpert(layer, e); // taking over from the host store
-      const x = new Float32Array((end - b) * D);
-      for (let i = b; i < end; i++) {
-        const src = contribs[who[i]!]!.req.u;
-        x.set(src.subarray(row[i]! * D, row[i]! * D + D), (i - b) * D);
-      }
-      const y = await this.parts.expert(layer, e, x, end - b);
-      this.expertRows[layer * E + e]! += end - b;
-      for (let i = b; i < end; i++) ys[who[i]!]!.set(y.subarray((i - b) * D, (i - b + 1) * D), slot[i]! * D);
+    const active: number[] = [];
+    for (let e = 0; e < E; e++) if (counts[e + 1]! > counts[e]!) active.push(e);
+    const x = new Float32Array(n * D);
+    for (let i = 0; i < n; i++) {
+      const src = contribs[who[i]!]!.req.u;
+      x.set(src.subarray(row[i]! * D, row[i]! * D + D), i * D);
     }
+    const off = Int32Array.from([...active.map((e) => counts[e]!), n]);
+    const y = this.residency ? await this.runOnDevice(tick, layer, Int32Array.from(active), off, x) : await this.runOnParts(layer, active, off, x);
+    for (const e of active) this.expertRows[layer * E + e]! += counts[e + 1]! - counts[e]!;
+    for (let i = 0; i < n; i++) ys[who[i]!]!.set(y.subarray(i * D, (i + 1) * D), slot[i]! * D);
     contribs.forEach((c, i) => c.resolve({ y: ys[i]! }));
+  }
+
+  /** Experts on this process's ModelParts; ones not loaded come from the host store (disk). */
+  private async runOnParts(layer: number, active: readonly number[], off: Int32Array, x: Float32Array): Promise<Float32Array> {
+    const D = this.D;
+    const y = new Float32Array(x.length);
+    for (const [i, e] of active.entries()) {
+      if (!this.parts.hasExpert(layer, e)) await this.parts.loadExpert(layer, e); // taking over from the host store
+      y.set(await this.parts.expert(layer, e, x.subarray(off[i]! * D, off[i + 1]! * D), off[i + 1]! - off[i]!), off[i]! * D);
+    }
+    return y;
+  }
+
+  /** Experts on the expert device, under its cache; a tick starts at its first layer here. */
+  private async runOnDevice(tick: number, layer: number, experts: Int32Array, off: Int32Array, x: Float32Array): Promise<Float32Array> {
+    const r = this.residency!;
+    if (this.cacheTick !== tick) {
+      if (this.cacheTick !== undefined) r.endTick();
+      this.cacheTick = tick;
+      r.beginTick(predictionOf(this.predictions.get(tick), this.parts.manifest.architecture.numLayers, this.E));
+    }
+    try {
+      return await r.runLayer(layer, experts, off, x);
+    } finally {
+      if (layer === this.parts.manifest.architecture.numLayers - 1) {
+        r.endTick();
+        this.cacheTick = undefined;
+      }
+    }
   }
 
   async setExperts(globalIds: readonly number[]): Promise<{ loaded: number; dropped: number }> {
     const want = new Set(globalIds);
     const L = this.parts.manifest.architecture.numLayers;
+    for (const g of want) if (!(Number.isInteger(g) && g >= 0 && g < L * this.E)) throw new SwitchyardError(`expert ${g} must be an integer >= 0 and < ${L * this.E}`, Code.InvalidArgument);
+    if (this.residency) {
+      const before = this.residency.stats().heldExperts;
+      await this.residency.setHeld([...want]);
+      const held = this.residency.stats().heldExperts;
+      return { loaded: Math.max(0, held - before), dropped: Math.max(0, before - held) };
+    }
     let loaded = 0;
     let dropped = 0;
     for (const g of want) {
@@ -288,25 +356,68 @@ class Runtime implements WorkerRuntime {
   }
 
   stats(): WorkerStats {
-    return { workerId: this.id, ticks: this.ticks, layers: this.traffic.map((t) => ({ ...t })), expertRows: [...this.expertRows] };
+    return { workerId: this.id, ticks: this.ticks, layers: this.traffic.map((t) => ({ ...t })), expertRows: [...this.expertRows], ...(this.residency ? { cache: this.residency.stats() } : {}) };
   }
 
   async close(): Promise<void> {
     for (const key of [...this.barriers.keys()]) this.failBarrier(key, new SwitchyardError("worker is shutting down", Code.Unavailable));
+    await this.residency?.close();
   }
 }
 
-/** Totals over layers, as heartbeats and /metrics carry them. */
-export function trafficTotals(s: WorkerStats): { ticks: number; rowsSent: number; rowsReceived: number; bytesSent: number; bytesReceived: number; expertRows: number } {
+/** Expert-cache counters as heartbeats and /metrics carry them. */
+// A type (not an interface) so that it is assignable to the bus's Json.
+export type CacheFigures = {
+  readonly policy: string;
+  readonly budgetBytes: number;
+  readonly residentBytes: number;
+  readonly residentExperts: number;
+  readonly ticks: number;
+  readonly layerRuns: number;
+  readonly needed: number;
+  readonly hits: number;
+  readonly misses: number;
+  readonly loads: number;
+  readonly bytesLoaded: number;
+  readonly prefetchLoads: number;
+  readonly wastedBytes: number;
+  readonly stallMs: number;
+  readonly demandLoadMs: number;
+  readonly predicted: number;
+  readonly predictedHits: number;
+};
+
+/** Totals over layers (and the cache's counters), as heartbeats and /metrics carry them. */
+export function trafficTotals(s: WorkerStats): { ticks: number; rowsSent: number; rowsReceived: number; bytesSent: number; bytesReceived: number; expertRows: number; cache?: CacheFigures } {
   const sum = (k: keyof LayerTraffic) => s.layers.reduce((a, l) => a + l[k], 0);
+  const c = s.cache;
   return {
     ticks: s.ticks, rowsSent: sum("rowsSent"), rowsReceived: sum("rowsReceived"), bytesSent: sum("bytesSent"), bytesReceived: sum("bytesReceived"),
     expertRows: s.expertRows.reduce((a, b) => a + b, 0),
+    ...(c
+      ? {
+          cache: {
+            policy: c.policy, budgetBytes: c.budgetBytes ?? c.residentBytes, residentBytes: c.residentBytes, residentExperts: c.residentExperts, ticks: c.ticks, layerRuns: c.layerRuns,
+            needed: c.needed, hits: c.hits, misses: c.misses, loads: c.loads, bytesLoaded: c.bytesLoaded, prefetchLoads: c.prefetchLoads, wastedBytes: c.wastedBytes,
+            stallMs: c.stallMs, demandLoadMs: c.demandLoadMs, predicted: c.predicted, predictedHits: c.predictedHits,
+          },
+        }
+      : {}),
   };
 }
 
 export function createWorkerRuntime(options: WorkerRuntimeOptions): WorkerRuntime {
-  return new Runtime(options.id, options.parts, options.peers, options.exchangeTimeoutMs ?? DEFAULT_EXCHANGE_TIMEOUT_MS);
+  return new Runtime(options.id, options.parts, options.peers, options.exchangeTimeoutMs ?? DEFAULT_EXCHANGE_TIMEOUT_MS, options.residency);
+}
+
+/** The scheduler's per-expert counts as a per-layer prediction. */
+function predictionOf(counts: Int32Array | undefined, layers: number, experts: number): TickPrediction | undefined {
+  if (!counts || counts.length !== layers * experts) return undefined;
+  return Array.from({ length: layers }, (_, l) => {
+    const m = new Map<number, number>();
+    for (let e = 0; e < experts; e++) if (counts[l * experts + e]! > 0) m.set(l * experts + e, counts[l * experts + e]!);
+    return m;
+  });
 }
 
 /** Peers as direct calls into runtimes of the same process (embedded mode, tests). */

@@ -1,7 +1,9 @@
 import { hostname } from "node:os";
 import { z } from "zod";
 import { intInRange, parseOrThrow, port, readEnv } from "@switchyard/config";
+import { DEFAULT_RESIDENCY_LOOKAHEAD } from "@switchyard/expert-cache";
 import { BUNDLED_MODEL_DIR, DEFAULT_DENSE_THREADS, DEFAULT_EXPERT_THREADS } from "@switchyard/model";
+import { parseExpertBudget } from "@switchyard/worker";
 
 /** Raw → resolved worker configuration (environment variables listed in the README). */
 export const ENV = {
@@ -15,6 +17,9 @@ export const ENV = {
   SWITCHYARD_HEARTBEAT_MS: "heartbeatMs",
   SWITCHYARD_DENSE_THREADS: "denseThreads",
   SWITCHYARD_EXPERT_THREADS: "expertThreads",
+  SWITCHYARD_EXPERT_BUDGET: "expertBudget",
+  SWITCHYARD_CACHE_POLICY: "cachePolicy",
+  SWITCHYARD_CACHE_LOOKAHEAD: "cacheLookahead",
 } as const;
 
 /** Heartbeats every second; the scheduler drops a worker after ~3.5 s of silence. */
@@ -31,10 +36,16 @@ export const workerConfigSchema = z.strictObject({
   heartbeatMs: intInRange(50, 60_000).default(DEFAULT_HEARTBEAT_MS),
   denseThreads: intInRange(1, 256).default(DEFAULT_DENSE_THREADS),
   expertThreads: intInRange(1, 256).default(DEFAULT_EXPERT_THREADS),
+  /** "all" (default): every held expert stays loaded; "50%" or "12MiB": an expert device under that budget. */
+  expertBudget: z.string().default("all"),
+  cachePolicy: z.enum(["lru", "lfu", "predictive"]).default("predictive"),
+  cacheLookahead: intInRange(0, 64).default(DEFAULT_RESIDENCY_LOOKAHEAD),
 });
 
 export type WorkerConfig = z.output<typeof workerConfigSchema>;
 
 export function resolveWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
-  return parseOrThrow(workerConfigSchema, readEnv(ENV, env), { what: "worker config" });
+  const cfg = parseOrThrow(workerConfigSchema, readEnv(ENV, env), { what: "worker config" });
+  parseExpertBudget(cfg.expertBudget); // names SWITCHYARD_EXPERT_BUDGET when malformed
+  return cfg;
 }

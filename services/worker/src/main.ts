@@ -3,7 +3,7 @@ import { runService } from "@switchyard/config";
 import { createOnnxModel } from "@switchyard/model";
 import type { Heartbeat } from "@switchyard/scheduler";
 import { createWorkerClients, startWorkerServer } from "@switchyard/transport";
-import { createWorkerRuntime, trafficTotals } from "@switchyard/worker";
+import { createWorkerCache, createWorkerRuntime, parseExpertBudget, trafficTotals } from "@switchyard/worker";
 import { resolveWorkerConfig } from "./config";
 
 /** Worker: holds the experts the scheduler assigns, serves ticks and row exchanges. */
@@ -23,7 +23,11 @@ runService("worker", async () => {
     const id = (p as { workerId?: string })?.workerId;
     if (id) peers.remove(id);
   });
-  const runtime = createWorkerRuntime({ id: cfg.id, parts, peers });
+  const budget = parseExpertBudget(cfg.expertBudget);
+  // Under a budget, experts live on an expert device with a predictive (or LRU/LFU) cache.
+  const residency = budget ? createWorkerCache({ modelDir: cfg.modelDir, manifest: parts.manifest, budget, policy: cfg.cachePolicy, lookahead: cfg.cacheLookahead, threads: cfg.expertThreads }) : undefined;
+  if (budget) log(`expert cache: ${cfg.cachePolicy}, budget ${cfg.expertBudget}, lookahead ${cfg.cacheLookahead}`);
+  const runtime = createWorkerRuntime({ id: cfg.id, parts, peers, ...(residency ? { residency } : {}) });
   const server = await startWorkerServer(runtime, { host: cfg.host, port: cfg.port });
   const address = `${cfg.advertiseHost ?? cfg.host}:${server.port}`;
   const beat = () => bus.publish(subjects.heartbeat, { workerId: cfg.id, address, traffic: trafficTotals(runtime.stats()) });
