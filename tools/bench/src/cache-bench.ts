@@ -1,34 +1,119 @@
 /**
- * Expert-cache benchmark (issue: predictive cache), offline: replays the held-out
- * routing trace through one worker's expert cache at device budgets of 25 %, 50 % and
- * 75 % of the experts and batches of 1, 4 and 32 images per tick, for LRU, LFU and the
- * predictive policy. Prints distinct experts per layer, hit rate, MiB loaded per tick,
- * prefetch waste, stalls (on-demand loads) and prediction precision/recall.
+ * Expert-cache benchmark (issue: predictive cache). Three parts, side by side in one run:
  *
- *   npm run bench:cache -- [--lookahead 1]
+ *  1. replay: the held-out routing trace through one worker's cache (no model runs):
+ *     the policies' decisions alone, on 100 requests;
+ *  2. live: the real model, one worker's experts on an expert device (a thread holding
+ *     ONNX Runtime sessions; loading one = creating its session from the host store),
+ *     at device budgets of 25/50/75 % of its experts and 1/4/32 images per tick, for
+ *     LRU, LFU and predictive: distinct experts a tick needs per layer, hit rate, MiB
+ *     loaded and wasted per tick, stall (compute waiting on loads) and step latency ÷
+ *     all-resident (measured in the same run, before and after each batch's group);
+ *  3. route-aware batching on and off: an embedded cluster under a 50 % predictive
+ *     budget, more runnable requests than fit in a tick: distinct experts per tick and
+ *     throughput.
+ *
+ *   npm run bench:cache -- [--steps 6] [--skip-replay] [--skip-live] [--skip-batching] [--requests 32]
  */
 import { parseArgs } from "node:util";
 import { join } from "node:path";
+import { createClient } from "@switchyard/client";
+import { startEmbeddedCluster } from "@switchyard/cluster";
 import { DEFAULT_LOOKAHEAD, replayTrace } from "@switchyard/expert-cache";
 import { BUNDLED_MODEL_DIR, loadManifest } from "@switchyard/manifest";
 import { readTrace } from "@switchyard/placement";
-import { table } from "./stats";
+import { type LiveResult, createLiveBench } from "./cache-live";
+import { median, table } from "./stats";
 
-const { values: flags } = parseArgs({ options: { lookahead: { type: "string", default: String(DEFAULT_LOOKAHEAD) } } });
+const { values: flags } = parseArgs({
+  options: {
+    lookahead: { type: "string", default: String(DEFAULT_LOOKAHEAD) },
+    steps: { type: "string", default: "6" },
+    requests: { type: "string", default: "32" },
+    "skip-replay": { type: "boolean", default: false },
+    "skip-live": { type: "boolean", default: false },
+    "skip-batching": { type: "boolean", default: false },
+  },
+});
 const m = loadManifest(BUNDLED_MODEL_DIR);
 const expertBytes = m.parts.find((p) => p.kind === "expert")!.bytes;
-const hold = readTrace(join(BUNDLED_MODEL_DIR, "traces/holdout.safetensors"));
-const prior = readTrace(join(BUNDLED_MODEL_DIR, "traces/solve.safetensors"));
 const mib = (b: number) => (b / 1048576).toFixed(2);
-const rows: (string | number)[][] = [];
-for (const f of [0.25, 0.5, 0.75])
-  for (const batch of [1, 4, 32])
-    for (const policy of ["lru", "lfu", "predictive"]) {
-      const r = replayTrace(hold, { policy, budgetFraction: f, batch, expertBytes, priorTrace: prior, lookahead: Number(flags.lookahead) });
-      rows.push([
-        `${f * 100}%`, batch, policy, r.distinctPerLayer.toFixed(1), `${(r.hitRate * 100).toFixed(1)}%`, mib(r.bytesLoadedPerTick), mib(r.wastedBytesPerTick),
-        r.stallsPerTick.toFixed(1), r.precision === undefined ? "" : `${(r.precision * 100).toFixed(0)}%`, r.recall === undefined ? "" : `${(r.recall * 100).toFixed(0)}%`,
-      ]);
+const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
+const FRACTIONS = [0.25, 0.5, 0.75];
+const BATCHES = [1, 4, 32];
+const POLICIES = ["lru", "lfu", "predictive"];
+
+if (!flags["skip-replay"]) {
+  const hold = readTrace(join(BUNDLED_MODEL_DIR, "traces/holdout.safetensors"));
+  const prior = readTrace(join(BUNDLED_MODEL_DIR, "traces/solve.safetensors"));
+  const rows: (string | number)[][] = [];
+  for (const f of FRACTIONS)
+    for (const batch of BATCHES)
+      for (const policy of POLICIES) {
+        const r = replayTrace(hold, { policy, budgetFraction: f, batch, expertBytes, priorTrace: prior, lookahead: Number(flags.lookahead) });
+        rows.push([
+          `${f * 100}%`, batch, policy, r.distinctPerLayer.toFixed(1), pct(r.hitRate), mib(r.bytesLoadedPerTick), mib(r.wastedBytesPerTick),
+          r.stallsPerTick.toFixed(1), r.precision === undefined ? "" : `${(r.precision * 100).toFixed(0)}%`, r.recall === undefined ? "" : `${(r.recall * 100).toFixed(0)}%`,
+        ]);
+      }
+  console.log(`# 1. replay: traces/holdout (priors from traces/solve), ${m.architecture.numLayers}×${m.moe.numExperts} experts of ${(expertBytes / 1024).toFixed(0)} KiB, lookahead ${flags.lookahead}`);
+  console.log(table(["budget", "batch", "policy", "distinct/layer", "hit", "MiB loaded/tick", "MiB wasted/tick", "misses/tick", "precision", "recall"], rows));
+}
+
+if (!flags["skip-live"]) {
+  const steps = Number(flags.steps);
+  const bench = await createLiveBench(BUNDLED_MODEL_DIR);
+  const rows: (string | number)[][] = [];
+  const summary: string[] = [];
+  try {
+    for (const batch of BATCHES) {
+      const base1 = await bench.run({ policy: undefined, budgetFraction: 1, batch }, steps, 1);
+      const results: LiveResult[] = [];
+      for (const f of FRACTIONS) for (const policy of POLICIES) results.push(await bench.run({ policy, budgetFraction: f, batch }, steps, 1));
+      const base2 = await bench.run({ policy: undefined, budgetFraction: 1, batch }, steps, 1);
+      const baseMs = (median(base1.stepMs) + median(base2.stepMs)) / 2;
+      rows.push([batch, "100%", "all-resident", (base1.stats.needed / base1.stats.layerRuns).toFixed(1), "100.0%", "0.00", "0.00", (base1.stats.stallMs / base1.ticks).toFixed(1), baseMs.toFixed(1), "1.00", "", ""]);
+      for (const r of results) {
+        const s = r.stats;
+        const ms = median(r.stepMs);
+        rows.push([
+          batch, `${r.config.budgetFraction * 100}%`, r.config.policy!, (s.needed / s.layerRuns).toFixed(1), pct(s.hits / s.needed), mib(s.bytesLoaded / r.ticks), mib(s.wastedBytes / r.ticks),
+          (s.stallMs / r.ticks).toFixed(1), ms.toFixed(1), (ms / baseMs).toFixed(2),
+          s.predicted ? pct(s.predictedHits / s.predicted) : "", s.predicted ? pct(s.predictedHits / s.needed) : "",
+        ]);
+      }
+      for (const f of FRACTIONS) {
+        const by = (p: string) => results.find((r) => r.config.policy === p && r.config.budgetFraction === f)!.stats.bytesLoaded;
+        const pred = by("predictive");
+        summary.push(`batch ${batch} @ ${f * 100}%: predictive ÷ LRU bytes ${(pred / by("lru")).toFixed(2)}, ÷ LFU ${(pred / by("lfu")).toFixed(2)}`);
+      }
     }
-console.log(`# expert cache replay: traces/holdout (priors from traces/solve), ${m.architecture.numLayers}×${m.moe.numExperts} experts of ${(expertBytes / 1024).toFixed(0)} KiB, lookahead ${flags.lookahead}`);
-console.log(table(["budget", "batch", "policy", "distinct/layer", "hit", "MiB loaded/tick", "MiB wasted/tick", "stalls/tick", "precision", "recall"], rows));
+  } finally {
+    await bench.close();
+  }
+  console.log(`\n# 2. live: one worker's ${m.architecture.numLayers * m.moe.numExperts} experts on an expert device, ${steps} euler steps with CFG per request, warm cache (a warm-up set first); per tick`);
+  console.log(table(["batch", "budget", "policy", "distinct/layer", "hit", "MiB loaded", "MiB wasted", "stall ms", "step ms", "÷ all-resident", "precision", "recall"], rows));
+  console.log(summary.join("\n"));
+}
+
+if (!flags["skip-batching"]) {
+  const n = Number(flags.requests);
+  const rows: (string | number)[][] = [];
+  for (const routeAware of [false, true, false, true]) {
+    // 8 images (16 rows with CFG) per tick: more runnable requests than fit.
+    const c = await startEmbeddedCluster({ modelDir: BUNDLED_MODEL_DIR, workers: 1, port: 0, routeAware, limits: { maxTickRows: 16, maxQueued: n }, cache: { budget: { fraction: 0.5 }, policy: "predictive" } });
+    const client = createClient({ address: c.address });
+    try {
+      const t0 = performance.now();
+      await Promise.all(Array.from({ length: n }, (_, i) => client.generateImages({ label: (i * 7) % 10, count: 1, steps: Number(flags.steps), sampler: "euler", guidance: 2, seed: i })));
+      const s = performance.now() - t0;
+      const st = c.runtimes[0]!.stats().cache!;
+      rows.push([routeAware ? "on" : "off", st.ticks, (st.needed / st.layerRuns).toFixed(2), mib(st.bytesLoaded / st.ticks), (n / (s / 1000)).toFixed(2), (s / 1000).toFixed(1)]);
+    } finally {
+      client.close();
+      await c.stop();
+    }
+  }
+  console.log(`\n# 3. route-aware batching: ${n} requests (1 image, ${flags.steps} steps, CFG) at once, ≤ 8 images per tick, 1 worker, 50% predictive budget (two runs each, alternating)`);
+  console.log(table(["route-aware", "ticks", "distinct/layer per tick", "MiB loaded/tick", "req/s", "seconds"], rows));
+}

@@ -6,6 +6,7 @@ import { QUALITY_HELP, runQuality } from "./commands/quality";
 import { UP_HELP, runUp } from "./commands/up";
 import { PLACEMENT_HELP, TRACE_HELP, runPlacement, runTrace } from "./commands/placement";
 import { loadManifest } from "@switchyard/manifest";
+import { CACHE_HELP, runCache } from "./commands/cache";
 
 const HELP = `switchyard — serving runtime for MoE flow-matching transformers
 
@@ -15,6 +16,7 @@ Commands:
   quality    sample-quality figures (classifier accuracy, Fréchet distance)
   trace      routing-trace statistics
   placement  solve, simulate, diff, apply, status and roll back expert placements
+  cache      expert-cache figures of a running cluster's workers
 
 Run 'switchyard <command> --help' for a command's options.
 Environment: SWITCHYARD_MODEL_DIR overrides the default model directory.`;
@@ -25,6 +27,7 @@ const COMMANDS: Record<string, { help: string; run: (flags: Record<string, unkno
   generate: { help: GENERATE_HELP, run: runGenerate },
   quality: { help: QUALITY_HELP, run: runQuality },
   up: { help: UP_HELP, run: runUp },
+  cache: { help: CACHE_HELP, run: (f, _m, p) => runCache(f, p) },
 };
 
 async function main(argv: string[]): Promise<number> {

@@ -1,5 +1,7 @@
 import { natsServerAvailable } from "@switchyard/bus/testing";
 import { startEmbeddedCluster, startProcessCluster } from "@switchyard/cluster";
+import { parseExpertBudget } from "@switchyard/worker";
+import { createPolicy } from "@switchyard/expert-cache";
 import { num, str } from "../args";
 
 export const UP_HELP = `switchyard up [options]
@@ -11,6 +13,9 @@ export const UP_HELP = `switchyard up [options]
   --embedded         one process over the in-memory bus (the default when no
                      nats-server is installed)
   --nats URL         use a running NATS server instead of starting nats-server
+  --expert-budget B  run each worker's experts on an expert device under budget B:
+                     "50%" of the experts it holds, or bytes ("12MiB"); default all resident
+  --cache-policy P   lru | lfu | predictive (default predictive)
   --verbose          print the services' logs
   --model DIR        model directory (default: the bundled model)`;
 
@@ -24,20 +29,25 @@ export async function runUp(flags: Record<string, unknown>, modelDir: string): P
   const host = str(flags, "host") ?? "127.0.0.1";
   const nats = str(flags, "nats");
   const embedded = flags.embedded === true || (!nats && !natsServerAvailable());
+  const budgetText = str(flags, "expert-budget");
+  const budget = budgetText !== undefined ? parseExpertBudget(budgetText, "--expert-budget") : undefined;
+  const policy = str(flags, "cache-policy") ?? "predictive";
+  createPolicy(policy); // names the field when unknown
+  const cacheEnv: Record<string, string> = budget ? { SWITCHYARD_EXPERT_BUDGET: budgetText!, SWITCHYARD_CACHE_POLICY: policy } : {};
   let stopCluster: () => Promise<void>;
   let address: string;
   let mPort: number | undefined;
   if (embedded) {
     if (flags.embedded !== true) console.log("nats-server is not installed: running the embedded single-process mode (in-memory bus)");
     console.log(`starting embedded cluster: gateway + scheduler + ${workers} workers in one process`);
-    const c = await startEmbeddedCluster({ modelDir, workers, host, port, metricsPort, log: (m) => console.log(m) });
+    const c = await startEmbeddedCluster({ modelDir, workers, host, port, metricsPort, log: (m) => console.log(m), ...(budget ? { cache: { budget, policy } } : {}) });
     ({ address } = c);
     mPort = c.gateway.metricsPort;
     stopCluster = () => c.stop();
   } else {
     console.log(`starting local cluster: ${nats ? `NATS at ${nats}` : "nats-server"} + gateway + scheduler + ${workers} workers (separate processes)`);
     const verbose = flags.verbose === true;
-    const c = await startProcessCluster({ modelDir, workers, host, port, metricsPort, ...(nats ? { nats } : {}), ...(verbose ? { log: (l: string) => console.log(l) } : {}) });
+    const c = await startProcessCluster({ modelDir, workers, host, port, metricsPort, env: cacheEnv, ...(nats ? { nats } : {}), ...(verbose ? { log: (l: string) => console.log(l) } : {}) });
     ({ address } = c);
     mPort = c.metricsPort;
     console.log(`NATS: ${c.nats}`);
