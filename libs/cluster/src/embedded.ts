@@ -1,6 +1,6 @@
 import { type Bus, createMemoryBus, subjects as makeSubjects } from "@switchyard/bus";
 import { type GatewayServer, startGatewayServer } from "@switchyard/gateway";
-import { type ModelParts, createOnnxModel, loadManifest } from "@switchyard/model";
+import { DEFAULT_DENSE_THREADS_WITH_DEVICE, type ModelParts, createOnnxModel, loadManifest } from "@switchyard/model";
 import { type SchedulerService, type SchedulerLimits, type TraceRecorder, createSchedulerService, createTraceRecorder } from "@switchyard/scheduler";
 import { type ExpertBudget, type LocalPool, type WorkerRuntime, contiguousPlan, createWorkerCache, createLocalPeers, createLocalPool, createWorkerRuntime, expertsOf, trafficTotals } from "@switchyard/worker";
 
@@ -48,7 +48,7 @@ export async function startEmbeddedCluster(o: EmbeddedClusterOptions): Promise<E
   const runtimes: WorkerRuntime[] = [];
   for (const id of ids) {
     const mine = new Set(expertsOf(plan, id));
-    const p = await createOnnxModel({ dir: o.modelDir, experts: (l, e) => !o.cache && mine.has(l * manifest.moe.numExperts + e) });
+    const p = await createOnnxModel({ dir: o.modelDir, experts: (l, e) => !o.cache && mine.has(l * manifest.moe.numExperts + e), ...(o.cache ? { denseThreads: DEFAULT_DENSE_THREADS_WITH_DEVICE } : {}) });
     parts.push(p);
     const residency = o.cache ? createWorkerCache({ modelDir: o.modelDir, manifest, budget: o.cache.budget, policy: o.cache.policy, ...(o.cache.lookahead !== undefined ? { lookahead: o.cache.lookahead } : {}) }) : undefined;
     if (residency) await residency.setHeld([...mine]);

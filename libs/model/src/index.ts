@@ -1,4 +1,4 @@
-export { createOnnxModel, createClassifier, DEFAULT_DENSE_THREADS, DEFAULT_EXPERT_THREADS } from "./onnx-model";
+export { createOnnxModel, createClassifier, DEFAULT_DENSE_THREADS, DEFAULT_DENSE_THREADS_WITH_DEVICE, DEFAULT_EXPERT_THREADS } from "./onnx-model";
 export type { ModelParts, DenseOutputs, OnnxModelOptions, Classifier } from "./onnx-model";
 // The manifest lives in @switchyard/manifest (no ONNX Runtime); re-exported for compute-side callers.
 export { BUNDLED_MODEL_DIR, loadManifest, parseManifest, indexParts } from "@switchyard/manifest";

@@ -10,8 +10,10 @@ describe("route-aware batching", () => {
     const grouping = (waited: number) => ({ predicted: pred, waited: (id: string) => (id === "b1" ? waited : 0), maxWaitTicks: 3 });
     const plan = schedule(rs, ["w0"], { maxTickRows: 2 }, 0, undefined, grouping(0));
     expect(plan.items.map((i) => i.requestId)).toEqual(["a1", "a2"]); // not a1, b1
+    expect(plan.bypassed).toEqual(["b1"]); // held back: only it counts towards the wait bound
     const starving = schedule(rs, ["w0"], { maxTickRows: 2 }, 0, undefined, grouping(3));
     expect(starving.items.map((i) => i.requestId)).toEqual(["a1", "b1"]);
+    expect(starving.bypassed).toEqual([]);
     // everything fits: plain priority order
     expect(schedule(rs, ["w0"], { maxTickRows: 10 }, 0, undefined, grouping(0)).items.map((i) => i.requestId)).toEqual(["a1", "b1", "a2", "b2"]);
   });

@@ -56,6 +56,8 @@ export interface TickPlan {
   readonly expired: readonly string[];
   /** Homes chosen in this plan for requests that had none. */
   readonly homes: ReadonlyMap<string, string>;
+  /** Requests priority order would have run this tick that route-aware grouping held back. */
+  readonly bypassed: readonly string[];
 }
 
 export interface SchedulerLimits {
@@ -127,6 +129,14 @@ export function schedule(
     else if (r.images.some((i) => !isDone(i.sampler))) runnable.push(r);
   }
   runnable.sort(compareRequests);
+  // What priority order alone would run: grouping may hold these back only a bounded number of ticks.
+  const inOrder = new Set<string>();
+  for (let i = 0, rows = 0; i < runnable.length && rows < limits.maxTickRows && inOrder.size < (limits.maxRequestsPerTick ?? Infinity); i++) {
+    const r = runnable[i]!;
+    if (rows + rowsPerImage(r.spec.guidance) > limits.maxTickRows) continue;
+    inOrder.add(r.spec.id);
+    rows += rowsOf(r);
+  }
   if (grouping) runnable = groupByRoute(runnable, limits.maxTickRows, grouping);
   const live = new Set(workers);
   const load = new Map<string, number>(workers.map((w) => [w, 0]));
@@ -150,7 +160,8 @@ export function schedule(
       load.set(home, (load.get(home) ?? 0) + per);
     });
   }
-  return { items, rows, expired, homes };
+  const scheduled = new Set(items.map((i) => i.requestId));
+  return { items, rows, expired, homes, bypassed: [...inOrder].filter((id) => !scheduled.has(id)) };
 }
 
 /**
@@ -162,7 +173,7 @@ export function schedule(
 export interface RouteGrouping {
   /** Predicted experts (global ids) of a request's next eval; undefined = unknown. */
   predicted(requestId: string): ReadonlySet<number> | undefined;
-  /** Ticks a runnable request has been passed over. */
+  /** Ticks grouping has held a request back that priority order would have run. */
   waited(requestId: string): number;
   readonly maxWaitTicks: number;
 }
@@ -191,20 +202,24 @@ export function groupByRoute(sorted: readonly RequestState[], maxRows: number, g
   };
   take(sorted[0]!);
   for (const r of sorted.slice(1)) if (g.waited(r.spec.id) >= g.maxWaitTicks && rows + rowsOf(r) <= maxRows) take(r);
+  // The objective is the experts the tick activates: take the request that adds the
+  // fewest experts not yet in the tick's union (unknown routing: as many as the tick's
+  // mean request, so it neither jumps the queue nor waits behind everyone).
+  const known = sorted.map((r) => g.predicted(r.spec.id)?.size ?? 0).filter((n) => n > 0);
+  const neutral = known.length ? known.reduce((a, b) => a + b, 0) / known.length / 2 : 0;
   for (;;) {
     let best: RequestState | undefined;
-    let bestScore = -1;
+    let bestNew = Infinity;
     for (const r of rest) {
       if (rows + rowsOf(r) > maxRows) continue;
       const p = g.predicted(r.spec.id);
-      let score = 0.5; // unknown routing: neutral
+      let added = neutral;
       if (p && p.size > 0) {
-        let inter = 0;
-        for (const e of p) if (union.has(e)) inter++;
-        score = inter / p.size;
+        added = 0;
+        for (const e of p) if (!union.has(e)) added++;
       }
-      if (score > bestScore) {
-        bestScore = score;
+      if (added < bestNew) {
+        bestNew = added;
         best = r; // ties keep queue order
       }
     }

@@ -81,7 +81,7 @@ interface Live {
   affinity: Map<string, number> | undefined;
   /** Experts (global ids) of its latest eval: the prediction for the next (route-aware batching). */
   predicted: Set<number> | undefined;
-  /** Ticks it was runnable but passed over. */
+  /** Ticks route-aware grouping held it back although its priority would have run it. */
   waited: number;
 }
 
@@ -227,9 +227,8 @@ class Scheduler implements SchedulerService {
         this.homing,
         this.o.routeAwareBatching === false ? undefined : this.grouping,
       );
-      const scheduled = new Set(plan.items.map((i) => i.requestId));
-      for (const [id, r] of this.requests) if (!scheduled.has(id)) r.waited++;
-      for (const id of scheduled) this.requests.get(id)!.waited = 0;
+      for (const id of plan.bypassed) this.requests.get(id)!.waited++;
+      for (const it of plan.items) this.requests.get(it.requestId)!.waited = 0;
       for (const id of plan.expired) this.fail(id, new SwitchyardError("deadline exceeded before the request finished", Code.DeadlineExceeded));
       if (plan.items.length === 0) {
         await this.idle(members.length === 0 && this.requests.size > 0 ? 200 : 1000);

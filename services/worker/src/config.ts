@@ -2,7 +2,7 @@ import { hostname } from "node:os";
 import { z } from "zod";
 import { intInRange, parseOrThrow, port, readEnv } from "@switchyard/config";
 import { DEFAULT_RESIDENCY_LOOKAHEAD } from "@switchyard/expert-cache";
-import { BUNDLED_MODEL_DIR, DEFAULT_DENSE_THREADS, DEFAULT_EXPERT_THREADS } from "@switchyard/model";
+import { BUNDLED_MODEL_DIR, DEFAULT_EXPERT_THREADS } from "@switchyard/model";
 import { parseExpertBudget } from "@switchyard/worker";
 
 /** Raw → resolved worker configuration (environment variables listed in the README). */
@@ -34,7 +34,8 @@ export const workerConfigSchema = z.strictObject({
   port: port.default(0),
   advertiseHost: z.string().min(1).optional(),
   heartbeatMs: intInRange(50, 60_000).default(DEFAULT_HEARTBEAT_MS),
-  denseThreads: intInRange(1, 256).default(DEFAULT_DENSE_THREADS),
+  /** Default: min(4, cores), or one fewer under an expert budget (the expert device takes a core). */
+  denseThreads: intInRange(1, 256).optional(),
   expertThreads: intInRange(1, 256).default(DEFAULT_EXPERT_THREADS),
   /** "all" (default): every held expert stays loaded; "50%" or "12MiB": an expert device under that budget. */
   expertBudget: z.string().default("all"),

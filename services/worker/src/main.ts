@@ -1,6 +1,6 @@
 import { createNatsBus, subjects as makeSubjects } from "@switchyard/bus";
 import { runService } from "@switchyard/config";
-import { createOnnxModel } from "@switchyard/model";
+import { DEFAULT_DENSE_THREADS, DEFAULT_DENSE_THREADS_WITH_DEVICE, createOnnxModel } from "@switchyard/model";
 import type { Heartbeat } from "@switchyard/scheduler";
 import { createWorkerClients, startWorkerServer } from "@switchyard/transport";
 import { createWorkerCache, createWorkerRuntime, parseExpertBudget, trafficTotals } from "@switchyard/worker";
@@ -13,7 +13,9 @@ runService("worker", async () => {
   const subjects = makeSubjects(cfg.subjectPrefix);
   const bus = await createNatsBus({ servers: cfg.nats, name: `switchyard-worker ${cfg.id}` });
   // Experts are loaded when the scheduler assigns them (SetExperts), not at start.
-  const parts = await createOnnxModel({ dir: cfg.modelDir, experts: () => false, denseThreads: cfg.denseThreads, expertThreads: cfg.expertThreads });
+  const budget = parseExpertBudget(cfg.expertBudget);
+  const denseThreads = cfg.denseThreads ?? (budget ? DEFAULT_DENSE_THREADS_WITH_DEVICE : DEFAULT_DENSE_THREADS);
+  const parts = await createOnnxModel({ dir: cfg.modelDir, experts: () => false, denseThreads, expertThreads: cfg.expertThreads });
   const peers = createWorkerClients();
   bus.subscribe(subjects.heartbeat, (p) => {
     const hb = p as unknown as Heartbeat;
@@ -23,7 +25,6 @@ runService("worker", async () => {
     const id = (p as { workerId?: string })?.workerId;
     if (id) peers.remove(id);
   });
-  const budget = parseExpertBudget(cfg.expertBudget);
   // Under a budget, experts live on an expert device with a predictive (or LRU/LFU) cache.
   const residency = budget ? createWorkerCache({ modelDir: cfg.modelDir, manifest: parts.manifest, budget, policy: cfg.cachePolicy, lookahead: cfg.cacheLookahead, threads: cfg.expertThreads }) : undefined;
   if (budget) log(`expert cache: ${cfg.cachePolicy}, budget ${cfg.expertBudget}, lookahead ${cfg.cacheLookahead}`);

@@ -13,7 +13,7 @@
  *     budget, more runnable requests than fit in a tick: distinct experts per tick and
  *     throughput.
  *
- *   npm run bench:cache -- [--steps 6] [--skip-replay] [--skip-live] [--skip-batching] [--requests 32]
+ *   npm run bench:cache -- [--steps 6] [--skip-replay] [--skip-live] [--skip-batching] [--requests 32] [--tick-images 2]
  */
 import { parseArgs } from "node:util";
 import { join } from "node:path";
@@ -30,6 +30,7 @@ const { values: flags } = parseArgs({
     lookahead: { type: "string", default: String(DEFAULT_LOOKAHEAD) },
     steps: { type: "string", default: "6" },
     requests: { type: "string", default: "32" },
+    "tick-images": { type: "string", default: "2" },
     "skip-replay": { type: "boolean", default: false },
     "skip-live": { type: "boolean", default: false },
     "skip-batching": { type: "boolean", default: false },
@@ -67,18 +68,25 @@ if (!flags["skip-live"]) {
   const summary: string[] = [];
   try {
     for (const batch of BATCHES) {
-      const base1 = await bench.run({ policy: undefined, budgetFraction: 1, batch }, steps, 1);
+      // Two all-resident references, before and after the batch's group: on the expert
+      // device with the same threads (what the cache itself costs), and a worker without a
+      // budget (experts on the main thread, all cores for dense parts).
+      const dev1 = await bench.run({ policy: undefined, budgetFraction: 1, batch }, steps, 1);
+      const main1 = await bench.run({ policy: undefined, budgetFraction: 1, batch, mainThread: true }, steps, 1);
       const results: LiveResult[] = [];
       for (const f of FRACTIONS) for (const policy of POLICIES) results.push(await bench.run({ policy, budgetFraction: f, batch }, steps, 1));
-      const base2 = await bench.run({ policy: undefined, budgetFraction: 1, batch }, steps, 1);
-      const baseMs = (median(base1.stepMs) + median(base2.stepMs)) / 2;
-      rows.push([batch, "100%", "all-resident", (base1.stats.needed / base1.stats.layerRuns).toFixed(1), "100.0%", "0.00", "0.00", (base1.stats.stallMs / base1.ticks).toFixed(1), baseMs.toFixed(1), "1.00", "", ""]);
+      const dev2 = await bench.run({ policy: undefined, budgetFraction: 1, batch }, steps, 1);
+      const main2 = await bench.run({ policy: undefined, budgetFraction: 1, batch, mainThread: true }, steps, 1);
+      const baseMs = (median(dev1.stepMs) + median(dev2.stepMs)) / 2;
+      const mainMs = (median(main1.stepMs) + median(main2.stepMs)) / 2;
+      rows.push([batch, "100%", "all-resident", (dev1.stats.needed / dev1.stats.layerRuns).toFixed(1), "100.0%", "0.00", "0.00", (dev1.stats.stallMs / dev1.ticks).toFixed(1), baseMs.toFixed(1), "1.00", (baseMs / mainMs).toFixed(2), "", ""]);
+      rows.push([batch, "100%", "no budget", "", "", "", "", "", mainMs.toFixed(1), (mainMs / baseMs).toFixed(2), "1.00", "", ""]);
       for (const r of results) {
         const s = r.stats;
         const ms = median(r.stepMs);
         rows.push([
           batch, `${r.config.budgetFraction * 100}%`, r.config.policy!, (s.needed / s.layerRuns).toFixed(1), pct(s.hits / s.needed), mib(s.bytesLoaded / r.ticks), mib(s.wastedBytes / r.ticks),
-          (s.stallMs / r.ticks).toFixed(1), ms.toFixed(1), (ms / baseMs).toFixed(2),
+          (s.stallMs / r.ticks).toFixed(1), ms.toFixed(1), (ms / baseMs).toFixed(2), (ms / mainMs).toFixed(2),
           s.predicted ? pct(s.predictedHits / s.predicted) : "", s.predicted ? pct(s.predictedHits / s.needed) : "",
         ]);
       }
@@ -92,7 +100,8 @@ if (!flags["skip-live"]) {
     await bench.close();
   }
   console.log(`\n# 2. live: one worker's ${m.architecture.numLayers * m.moe.numExperts} experts on an expert device, ${steps} euler steps with CFG per request, warm cache (a warm-up set first); per tick`);
-  console.log(table(["batch", "budget", "policy", "distinct/layer", "hit", "MiB loaded", "MiB wasted", "stall ms", "step ms", "÷ all-resident", "precision", "recall"], rows));
+  console.log(table(["batch", "budget", "policy", "distinct/layer", "hit", "MiB loaded", "MiB wasted", "stall ms", "step ms", "÷ all-resident", "÷ no budget", "precision", "recall"], rows));
+  console.log("all-resident: every expert on the expert device, same threads; no budget: a worker without SWITCHYARD_EXPERT_BUDGET (experts on the main thread, dense threads min(4, cores))");
   console.log(summary.join("\n"));
 }
 
@@ -100,8 +109,8 @@ if (!flags["skip-batching"]) {
   const n = Number(flags.requests);
   const rows: (string | number)[][] = [];
   for (const routeAware of [false, true, false, true]) {
-    // 8 images (16 rows with CFG) per tick: more runnable requests than fit.
-    const c = await startEmbeddedCluster({ modelDir: BUNDLED_MODEL_DIR, workers: 1, port: 0, routeAware, limits: { maxTickRows: 16, maxQueued: n }, cache: { budget: { fraction: 0.5 }, policy: "predictive" } });
+    // A few images per tick (2 rows each with CFG): more runnable requests than fit.
+    const c = await startEmbeddedCluster({ modelDir: BUNDLED_MODEL_DIR, workers: 1, port: 0, routeAware, limits: { maxTickRows: 2 * Number(flags["tick-images"]), maxQueued: n }, cache: { budget: { fraction: 0.5 }, policy: "predictive" } });
     const client = createClient({ address: c.address });
     try {
       const t0 = performance.now();
@@ -114,6 +123,6 @@ if (!flags["skip-batching"]) {
       await c.stop();
     }
   }
-  console.log(`\n# 3. route-aware batching: ${n} requests (1 image, ${flags.steps} steps, CFG) at once, ≤ 8 images per tick, 1 worker, 50% predictive budget (two runs each, alternating)`);
+  console.log(`\n# 3. route-aware batching: ${n} requests (1 image, ${flags.steps} steps, CFG) at once, ≤ ${flags["tick-images"]} images per tick, 1 worker, 50% predictive budget (two runs each, alternating)`);
   console.log(table(["route-aware", "ticks", "distinct/layer per tick", "MiB loaded/tick", "req/s", "seconds"], rows));
 }

@@ -6,17 +6,20 @@
  * sampler steps each with CFG; a tick is one step of every request of the set.
  */
 import { join } from "node:path";
-import { type CacheStats, type ClassPriors, addRouting, classPriorsFromTrace, createResidency, emptyPrediction } from "@switchyard/expert-cache";
+import { type CacheStats, type ClassPriors, type ExpertDevice, addRouting, classPriorsFromTrace, createResidency, emptyPrediction } from "@switchyard/expert-cache";
 import { type Engine, createBatchedExecutor, createEngine } from "@switchyard/engine";
-import { type ModelParts, createOnnxModel, createThreadExpertDevice } from "@switchyard/model";
+import { DEFAULT_DENSE_THREADS_WITH_DEVICE, type ModelParts, createOnnxModel, createThreadExpertDevice } from "@switchyard/model";
 import type { Manifest } from "@switchyard/manifest";
 import { readTrace } from "@switchyard/placement";
 import { advance, gaussianNoise, initState, nextEval, type SamplerState } from "@switchyard/sampler";
 
 export interface LiveConfig {
-  readonly policy: string | undefined; // undefined = all resident
+  /** undefined: all resident (on the expert device, or with `mainThread` on the engine's own sessions). */
+  readonly policy: string | undefined;
   readonly budgetFraction: number;
   readonly batch: number;
+  /** All resident the way a worker without a budget runs: experts on the main thread, default dense threads. */
+  readonly mainThread?: boolean;
 }
 
 export interface LiveResult {
@@ -35,8 +38,22 @@ export interface LiveBench {
 
 const GUIDANCE = 2;
 
+/** Stands in where the engine runs experts itself (the residency only counts ticks). */
+const nullDevice: ExpertDevice = {
+  stage: async () => ({ ms: 0, bytes: 0 }),
+  load: async () => ({ ms: 0 }),
+  evict: async () => undefined,
+  run: async () => {
+    throw new Error("not used");
+  },
+  residentIds: async () => [],
+  close: async () => undefined,
+};
+
 export async function createLiveBench(dir: string): Promise<LiveBench> {
-  const parts: ModelParts = await createOnnxModel({ dir, experts: () => false });
+  // Dense threads as a worker uses them: one fewer beside an expert device.
+  const parts: ModelParts = await createOnnxModel({ dir, experts: () => false, denseThreads: DEFAULT_DENSE_THREADS_WITH_DEVICE });
+  const whole: ModelParts = await createOnnxModel({ dir });
   const m = parts.manifest;
   const L = m.architecture.numLayers;
   const E = m.moe.numExperts;
@@ -77,6 +94,13 @@ export async function createLiveBench(dir: string): Promise<LiveBench> {
     manifest: m,
     expertBytes: sizeOf(0),
     async run(config, steps, seed) {
+      if (config.mainThread) {
+        const stepMs: number[] = [];
+        const none = createResidency({ device: nullDevice, layers: L, experts: E, sizeOf });
+        await serve(createEngine({ parts: whole, maxBatchRows: Number.MAX_SAFE_INTEGER }), none, config.batch, steps, seed + 1000, false, []);
+        await serve(createEngine({ parts: whole, maxBatchRows: Number.MAX_SAFE_INTEGER }), none, config.batch, steps, seed, false, stepMs);
+        return { config, ticks: steps, stepMs, stats: none.stats() };
+      }
       const device = createThreadExpertDevice({ dir, manifest: m });
       const budgetBytes = config.policy ? Math.floor(config.budgetFraction * L * E) * sizeOf(0) : undefined;
       const residency = createResidency({ device, layers: L, experts: E, sizeOf, budgetBytes, policy: config.policy ?? "lru" });
@@ -97,6 +121,9 @@ export async function createLiveBench(dir: string): Promise<LiveBench> {
         await residency.close();
       }
     },
-    close: () => parts.close(),
+    close: async () => {
+      await parts.close();
+      await whole.close();
+    },
   };
 }
