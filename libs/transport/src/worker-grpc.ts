@@ -72,9 +72,42 @@ export interface WorkerServer {
   stop(): Promise<void>;
 }
 
+/**
+ * HTTP/2 flow-control window of data-plane connections. At the default 64 KiB a sender
+ * stops every 64 KiB until the receiver's event loop (busy with a layer's compute)
+ * acknowledges; a layer's exchange is ~1-2 MiB per peer.
+ */
+export const DATA_PLANE_FLOW_CONTROL_WINDOW = 32 * 1024 * 1024;
+
+/**
+ * grpc-js sets no receive window on servers (grpc-node PR #3058 is open): raise the
+ * per-stream window in the settings its HTTP/2 servers are created with, and the
+ * connection window of every session. Relies on grpc-js internals; without them the
+ * defaults stay (slower, not wrong).
+ */
+function widenServerWindows(server: grpc.Server): void {
+  const internals = server as unknown as { commonServerOptions?: { settings?: Record<string, unknown> } };
+  if (internals.commonServerOptions) {
+    internals.commonServerOptions.settings = { ...(internals.commonServerOptions.settings ?? {}), initialWindowSize: DATA_PLANE_FLOW_CONTROL_WINDOW };
+  }
+}
+function widenSessionWindows(server: grpc.Server): void {
+  const internals = server as unknown as { http2Servers?: Map<import("node:events").EventEmitter, unknown> };
+  for (const h of internals.http2Servers?.keys() ?? []) {
+    h.on("session", (session: import("node:http2").Http2Session) => {
+      try {
+        session.setLocalWindowSize(DATA_PLANE_FLOW_CONTROL_WINDOW);
+      } catch {
+        // an older Node without setLocalWindowSize: keep the default window
+      }
+    });
+  }
+}
+
 export async function startWorkerServer(handler: WorkerHandler, options: { host?: string; port?: number } = {}): Promise<WorkerServer> {
   const contracts = loadContracts();
   const server = new grpc.Server({ "grpc.max_receive_message_length": DATA_PLANE_MAX_MESSAGE_BYTES, "grpc.max_send_message_length": DATA_PLANE_MAX_MESSAGE_BYTES });
+  widenServerWindows(server);
   server.addService(contracts.worker, {
     RunTick: unary(async (w: WireTick) => {
       const r = await handler.runTick(decodeTick(w));
@@ -94,6 +127,7 @@ export async function startWorkerServer(handler: WorkerHandler, options: { host?
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(`${host}:${options.port ?? 0}`, grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(new SwitchyardError(`worker cannot listen on ${host}:${options.port}: ${e.message}`, Code.Unavailable)) : resolve(p))),
   );
+  widenSessionWindows(server);
   return {
     port,
     address: `${host}:${port}`,
@@ -149,6 +183,7 @@ export function createWorkerClients(): WorkerClients {
         c: new Ctor(address, grpc.credentials.createInsecure(), {
           "grpc.max_receive_message_length": DATA_PLANE_MAX_MESSAGE_BYTES,
           "grpc.max_send_message_length": DATA_PLANE_MAX_MESSAGE_BYTES,
+          "grpc-node.flow_control_window": DATA_PLANE_FLOW_CONTROL_WINDOW,
         }) as never,
       });
     },

@@ -6,7 +6,8 @@
  *     (Poisson arrivals, same seed), with p50/p99 request latency of both;
  *  3. bytes moved between workers per generated image.
  *
- *   npm run bench:runtime -- [--rounds 5] [--requests 24] [--rate 3] [--steps 10]
+ *   npm run bench:runtime -- [--rounds 5] [--requests 24] [--rate 3] [--steps 10] [--batches 1,8,32]
+ *                             [--worker-env SWITCHYARD_EXPERT_BUDGET=100%,...] [--skip-load]
  * Needs nats-server (the workers are real processes).
  */
 import { parseArgs } from "node:util";
@@ -29,8 +30,14 @@ const { values: flags } = parseArgs({
     rate: { type: "string", default: "3" },
     steps: { type: "string", default: "10" },
     batches: { type: "string", default: "1,8,32" },
+    "worker-env": { type: "string", default: "" },
+    "skip-load": { type: "boolean", default: false },
   },
 });
+/** Extra worker settings, e.g. --worker-env SWITCHYARD_EXPERT_BUDGET=100%. */
+const workerEnv: Record<string, string> = Object.fromEntries(
+  flags["worker-env"]!.split(",").filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]),
+);
 const rounds = Number(flags.rounds);
 const P = 784;
 
@@ -142,9 +149,10 @@ async function main(): Promise<void> {
     return;
   }
   const prefix = "bench";
-  const batched = await startProcessCluster({ modelDir: BUNDLED_MODEL_DIR, workers: 2, subjectPrefix: prefix, env: { SWITCHYARD_DENSE_THREADS: "1" } });
+  const batched = await startProcessCluster({ modelDir: BUNDLED_MODEL_DIR, workers: 2, subjectPrefix: prefix, env: { SWITCHYARD_DENSE_THREADS: "1", ...workerEnv } });
   try {
     await stepLatency(batched, prefix);
+    if (flags["skip-load"]) return;
     const bus = await createNatsBus({ servers: batched.nats, name: "bench-stats" });
     const clients = await workerClients(bus, prefix);
     const before = await bytesMoved(clients, ["worker-0", "worker-1"]);
@@ -153,7 +161,7 @@ async function main(): Promise<void> {
     clients.close();
     await bus.close();
     await batched.stop();
-    const seq = await startProcessCluster({ modelDir: BUNDLED_MODEL_DIR, workers: 2, subjectPrefix: prefix, env: { SWITCHYARD_DENSE_THREADS: "1", SWITCHYARD_MAX_REQUESTS_PER_TICK: "1" } });
+    const seq = await startProcessCluster({ modelDir: BUNDLED_MODEL_DIR, workers: 2, subjectPrefix: prefix, env: { SWITCHYARD_DENSE_THREADS: "1", SWITCHYARD_MAX_REQUESTS_PER_TICK: "1", ...workerEnv } });
     const s = await offeredLoad(seq.address);
     await seq.stop();
     console.log(`\n# same offered load: ${flags.requests} requests (1-3 images, ${flags.steps} euler steps, guidance 2), Poisson at ${flags.rate}/s`);
