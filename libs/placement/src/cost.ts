@@ -157,3 +157,65 @@ export function placementCost(trace: Trace, p: Placement, o: CostOptions): Place
     homes,
   };
 }
+
+export interface BoundOptions {
+  readonly hidden: number;
+  /** Experts per worker per layer (no replicas): E/W by default, as the solvers enforce. */
+  readonly capacity?: number;
+  /**
+   * "request": an image keeps one home for its whole run (as `placementCost` assumes);
+   * "step": homes may change every step (as the runtime's affinity re-homing may).
+   */
+  readonly homesPer?: "request" | "step";
+  readonly bytesPerFloat?: number;
+}
+
+export interface CostBound {
+  readonly rowsBackPerImage: number;
+  readonly rowsOutPerImage: number;
+  readonly bytesPerImage: number;
+}
+
+/**
+ * A lower bound on dispatch-and-return bytes per image that holds for every placement
+ * with at most `capacity` experts of a layer per worker and every homing, balance
+ * ignored (a relaxation). Per image (or image step) and layer, its home holds at most
+ * `capacity` experts, so at least the assignments outside the `capacity` experts it
+ * uses most are remote (rows back); a token with r remote assignments needs at least
+ * one row out, and r ≤ K, so rows out ≥ rows back ÷ K.
+ */
+export function crossWorkerLowerBound(trace: Trace, workers: number, o: BoundOptions): CostBound {
+  const E = trace.experts;
+  const L = trace.layers;
+  const K = trace.topK;
+  const per = trace.tokens * K;
+  const cap = o.capacity ?? Math.ceil(E / workers);
+  if (!(Number.isInteger(workers) && workers >= 1)) throw new SwitchyardError(`workers ${workers} must be an integer >= 1`, Code.InvalidArgument, { field: "workers" });
+  if (!(Number.isInteger(cap) && cap >= 1)) throw new SwitchyardError(`capacity ${cap} must be an integer >= 1`, Code.InvalidArgument, { field: "capacity" });
+  // counts per group (request, or request/step) and layer
+  const groups = new Map<string, Float64Array>();
+  for (let i = 0; i < trace.records; i++) {
+    const key = o.homesPer === "step" ? `${trace.request[i]}/${trace.step[i]}` : String(trace.request[i]);
+    let c = groups.get(key);
+    if (!c) groups.set(key, (c = new Float64Array(L * E)));
+    for (let l = 0; l < L; l++) {
+      const base = (i * L + l) * per;
+      for (let j = 0; j < per; j++) c[l * E + trace.routing[base + j]!]! += 1;
+    }
+  }
+  let back = 0;
+  for (const c of groups.values())
+    for (let l = 0; l < L; l++) {
+      const row = Array.from(c.subarray(l * E, (l + 1) * E)).sort((a, b) => b - a);
+      let all = 0;
+      let kept = 0;
+      row.forEach((v, idx) => {
+        all += v;
+        if (idx < cap) kept += v;
+      });
+      back += all - kept;
+    }
+  const images = requestsOf(trace);
+  const out = back / K;
+  return { rowsBackPerImage: back / images, rowsOutPerImage: out / images, bytesPerImage: ((back + out) * o.hidden * (o.bytesPerFloat ?? 4)) / images };
+}

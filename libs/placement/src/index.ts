@@ -2,7 +2,7 @@ export { parseTrace, readTrace, parseNpyTrace } from "./trace";
 export type { Trace } from "./trace";
 export { contiguousPlacement, roundRobinPlacement, loadGreedyPlacement, expertLoad, transitions } from "./placement";
 export type { Placement } from "./placement";
-export { placementCost, chooseHomes, DEFAULT_HOMING_SLACK } from "./cost";
+export { placementCost, chooseHomes, crossWorkerLowerBound, DEFAULT_HOMING_SLACK } from "./cost";
 export type { PlacementCost, CostOptions, HomingPolicy } from "./cost";
 export { solveExact, solveHeuristic, solvePlacement, SOLVERS, DEFAULT_BALANCE, DEFAULT_ROUNDS, DEFAULT_LAYER_TIME_LIMIT_S } from "./solve";
 export type { SolveOptions, SolveResult, SolverName } from "./solve";
@@ -10,3 +10,4 @@ export { PLAN_FORMAT, planFileSchema, toPlanFile, parsePlanFile, diffPlans } fro
 export type { PlanFile } from "./plan-file";
 export { traceStats } from "./stats";
 export type { TraceStats } from "./stats";
+export type { BoundOptions, CostBound } from "./cost";

@@ -1,6 +1,6 @@
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { type Placement, type Trace, contiguousPlacement, expertLoad, loadGreedyPlacement, placementCost, readTrace, solveExact, solveHeuristic } from "./index";
+import { type Placement, type Trace, contiguousPlacement, crossWorkerLowerBound, expertLoad, loadGreedyPlacement, placementCost, readTrace, solveExact, solveHeuristic } from "./index";
 
 const MODEL = new URL("../../../models/dit-moe-fmnist", import.meta.url).pathname;
 
@@ -82,4 +82,23 @@ describe("solvers", () => {
     expect(mine.bytesPerImage).toBeLessThan(contiguous.bytesPerImage);
     expect(mine.bytesPerImage).toBeLessThan(greedy.bytesPerImage);
   });
+});
+
+describe("lower bound on cross-worker bytes", () => {
+  it("is 0 where a plan crosses nothing, and never above any plan's cost", async () => {
+    const { trace } = planted(4, 16, 3, 5);
+    expect(crossWorkerLowerBound(trace, 4, { hidden: 8 }).bytesPerImage).toBe(0);
+    const real = readTrace(join(MODEL, "traces/solve.safetensors"));
+    for (const W of [2, 4, 8]) {
+      const lb = crossWorkerLowerBound(real, W, { hidden: 128 });
+      const lbStep = crossWorkerLowerBound(real, W, { hidden: 128, homesPer: "step" });
+      expect(lbStep.bytesPerImage).toBeLessThanOrEqual(lb.bytesPerImage); // fewer constraints, weaker bound
+      const solved = await solveHeuristic(real, { workers: W });
+      for (const p of [solved.placement, contiguousPlacement(W, real.layers, real.experts), loadGreedyPlacement(real, W)]) {
+        const c = placementCost(real, p, { hidden: 128 });
+        expect(lb.bytesPerImage).toBeLessThanOrEqual(c.bytesPerImage);
+        expect(lb.rowsBackPerImage).toBeLessThanOrEqual(c.rowsBackPerImage);
+      }
+    }
+  }, 60_000);
 });

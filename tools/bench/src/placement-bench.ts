@@ -19,7 +19,7 @@ import { createClient } from "@switchyard/client";
 import { startProcessCluster } from "@switchyard/cluster";
 import { BUNDLED_MODEL_DIR } from "@switchyard/manifest";
 import {
-  type Trace, contiguousPlacement, loadGreedyPlacement, placementCost, readTrace, solveExact, solveHeuristic, toPlanFile,
+  type Trace, contiguousPlacement, crossWorkerLowerBound, loadGreedyPlacement, placementCost, readTrace, solveExact, solveHeuristic, toPlanFile,
 } from "@switchyard/placement";
 import { createRng } from "@switchyard/sampler";
 import { table } from "./stats";
@@ -31,6 +31,7 @@ const holdout = readTrace(join(BUNDLED_MODEL_DIR, "traces/holdout.safetensors"))
 
 async function offline(): Promise<void> {
   const rows: (string | number)[][] = [];
+  const bounds: string[] = [];
   for (const W of [2, 4, 8]) {
     const t0 = performance.now();
     const solved = await solveExact(solveTrace, { workers: W });
@@ -40,6 +41,10 @@ async function offline(): Promise<void> {
     const h = placementCost(holdout, heur.placement, { hidden: 128 });
     const c = placementCost(holdout, contiguousPlacement(W, 6, 32), { hidden: 128 });
     const g = placementCost(holdout, loadGreedyPlacement(solveTrace, W), { hidden: 128 });
+    // No plan with E/W experts per worker per layer can do better than these, whatever the homes.
+    const lbReq = crossWorkerLowerBound(holdout, W, { hidden: 128, homesPer: "request" });
+    const lbStep = crossWorkerLowerBound(holdout, W, { hidden: 128, homesPer: "step" });
+    bounds.push(`${W} workers: ≥ ${mib(lbReq.bytesPerImage)} MiB/image with a home per image (${(lbReq.bytesPerImage / c.bytesPerImage).toFixed(3)} × contiguous; the solver is at ${(s.bytesPerImage / lbReq.bytesPerImage).toFixed(2)} × the bound), ≥ ${mib(lbStep.bytesPerImage)} with homes changing every step (${(lbStep.bytesPerImage / c.bytesPerImage).toFixed(3)} × contiguous)`);
     rows.push([
       W, mib(s.bytesPerImage), mib(c.bytesPerImage), mib(g.bytesPerImage), (s.bytesPerImage / c.bytesPerImage).toFixed(3), (s.bytesPerImage / g.bytesPerImage).toFixed(3),
       s.imbalance.toFixed(3), mib(s.tokenStaysBytesPerImage), secs.toFixed(2),
@@ -48,6 +53,8 @@ async function offline(): Promise<void> {
   }
   console.log("# held-out requests (traces/holdout), dispatch-and-return MiB per image (20 steps, CFG), solver = exact (HiGHS per layer, alternating homes)");
   console.log(table(["workers", "solver", "contiguous", "load-greedy", "÷contig", "÷greedy", "imbalance", "token-stays", "solve s", "heuristic gap (solve / holdout)"], rows));
+  console.log("lower bound for any plan (E/W experts per worker per layer, any homing, balance relaxed; crossWorkerLowerBound):");
+  for (const b of bounds) console.log(`  ${b}`);
 }
 
 /** Synthetic LLM-style trace: tokens with Zipf-skewed experts and inter-layer chains. */

@@ -2,7 +2,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { createNatsBus, subjects as makeSubjects } from "@switchyard/bus";
 import { Code, SwitchyardError } from "@switchyard/errors";
 import {
-  type Placement, type PlanFile, type Trace, contiguousPlacement, diffPlans, parseNpyTrace, parsePlanFile, placementCost, readTrace, solvePlacement,
+  type Placement, type PlanFile, type Trace, contiguousPlacement, crossWorkerLowerBound, diffPlans, parseNpyTrace, parsePlanFile, placementCost, readTrace, solvePlacement,
   toPlanFile, traceStats,
 } from "@switchyard/placement";
 import { num, str } from "../args";
@@ -98,11 +98,13 @@ export async function runPlacement(flags: Record<string, unknown>, positionals: 
         ["plan", placementCost(trace, placement, { hidden })],
         ["contiguous", placementCost(trace, contiguousPlacement(placement.workers, trace.layers, trace.experts), { hidden })],
       ] as const;
-      if (json) return console.log(JSON.stringify(Object.fromEntries(rows.map(([n, c]) => [n, { ...c, homes: undefined }])), null, 1));
+      const bound = crossWorkerLowerBound(trace, placement.workers, { hidden });
+      if (json) return console.log(JSON.stringify({ ...Object.fromEntries(rows.map(([n, c]) => [n, { ...c, homes: undefined }])), lowerBound: bound }, null, 1));
       console.log(`plan ${plan.solver ?? ""} v${plan.version ?? "-"} on ${trace.records} records (${rows[0][1].images} images):`);
       for (const [n, c] of rows) {
         console.log(`  ${n.padEnd(10)} dispatch-and-return ${mib(c.bytesPerImage)}/image (${c.rowsOutPerImage.toFixed(0)} rows out, ${c.rowsBackPerImage.toFixed(0)} back)  token-stays ${mib(c.tokenStaysBytesPerImage)}/image  imbalance ${c.imbalance.toFixed(3)} (mean ${c.meanImbalance.toFixed(3)})`);
       }
+      console.log(`  no plan with ${Math.ceil(trace.experts / placement.workers)} experts per worker per layer can move less than ${mib(bound.bytesPerImage)}/image (lower bound, one home per image)`);
       return;
     }
     case "diff": {
