@@ -10,7 +10,7 @@ import { BUNDLED_MODEL_DIR, type ModelParts, createOnnxModel } from "@switchyard
 import { maxAbsDiff } from "@switchyard/tensor";
 import { createNatsBus, subjects as makeSubjects } from "@switchyard/bus";
 import { natsServerAvailable } from "@switchyard/bus/testing";
-import { contiguousPlacement, readTrace, solveHeuristic, toPlanFile } from "@switchyard/placement";
+import { addReplicas, contiguousPlacement, readTrace, solveHeuristic, toPlanFile } from "@switchyard/placement";
 import { startEmbeddedCluster, startProcessCluster } from "./index";
 import { rejection as failure } from "@switchyard/errors/testing";
 
@@ -267,7 +267,9 @@ describe.skipIf(!haveNats)("live placement change (processes)", () => {
       const s = makeSubjects(prefix);
       const kv = await bus.kv(s.plansBucket);
       const trace = readTrace(join(BUNDLED_MODEL_DIR, "traces/solve.safetensors"));
-      const solved = toPlanFile((await solveHeuristic(trace, { workers: 2 })).placement, "dit-moe-fmnist", ["worker-0", "worker-1"], "heuristic");
+      // the solved plan carries redundant copies of its two hottest experts per layer
+      const solved = toPlanFile(addReplicas(trace, (await solveHeuristic(trace, { workers: 2 })).placement, 2), "dit-moe-fmnist", ["worker-0", "worker-1"], "heuristic");
+      expect(solved.replicas?.flat().some((r) => r.length > 0)).toBe(true);
       const ps: GenerateParams[] = Array.from({ length: 6 }, (_, i) => ({ label: i, count: 1, steps: 8, sampler: i % 2 ? "heun" : "euler", guidance: 2, seed: 100 + i }));
       const runs = ps.map((p) => client.generateImages(p));
       await new Promise((r) => setTimeout(r, 800));
@@ -280,11 +282,15 @@ describe.skipIf(!haveNats)("live placement change (processes)", () => {
       // the scheduler put both plans in force (it switches at its next tick boundary, idle or not)
       const want = (f: typeof solved) => f.owners.flatMap((row) => row.map((w) => f.workers[w])).join(",");
       let inForce: string[] = [];
+      let withCopies = false;
       for (let i = 0; i < 50 && inForce.at(-1) !== want(contiguous); i++) {
         await new Promise((r) => setTimeout(r, 200));
-        inForce = (await kv.history(`${s.planKey("dit-moe-fmnist")}.in-force`)).map((e) => (e.value as { owners: string[] }).owners.join(","));
+        const hist = await kv.history(`${s.planKey("dit-moe-fmnist")}.in-force`);
+        inForce = hist.map((e) => (e.value as { owners: string[] }).owners.join(","));
+        withCopies = hist.some((e) => ((e.value as { replicas?: string[][] }).replicas ?? []).some((r) => r.length > 0));
       }
       expect(inForce).toContain(want(solved));
+      expect(withCopies).toBe(true);
       expect(inForce.at(-1)).toBe(want(contiguous));
     } finally {
       await bus.close();

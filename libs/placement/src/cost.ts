@@ -1,5 +1,5 @@
 import { Code, SwitchyardError } from "@switchyard/errors";
-import type { Placement } from "./placement";
+import { type Placement, copiesOf, servingCopy } from "./placement";
 import type { Trace } from "./trace";
 
 /**
@@ -76,7 +76,7 @@ export function chooseHomes(trace: Trace, p: Placement, policy: HomingPolicy = "
     const s = score[trace.request[i]!]!;
     for (let l = 0; l < trace.layers; l++) {
       const base = (i * trace.layers + l) * per;
-      for (let j = 0; j < per; j++) s[p.owner[l * p.experts + trace.routing[base + j]!]!]! += 1;
+      for (let j = 0; j < per; j++) for (const w of copiesOf(p, l * p.experts + trace.routing[base + j]!)) s[w]! += 1;
     }
   }
   const cap = Math.ceil((R / W) * (1 + slack));
@@ -121,7 +121,7 @@ export function placementCost(trace: Trace, p: Placement, o: CostOptions): Place
         if (prevLoc >= 0 && prevLoc !== loc) stayFloats += D;
         prevLoc = loc;
         for (let k = 0; k < K; k++) {
-          const w = p.owner[l * E + trace.routing[base + k]!]!;
+          const w = servingCopy(copiesOf(p, l * E + trace.routing[base + k]!), h, i * trace.tokens + tok);
           load[l]![w]! += 1;
           total++;
           if (k > 0 && w !== loc) stayFloats += 2 * D;

@@ -1,6 +1,6 @@
 export { parseTrace, readTrace, parseNpyTrace } from "./trace";
 export type { Trace } from "./trace";
-export { contiguousPlacement, roundRobinPlacement, loadGreedyPlacement, expertLoad, transitions } from "./placement";
+export { contiguousPlacement, roundRobinPlacement, loadGreedyPlacement, expertLoad, transitions, addReplicas, copiesOf, servingCopy } from "./placement";
 export type { Placement } from "./placement";
 export { placementCost, chooseHomes, crossWorkerLowerBound, DEFAULT_HOMING_SLACK } from "./cost";
 export type { PlacementCost, CostOptions, HomingPolicy } from "./cost";

@@ -3,13 +3,83 @@ import type { Trace } from "./trace";
 
 /**
  * A placement: which worker owns each expert. `owner[layer * experts + e]` is a worker
- * index in 0..workers-1 (one copy per expert; replicas come with the solver).
+ * index in 0..workers-1. `replicas[layer * experts + e]`, when present, lists the other
+ * workers holding a redundant copy (DeepSeek EPLB-style) of a heavily loaded expert.
+ *
+ * Dispatch with copies: a home that holds a copy uses it; other homes spread the
+ * expert's rows over its copies by token (row index modulo the number of copies).
  */
 export interface Placement {
   readonly workers: number;
   readonly layers: number;
   readonly experts: number;
   readonly owner: Int32Array;
+  readonly replicas?: readonly (readonly number[])[];
+}
+
+/** Workers holding global expert g: the owner first, then its replicas. */
+export function copiesOf(p: Placement, g: number): readonly number[] {
+  const r = p.replicas?.[g];
+  return r && r.length ? [p.owner[g]!, ...r] : [p.owner[g]!];
+}
+
+/** The worker that serves an assignment of row `row` from `home` (see Placement). */
+export function servingCopy(copies: readonly number[], home: number, row: number): number {
+  if (copies.length === 1) return copies[0]!;
+  return copies.includes(home) ? home : copies[row % copies.length]!;
+}
+
+/**
+ * EPLB-style redundant copies (DeepSeek's expert-parallel load balancer) on top of any
+ * placement: per layer, `slots` times, the heaviest expert (load per copy) on the most
+ * loaded worker gets another copy on the least loaded worker that has room (at most
+ * ceil(slots / W) extra experts per worker per layer) and no copy yet. Load per copy
+ * assumes rows spread evenly over copies.
+ */
+export function addReplicas(trace: Trace, p: Placement, slots: number): Placement {
+  if (!Number.isInteger(slots) || slots < 0) throw new SwitchyardError(`replicas ${slots} must be an integer >= 0`, Code.InvalidArgument, { field: "replicas" });
+  const W = p.workers;
+  const E = p.experts;
+  const extra = Math.ceil(slots / W);
+  const replicas: number[][] = Array.from({ length: p.layers * E }, (_, g) => [...(p.replicas?.[g] ?? [])]);
+  if (slots === 0 || W === 1) return { ...p, replicas };
+  expertLoad(trace).forEach((load, l) => {
+    const held = new Int32Array(W);
+    for (let e = 0; e < E; e++) for (const w of replicas[l * E + e]!) held[w]!++;
+    const wl = (): Float64Array => {
+      const out = new Float64Array(W);
+      for (let e = 0; e < E; e++) {
+        const copies = [p.owner[l * E + e]!, ...replicas[l * E + e]!];
+        for (const w of copies) out[w]! += load[e]! / copies.length;
+      }
+      return out;
+    };
+    for (let s = 0; s < slots; s++) {
+      const loads = wl();
+      const order = Array.from({ length: W }, (_, w) => w).sort((a, b) => loads[b]! - loads[a]!);
+      let done = false;
+      for (const hot of order) {
+        // the heaviest expert (per copy) that this worker serves and that can get another copy
+        const cands = Array.from({ length: E }, (_, e) => e)
+          .filter((e) => p.owner[l * E + e] === hot || replicas[l * E + e]!.includes(hot))
+          .sort((a, b) => load[b]! / (1 + replicas[l * E + b]!.length) - load[a]! / (1 + replicas[l * E + a]!.length));
+        for (const e of cands) {
+          const copies = new Set([p.owner[l * E + e]!, ...replicas[l * E + e]!]);
+          let best = -1;
+          for (let w = 0; w < W; w++) if (!copies.has(w) && held[w]! < extra && (best < 0 || loads[w]! < loads[best]!)) best = w;
+          // only where it lowers the hottest worker's load without making another hotter
+          if (best < 0 || loads[best]! + load[e]! / (copies.size + 1) >= loads[hot]!) continue;
+          replicas[l * E + e]!.push(best);
+          held[best]!++;
+          done = true;
+          break;
+        }
+        if (done) break;
+      }
+      if (!done) break; // no copy lowers the peak any more (or every worker is full)
+    }
+  });
+  return { ...p, replicas };
 }
 
 function check(workers: number, layers: number, experts: number): void {

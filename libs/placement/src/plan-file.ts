@@ -19,6 +19,8 @@ export const planFileSchema = z.strictObject({
   experts: z.number().int().positive(),
   /** owners[layer][expert] = index into workers */
   owners: z.array(z.array(z.number().int().nonnegative())),
+  /** replicas[layer][expert] = indices into workers of redundant copies (EPLB-style); absent: none */
+  replicas: z.array(z.array(z.array(z.number().int().nonnegative()))).optional(),
   solver: z.string().optional(),
   createdAt: z.string().optional(),
 });
@@ -30,6 +32,9 @@ export function toPlanFile(p: Placement, model: string, workers: readonly string
   return {
     format: PLAN_FORMAT, model, workers: [...workers], layers: p.layers, experts: p.experts,
     owners: Array.from({ length: p.layers }, (_, l) => Array.from(p.owner.subarray(l * p.experts, (l + 1) * p.experts))),
+    ...(p.replicas?.some((r) => r.length > 0)
+      ? { replicas: Array.from({ length: p.layers }, (_, l) => Array.from({ length: p.experts }, (_, e) => [...(p.replicas![l * p.experts + e] ?? [])])) }
+      : {}),
     ...(solver ? { solver } : {}), createdAt: new Date().toISOString(),
   };
 }
@@ -47,7 +52,21 @@ export function parsePlanFile(raw: unknown): { plan: PlanFile; placement: Placem
       owner[l * plan.experts + e] = w;
     });
   });
-  return { plan, placement: { workers: plan.workers.length, layers: plan.layers, experts: plan.experts, owner } };
+  let replicas: number[][] | undefined;
+  if (plan.replicas) {
+    if (plan.replicas.length !== plan.layers) throw new SwitchyardError(`replicas has ${plan.replicas.length} layers, must have ${plan.layers}`, Code.InvalidArgument, { field: "replicas" });
+    replicas = [];
+    plan.replicas.forEach((row, l) => {
+      if (row.length !== plan.experts) throw new SwitchyardError(`replicas[${l}] has ${row.length} experts, must have ${plan.experts}`, Code.InvalidArgument, { field: `replicas[${l}]` });
+      row.forEach((ws, e) => {
+        const field = `replicas[${l}][${e}]`;
+        for (const w of ws) if (w >= plan.workers.length) throw new SwitchyardError(`${field} ${w} must be < ${plan.workers.length} (a worker index)`, Code.InvalidArgument, { field });
+        if (new Set([owner[l * plan.experts + e]!, ...ws]).size !== ws.length + 1) throw new SwitchyardError(`${field} must list distinct workers other than the owner`, Code.InvalidArgument, { field });
+        replicas!.push([...ws]);
+      });
+    });
+  }
+  return { plan, placement: { workers: plan.workers.length, layers: plan.layers, experts: plan.experts, owner, ...(replicas ? { replicas } : {}) } };
 }
 
 /** Experts that move between two plans (by worker id). */

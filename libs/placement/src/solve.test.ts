@@ -1,6 +1,9 @@
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { type Placement, type Trace, contiguousPlacement, crossWorkerLowerBound, expertLoad, loadGreedyPlacement, placementCost, readTrace, solveExact, solveHeuristic } from "./index";
+import {
+  type Placement, type Trace, addReplicas, contiguousPlacement, copiesOf, crossWorkerLowerBound, expertLoad, loadGreedyPlacement, parsePlanFile, placementCost, readTrace,
+  solveExact, solveHeuristic, solvePlacement, toPlanFile,
+} from "./index";
 
 const MODEL = new URL("../../../models/dit-moe-fmnist", import.meta.url).pathname;
 
@@ -100,5 +103,46 @@ describe("lower bound on cross-worker bytes", () => {
         expect(lb.rowsBackPerImage).toBeLessThanOrEqual(c.rowsBackPerImage);
       }
     }
+  }, 60_000);
+});
+
+describe("redundant copies (EPLB-style)", () => {
+  it("lower the peak load, respect per-worker room, never copy onto the owner, and round-trip through plan files", async () => {
+    const real = readTrace(join(MODEL, "traces/solve.safetensors"));
+    const W = 8;
+    const base = (await solveHeuristic(real, { workers: W })).placement;
+    const withCopies = addReplicas(real, base, W);
+    const loads = expertLoad(real);
+    const peak = (p: Placement, l: number) => {
+      const wl = new Float64Array(W);
+      for (let e = 0; e < p.experts; e++) {
+        const c = copiesOf(p, l * p.experts + e);
+        for (const w of c) wl[w]! += loads[l]![e]! / c.length;
+      }
+      return Math.max(...wl);
+    };
+    let copies = 0;
+    for (let l = 0; l < real.layers; l++) {
+      expect(peak(withCopies, l)).toBeLessThanOrEqual(peak(base, l) + 1e-9);
+      const extra = new Int32Array(W);
+      for (let e = 0; e < real.experts; e++) {
+        const g = l * real.experts + e;
+        const r = withCopies.replicas![g]!;
+        expect(r).not.toContain(withCopies.owner[g]);
+        expect(new Set(r).size).toBe(r.length);
+        for (const w of r) extra[w]!++;
+        copies += r.length;
+      }
+      expect(Math.max(...extra)).toBeLessThanOrEqual(1); // W copies over W workers: one each at most
+    }
+    expect(copies).toBeGreaterThan(0);
+    expect(addReplicas(real, base, 0).replicas!.every((r) => r.length === 0)).toBe(true);
+    const file = toPlanFile(withCopies, "m", Array.from({ length: W }, (_, i) => `w${i}`));
+    expect(parsePlanFile(JSON.parse(JSON.stringify(file))).placement).toEqual(withCopies);
+    const bad = JSON.parse(JSON.stringify(file));
+    bad.replicas[0][0] = [bad.owners[0][0]];
+    expect(() => parsePlanFile(bad)).toThrow("replicas[0][0] must list distinct workers other than the owner");
+    const eplb = await solvePlacement("eplb", real, { workers: W });
+    expect(eplb.placement.replicas!.some((r) => r.length > 0)).toBe(true);
   }, 60_000);
 });

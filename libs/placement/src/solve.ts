@@ -1,6 +1,6 @@
 import { Code, SwitchyardError } from "@switchyard/errors";
 import { chooseHomes } from "./cost";
-import { type Placement, contiguousPlacement, expertLoad, loadGreedyPlacement, roundRobinPlacement } from "./placement";
+import { type Placement, addReplicas, contiguousPlacement, expertLoad, loadGreedyPlacement, roundRobinPlacement } from "./placement";
 import type { Trace } from "./trace";
 
 /**
@@ -25,6 +25,8 @@ export interface SolveOptions {
   readonly timeLimitS?: number;
   /** Homing balance slack (as in the cost model). */
   readonly homingSlack?: number;
+  /** Redundant expert copies per layer added after solving (EPLB-style; 0: none). */
+  readonly replicas?: number;
   readonly onProgress?: (msg: string) => void;
 }
 
@@ -250,12 +252,13 @@ export async function solveExact(trace: Trace, o: SolveOptions): Promise<SolveRe
 }
 
 /** Every placement solver behind one interface; unknown names throw INVALID_ARGUMENT. */
-export const SOLVERS = ["exact", "heuristic", "contiguous", "round-robin", "load-greedy"] as const;
+export const SOLVERS = ["exact", "heuristic", "contiguous", "round-robin", "load-greedy", "eplb"] as const;
 export type SolverName = (typeof SOLVERS)[number];
 
 export async function solvePlacement(name: string, trace: Trace, o: SolveOptions): Promise<{ placement: Placement; seconds: number }> {
   const t0 = performance.now();
-  const done = (placement: Placement) => ({ placement, seconds: (performance.now() - t0) / 1000 });
+  // Any solver's plan can get redundant copies of its hottest experts (o.replicas per layer).
+  const done = (placement: Placement) => ({ placement: o.replicas ? addReplicas(trace, placement, o.replicas) : placement, seconds: (performance.now() - t0) / 1000 });
   switch (name as SolverName) {
     case "exact":
       return done((await solveExact(trace, o)).placement);
@@ -267,6 +270,8 @@ export async function solvePlacement(name: string, trace: Trace, o: SolveOptions
       return done(roundRobinPlacement(o.workers, trace.layers, trace.experts));
     case "load-greedy":
       return done(loadGreedyPlacement(trace, o.workers));
+    case "eplb": // DeepSeek's EPLB: load-only packing plus redundant copies (default one per worker per layer)
+      return done(addReplicas(trace, loadGreedyPlacement(trace, o.workers), o.replicas ? 0 : o.workers));
     default:
       throw new SwitchyardError(`solver ${JSON.stringify(name)} must be one of ${SOLVERS.join(", ")}`, Code.InvalidArgument, { field: "solver" });
   }

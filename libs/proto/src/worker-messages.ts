@@ -20,6 +20,8 @@ export interface TickRequestMsg {
   readonly planVersion: number;
   /** Owner worker id per global expert id (layer * E + e). */
   readonly owners: readonly string[];
+  /** Redundant copies per global expert (workers besides the owner); absent: none. */
+  readonly replicas?: readonly (readonly string[])[];
   /** [layers*E] images of the tick predicted to route to each global expert; absent: no prediction. */
   readonly predicted?: Int32Array;
 }

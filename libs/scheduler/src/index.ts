@@ -17,7 +17,7 @@ export { createSchedulerService } from "./service";
 export type { SchedulerService, SchedulerServiceOptions, SchedulerStats, WorkerPool, RoutingRecord } from "./service";
 export { f32ToBase64, base64ToF32 } from "./events";
 export type { SubmitMessage, SubmitReply, RequestEvent } from "./events";
-export { contiguousPlan, expertsOf, reassign } from "./plan";
+export { contiguousPlan, copyHolders, expertsOf, reassign } from "./plan";
 export type { ExpertPlan } from "./plan";
 export { createRemotePool, DEFAULT_LIVENESS_MS } from "./remote-pool";
 export type { RemotePool, RemotePoolOptions, Heartbeat } from "./remote-pool";

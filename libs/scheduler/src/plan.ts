@@ -1,14 +1,22 @@
 import { Code, SwitchyardError } from "@switchyard/errors";
 
 /**
- * Which worker holds which expert. `owners[layer * E + e]` is the worker id. (Replicas
- * and homing policies come with the placement solver.)
+ * Which worker holds which expert. `owners[layer * E + e]` is the worker id;
+ * `replicas[layer * E + e]`, when present, the workers with redundant copies (a home
+ * holding a copy uses it, other homes spread the expert's rows over its copies).
  */
 export interface ExpertPlan {
   readonly version: number;
   readonly layers: number;
   readonly experts: number;
   readonly owners: readonly string[];
+  readonly replicas?: readonly (readonly string[])[];
+}
+
+/** Workers holding global expert g: the owner, then its replicas. */
+export function copyHolders(plan: Pick<ExpertPlan, "owners" | "replicas">, g: number): readonly string[] {
+  const r = plan.replicas?.[g];
+  return r && r.length ? [plan.owners[g]!, ...r] : [plan.owners[g]!];
 }
 
 /** DeepSpeed-MoE-like default: worker i holds a contiguous block of each layer's experts. */
@@ -24,18 +32,24 @@ export function contiguousPlan(workers: readonly string[], layers: number, exper
 /** Global expert ids a worker holds under a plan. */
 export function expertsOf(plan: ExpertPlan, worker: string): number[] {
   const out: number[] = [];
-  plan.owners.forEach((w, g) => w === worker && out.push(g));
+  plan.owners.forEach((w, g) => (w === worker || plan.replicas?.[g]?.includes(worker)) && out.push(g));
   return out;
 }
 
 /**
- * The plan after `gone` workers left: each of their experts moves to the surviving
+ * The plan after `gone` workers left: copies on them are dropped; an expert whose
+ * owner left is taken by a surviving replica when it has one, else by the surviving
  * worker holding the fewest experts of that layer. Survivors keep what they had.
  */
 export function reassign(plan: ExpertPlan, gone: ReadonlySet<string>, version = plan.version + 1): ExpertPlan {
   const survivors = [...new Set(plan.owners)].filter((w) => !gone.has(w)).sort();
   if (survivors.length === 0) throw new SwitchyardError("no surviving worker to take over experts", Code.Unavailable);
   const owners = [...plan.owners];
+  const replicas = plan.replicas?.map((r) => r.filter((w) => !gone.has(w)));
+  if (replicas)
+    owners.forEach((w, g) => {
+      if (gone.has(w) && replicas[g]!.length) owners[g] = replicas[g]!.shift()!;
+    });
   for (let l = 0; l < plan.layers; l++) {
     const count = new Map(survivors.map((w) => [w, 0]));
     for (let e = 0; e < plan.experts; e++) {
@@ -51,5 +65,5 @@ export function reassign(plan: ExpertPlan, gone: ReadonlySet<string>, version = 
       count.set(best, count.get(best)! + 1);
     }
   }
-  return { ...plan, version, owners };
+  return { ...plan, version, owners, ...(replicas ? { replicas } : {}) };
 }

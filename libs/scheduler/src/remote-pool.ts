@@ -46,7 +46,7 @@ export function createRemotePool(o: RemotePoolOptions): RemotePool {
   let version = 0;
   let dirty = false;
   /** An operator's plan from the KV bucket, waiting for the next tick boundary. */
-  let operatorPlan: { owners: string[]; workers: string[]; version: number } | undefined;
+  let operatorPlan: { owners: string[]; replicas: string[][] | undefined; workers: string[]; version: number } | undefined;
   const signal = createChangeSignal();
   const notify = () => signal.notify();
   const subs: Subscription[] = [];
@@ -85,7 +85,10 @@ export function createRemotePool(o: RemotePoolOptions): RemotePool {
           if (plan.layers !== o.layers || plan.experts !== o.experts) {
             throw new SwitchyardError(`plan is for ${plan.layers}×${plan.experts} experts, the model has ${o.layers}×${o.experts}`, Code.InvalidArgument);
           }
-          operatorPlan = { workers: plan.workers, owners: plan.owners.flatMap((row) => row.map((w) => plan.workers[w]!)), version: plan.version ?? 0 };
+          operatorPlan = {
+            workers: plan.workers, owners: plan.owners.flatMap((row) => row.map((w) => plan.workers[w]!)), version: plan.version ?? 0,
+            replicas: plan.replicas?.flatMap((row) => row.map((ws) => ws.map((w) => plan.workers[w]!))),
+          };
           o.log?.(`operator plan v${plan.version} received; switching at the next tick boundary`);
           dirty = true;
           notify();
@@ -114,7 +117,10 @@ export function createRemotePool(o: RemotePoolOptions): RemotePool {
     active = members;
     const kv = await o.bus.kv(o.subjects.plansBucket);
     // The plan in force (operator plans stay under planKey, untouched).
-    await kv.put(`${o.subjects.planKey(o.model)}.in-force`, { version: next.version, layers: next.layers, experts: next.experts, owners: [...next.owners] });
+    await kv.put(`${o.subjects.planKey(o.model)}.in-force`, {
+      version: next.version, layers: next.layers, experts: next.experts, owners: [...next.owners],
+      ...(next.replicas ? { replicas: next.replicas.map((r) => [...r]) } : {}),
+    });
     await Promise.all(members.map((w) => o.clients.setExperts(w, expertsOf(next, w))));
     o.log?.(`plan v${next.version} in force over ${members.join(", ")}`);
   }
@@ -122,6 +128,7 @@ export function createRemotePool(o: RemotePoolOptions): RemotePool {
   return {
     members: () => active,
     owners: () => plan?.owners ?? [],
+    replicas: () => plan?.replicas,
     planVersion: () => plan?.version ?? 0,
     plan: () => plan,
     async prepare() {
@@ -137,10 +144,10 @@ export function createRemotePool(o: RemotePoolOptions): RemotePool {
       let next: ExpertPlan;
       if (operatorPlan && operatorPlan.workers.every((w) => seen.has(w))) {
         // The operator's plan, for the workers it names (others hold no experts).
-        next = { version: ++version, layers: o.layers, experts: o.experts, owners: operatorPlan.owners };
+        next = { version: ++version, layers: o.layers, experts: o.experts, owners: operatorPlan.owners, ...(operatorPlan.replicas ? { replicas: operatorPlan.replicas } : {}) };
       } else if (operatorPlan) {
         // Some of its workers are gone: keep it, moving their experts to survivors.
-        const base: ExpertPlan = { version, layers: o.layers, experts: o.experts, owners: operatorPlan.owners };
+        const base: ExpertPlan = { version, layers: o.layers, experts: o.experts, owners: operatorPlan.owners, ...(operatorPlan.replicas ? { replicas: operatorPlan.replicas } : {}) };
         next = reassign(base, new Set(operatorPlan.workers.filter((w) => !seen.has(w))), ++version);
       } else {
         // A worker leaving keeps the others' experts where they are; a join re-balances.

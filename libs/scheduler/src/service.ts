@@ -5,6 +5,7 @@ import type { TickRequestMsg, TickResponseMsg } from "@switchyard/proto";
 import { currentT, gaussianNoise, nextEval, previewX0 } from "@switchyard/sampler";
 import { type RequestEvent, type SubmitMessage, type SubmitReply, asJson, f32ToBase64 } from "./events";
 import { type ClassPriors, createClassPriors, tickPrediction, unpackExperts } from "./prediction";
+import { copyHolders } from "./plan";
 import {
   DEFAULT_MAX_QUEUED, DEFAULT_MAX_TICK_ROWS, DEFAULT_MAX_WAIT_TICKS, type RequestState, type RouteGrouping, type SchedulerLimits, admit, affinityHome,
   applyVelocity, isFinished, schedule,
@@ -16,6 +17,8 @@ export interface WorkerPool {
   members(): readonly string[];
   /** Owner worker per global expert id under the plan in force. */
   owners(): readonly string[];
+  /** Redundant copies per global expert id under the plan in force, if any. */
+  replicas?(): readonly (readonly string[])[] | undefined;
   planVersion(): number;
   runTick(worker: string, req: TickRequestMsg): Promise<TickResponseMsg>;
   /** A worker failed a tick: drop it and move its experts to the survivors. */
@@ -262,6 +265,7 @@ class Scheduler implements SchedulerService {
     for (const it of items) byHome.set(it.home, [...(byHome.get(it.home) ?? []), it]);
     const homeIds = [...byHome.keys()].sort();
     const owners = this.o.pool.owners();
+    const replicas = this.o.pool.replicas?.();
     const version = this.o.pool.planVersion();
     const evals = new Map<string, { x: Float32Array; t: number }>();
     // Every worker hears of the tick (owners without images too): the prediction of the
@@ -276,6 +280,7 @@ class Scheduler implements SchedulerService {
         homes: homeIds,
         planVersion: version,
         owners,
+        ...(replicas?.some((r) => r.length) ? { replicas } : {}),
         ...(predicted ? { predicted } : {}),
         items: mine.map((it) => {
           const r = this.requests.get(it.requestId)!;
@@ -339,8 +344,7 @@ class Scheduler implements SchedulerService {
           for (let q = 0; q < TK; q++) {
             const g = l * E + routing[l * TK + q]!;
             predicted.add(g);
-            const w = owners[g];
-            if (w !== undefined) affinity.set(w, (affinity.get(w) ?? 0) + 1);
+            if (owners[g] !== undefined) for (const w of copyHolders({ owners, replicas }, g)) affinity.set(w, (affinity.get(w) ?? 0) + 1);
           }
         // Both CFG branches' experts when the worker reports them (the unconditional row routes differently).
         const stride = Math.ceil((L * E) / 8);

@@ -1,3 +1,5 @@
+import type { EventEmitter } from "node:events";
+import type { Http2Session } from "node:http2";
 import * as grpc from "@grpc/grpc-js";
 import { HealthImplementation } from "grpc-health-check";
 import { ReflectionService } from "@grpc/reflection";
@@ -31,16 +33,24 @@ interface WireTick {
   planVersion: number;
   owners: string[];
   predicted?: Buffer;
+  replicas?: { expert: number; workers: string[] }[];
 }
 interface WireExchange {
   tick: number; layer: number; from: string; homes: string[]; rows: number;
   u: Buffer; assignRow: Buffer; assignExpert: Buffer;
 }
 
+function expandReplicas(list: { expert: number; workers: string[] }[], n: number): string[][] {
+  const out: string[][] = Array.from({ length: n }, () => []);
+  for (const r of list) if (r.expert < n) out[r.expert] = [...r.workers];
+  return out;
+}
+
 function decodeTick(w: WireTick): TickRequestMsg {
   return {
     tick: Number(w.tick), homes: w.homes, planVersion: Number(w.planVersion), owners: w.owners,
     ...(w.predicted && w.predicted.length > 0 ? { predicted: viewAs("int32", w.predicted) } : {}),
+    ...(w.replicas && w.replicas.length > 0 ? { replicas: expandReplicas(w.replicas, w.owners.length) } : {}),
     items: w.items.map((it) => ({ requestId: it.requestId, imageIndex: it.imageIndex, x: viewAs("float32", it.x), t: it.t, label: it.label, guidance: it.guidance })),
   };
 }
@@ -48,6 +58,7 @@ function encodeTick(r: TickRequestMsg): WireTick {
   return {
     tick: r.tick, homes: [...r.homes], planVersion: r.planVersion, owners: [...r.owners], items: r.items.map((it) => ({ ...it, x: buf(it.x) })),
     ...(r.predicted ? { predicted: buf(r.predicted) } : {}),
+    ...(r.replicas ? { replicas: r.replicas.flatMap((ws, expert) => (ws.length ? [{ expert, workers: [...ws] }] : [])) } : {}),
   };
 }
 function decodeExchange(w: WireExchange): ExchangeRequestMsg {
@@ -92,9 +103,9 @@ function widenServerWindows(server: grpc.Server): void {
   }
 }
 function widenSessionWindows(server: grpc.Server): void {
-  const internals = server as unknown as { http2Servers?: Map<import("node:events").EventEmitter, unknown> };
+  const internals = server as unknown as { http2Servers?: Map<EventEmitter, unknown> };
   for (const h of internals.http2Servers?.keys() ?? []) {
-    h.on("session", (session: import("node:http2").Http2Session) => {
+    h.on("session", (session: Http2Session) => {
       try {
         session.setLocalWindowSize(DATA_PLANE_FLOW_CONTROL_WINDOW);
       } catch {

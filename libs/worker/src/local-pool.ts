@@ -26,6 +26,7 @@ export function createLocalPool(runtimes: readonly WorkerRuntime[], initial: Exp
     },
     members: () => [...live.keys()].sort(),
     owners: () => plan.owners,
+    replicas: () => plan.replicas,
     planVersion: () => plan.version,
     async runTick(worker: string, req: TickRequestMsg): Promise<TickResponseMsg> {
       const rt = live.get(worker);

@@ -87,6 +87,32 @@ describe("distributed tick", () => {
     expect(rts).toHaveLength(2);
   });
 
+  it("serves redundant copies: homes holding one use it, others spread rows over the copies; results unchanged", async () => {
+    const { ids, plan, rts } = await cluster(3);
+    // every expert of w0 also on w1 and w2 (each loads what it now holds on demand)
+    const replicas = plan.owners.map((w) => (w === "w0" ? ["w1", "w2"] : []));
+    const all = items(6);
+    const mine = ids.map((_, h) => all.filter((_, i) => i % 3 === h));
+    const res = await Promise.all(ids.map((h, k) => rts[k]!.runTick({ tick: 1, items: mine[k]!, homes: ids, planVersion: plan.version, owners: plan.owners, replicas })));
+    const ref = await createEngine({ parts: reference }).forward(all.map((it) => ({ x: it.x, t: it.t, label: it.label, guidance: it.guidance })));
+    ids.forEach((_, k) =>
+      mine[k]!.forEach((it, j) => expect(maxAbsDiff(res[k]!.velocities.subarray(j * 784, (j + 1) * 784), ref.velocities[all.indexOf(it)]!)).toBeLessThanOrEqual(1e-5)),
+    );
+    // w1 and w2 computed rows of w0's experts (their own homes' rows at least); w0 still served some
+    const rowsOnW0Experts = (k: number) => rts[k]!.stats().expertRows.reduce((a, r, g) => a + (plan.owners[g] === "w0" ? r : 0), 0);
+    expect(rowsOnW0Experts(1)).toBeGreaterThan(0);
+    expect(rowsOnW0Experts(2)).toBeGreaterThan(0);
+    expect(rowsOnW0Experts(0)).toBeGreaterThan(0);
+    expect(expertsOf({ ...plan, replicas }, "w1").length).toBe(plan.owners.filter((w) => w === "w0" || w === "w1").length);
+  });
+
+  it("promotes a surviving replica when an owner dies", () => {
+    const plan = { ...contiguousPlan(["a", "b"], 1, 4), replicas: [["b"], [], [], ["a"]] };
+    const next = reassign(plan, new Set(["a"]));
+    expect(next.owners).toEqual(["b", "b", "b", "b"]);
+    expect(next.replicas).toEqual([[], [], [], []]);
+  });
+
   it("reassigns a dead worker's experts to the survivors, balanced per layer", () => {
     const plan = contiguousPlan(["a", "b", "c"], 2, 6);
     const next = reassign(plan, new Set(["b"]));

@@ -151,8 +151,9 @@ class Runtime implements WorkerRuntime {
 
   /** The ExpertExecutor of one tick: splits each layer's assignments by owner. */
   private executor(req: TickRequestMsg): ExpertExecutor {
-    // Every home sends every expert owner one message per layer (owners wait for all homes).
-    const owners = [...new Set(req.owners)].sort();
+    // Every home sends every expert holder one message per layer (holders wait for all homes).
+    const owners = [...new Set([...req.owners, ...(req.replicas ?? []).flat()])].sort();
+    const copies = (g: number): readonly string[] | undefined => (req.replicas?.[g]?.length ? [req.owners[g]!, ...req.replicas[g]!] : undefined);
     return {
       runLayer: async (layer: number, u: Float32Array, groups: ExpertGroups, _rows: number, acc: Float32Array) => {
         const D = this.D;
@@ -160,11 +161,15 @@ class Runtime implements WorkerRuntime {
         const byOwner = new Map<string, Part>();
         for (const w of owners) byOwner.set(w, { rowIndex: new Map(), rows: [], ar: [], ae: [], pos: [] });
         for (let e = 0; e < groups.numExperts; e++) {
-          const owner = req.owners[layer * this.E + e]!;
-          const b = byOwner.get(owner);
-          if (!b) throw new SwitchyardError(`expert ${layer}/${e} owner ${owner} is unknown`, Code.Internal);
+          const g = layer * this.E + e;
+          const owner = req.owners[g]!;
+          // With copies: ours if we hold one, else spread over the copies by row.
+          const c = copies(g);
+          const mine = c?.includes(this.id) === true;
+          if (!byOwner.has(owner)) throw new SwitchyardError(`expert ${layer}/${e} owner ${owner} is unknown`, Code.Internal);
           for (let i = groups.offsets[e]!; i < groups.offsets[e + 1]!; i++) {
             const r = groups.row[i]!;
+            const b: Part = byOwner.get(!c ? owner : mine ? this.id : c[r % c.length]!)!;
             let local = b.rowIndex.get(r);
             if (local === undefined) {
               local = b.rows.length;

@@ -19,7 +19,7 @@ import { createClient } from "@switchyard/client";
 import { startProcessCluster } from "@switchyard/cluster";
 import { BUNDLED_MODEL_DIR } from "@switchyard/manifest";
 import {
-  type Trace, contiguousPlacement, crossWorkerLowerBound, loadGreedyPlacement, placementCost, readTrace, solveExact, solveHeuristic, toPlanFile,
+  type Trace, addReplicas, contiguousPlacement, crossWorkerLowerBound, loadGreedyPlacement, placementCost, readTrace, solveExact, solveHeuristic, toPlanFile,
 } from "@switchyard/placement";
 import { createRng } from "@switchyard/sampler";
 import { table } from "./stats";
@@ -31,6 +31,7 @@ const holdout = readTrace(join(BUNDLED_MODEL_DIR, "traces/holdout.safetensors"))
 
 async function offline(): Promise<void> {
   const rows: (string | number)[][] = [];
+  const replicaRows: (string | number)[][] = [];
   const bounds: string[] = [];
   for (const W of [2, 4, 8]) {
     const t0 = performance.now();
@@ -41,6 +42,10 @@ async function offline(): Promise<void> {
     const h = placementCost(holdout, heur.placement, { hidden: 128 });
     const c = placementCost(holdout, contiguousPlacement(W, 6, 32), { hidden: 128 });
     const g = placementCost(holdout, loadGreedyPlacement(solveTrace, W), { hidden: 128 });
+    // the same plan with one redundant copy per worker per layer (EPLB-style, hottest experts)
+    const sr = placementCost(holdout, addReplicas(solveTrace, solved.placement, W), { hidden: 128 });
+    const eplb = placementCost(holdout, addReplicas(solveTrace, loadGreedyPlacement(solveTrace, W), W), { hidden: 128 });
+    replicaRows.push([W, W, mib(sr.bytesPerImage), (sr.bytesPerImage / c.bytesPerImage).toFixed(3), sr.imbalance.toFixed(3), mib(eplb.bytesPerImage), (eplb.bytesPerImage / c.bytesPerImage).toFixed(3), eplb.imbalance.toFixed(3)]);
     // No plan with E/W experts per worker per layer can do better than these, whatever the homes.
     const lbReq = crossWorkerLowerBound(holdout, W, { hidden: 128, homesPer: "request" });
     const lbStep = crossWorkerLowerBound(holdout, W, { hidden: 128, homesPer: "step" });
@@ -53,6 +58,8 @@ async function offline(): Promise<void> {
   }
   console.log("# held-out requests (traces/holdout), dispatch-and-return MiB per image (20 steps, CFG), solver = exact (HiGHS per layer, alternating homes)");
   console.log(table(["workers", "solver", "contiguous", "load-greedy", "÷contig", "÷greedy", "imbalance", "token-stays", "solve s", "heuristic gap (solve / holdout)"], rows));
+  console.log("with redundant copies (W per layer, on the hottest experts; a home holding a copy uses it, others spread rows over the copies):");
+  console.log(table(["workers", "copies/layer", "solver+copies", "÷contig", "imbalance", "EPLB (load-greedy+copies)", "÷contig", "imbalance"], replicaRows));
   console.log("lower bound for any plan (E/W experts per worker per layer, any homing, balance relaxed; crossWorkerLowerBound):");
   for (const b of bounds) console.log(`  ${b}`);
 }
@@ -88,6 +95,13 @@ async function large(): Promise<void> {
   const s = placementCost(trace, r.placement, { hidden: 7168 });
   const c = placementCost(trace, contiguousPlacement(64, 58, 256), { hidden: 7168 });
   console.log(`\n# DeepSeek-V3-sized synthetic instance (58 layers × 256 experts, top-8, 64 workers, 4,096 tokens): heuristic ${secs.toFixed(1)} s, remote assignments ${(s.remoteFraction * 100).toFixed(1)} % vs contiguous ${(c.remoteFraction * 100).toFixed(1)} %, bytes ÷ contiguous ${(s.bytesPerImage / c.bytesPerImage).toFixed(3)}, imbalance ${s.imbalance.toFixed(3)}`);
+  for (const slots of [64, 128, 192]) {
+    const t1 = performance.now();
+    const p = addReplicas(trace, r.placement, slots);
+    const rs = (performance.now() - t1) / 1000;
+    const x = placementCost(trace, p, { hidden: 7168 });
+    console.log(`  + ${slots} redundant copies per layer (${slots / 64} per worker): ${(secs + rs).toFixed(1)} s in all, imbalance ${x.imbalance.toFixed(3)} (mean over layers ${x.meanImbalance.toFixed(3)}), bytes ÷ contiguous ${(x.bytesPerImage / c.bytesPerImage).toFixed(3)}`);
+  }
 }
 
 async function live(): Promise<void> {

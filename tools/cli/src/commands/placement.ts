@@ -12,8 +12,9 @@ export const TRACE_HELP = `switchyard trace stats FILE [--experts N] [--json]
   SWITCHYARD_TRACE_DIR) or a [tokens, layers, top_k] int16 .npy (give --experts).`;
 
 export const PLACEMENT_HELP = `switchyard placement <command>
-  solve    --trace FILE --workers N [--solver exact|heuristic|contiguous|round-robin|load-greedy]
-           [--time-limit S] [--balance 0.1] [--model NAME] [--out plan.json] [--json]
+  solve    --trace FILE --workers N [--solver exact|heuristic|contiguous|round-robin|load-greedy|eplb]
+           [--time-limit S] [--balance 0.1] [--replicas N] [--model NAME] [--out plan.json] [--json]
+           --replicas N adds N redundant copies per layer of the hottest experts (EPLB-style)
   simulate --trace FILE --plan plan.json [--hidden 128] [--json]   predicted bytes and imbalance
   diff     A.json B.json                                            experts that move
   apply    plan.json [--nats HOST:PORT] [--prefix sy]               store it in NATS KV; workers switch live
@@ -79,6 +80,7 @@ export async function runPlacement(flags: Record<string, unknown>, positionals: 
         workers,
         ...(num(flags, "time-limit") ? { timeLimitS: num(flags, "time-limit")! } : {}),
         ...(num(flags, "balance") !== undefined ? { balance: num(flags, "balance")! } : {}),
+        ...(num(flags, "replicas") !== undefined ? { replicas: num(flags, "replicas")! } : {}),
         ...(progress ? { onProgress: progress } : {}),
       });
       const ids = Array.from({ length: workers }, (_, i) => `worker-${i}`);
