@@ -1,4 +1,4 @@
-export { parseTrace, readTrace, parseNpyTrace } from "./trace";
+export { parseTrace, readTrace, parseNpyTrace, mergeTraces, encodeTrace, encodeNpyTrace } from "./trace";
 export type { Trace } from "./trace";
 export { contiguousPlacement, roundRobinPlacement, loadGreedyPlacement, expertLoad, transitions, addReplicas, copiesOf, servingCopy } from "./placement";
 export type { Placement } from "./placement";

@@ -3,8 +3,10 @@ import { describe, expect, it } from "vitest";
 import { Code } from "@switchyard/errors";
 import { caught } from "@switchyard/errors/testing";
 import {
-  type Placement, type Trace, chooseHomes, contiguousPlacement, expertLoad, loadGreedyPlacement, parseNpyTrace, placementCost, readTrace, roundRobinPlacement, transitions,
+  type Placement, type Trace, chooseHomes, contiguousPlacement, encodeNpyTrace, encodeTrace, expertLoad, loadGreedyPlacement, mergeTraces, parseNpyTrace, parseTrace,
+  placementCost, readTrace, roundRobinPlacement, transitions,
 } from "./index";
+import { parseSafeTensors } from "@switchyard/tensor";
 
 const MODEL = new URL("../../../models/dit-moe-fmnist", import.meta.url).pathname;
 
@@ -121,5 +123,29 @@ describe("cost model", () => {
     expect(c.bytesPerImage).toBeGreaterThan(0);
     expect(c.tokenStaysBytesPerImage).toBeGreaterThan(c.bytesPerImage); // the all-gather dominates for a DiT
     expect(() => placementCost(t, contiguousPlacement(4, 6, 64), { hidden: 128 })).toThrow(/placement is for/);
+  });
+});
+
+describe("trace export", () => {
+  it("merges traces with distinct requests and round-trips both formats", () => {
+    const a = readTrace(join(MODEL, "traces/solve.safetensors"));
+    const b = readTrace(join(MODEL, "traces/holdout.safetensors"));
+    const m = mergeTraces([a, b]);
+    expect(m.records).toBe(a.records + b.records);
+    const reqs = (t: Trace) => new Set(Array.from(t.request)).size;
+    expect(reqs(m)).toBe(reqs(a) + reqs(b));
+    const back = parseTrace(parseSafeTensors(encodeTrace(m, "dit-moe-fmnist")));
+    expect(back.routing).toEqual(m.routing);
+    expect(back.request).toEqual(m.request);
+    expect(back.weights).toBeDefined();
+    const npy = encodeNpyTrace(b);
+    const hlen = new DataView(npy.buffer).getUint16(8, true);
+    expect((10 + hlen) % 64).toBe(0); // numpy's alignment
+    const tokens = parseNpyTrace(npy, b.experts);
+    expect(tokens.records).toBe(b.records * b.tokens);
+    // token 3 of record 2, layer 4, choice 1
+    expect(tokens.routing[((2 * b.tokens + 3) * b.layers + 4) * b.topK + 1]).toBe(b.routing[((2 * b.layers + 4) * b.tokens + 3) * b.topK + 1]);
+    const other = { ...b, experts: 64 };
+    expect(() => mergeTraces([a, other])).toThrow("traces[1] has experts 64, traces[0] has 32");
   });
 });

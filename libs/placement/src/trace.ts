@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { Code, SwitchyardError } from "@switchyard/errors";
-import { type SafeTensors, parseSafeTensors, toFloat32 } from "@switchyard/tensor";
+import { type SafeTensors, encodeSafeTensors, parseSafeTensors, tensor, toFloat32 } from "@switchyard/tensor";
 
 /**
  * A routing trace in memory. A *record* is one image pass (or, for LLM traces, one
@@ -97,4 +97,87 @@ export function parseNpyTrace(bytes: Uint8Array, experts: number, source = "trac
     request: Int32Array.from({ length: n }, (_, i) => i), step: new Int32Array(n), branch: new Uint8Array(n),
     label: new Int32Array(n).fill(-1), t: new Float32Array(n), routing, weights: undefined,
   };
+}
+
+/**
+ * Concatenates traces of one model (recorder files, traces of several runs). Request ids
+ * are renumbered so that each file's requests stay distinct.
+ */
+export function mergeTraces(traces: readonly Trace[]): Trace {
+  const first = traces[0];
+  if (!first) throw new SwitchyardError("no traces to merge", Code.InvalidArgument, { field: "traces" });
+  for (const [i, t] of traces.entries()) {
+    for (const k of ["layers", "experts", "topK", "tokens"] as const) {
+      if (t[k] !== first[k]) throw new SwitchyardError(`traces[${i}] has ${k} ${t[k]}, traces[0] has ${first[k]}: they are from different models`, Code.InvalidArgument, { field: `traces[${i}]` });
+    }
+  }
+  const records = traces.reduce((s, t) => s + t.records, 0);
+  const per = first.layers * first.tokens * first.topK;
+  const request = new Int32Array(records);
+  const step = new Int32Array(records);
+  const branch = new Uint8Array(records);
+  const label = new Int32Array(records);
+  const tt = new Float32Array(records);
+  const routing = new Int16Array(records * per);
+  const withWeights = traces.every((t) => t.weights);
+  const weights = withWeights ? new Float32Array(records * per) : undefined;
+  let at = 0;
+  let base = 0;
+  for (const t of traces) {
+    let maxReq = -1;
+    for (let i = 0; i < t.records; i++) {
+      request[at + i] = base + t.request[i]!;
+      maxReq = Math.max(maxReq, t.request[i]!);
+    }
+    step.set(t.step, at);
+    branch.set(t.branch, at);
+    label.set(t.label, at);
+    tt.set(t.t, at);
+    routing.set(t.routing, at * per);
+    if (weights) weights.set(t.weights!, at * per);
+    at += t.records;
+    base += maxReq + 1;
+  }
+  return { layers: first.layers, experts: first.experts, topK: first.topK, tokens: first.tokens, records, request, step, branch, label, t: tt, routing, weights };
+}
+
+/** The runtime's own format (`switchyard-trace` v1), as the scheduler's recorder writes it. */
+export function encodeTrace(t: Trace, model: string): Uint8Array {
+  const shape = [t.records, t.layers, t.tokens, t.topK];
+  const ex = t.experts <= 256 ? tensor("uint8", shape, Uint8Array.from(t.routing)) : tensor("int16", shape, t.routing);
+  return encodeSafeTensors(
+    {
+      request: tensor("int32", [t.records], t.request),
+      step: tensor("int32", [t.records], t.step),
+      branch: tensor("uint8", [t.records], t.branch),
+      label: tensor("int32", [t.records], t.label),
+      t: tensor("float32", [t.records], t.t),
+      experts: ex,
+      ...(t.weights ? { weights: tensor("float32", shape, t.weights) } : {}),
+    },
+    { format: "switchyard-trace", version: "1", model, layers: String(t.layers), experts: String(t.experts), top_k: String(t.topK), tokens: String(t.tokens), source: "switchyard trace export" },
+  );
+}
+
+/** The `[tokens, layers, top_k]` int16 `.npy` layout of LLM engines: one row per token of every record. */
+export function encodeNpyTrace(t: Trace): Uint8Array {
+  const n = t.records * t.tokens;
+  let header = `{'descr': '<i2', 'fortran_order': False, 'shape': (${n}, ${t.layers}, ${t.topK}), }`;
+  // magic (6) + version (2) + header length (2) + header, padded with spaces to a multiple of 64, ending in \n
+  const pad = 64 - ((10 + header.length + 1) % 64);
+  header += " ".repeat(pad % 64) + "\n";
+  const out = new Uint8Array(10 + header.length + n * t.layers * t.topK * 2);
+  out.set([0x93, ...new TextEncoder().encode("NUMPY"), 1, 0]);
+  const dv = new DataView(out.buffer);
+  dv.setUint16(8, header.length, true);
+  out.set(new TextEncoder().encode(header), 10);
+  let o = 10 + header.length;
+  for (let r = 0; r < t.records; r++)
+    for (let tok = 0; tok < t.tokens; tok++)
+      for (let l = 0; l < t.layers; l++)
+        for (let k = 0; k < t.topK; k++) {
+          dv.setInt16(o, t.routing[((r * t.layers + l) * t.tokens + tok) * t.topK + k]!, true);
+          o += 2;
+        }
+  return out;
 }

@@ -14,7 +14,7 @@ Commands:
   up         bring up a local cluster (gateway, scheduler, workers) serving the model
   generate   generate images (in-process, or from a cluster with --server) and write a PNG grid
   quality    sample-quality figures (classifier accuracy, Fréchet distance)
-  trace      routing-trace statistics
+  trace      routing-trace statistics and export
   placement  solve, simulate, diff, apply, status and roll back expert placements
   cache      expert-cache figures of a running cluster's workers
 
@@ -22,7 +22,7 @@ Run 'switchyard <command> --help' for a command's options.
 Environment: SWITCHYARD_MODEL_DIR overrides the default model directory.`;
 
 const COMMANDS: Record<string, { help: string; run: (flags: Record<string, unknown>, modelDir: string, positionals: string[]) => Promise<void> }> = {
-  trace: { help: TRACE_HELP, run: (f, _m, p) => runTrace(f, p) },
+  trace: { help: TRACE_HELP, run: (f, m, p) => runTrace(f, p, () => loadManifest(m).name) },
   placement: { help: PLACEMENT_HELP, run: (f, m, p) => runPlacement(f, p, () => loadManifest(m).name) },
   generate: { help: GENERATE_HELP, run: runGenerate },
   quality: { help: QUALITY_HELP, run: runQuality },

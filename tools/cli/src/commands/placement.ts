@@ -1,15 +1,20 @@
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { createNatsBus, subjects as makeSubjects } from "@switchyard/bus";
 import { Code, SwitchyardError } from "@switchyard/errors";
 import {
-  type Placement, type PlanFile, type Trace, contiguousPlacement, crossWorkerLowerBound, diffPlans, parseNpyTrace, parsePlanFile, placementCost, readTrace, solvePlacement,
+  type Placement, type PlanFile, type Trace, contiguousPlacement, crossWorkerLowerBound, diffPlans, encodeNpyTrace, encodeTrace, mergeTraces, parseNpyTrace, parsePlanFile, placementCost, readTrace, solvePlacement,
   toPlanFile, traceStats,
 } from "@switchyard/placement";
 import { num, str } from "../args";
 
 export const TRACE_HELP = `switchyard trace stats FILE [--experts N] [--json]
   Routing statistics of a trace: the runtime's switchyard-trace files (models/*/traces,
-  SWITCHYARD_TRACE_DIR) or a [tokens, layers, top_k] int16 .npy (give --experts).`;
+  SWITCHYARD_TRACE_DIR) or a [tokens, layers, top_k] int16 .npy (give --experts).
+switchyard trace export PATH... --out FILE [--format switchyard|npy] [--model NAME] [--experts N]
+  Merges trace files (a directory means every *.safetensors in it, e.g. SWITCHYARD_TRACE_DIR)
+  into one switchyard-trace file, or into the [tokens, layers, top_k] int16 .npy layout
+  (the format follows --format, else the extension of --out).`;
 
 export const PLACEMENT_HELP = `switchyard placement <command>
   solve    --trace FILE --workers N [--solver exact|heuristic|contiguous|round-robin|load-greedy|eplb]
@@ -49,9 +54,36 @@ function readPlan(path: string): { plan: PlanFile; placement: Placement } {
 const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
 const mib = (b: number) => `${(b / 1048576).toFixed(2)} MiB`;
 
-export async function runTrace(flags: Record<string, unknown>, positionals: string[]): Promise<void> {
+/** Trace files named on the command line; a directory stands for its *.safetensors files. */
+function traceFiles(paths: readonly string[]): string[] {
+  const out: string[] = [];
+  for (const p of paths) {
+    let st;
+    try {
+      st = statSync(p);
+    } catch {
+      throw new SwitchyardError(`trace path ${p} does not exist`, Code.NotFound, { field: "path" });
+    }
+    if (st.isDirectory()) out.push(...readdirSync(p).filter((f) => f.endsWith(".safetensors") || f.endsWith(".npy")).sort().map((f) => join(p, f)));
+    else out.push(p);
+  }
+  if (out.length === 0) throw new SwitchyardError(`no trace files in ${paths.join(", ") || "(no path given)"}`, Code.InvalidArgument, { field: "path" });
+  return out;
+}
+
+export async function runTrace(flags: Record<string, unknown>, positionals: string[], modelName: () => string): Promise<void> {
   const [sub, file] = positionals;
-  if (sub !== "stats") throw new SwitchyardError(`trace ${JSON.stringify(sub ?? "")}: the command is "trace stats FILE"`, Code.InvalidArgument);
+  if (sub === "export") {
+    const out = requireStr(flags, "out");
+    const format = str(flags, "format") ?? (out.endsWith(".npy") ? "npy" : "switchyard");
+    if (format !== "npy" && format !== "switchyard") throw new SwitchyardError(`--format ${JSON.stringify(format)} must be switchyard or npy`, Code.InvalidArgument, { field: "format" });
+    const files = traceFiles(positionals.slice(1));
+    const merged = mergeTraces(files.map((f) => loadTrace(f, flags)));
+    writeFileSync(out, format === "npy" ? encodeNpyTrace(merged) : encodeTrace(merged, str(flags, "model") ?? modelName()));
+    console.log(`wrote ${out} (${format}): ${merged.records} records from ${files.length} file${files.length === 1 ? "" : "s"}, ${merged.layers} layers × ${merged.experts} experts, top-${merged.topK}`);
+    return;
+  }
+  if (sub !== "stats") throw new SwitchyardError(`trace ${JSON.stringify(sub ?? "")}: the commands are "trace stats FILE" and "trace export PATH... --out FILE"`, Code.InvalidArgument);
   const s = traceStats(loadTrace(requireStr(flags, "trace", file), flags));
   if (flags.json === true) return console.log(JSON.stringify(s, null, 1));
   console.log(`records ${s.records} (${s.requests} requests), ${s.layers} layers × ${s.experts} experts, top-${s.topK}, ${s.tokens} tokens/record`);
