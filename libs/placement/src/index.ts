@@ -8,6 +8,6 @@ export { solveExact, solveHeuristic, solvePlacement, SOLVERS, DEFAULT_BALANCE, D
 export type { SolveOptions, SolveResult, SolverName } from "./solve";
 export { PLAN_FORMAT, planFileSchema, toPlanFile, parsePlanFile, diffPlans } from "./plan-file";
 export type { PlanFile } from "./plan-file";
-export { traceStats } from "./stats";
-export type { TraceStats } from "./stats";
+export { traceStats, coActivation, coActivationMatrix } from "./stats";
+export type { TraceStats, CoActivation, GroupActivation } from "./stats";
 export type { BoundOptions, CostBound } from "./cost";

@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { Code } from "@switchyard/errors";
 import { caught } from "@switchyard/errors/testing";
 import {
-  type Placement, type Trace, chooseHomes, contiguousPlacement, encodeNpyTrace, encodeTrace, expertLoad, loadGreedyPlacement, mergeTraces, parseNpyTrace, parseTrace,
+  type Placement, type Trace, chooseHomes, coActivation, coActivationMatrix, contiguousPlacement, encodeNpyTrace, encodeTrace, expertLoad, loadGreedyPlacement, mergeTraces, parseNpyTrace, parseTrace,
   placementCost, readTrace, roundRobinPlacement, transitions,
 } from "./index";
 import { parseSafeTensors } from "@switchyard/tensor";
@@ -58,6 +58,22 @@ describe("statistics", () => {
     expect(expertLoad(t).map((l) => Array.from(l))).toEqual([[2, 1, 1, 0], [0, 1, 2, 1]]);
     const tr = transitions(t)[0]!;
     expect(tr[0 * 4 + 2]).toBe(2); // top-1 expert 0 → top-1 expert 2, twice
+  });
+
+  it("co-activation: disjoint groups overlap 0, identical ones 1; the matrix counts records using both", () => {
+    // requests 0 and 1 use experts {0,1}; request 2 uses {2,3}; one layer, one token, top-2
+    const t = synthetic([[[[0, 1]]], [[[1, 0]]], [[[2, 3]]]], 4);
+    const byReq = coActivation(t, "request");
+    expect(byReq.groups.map((g) => g.distinctPerLayer)).toEqual([2, 2, 2]);
+    expect(byReq.meanOverlap).toBeCloseTo((1 + 0 + 0) / 3); // pairs (0,1) identical, (0,2) and (1,2) disjoint
+    const m = coActivationMatrix(t, 0);
+    expect(m[0 * 4 + 1]).toBe(2);
+    expect(m[1 * 4 + 0]).toBe(2);
+    expect(m[2 * 4 + 3]).toBe(1);
+    expect(m[0 * 4 + 3]).toBe(0);
+    expect(m[0]).toBe(2); // diagonal: records using expert 0
+    const byBand = coActivation({ ...t, t: Float32Array.from([0.1, 0.9, 0.95]) }, "band", { bands: 2 });
+    expect(byBand.groups.map((g) => [g.key, g.records])).toEqual([["t 0.00–0.50", 1], ["t 0.50–1.00", 2]]);
   });
 });
 

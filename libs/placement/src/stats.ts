@@ -63,3 +63,100 @@ export function traceStats(t: Trace): TraceStats {
     top1KeptNextStep: pairs ? kept / pairs : undefined,
   };
 }
+
+/** How a group of records (one request, one class, one timestep band) uses the experts. */
+export interface GroupActivation {
+  readonly key: string;
+  readonly records: number;
+  /** Distinct experts the group's records use together, mean over layers. */
+  readonly distinctPerLayer: number;
+  /** Share of the group's assignments that go to its most used quarter of experts (per layer, averaged). */
+  readonly topQuarterShare: number;
+}
+
+export interface CoActivation {
+  readonly by: "request" | "class" | "band";
+  readonly groups: readonly GroupActivation[];
+  /**
+   * Mean over pairs of groups and layers of the histogram intersection Σ_e min(p_e, q_e)
+   * of their expert-usage distributions: 1 = the groups use experts identically, 0 =
+   * disjointly. Low overlap is what placement and route-aware batching can exploit.
+   */
+  readonly meanOverlap: number;
+}
+
+/** Timestep band of t ∈ [0, 1] among `bands` equal bands. */
+function bandOf(t: number, bands: number): number {
+  return Math.min(bands - 1, Math.max(0, Math.floor(t * bands)));
+}
+
+/**
+ * Co-activation by request, by class (the unconditional CFG branch is its own class)
+ * or by timestep band. At most `maxPairs` group pairs are compared (the first groups).
+ */
+export function coActivation(t: Trace, by: CoActivation["by"], options: { bands?: number; maxGroups?: number } = {}): CoActivation {
+  const bands = options.bands ?? 4;
+  const L = t.layers;
+  const E = t.experts;
+  const per = t.tokens * t.topK;
+  const keyOf = (i: number) => (by === "request" ? `request ${t.request[i]}` : by === "class" ? (t.branch[i] === 1 || t.label[i]! < 0 ? "unconditional" : `class ${t.label[i]}`) : `t ${(bandOf(t.t[i]!, bands) / bands).toFixed(2)}–${((bandOf(t.t[i]!, bands) + 1) / bands).toFixed(2)}`);
+  const counts = new Map<string, { records: number; c: Float64Array }>();
+  for (let i = 0; i < t.records; i++) {
+    const k = keyOf(i);
+    let g = counts.get(k);
+    if (!g) counts.set(k, (g = { records: 0, c: new Float64Array(L * E) }));
+    g.records++;
+    for (let l = 0; l < L; l++) {
+      const base = (i * L + l) * per;
+      for (let j = 0; j < per; j++) g.c[l * E + t.routing[base + j]!]! += 1;
+    }
+  }
+  const keys = [...counts.keys()].sort((a, b) => a.localeCompare(b, undefined, { numeric: true })).slice(0, options.maxGroups ?? 200);
+  const dist = new Map<string, Float64Array>();
+  const groups: GroupActivation[] = keys.map((key) => {
+    const { records, c } = counts.get(key)!;
+    const p = new Float64Array(L * E);
+    let distinct = 0;
+    let top = 0;
+    for (let l = 0; l < L; l++) {
+      const row = c.subarray(l * E, (l + 1) * E);
+      const total = row.reduce((a, b) => a + b, 0);
+      for (let e = 0; e < E; e++) {
+        if (row[e]! > 0) distinct++;
+        p[l * E + e] = total > 0 ? row[e]! / total : 0;
+      }
+      const sorted = [...row].sort((a, b) => b - a);
+      top += total > 0 ? sorted.slice(0, Math.max(1, Math.round(E / 4))).reduce((a, b) => a + b, 0) / total : 0;
+    }
+    dist.set(key, p);
+    return { key, records, distinctPerLayer: distinct / L, topQuarterShare: top / L };
+  });
+  let overlap = 0;
+  let pairs = 0;
+  for (let a = 0; a < keys.length; a++)
+    for (let b = a + 1; b < keys.length; b++) {
+      const p = dist.get(keys[a]!)!;
+      const q = dist.get(keys[b]!)!;
+      let s = 0;
+      for (let i = 0; i < p.length; i++) s += Math.min(p[i]!, q[i]!);
+      overlap += s / L;
+      pairs++;
+    }
+  return { by, groups, meanOverlap: pairs ? overlap / pairs : 1 };
+}
+
+/** [E*E] records in which experts i and j are both used at `layer` (optionally only records passing `filter`). */
+export function coActivationMatrix(t: Trace, layer: number, filter?: (record: number) => boolean): Float64Array {
+  const E = t.experts;
+  const per = t.tokens * t.topK;
+  const m = new Float64Array(E * E);
+  const used = new Uint8Array(E);
+  for (let i = 0; i < t.records; i++) {
+    if (filter && !filter(i)) continue;
+    used.fill(0);
+    const base = (i * t.layers + layer) * per;
+    for (let j = 0; j < per; j++) used[t.routing[base + j]!] = 1;
+    for (let a = 0; a < E; a++) if (used[a]) for (let b = 0; b < E; b++) if (used[b]) m[a * E + b]! += 1;
+  }
+  return m;
+}

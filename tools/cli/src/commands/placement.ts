@@ -4,7 +4,7 @@ import { createNatsBus, subjects as makeSubjects } from "@switchyard/bus";
 import { Code, SwitchyardError } from "@switchyard/errors";
 import {
   type Placement, type PlanFile, type Trace, contiguousPlacement, crossWorkerLowerBound, diffPlans, encodeNpyTrace, encodeTrace, mergeTraces, parseNpyTrace, parsePlanFile, placementCost, readTrace, solvePlacement,
-  toPlanFile, traceStats,
+  coActivation, toPlanFile, traceStats,
 } from "@switchyard/placement";
 import { num, str } from "../args";
 
@@ -84,12 +84,21 @@ export async function runTrace(flags: Record<string, unknown>, positionals: stri
     return;
   }
   if (sub !== "stats") throw new SwitchyardError(`trace ${JSON.stringify(sub ?? "")}: the commands are "trace stats FILE" and "trace export PATH... --out FILE"`, Code.InvalidArgument);
-  const s = traceStats(loadTrace(requireStr(flags, "trace", file), flags));
-  if (flags.json === true) return console.log(JSON.stringify(s, null, 1));
+  const trace = loadTrace(requireStr(flags, "trace", file), flags);
+  const s = traceStats(trace);
+  const co = (["class", "band", "request"] as const).map((by) => coActivation(trace, by));
+  if (flags.json === true) return console.log(JSON.stringify({ ...s, coActivation: co }, null, 1));
   console.log(`records ${s.records} (${s.requests} requests), ${s.layers} layers × ${s.experts} experts, top-${s.topK}, ${s.tokens} tokens/record`);
   console.log(`distinct experts per record per layer: ${s.distinctExpertsPerRecordLayer.toFixed(2)} of ${s.experts}`);
   console.log(`expert load max/mean per layer: ${s.expertLoadImbalance.map((x) => x.toFixed(2)).join(" ")}`);
   if (s.top1KeptNextStep !== undefined) console.log(`top-1 expert kept at the next step: ${pct(s.top1KeptNextStep)}`);
+  // Co-activation: how much groups (classes, timestep bands, requests) share experts.
+  for (const c of co) {
+    const gs = c.groups;
+    const mean = (f: (g: (typeof gs)[number]) => number) => gs.reduce((a, g) => a + f(g), 0) / Math.max(1, gs.length);
+    console.log(`by ${c.by}: ${gs.length} groups, overlap between groups ${pct(c.meanOverlap)}, distinct experts per layer ${mean((g) => g.distinctPerLayer).toFixed(1)}, top quarter of experts carries ${pct(mean((g) => g.topQuarterShare))}`);
+    if (c.by !== "request") for (const g of gs) console.log(`  ${g.key.padEnd(14)} ${String(g.records).padStart(6)} records  distinct/layer ${g.distinctPerLayer.toFixed(1)}  top quarter ${pct(g.topQuarterShare)}`);
+  }
 }
 
 async function kvFor(flags: Record<string, unknown>) {
