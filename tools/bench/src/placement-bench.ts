@@ -127,10 +127,14 @@ async function live(): Promise<void> {
   };
   try {
     const contiguous = await run(1000);
-    const plan = toPlanFile((await solveExact(solveTrace, { workers: 4 })).placement, "dit-moe-fmnist", ["worker-0", "worker-1", "worker-2", "worker-3"], "exact");
-    await (await bus.kv(s.plansBucket)).put(s.planKey("dit-moe-fmnist"), { ...plan, version: 1 });
+    const ids = ["worker-0", "worker-1", "worker-2", "worker-3"];
+    const exact = (await solveExact(solveTrace, { workers: 4 })).placement;
+    const kv = await bus.kv(s.plansBucket);
+    await kv.put(s.planKey("dit-moe-fmnist"), { ...toPlanFile(exact, "dit-moe-fmnist", ids, "exact"), version: 1 });
     const solved = await run(1000);
-    console.log(`\n# live, 4 workers, ${n} requests × 20 steps (g=2) each side: ${mib(contiguous)} MiB/image contiguous → ${mib(solved)} MiB/image after apply (${(solved / contiguous).toFixed(3)}×)`);
+    await kv.put(s.planKey("dit-moe-fmnist"), { ...toPlanFile(addReplicas(solveTrace, exact, 4), "dit-moe-fmnist", ids, "exact+copies"), version: 2 });
+    const copies = await run(1000);
+    console.log(`\n# live, 4 workers, ${n} requests × 20 steps (g=2) each side: ${mib(contiguous)} MiB/image contiguous → ${mib(solved)} MiB/image after apply (${(solved / contiguous).toFixed(3)}×) → ${mib(copies)} with 4 redundant copies per layer (${(copies / contiguous).toFixed(3)}×)`);
   } finally {
     client.close();
     await bus.close();
