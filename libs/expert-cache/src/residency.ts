@@ -1,4 +1,5 @@
 import { Code, SwitchyardError } from "@switchyard/errors";
+import type { CacheFigures } from "@switchyard/proto";
 import { type ExpertCache, type ExpertId, createExpertCache, createPolicy, predictivePolicy } from "./cache";
 
 /**
@@ -55,32 +56,13 @@ export interface ResidencyOptions {
   readonly successors?: Successors;
 }
 
-/** Monotonic counters (Prometheus-style) plus the current residency. */
-export interface CacheStats {
-  readonly policy: string;
+/** The wire figures (counters Prometheus-style, plus the current residency) and what stays local. */
+export type CacheStats = Omit<CacheFigures, "budgetBytes"> & {
+  /** undefined: every held expert stays resident. */
   readonly budgetBytes: number | undefined;
-  readonly residentBytes: number;
-  readonly residentExperts: number;
   readonly heldExperts: number;
-  readonly ticks: number;
-  readonly layerRuns: number;
-  /** Sum over layer runs of the distinct experts the run needed. */
-  readonly needed: number;
-  readonly hits: number;
-  readonly misses: number;
-  readonly loads: number;
-  readonly bytesLoaded: number;
-  readonly prefetchLoads: number;
-  /** Bytes loaded in a tick for experts that tick then did not use. */
-  readonly wastedBytes: number;
-  /** Wall time layer runs spent beyond device compute: waiting for loads (and the hand-off). */
-  readonly stallMs: number;
-  /** Of which loading on demand (misses). */
-  readonly demandLoadMs: number;
   readonly computeMs: number;
-  readonly predicted: number;
-  readonly predictedHits: number;
-}
+};
 
 export interface Residency {
   /** The experts this worker may need (its host store); resident ones no longer held are dropped. */

@@ -1,35 +1,9 @@
 import type { SchedulerStats } from "@switchyard/scheduler";
+import type { CacheFigures, WorkerTraffic } from "@switchyard/proto";
 import type { GatewayMetrics } from "./api";
 
 /** Traffic totals of one worker (from its heartbeats, or from in-process runtimes). */
-export interface WorkerTraffic {
-  readonly ticks: number;
-  readonly rowsSent: number;
-  readonly rowsReceived: number;
-  readonly bytesSent: number;
-  readonly bytesReceived: number;
-  readonly expertRows: number;
-  /** Expert-cache counters when the worker runs under a device budget. */
-  readonly cache?: {
-    readonly policy: string;
-    readonly budgetBytes: number;
-    readonly residentBytes: number;
-    readonly residentExperts: number;
-    readonly ticks: number;
-    readonly layerRuns: number;
-    readonly needed: number;
-    readonly hits: number;
-    readonly misses: number;
-    readonly loads: number;
-    readonly bytesLoaded: number;
-    readonly prefetchLoads: number;
-    readonly wastedBytes: number;
-    readonly stallMs: number;
-    readonly demandLoadMs: number;
-    readonly predicted: number;
-    readonly predictedHits: number;
-  };
-}
+export type { WorkerTraffic };
 
 /** The scheduler's published figures. */
 export type SchedulerFigures = SchedulerStats;
@@ -47,7 +21,7 @@ export function renderClusterMetrics(scheduler: SchedulerFigures | undefined, wo
     g("switchyard_scheduler_last_tick_ms", "Duration of the last tick, ms", "gauge", scheduler.lastTickMs);
     g("switchyard_scheduler_workers", "Live workers", "gauge", scheduler.workers);
   }
-  const per: [keyof WorkerTraffic, string, string][] = [
+  const per: [Exclude<keyof WorkerTraffic, "cache">, string, string][] = [
     ["ticks", "switchyard_worker_ticks_total", "Ticks a worker was home in"],
     ["rowsSent", "switchyard_worker_rows_sent_total", "Rows sent to other workers' experts"],
     ["rowsReceived", "switchyard_worker_rows_received_total", "Rows received for this worker's experts"],
@@ -58,13 +32,12 @@ export function renderClusterMetrics(scheduler: SchedulerFigures | undefined, wo
   if (workers.size > 0) {
     for (const [k, name, help] of per) {
       lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} counter`);
-      for (const [id, t] of workers) lines.push(`${name}{worker="${id}"} ${t[k] as number}`);
+      for (const [id, t] of workers) lines.push(`${name}{worker="${id}"} ${t[k]}`);
     }
   }
   const cached = [...workers].filter(([, t]) => t.cache);
   if (cached.length > 0) {
-    type C = NonNullable<WorkerTraffic["cache"]>;
-    const series: [string, "gauge" | "counter", string, (c: C) => number][] = [
+    const series: [string, "gauge" | "counter", string, (c: CacheFigures) => number][] = [
       ["switchyard_expert_cache_budget_bytes", "gauge", "Device bytes for experts", (c) => c.budgetBytes],
       ["switchyard_expert_cache_resident_bytes", "gauge", "Bytes of resident experts", (c) => c.residentBytes],
       ["switchyard_expert_cache_resident_experts", "gauge", "Resident experts", (c) => c.residentExperts],

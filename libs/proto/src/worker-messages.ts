@@ -62,3 +62,43 @@ export interface ExchangeResponseMsg {
 export interface PeerClient {
   exchange(peer: string, req: ExchangeRequestMsg): Promise<ExchangeResponseMsg>;
 }
+
+/**
+ * Expert-cache counters of a worker under a device budget, as its heartbeats carry them
+ * (totals since start; budgetBytes and resident* are gauges). Types, not interfaces, so
+ * that they are assignable to the bus's Json.
+ */
+export type CacheFigures = {
+  readonly policy: string;
+  readonly budgetBytes: number;
+  readonly residentBytes: number;
+  readonly residentExperts: number;
+  readonly ticks: number;
+  readonly layerRuns: number;
+  /** Sum over layer runs of the distinct experts each needed. */
+  readonly needed: number;
+  readonly hits: number;
+  readonly misses: number;
+  readonly loads: number;
+  readonly bytesLoaded: number;
+  readonly prefetchLoads: number;
+  /** Bytes loaded in a tick for experts that tick did not use. */
+  readonly wastedBytes: number;
+  /** Wall time layer runs waited beyond device compute (loads and hand-off). */
+  readonly stallMs: number;
+  /** Of which loading on demand (misses). */
+  readonly demandLoadMs: number;
+  readonly predicted: number;
+  readonly predictedHits: number;
+};
+
+/** A worker's traffic totals (and cache counters), as heartbeats and /metrics carry them. */
+export type WorkerTraffic = {
+  readonly ticks: number;
+  readonly rowsSent: number;
+  readonly rowsReceived: number;
+  readonly bytesSent: number;
+  readonly bytesReceived: number;
+  readonly expertRows: number;
+  readonly cache?: CacheFigures;
+};

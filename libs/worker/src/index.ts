@@ -1,5 +1,5 @@
 export { createWorkerRuntime, createLocalPeers, trafficTotals, DEFAULT_EXCHANGE_TIMEOUT_MS } from "./runtime";
-export type { WorkerRuntime, WorkerRuntimeOptions, WorkerStats, LayerTraffic, CacheFigures } from "./runtime";
+export type { WorkerRuntime, WorkerRuntimeOptions, WorkerStats, LayerTraffic } from "./runtime";
 export { contiguousPlan, expertsOf, reassign } from "@switchyard/scheduler";
 export type { ExpertPlan } from "@switchyard/scheduler";
 export type { TickItemMsg, TickRequestMsg, TickResponseMsg, ExchangeRequestMsg, ExchangeResponseMsg, PeerClient } from "@switchyard/proto";

@@ -2,7 +2,7 @@ import { type ExpertExecutor, type ExpertGroups, createEngine, gatherRows, scatt
 import { Code, SwitchyardError } from "@switchyard/errors";
 import type { ModelParts } from "@switchyard/model";
 import type { CacheStats, Residency, TickPrediction } from "@switchyard/expert-cache";
-import type { ExchangeRequestMsg, ExchangeResponseMsg, PeerClient, TickRequestMsg, TickResponseMsg } from "@switchyard/proto";
+import type { ExchangeRequestMsg, ExchangeResponseMsg, PeerClient, TickRequestMsg, TickResponseMsg, WorkerTraffic } from "@switchyard/proto";
 
 /**
  * A worker (one GPU): home to some images of a tick (runs their dense parts) and owner
@@ -370,44 +370,14 @@ class Runtime implements WorkerRuntime {
   }
 }
 
-/** Expert-cache counters as heartbeats and /metrics carry them. */
-// A type (not an interface) so that it is assignable to the bus's Json.
-export type CacheFigures = {
-  readonly policy: string;
-  readonly budgetBytes: number;
-  readonly residentBytes: number;
-  readonly residentExperts: number;
-  readonly ticks: number;
-  readonly layerRuns: number;
-  readonly needed: number;
-  readonly hits: number;
-  readonly misses: number;
-  readonly loads: number;
-  readonly bytesLoaded: number;
-  readonly prefetchLoads: number;
-  readonly wastedBytes: number;
-  readonly stallMs: number;
-  readonly demandLoadMs: number;
-  readonly predicted: number;
-  readonly predictedHits: number;
-};
-
 /** Totals over layers (and the cache's counters), as heartbeats and /metrics carry them. */
-export function trafficTotals(s: WorkerStats): { ticks: number; rowsSent: number; rowsReceived: number; bytesSent: number; bytesReceived: number; expertRows: number; cache?: CacheFigures } {
+export function trafficTotals(s: WorkerStats): WorkerTraffic {
   const sum = (k: keyof LayerTraffic) => s.layers.reduce((a, l) => a + l[k], 0);
   const c = s.cache;
   return {
     ticks: s.ticks, rowsSent: sum("rowsSent"), rowsReceived: sum("rowsReceived"), bytesSent: sum("bytesSent"), bytesReceived: sum("bytesReceived"),
     expertRows: s.expertRows.reduce((a, b) => a + b, 0),
-    ...(c
-      ? {
-          cache: {
-            policy: c.policy, budgetBytes: c.budgetBytes ?? c.residentBytes, residentBytes: c.residentBytes, residentExperts: c.residentExperts, ticks: c.ticks, layerRuns: c.layerRuns,
-            needed: c.needed, hits: c.hits, misses: c.misses, loads: c.loads, bytesLoaded: c.bytesLoaded, prefetchLoads: c.prefetchLoads, wastedBytes: c.wastedBytes,
-            stallMs: c.stallMs, demandLoadMs: c.demandLoadMs, predicted: c.predicted, predictedHits: c.predictedHits,
-          },
-        }
-      : {}),
+    ...(c ? { cache: { ...c, budgetBytes: c.budgetBytes ?? c.residentBytes } } : {}),
   };
 }
 

@@ -1,5 +1,6 @@
 import { createNatsBus, subjects as makeSubjects } from "@switchyard/bus";
 import { Code, SwitchyardError } from "@switchyard/errors";
+import type { CacheFigures } from "@switchyard/proto";
 import { num, str } from "../args";
 
 export const CACHE_HELP = `switchyard cache stats [--nats HOST:PORT] [--prefix sy] [--listen-ms 1500] [--json]
@@ -8,27 +9,6 @@ export const CACHE_HELP = `switchyard cache stats [--nats HOST:PORT] [--prefix s
   hit rate, bytes loaded and wasted, stall time, prediction precision and recall, and
   the distinct experts a tick touches per layer. Counters are totals since each
   worker started; the same series are on the gateway's /metrics.`;
-
-/** The cache counters a worker's heartbeat carries (traffic.cache). */
-export interface CacheFigures {
-  readonly policy: string;
-  readonly budgetBytes: number;
-  readonly residentBytes: number;
-  readonly residentExperts: number;
-  readonly ticks: number;
-  readonly layerRuns: number;
-  readonly needed: number;
-  readonly hits: number;
-  readonly misses: number;
-  readonly loads: number;
-  readonly bytesLoaded: number;
-  readonly prefetchLoads: number;
-  readonly wastedBytes: number;
-  readonly stallMs: number;
-  readonly demandLoadMs: number;
-  readonly predicted: number;
-  readonly predictedHits: number;
-}
 
 const mib = (b: number) => `${(b / 1048576).toFixed(2)} MiB`;
 const pct = (a: number, b: number) => (b > 0 ? `${((a / b) * 100).toFixed(1)}%` : "-");
