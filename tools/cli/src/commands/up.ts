@@ -51,6 +51,7 @@ export async function runUp(flags: Record<string, unknown>, modelDir: string): P
     ({ address } = c);
     mPort = c.metricsPort;
     console.log(`NATS: ${c.nats}`);
+    if (budget) console.log(`cache:   npx switchyard cache stats --nats ${c.nats}`);
     stopCluster = () => c.stop();
   }
   console.log(`switchyard is serving on ${address} (gRPC: switchyard.v1.Switchyard, grpc.health.v1, reflection)`);
