@@ -1,12 +1,14 @@
 import { describe, expect, it } from "vitest";
 import { Code } from "@switchyard/errors";
 import { caught } from "@switchyard/errors/testing";
-import { type DeviceRun, type ExpertDevice, type TickPrediction, createResidency, successorsFrom } from "./index";
+import { type DeviceRun, type ExpertDevice, MIN_PREFETCH_ROWS, type TickPrediction, createResidency, successorsFrom } from "./index";
 
 const L = 4;
 const E = 8;
 const D = 2;
 const SIZE = 100;
+/** Rows per expert per layer run (above MIN_PREFETCH_ROWS, so predictions are prefetched). */
+const ROWS = MIN_PREFETCH_ROWS + 2;
 
 /**
  * An in-memory expert device with a stream's semantics (commands in issue order). It
@@ -72,7 +74,7 @@ function workload(ticks: number, seed: number): number[][][] {
   return Array.from({ length: ticks }, (_, t) => Array.from({ length: L }, (_, l) => Array.from({ length: E }, (_, e) => e).filter((e) => (e + l + (t % 3 === 0 ? 1 : 0)) % 3 !== 0 || rnd() < 0.2)));
 }
 
-async function serve(budgetExperts: number | undefined, policy: string, ticks: number[][][]) {
+async function serve(budgetExperts: number | undefined, policy: string, ticks: number[][][], rows = ROWS) {
   const budget = budgetExperts === undefined ? Infinity : budgetExperts * SIZE;
   const f = fakeDevice(() => budget);
   const r = createResidency({ device: f.device, layers: L, experts: E, sizeOf: () => SIZE, ...(budgetExperts !== undefined ? { budgetBytes: budget } : {}), policy });
@@ -84,8 +86,8 @@ async function serve(budgetExperts: number | undefined, policy: string, ticks: n
     const prediction: TickPrediction | undefined = prev?.map((es, l) => new Map(es.map((e) => [l * E + e, 1])));
     r.beginTick(prediction);
     for (const [l, es] of tick.entries()) {
-      const offsets = Int32Array.from({ length: es.length + 1 }, (_, i) => i * 2);
-      const x = Float32Array.from({ length: es.length * 2 * D }, (_, i) => i + 1);
+      const offsets = Int32Array.from({ length: es.length + 1 }, (_, i) => i * rows);
+      const x = Float32Array.from({ length: es.length * rows * D }, (_, i) => i + 1);
       const y = await r.runLayer(l, Int32Array.from(es), offsets, x);
       outputs.push(...y);
     }
@@ -123,6 +125,13 @@ describe("residency (expert device under a budget)", () => {
     expect(pred.stats.bytesLoaded).toBeLessThanOrEqual(lfu.stats.bytesLoaded);
     expect(pred.stats.predictedHits / pred.stats.predicted).toBe(1); // precision
     expect(pred.stats.wastedBytes).toBe(0);
+  });
+
+  it("leaves experts that served only a few rows to load on demand (their predictions often fail)", async () => {
+    const stable = Array.from({ length: 6 }, () => workload(1, 3)[0]!);
+    const few = await serve(16, "predictive", stable, 1);
+    expect(few.stats.prefetchLoads).toBe(0);
+    expect(few.violations).toEqual([]);
   });
 
   it("validates its options, naming the field", () => {
