@@ -37,9 +37,9 @@ describe("expert cache on the real model", () => {
     const p: GenerateParams = { label: 7, count: 3, steps: 3, sampler: "euler", guidance: 2, seed: 5 };
     const params = resolveGenerateParams({ ...p }, m);
     const want = (await generate(createEngine({ parts: reference }), params)).images;
-    for (const policy of ["lru", "lfu", "predictive"])
+    for (const [policy, streams] of [["lru", 1], ["lfu", 1], ["predictive", 1], ["predictive", 2]] as const)
       for (const fraction of [0.1, 0.5]) {
-        const device = createThreadExpertDevice({ dir: BUNDLED_MODEL_DIR, manifest: m });
+        const device = createThreadExpertDevice({ dir: BUNDLED_MODEL_DIR, manifest: m, streams });
         const budgetBytes = Math.floor(fraction * L * E) * size;
         let maxResident = 0;
         const watched = { ...device, run: async (...a: Parameters<typeof device.run>) => {
@@ -51,7 +51,7 @@ describe("expert cache on the real model", () => {
         await r.setHeld(Array.from({ length: L * E }, (_, i) => i));
         const engine = createEngine({ parts: denseOnly, executor: createBatchedExecutor(m.architecture.hiddenSize, (l, ex, off, x) => r.runLayer(l, ex, off, x)) });
         const got = (await generate(engine, params)).images;
-        got.forEach((img, i) => expect(maxAbsDiff(img, want[i]!), `${policy} @ ${fraction}`).toBe(0));
+        got.forEach((img, i) => expect(maxAbsDiff(img, want[i]!), `${policy} @ ${fraction}, ${streams} streams`).toBe(0));
         const s = r.stats();
         expect(maxResident).toBeLessThanOrEqual(budgetBytes);
         expect(s.misses + s.hits).toBe(s.needed);

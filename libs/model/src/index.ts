@@ -3,5 +3,5 @@ export type { ModelParts, DenseOutputs, OnnxModelOptions, Classifier } from "./o
 // The manifest lives in @switchyard/manifest (no ONNX Runtime); re-exported for compute-side callers.
 export { BUNDLED_MODEL_DIR, loadManifest, parseManifest, indexParts } from "@switchyard/manifest";
 export type { Manifest, PartSpec, PartIndex } from "@switchyard/manifest";
-export { createThreadExpertDevice, DEFAULT_DEVICE_GRAPH_OPTIMIZATION } from "./expert-device";
+export { createThreadExpertDevice, DEFAULT_DEVICE_GRAPH_OPTIMIZATION, DEFAULT_DEVICE_STREAMS } from "./expert-device";
 export type { ThreadExpertDeviceOptions } from "./expert-device";

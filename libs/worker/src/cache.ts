@@ -37,8 +37,10 @@ export interface WorkerCacheOptions {
   /** lru | lfu | predictive */
   readonly policy: string;
   readonly lookahead?: number;
-  /** Expert-device threads per session. */
+  /** Intra-op threads per expert session. */
   readonly threads?: number;
+  /** Expert-device threads (streams); experts are spread over them. */
+  readonly streams?: number;
 }
 
 /**
@@ -55,7 +57,7 @@ export function createWorkerCache(o: WorkerCacheOptions): Residency {
   for (const p of m.parts) if (p.kind === "expert" && p.layer !== undefined && p.expert !== undefined) sizes[p.layer * E + p.expert] = p.bytes;
   const tracePath = join(o.modelDir, "traces/solve.safetensors");
   const successors = existsSync(tracePath) ? successorsFrom(transitions(readTrace(tracePath)), E) : undefined;
-  const device = createThreadExpertDevice({ dir: o.modelDir, manifest: m, ...(o.threads ? { threads: o.threads } : {}) });
+  const device = createThreadExpertDevice({ dir: o.modelDir, manifest: m, ...(o.threads ? { threads: o.threads } : {}), ...(o.streams ? { streams: o.streams } : {}) });
   return createResidency({
     device, layers: L, experts: E, sizeOf: (id) => sizes[id]!, policy: o.policy,
     ...(o.budget && "bytes" in o.budget ? { budgetBytes: o.budget.bytes } : {}),

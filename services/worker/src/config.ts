@@ -2,7 +2,7 @@ import { hostname } from "node:os";
 import { z } from "zod";
 import { intInRange, parseOrThrow, port, readEnv } from "@switchyard/config";
 import { DEFAULT_RESIDENCY_LOOKAHEAD } from "@switchyard/expert-cache";
-import { BUNDLED_MODEL_DIR, DEFAULT_EXPERT_THREADS } from "@switchyard/model";
+import { BUNDLED_MODEL_DIR, DEFAULT_DEVICE_STREAMS, DEFAULT_EXPERT_THREADS } from "@switchyard/model";
 import { parseExpertBudget } from "@switchyard/worker";
 
 /** Raw → resolved worker configuration (environment variables listed in the README). */
@@ -20,6 +20,7 @@ export const ENV = {
   SWITCHYARD_EXPERT_BUDGET: "expertBudget",
   SWITCHYARD_CACHE_POLICY: "cachePolicy",
   SWITCHYARD_CACHE_LOOKAHEAD: "cacheLookahead",
+  SWITCHYARD_EXPERT_STREAMS: "expertStreams",
 } as const;
 
 /** Heartbeats every second; the scheduler drops a worker after ~3.5 s of silence. */
@@ -41,6 +42,7 @@ export const workerConfigSchema = z.strictObject({
   expertBudget: z.string().default("all"),
   cachePolicy: z.enum(["lru", "lfu", "predictive"]).default("predictive"),
   cacheLookahead: intInRange(0, 64).default(DEFAULT_RESIDENCY_LOOKAHEAD),
+  expertStreams: intInRange(1, 64).default(DEFAULT_DEVICE_STREAMS),
 });
 
 export type WorkerConfig = z.output<typeof workerConfigSchema>;

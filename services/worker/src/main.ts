@@ -26,7 +26,7 @@ runService("worker", async () => {
     if (id) peers.remove(id);
   });
   // Under a budget, experts live on an expert device with a predictive (or LRU/LFU) cache.
-  const residency = budget ? createWorkerCache({ modelDir: cfg.modelDir, manifest: parts.manifest, budget, policy: cfg.cachePolicy, lookahead: cfg.cacheLookahead, threads: cfg.expertThreads }) : undefined;
+  const residency = budget ? createWorkerCache({ modelDir: cfg.modelDir, manifest: parts.manifest, budget, policy: cfg.cachePolicy, lookahead: cfg.cacheLookahead, threads: cfg.expertThreads, streams: cfg.expertStreams }) : undefined;
   if (budget) log(`expert cache: ${cfg.cachePolicy}, budget ${cfg.expertBudget}, lookahead ${cfg.cacheLookahead}`);
   const runtime = createWorkerRuntime({ id: cfg.id, parts, peers, ...(residency ? { residency } : {}) });
   const server = await startWorkerServer(runtime, { host: cfg.host, port: cfg.port });
