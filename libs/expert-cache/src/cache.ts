@@ -169,6 +169,8 @@ export function lfuPolicy(): CachePolicy {
   };
 }
 
+const PREDICTED_PRIORITY = 2 ** 31;
+
 /**
  * Predictive: experts predicted for the next tick rank above everything else (by
  * predicted use), then recency. `setPrediction` is called before each tick.
@@ -178,7 +180,10 @@ export function predictivePolicy(): CachePolicy & { setPrediction(scores: Readon
   let predicted: ReadonlyMap<ExpertId, number> = new Map();
   return {
     name: "predictive",
-    priority: (id) => (predicted.has(id) ? 1e12 + (predicted.get(id) ?? 0) : (last.get(id) ?? -1)),
+    // Above any recency (a logical clock that would take ~2^31 layer runs to get there),
+    // low enough that fractional scores keep their precision (at 1e12 a double resolves
+    // only ~2e-4, which erased tie-breaks).
+    priority: (id) => (predicted.has(id) ? PREDICTED_PRIORITY + (predicted.get(id) ?? 0) : (last.get(id) ?? -1)),
     onAccess: (id, now) => void last.set(id, now),
     onEvict: () => undefined,
     setPrediction(scores) {
