@@ -20,6 +20,8 @@ export interface TickRequestMsg {
   readonly planVersion: number;
   /** Owner worker id per global expert id (layer * E + e). */
   readonly owners: readonly string[];
+  /** Micro-batches per home (their exchanges overlap each other's dense parts); absent or 1: one. */
+  readonly microBatches?: number;
   /** Redundant copies per global expert (workers besides the owner); absent: none. */
   readonly replicas?: readonly (readonly string[])[];
   /** [layers*E] images of the tick predicted to route to each global expert; absent: no prediction. */
@@ -51,6 +53,9 @@ export interface ExchangeRequestMsg {
   readonly assignRow: Int32Array;
   /** [n] expert id within the layer */
   readonly assignExpert: Int32Array;
+  /** Micro-batch of the sender's images, and how many each home runs (absent: 0 of 1). */
+  readonly micro?: number;
+  readonly micros?: number;
 }
 
 export interface ExchangeResponseMsg {

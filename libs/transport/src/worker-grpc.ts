@@ -34,10 +34,11 @@ interface WireTick {
   owners: string[];
   predicted?: Buffer;
   replicas?: { expert: number; workers: string[] }[];
+  microBatches?: number;
 }
 interface WireExchange {
   tick: number; layer: number; from: string; homes: string[]; rows: number;
-  u: Buffer; assignRow: Buffer; assignExpert: Buffer;
+  u: Buffer; assignRow: Buffer; assignExpert: Buffer; micro?: number; micros?: number;
 }
 
 function expandReplicas(list: { expert: number; workers: string[] }[], n: number): string[][] {
@@ -51,6 +52,7 @@ function decodeTick(w: WireTick): TickRequestMsg {
     tick: Number(w.tick), homes: w.homes, planVersion: Number(w.planVersion), owners: w.owners,
     ...(w.predicted && w.predicted.length > 0 ? { predicted: viewAs("int32", w.predicted) } : {}),
     ...(w.replicas && w.replicas.length > 0 ? { replicas: expandReplicas(w.replicas, w.owners.length) } : {}),
+    ...(w.microBatches && w.microBatches > 1 ? { microBatches: w.microBatches } : {}),
     items: w.items.map((it) => ({ requestId: it.requestId, imageIndex: it.imageIndex, x: viewAs("float32", it.x), t: it.t, label: it.label, guidance: it.guidance })),
   };
 }
@@ -59,12 +61,14 @@ function encodeTick(r: TickRequestMsg): WireTick {
     tick: r.tick, homes: [...r.homes], planVersion: r.planVersion, owners: [...r.owners], items: r.items.map((it) => ({ ...it, x: buf(it.x) })),
     ...(r.predicted ? { predicted: buf(r.predicted) } : {}),
     ...(r.replicas ? { replicas: r.replicas.flatMap((ws, expert) => (ws.length ? [{ expert, workers: [...ws] }] : [])) } : {}),
+    ...(r.microBatches ? { microBatches: r.microBatches } : {}),
   };
 }
 function decodeExchange(w: WireExchange): ExchangeRequestMsg {
   return {
     tick: Number(w.tick), layer: w.layer, from: w.from, homes: w.homes, rows: w.rows,
     u: viewAs("float32", w.u), assignRow: viewAs("int32", w.assignRow), assignExpert: viewAs("int32", w.assignExpert),
+    ...(w.micros && w.micros > 1 ? { micro: w.micro ?? 0, micros: w.micros } : {}),
   };
 }
 function encodeExchange(r: ExchangeRequestMsg): WireExchange {

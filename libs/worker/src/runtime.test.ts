@@ -60,6 +60,17 @@ describe("distributed tick", () => {
     }
   });
 
+  it("splits homes' images into micro-batches (an empty one included) with unchanged results", async () => {
+    const { ids, plan, rts } = await cluster(2);
+    const all = items(5);
+    const mine = [all.slice(0, 3), all.slice(3)]; // with 3 micro-batches, w1's third is empty
+    const res = await Promise.all(ids.map((h, k) => rts[k]!.runTick({ tick: 1, items: mine[k]!, homes: ids, planVersion: plan.version, owners: plan.owners, microBatches: 3 })));
+    const ref = await createEngine({ parts: reference }).forward(all.map((it) => ({ x: it.x, t: it.t, label: it.label, guidance: it.guidance })));
+    ids.forEach((_, k) =>
+      mine[k]!.forEach((it, j) => expect(maxAbsDiff(res[k]!.velocities.subarray(j * 784, (j + 1) * 784), ref.velocities[all.indexOf(it)]!)).toBeLessThanOrEqual(1e-5)),
+    );
+  });
+
   it("takes over a dead peer's experts (loaded on demand) with unchanged results", async () => {
     const { plan, rts } = await cluster(2);
     const all = items(3);

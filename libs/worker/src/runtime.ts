@@ -85,6 +85,8 @@ class Runtime implements WorkerRuntime {
   private readonly predictions = new Map<number, Int32Array>();
   /** The tick the residency is in (owners see a tick through its exchanges). */
   private cacheTick: number | undefined;
+  /** Micro-batches of the current tick that ran their last layer here. */
+  private lastLayerRuns = 0;
 
   constructor(
     readonly id: string,
@@ -116,41 +118,61 @@ class Runtime implements WorkerRuntime {
       return { velocities: new Float32Array(0), routing: new Int16Array(0), routingWeights: new Float32Array(0), expertsUsed: new Uint8Array(0), denseMs: 0, expertMs: 0 };
     }
     this.ticks++;
-    const engine = createEngine({ parts: this.parts, executor: this.executor(req), maxBatchRows: Number.MAX_SAFE_INTEGER });
-    const res = await engine.forward(req.items.map((it) => ({ x: it.x, t: it.t, label: it.label, guidance: it.guidance })));
     const P = m.image.channels * m.image.height * m.image.width;
     const T = m.architecture.tokens;
     const K = m.moe.topK;
-    const velocities = new Float32Array(req.items.length * P);
-    res.velocities.forEach((v, i) => velocities.set(v, i * P));
-    const routing = new Int16Array(req.items.length * L * T * K);
-    const routingWeights = new Float32Array(req.items.length * L * T * K);
-    res.rows.forEach((rows, i) => {
-      const row = rows[0]!;
-      for (let l = 0; l < L; l++) {
-        const lr = res.routing[l]!;
-        routing.set(lr.experts.subarray(row * T * K, (row + 1) * T * K), (i * L + l) * T * K);
-        routingWeights.set(lr.weights.subarray(row * T * K, (row + 1) * T * K), (i * L + l) * T * K);
-      }
-    });
-    // Every row of each item (both CFG branches): what the item will likely need next step.
+    const n = req.items.length;
+    const velocities = new Float32Array(n * P);
+    const routing = new Int16Array(n * L * T * K);
+    const routingWeights = new Float32Array(n * L * T * K);
     const stride = Math.ceil((L * this.E) / 8);
-    const expertsUsed = new Uint8Array(req.items.length * stride);
-    res.rows.forEach((rows, i) => {
-      for (const row of rows)
-        for (let l = 0; l < L; l++) {
-          const ex = res.routing[l]!.experts;
-          for (let q = row * T * K; q < (row + 1) * T * K; q++) {
-            const g = l * this.E + ex[q]!;
-            expertsUsed[i * stride + (g >> 3)]! |= 1 << (g & 7);
+    const expertsUsed = new Uint8Array(n * stride);
+    // Micro-batches run side by side: while one waits for its exchange, another computes.
+    // Every home runs the same number (holders wait for each home's part of each).
+    const micros = Math.max(1, Math.floor(req.microBatches ?? 1));
+    const parts = Array.from({ length: micros }, (_, k) => req.items.map((_, i) => i).filter((i) => i % micros === k));
+    let denseMs = 0;
+    let expertMs = 0;
+    await Promise.all(
+      parts.map(async (idx, micro) => {
+        if (idx.length === 0) return this.sendEmpty(req, micro, micros);
+        const engine = createEngine({ parts: this.parts, executor: this.executor(req, micro, micros), maxBatchRows: Number.MAX_SAFE_INTEGER });
+        const res = await engine.forward(idx.map((i) => req.items[i]!).map((it) => ({ x: it.x, t: it.t, label: it.label, guidance: it.guidance })));
+        denseMs += res.timings.denseMs;
+        expertMs += res.timings.expertMs;
+        idx.forEach((i, j) => {
+          velocities.set(res.velocities[j]!, i * P);
+          const row = res.rows[j]![0]!;
+          for (let l = 0; l < L; l++) {
+            const lr = res.routing[l]!;
+            routing.set(lr.experts.subarray(row * T * K, (row + 1) * T * K), (i * L + l) * T * K);
+            routingWeights.set(lr.weights.subarray(row * T * K, (row + 1) * T * K), (i * L + l) * T * K);
           }
-        }
-    });
-    return { velocities, routing, routingWeights, expertsUsed, denseMs: res.timings.denseMs, expertMs: res.timings.expertMs };
+          // Every row of the item (both CFG branches): what it will likely need next step.
+          for (const r of res.rows[j]!)
+            for (let l = 0; l < L; l++) {
+              const ex = res.routing[l]!.experts;
+              for (let q = r * T * K; q < (r + 1) * T * K; q++) {
+                const g = l * this.E + ex[q]!;
+                expertsUsed[i * stride + (g >> 3)]! |= 1 << (g & 7);
+              }
+            }
+        });
+      }),
+    );
+    return { velocities, routing, routingWeights, expertsUsed, denseMs, expertMs };
+  }
+
+  /** A micro-batch without images: its (empty) part of every layer's exchange still goes to every holder. */
+  private async sendEmpty(req: TickRequestMsg, micro: number, micros: number): Promise<void> {
+    const run = this.executor(req, micro, micros);
+    const E = this.E;
+    const empty: ExpertGroups = { numExperts: E, offsets: new Int32Array(E + 1), row: new Int32Array(0), weight: new Float32Array(0) };
+    for (let l = 0; l < this.parts.manifest.architecture.numLayers; l++) await run.runLayer(l, new Float32Array(0), empty, 0, new Float32Array(0));
   }
 
   /** The ExpertExecutor of one tick: splits each layer's assignments by owner. */
-  private executor(req: TickRequestMsg): ExpertExecutor {
+  private executor(req: TickRequestMsg, micro = 0, micros = 1): ExpertExecutor {
     // Every home sends every expert holder one message per layer (holders wait for all homes).
     const owners = [...new Set([...req.owners, ...(req.replicas ?? []).flat()])].sort();
     const copies = (g: number): readonly string[] | undefined => (req.replicas?.[g]?.length ? [req.owners[g]!, ...req.replicas[g]!] : undefined);
@@ -195,6 +217,7 @@ class Runtime implements WorkerRuntime {
               u: gatherRows(u, D, rowIdx, 0, rowIdx.length),
               assignRow: Int32Array.from(b.ar),
               assignExpert: Int32Array.from(b.ae),
+              ...(micros > 1 ? { micro, micros } : {}),
             };
             let out: Float32Array;
             if (owner === this.id) out = (await this.exchange(msg, true)).y;
@@ -231,7 +254,7 @@ class Runtime implements WorkerRuntime {
     if (req.u.length !== req.rows * this.D) {
       return Promise.reject(new SwitchyardError(`exchange from ${req.from}: u has ${req.u.length} floats, rows*D is ${req.rows * this.D}`, Code.InvalidArgument));
     }
-    const key = `${req.tick}/${req.layer}`;
+    const key = `${req.tick}/${req.micro ?? 0}/${req.layer}`;
     let b = this.barriers.get(key);
     if (!b) {
       const timer = setTimeout(() => this.failBarrier(key, new SwitchyardError(`tick ${req.tick} layer ${req.layer}: not every home sent its rows within ${this.timeoutMs} ms`, Code.Unavailable)), this.timeoutMs);
@@ -249,7 +272,7 @@ class Runtime implements WorkerRuntime {
       if ([...barrier.expected].every((h) => barrier.got.has(h))) {
         clearTimeout(barrier.timer);
         this.barriers.delete(key);
-        this.computeLayer(req.tick, req.layer, [...barrier.got.values()]).catch((e) => {
+        this.computeLayer(req.tick, req.layer, [...barrier.got.values()], req.micros ?? 1).catch((e) => {
           for (const c of barrier.got.values()) c.reject(e);
         });
       }
@@ -264,7 +287,7 @@ class Runtime implements WorkerRuntime {
   }
 
   /** Runs each local expert once over the rows of every contribution. */
-  private async computeLayer(tick: number, layer: number, contribs: Contribution[]): Promise<void> {
+  private async computeLayer(tick: number, layer: number, contribs: Contribution[], micros: number): Promise<void> {
     const D = this.D;
     const E = this.E;
     // assignments of all contributions, grouped by expert
@@ -295,7 +318,7 @@ class Runtime implements WorkerRuntime {
       x.set(src.subarray(row[i]! * D, row[i]! * D + D), i * D);
     }
     const off = Int32Array.from([...active.map((e) => counts[e]!), n]);
-    const y = this.residency ? await this.runOnDevice(tick, layer, Int32Array.from(active), off, x) : await this.runOnParts(layer, active, off, x);
+    const y = this.residency ? await this.runOnDevice(tick, layer, Int32Array.from(active), off, x, micros) : await this.runOnParts(layer, active, off, x);
     for (const e of active) this.expertRows[layer * E + e]! += counts[e + 1]! - counts[e]!;
     for (let i = 0; i < n; i++) ys[who[i]!]!.set(y.subarray(i * D, (i + 1) * D), slot[i]! * D);
     contribs.forEach((c, i) => c.resolve({ y: ys[i]! }));
@@ -313,17 +336,19 @@ class Runtime implements WorkerRuntime {
   }
 
   /** Experts on the expert device, under its cache; a tick starts at its first layer here. */
-  private async runOnDevice(tick: number, layer: number, experts: Int32Array, off: Int32Array, x: Float32Array): Promise<Float32Array> {
+  private async runOnDevice(tick: number, layer: number, experts: Int32Array, off: Int32Array, x: Float32Array, micros: number): Promise<Float32Array> {
     const r = this.residency!;
     if (this.cacheTick !== tick) {
       if (this.cacheTick !== undefined) r.endTick();
       this.cacheTick = tick;
+      this.lastLayerRuns = 0;
       r.beginTick(predictionOf(this.predictions.get(tick), this.parts.manifest.architecture.numLayers, this.E));
     }
     try {
       return await r.runLayer(layer, experts, off, x);
     } finally {
-      if (layer === this.parts.manifest.architecture.numLayers - 1) {
+      // The tick ends here when every micro-batch has run its last layer.
+      if (layer === this.parts.manifest.architecture.numLayers - 1 && ++this.lastLayerRuns >= micros && this.cacheTick === tick) {
         r.endTick();
         this.cacheTick = undefined;
       }

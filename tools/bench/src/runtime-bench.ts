@@ -19,7 +19,7 @@ import { createEngine } from "@switchyard/engine";
 import { BUNDLED_MODEL_DIR, createOnnxModel } from "@switchyard/model";
 import type { TickItemMsg } from "@switchyard/proto";
 import { createRng, gaussianNoise } from "@switchyard/sampler";
-import { contiguousPlan, expertsOf } from "@switchyard/scheduler";
+import { MICRO_BATCH_MIN_IMAGES, contiguousPlan, expertsOf } from "@switchyard/scheduler";
 import { createWorkerClients } from "@switchyard/transport";
 import { median, percentile, table } from "./stats";
 
@@ -32,6 +32,8 @@ const { values: flags } = parseArgs({
     batches: { type: "string", default: "1,8,32" },
     "worker-env": { type: "string", default: "" },
     "skip-load": { type: "boolean", default: false },
+    /** micro-batches per home; "auto": as the scheduler decides (MICRO_BATCH_MIN_IMAGES) */
+    micro: { type: "string", default: "auto" },
   },
 });
 /** Extra worker settings, e.g. --worker-env SWITCHYARD_EXPERT_BUDGET=100%. */
@@ -78,10 +80,11 @@ async function stepLatency(cluster: ProcessCluster, prefix: string): Promise<voi
     const items: TickItemMsg[] = Array.from({ length: B }, (_, i) => ({ requestId: `b${i}`, imageIndex: 0, x: gaussianNoise(3, i, P), t: 0.5, label: i % 10, guidance: 2 }));
     const homes = B === 1 || process.env.ONE_HOME ? ["worker-0"] : ids;
     const split = homes.map((_, h) => items.filter((_, i) => i % homes.length === h));
+    const micro = flags.micro === "auto" ? (Math.min(...split.map((s) => s.length)) >= MICRO_BATCH_MIN_IMAGES ? 2 : 1) : Number(flags.micro);
     const dist = async () => {
       const t0 = performance.now();
       const t = ++tick;
-      const rs = await Promise.all(homes.map((h, k) => clients.runTick(h, { tick: t, items: split[k]!, homes, planVersion: plan.version, owners: plan.owners })));
+      const rs = await Promise.all(homes.map((h, k) => clients.runTick(h, { tick: t, items: split[k]!, homes, planVersion: plan.version, owners: plan.owners, microBatches: micro })));
       if (process.env.BENCH_VERBOSE) console.log(`  B=${B} ` + rs.map((r, k) => `${homes[k]}: dense ${r.denseMs.toFixed(1)} ms, experts ${r.expertMs.toFixed(1)} ms`).join("; "));
       return performance.now() - t0;
     };
