@@ -69,15 +69,20 @@ export function parsePlanFile(raw: unknown): { plan: PlanFile; placement: Placem
   return { plan, placement: { workers: plan.workers.length, layers: plan.layers, experts: plan.experts, owner, ...(replicas ? { replicas } : {}) } };
 }
 
-/** Experts that move between two plans (by worker id). */
-export function diffPlans(a: PlanFile, b: PlanFile): { moved: { layer: number; expert: number; from: string; to: string }[]; total: number } {
+/** Experts whose owner changes between two plans (by worker id), and experts whose redundant copies change. */
+export function diffPlans(a: PlanFile, b: PlanFile): { moved: { layer: number; expert: number; from: string; to: string }[]; copiesChanged: { layer: number; expert: number; from: string[]; to: string[] }[]; total: number } {
   if (a.layers !== b.layers || a.experts !== b.experts) throw new SwitchyardError("plans are for different models", Code.InvalidArgument);
   const moved: { layer: number; expert: number; from: string; to: string }[] = [];
+  const copiesChanged: { layer: number; expert: number; from: string[]; to: string[] }[] = [];
+  const copies = (p: PlanFile, l: number, e: number) => (p.replicas?.[l]?.[e] ?? []).map((w) => p.workers[w]!).sort();
   for (let l = 0; l < a.layers; l++)
     for (let e = 0; e < a.experts; e++) {
       const from = a.workers[a.owners[l]![e]!]!;
       const to = b.workers[b.owners[l]![e]!]!;
       if (from !== to) moved.push({ layer: l, expert: e, from, to });
+      const ca = copies(a, l, e);
+      const cb = copies(b, l, e);
+      if (ca.join(",") !== cb.join(",")) copiesChanged.push({ layer: l, expert: e, from: ca, to: cb });
     }
-  return { moved, total: a.layers * a.experts };
+  return { moved, copiesChanged, total: a.layers * a.experts };
 }

@@ -2,7 +2,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import {
   type Placement, type Trace, addReplicas, contiguousPlacement, copiesOf, crossWorkerLowerBound, expertLoad, loadGreedyPlacement, parsePlanFile, placementCost, readTrace,
-  solveExact, solveHeuristic, solvePlacement, toPlanFile,
+  diffPlans, solveExact, solveHeuristic, solvePlacement, toPlanFile,
 } from "./index";
 
 const MODEL = new URL("../../../models/dit-moe-fmnist", import.meta.url).pathname;
@@ -142,6 +142,9 @@ describe("redundant copies (EPLB-style)", () => {
     const bad = JSON.parse(JSON.stringify(file));
     bad.replicas[0][0] = [bad.owners[0][0]];
     expect(() => parsePlanFile(bad)).toThrow("replicas[0][0] must list distinct workers other than the owner");
+    const d = diffPlans(toPlanFile(base, "m", file.workers), file);
+    expect(d.moved).toEqual([]);
+    expect(d.copiesChanged.length).toBe(withCopies.replicas!.filter((r) => r.length > 0).length);
     const eplb = await solvePlacement("eplb", real, { workers: W });
     expect(eplb.placement.replicas!.some((r) => r.length > 0)).toBe(true);
   }, 60_000);

@@ -155,7 +155,7 @@ export async function runPlacement(flags: Record<string, unknown>, positionals: 
       const pb = readPlan(requireStr(flags, "b", b)).plan;
       const d = diffPlans(pa, pb);
       if (json) return console.log(JSON.stringify(d, null, 1));
-      console.log(`${d.moved.length} of ${d.total} experts move`);
+      console.log(`${d.moved.length} of ${d.total} experts move${d.copiesChanged.length ? `; the redundant copies of ${d.copiesChanged.length} change` : ""}`);
       for (const m of d.moved.slice(0, 50)) console.log(`  layer ${m.layer} expert ${m.expert}: ${m.from} → ${m.to}`);
       if (d.moved.length > 50) console.log(`  … ${d.moved.length - 50} more`);
       return;
