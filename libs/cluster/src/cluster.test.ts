@@ -291,6 +291,10 @@ describe.skipIf(!haveNats)("live placement change (processes)", () => {
       }
       expect(inForce).toContain(want(solved));
       expect(withCopies).toBe(true);
+      // each switch records when, and the workers' traffic then (what `placement status` subtracts)
+      const last = (await kv.get(`${s.planKey("dit-moe-fmnist")}.in-force`))!.value as { appliedAt?: string; trafficAtApply?: Record<string, { bytesReceived: number }> };
+      expect(Date.parse(last.appliedAt!)).toBeGreaterThan(0);
+      expect(Object.keys(last.trafficAtApply ?? {}).sort()).toEqual(["worker-0", "worker-1"]);
       expect(inForce.at(-1)).toBe(want(contiguous));
     } finally {
       await bus.close();

@@ -1,7 +1,7 @@
 import type { Bus, Json, Subjects, Subscription } from "@switchyard/bus";
 import { Code, SwitchyardError } from "@switchyard/errors";
 import { PLAN_FORMAT, parsePlanFile } from "@switchyard/placement";
-import type { TickRequestMsg, TickResponseMsg } from "@switchyard/proto";
+import type { TickRequestMsg, TickResponseMsg, WorkerTraffic } from "@switchyard/proto";
 import type { WorkerClients } from "@switchyard/transport";
 import { createChangeSignal } from "./change-signal";
 import { type ExpertPlan, contiguousPlan, expertsOf, reassign } from "./plan";
@@ -16,6 +16,8 @@ import type { WorkerPool } from "./service";
 export interface Heartbeat {
   readonly workerId: string;
   readonly address: string;
+  /** Traffic totals since the worker started (bytes and rows it exchanged, ticks it was home in). */
+  readonly traffic?: WorkerTraffic;
 }
 
 export interface RemotePoolOptions {
@@ -41,6 +43,8 @@ export interface RemotePool extends WorkerPool {
 export function createRemotePool(o: RemotePoolOptions): RemotePool {
   const livenessMs = o.livenessMs ?? DEFAULT_LIVENESS_MS;
   const seen = new Map<string, { address: string; lastMs: number }>();
+  /** Latest traffic totals per worker, recorded with each plan so `placement status` can report since then. */
+  const traffic = new Map<string, WorkerTraffic>();
   let active: string[] = [];
   let plan: ExpertPlan | undefined;
   let version = 0;
@@ -56,6 +60,7 @@ export function createRemotePool(o: RemotePoolOptions): RemotePool {
       if (typeof hb?.workerId !== "string" || typeof hb.address !== "string") return;
       const prev = seen.get(hb.workerId);
       seen.set(hb.workerId, { address: hb.address, lastMs: Date.now() });
+      if (hb.traffic) traffic.set(hb.workerId, hb.traffic);
       o.clients.setAddress(hb.workerId, hb.address);
       if (!prev || !active.includes(hb.workerId)) {
         dirty = true;
@@ -120,6 +125,13 @@ export function createRemotePool(o: RemotePoolOptions): RemotePool {
     await kv.put(`${o.subjects.planKey(o.model)}.in-force`, {
       version: next.version, layers: next.layers, experts: next.experts, owners: [...next.owners],
       ...(next.replicas ? { replicas: next.replicas.map((r) => [...r]) } : {}),
+      appliedAt: new Date().toISOString(),
+      trafficAtApply: Object.fromEntries(
+        members.filter((w) => traffic.has(w)).map((w) => {
+          const { ticks, rowsSent, rowsReceived, bytesSent, bytesReceived, expertRows } = traffic.get(w)!;
+          return [w, { ticks, rowsSent, rowsReceived, bytesSent, bytesReceived, expertRows }];
+        }),
+      ),
     });
     await Promise.all(members.map((w) => o.clients.setExperts(w, expertsOf(next, w))));
     o.log?.(`plan v${next.version} in force over ${members.join(", ")}`);

@@ -6,6 +6,7 @@ import {
   type Placement, type PlanFile, type Trace, contiguousPlacement, crossWorkerLowerBound, diffPlans, encodeNpyTrace, encodeTrace, mergeTraces, parseNpyTrace, parsePlanFile, placementCost, readTrace, solvePlacement,
   coActivation, toPlanFile, traceStats,
 } from "@switchyard/placement";
+import type { WorkerTraffic } from "@switchyard/proto";
 import { num, str } from "../args";
 
 export const TRACE_HELP = `switchyard trace stats FILE [--experts N] [--json]
@@ -193,20 +194,35 @@ export async function runPlacement(flags: Record<string, unknown>, positionals: 
           return;
         }
         const plan = cur.value as PlanFile;
-        const applied = (await kv.get(`${key}.in-force`))?.value as { owners?: string[]; version?: number } | undefined;
+        const applied = (await kv.get(`${key}.in-force`))?.value as { owners?: string[]; version?: number; appliedAt?: string; trafficAtApply?: Record<string, WorkerTraffic> } | undefined;
         const wanted = plan.owners.flatMap((row) => row.map((w) => plan.workers[w]));
         const inForce = applied?.owners !== undefined && applied.owners.join(",") === wanted.join(",");
-        const traffic = new Map<string, { bytesReceived: number; expertRows: number }>();
+        const traffic = new Map<string, WorkerTraffic>();
         const sub2 = bus.subscribe(subjects.heartbeat, (p) => {
-          const hb = p as { workerId?: string; traffic?: { bytesReceived: number; expertRows: number } };
+          const hb = p as { workerId?: string; traffic?: WorkerTraffic };
           if (hb.workerId && hb.traffic) traffic.set(hb.workerId, hb.traffic);
         });
         await new Promise((r) => setTimeout(r, 1500));
         sub2.unsubscribe();
-        if (json) return console.log(JSON.stringify({ plan, inForce, revision: cur.revision, history: hist.length, workers: Object.fromEntries(traffic) }, null, 1));
+        // Measured since the plan in force was applied: today's totals minus those recorded at the switch.
+        const since = new Map(
+          [...traffic].map(([w, t]) => {
+            const at = applied?.trafficAtApply?.[w];
+            return [w, { ticks: t.ticks - (at?.ticks ?? 0), bytesReceived: t.bytesReceived - (at?.bytesReceived ?? 0), expertRows: t.expertRows - (at?.expertRows ?? 0), fromStart: !at }];
+          }),
+        );
+        if (json) return console.log(JSON.stringify({ plan, inForce, appliedAt: applied?.appliedAt, revision: cur.revision, history: hist.length, sinceApplied: Object.fromEntries(since) }, null, 1));
         console.log(`operator plan for ${model}: v${plan.version} (${plan.solver ?? "?"}, ${plan.workers.length} workers, created ${plan.createdAt ?? "?"}), KV revision ${cur.revision}, ${hist.length} stored`);
         console.log(inForce ? "  in force at the scheduler" : "  not yet in force (the scheduler switches at its next tick boundary, once its workers are live)");
-        for (const [w, t] of traffic) console.log(`  ${w}: ${mib(t.bytesReceived)} received, ${t.expertRows} expert rows since start`);
+        if (applied?.appliedAt) console.log(`  switched to at ${applied.appliedAt} (the scheduler's plan v${applied.version}); measured since then:`);
+        let bytes = 0;
+        let ticks = 0;
+        for (const [w, t] of since) {
+          bytes += t.bytesReceived;
+          ticks = Math.max(ticks, t.ticks);
+          console.log(`  ${w}: ${mib(t.bytesReceived)} received, ${t.expertRows} expert rows, home in ${t.ticks} ticks${t.fromStart ? " (since the worker started: it joined after the switch)" : ""}`);
+        }
+        if (since.size > 0 && ticks > 0) console.log(`  all workers: ${mib(bytes)} between workers, ${mib(bytes / ticks)} per tick`);
         if (traffic.size === 0) console.log("  no worker heartbeats heard in 1.5 s");
       } finally {
         await bus.close();
