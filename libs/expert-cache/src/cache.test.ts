@@ -53,9 +53,9 @@ describe("expert cache", () => {
 describe("trace replay", () => {
   const hold = readTrace(join(TRACES, "holdout.safetensors"));
   const solve = readTrace(join(TRACES, "solve.safetensors"));
-  it.each([0.25, 0.5, 0.75])("respects a %s budget and the predictor beats LRU on hits", (f) => {
+  it.each([0.25, 0.5, 0.75])("respects a %s budget and the predictor beats LRU on hits", async (f) => {
     const run = (policy: string) => replayTrace(hold, { policy, budgetFraction: f, batch: 4, expertBytes: 1000, priorTrace: solve });
-    const [lru, pred] = [run("lru"), run("predictive")];
+    const [lru, pred] = [await run("lru"), await run("predictive")];
     for (const r of [lru, pred]) expect(r.maxUsedBytes).toBeLessThanOrEqual(r.budgetBytes);
     expect(pred.hitRate).toBeGreaterThan(lru.hitRate);
     expect(pred.precision!).toBeGreaterThan(0.9); // routing is stable step to step

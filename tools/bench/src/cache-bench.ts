@@ -51,7 +51,7 @@ if (!flags["skip-replay"]) {
   for (const f of FRACTIONS)
     for (const batch of BATCHES)
       for (const policy of POLICIES) {
-        const r = replayTrace(hold, { policy, budgetFraction: f, batch, expertBytes, priorTrace: prior, lookahead: Number(flags.lookahead) });
+        const r = await replayTrace(hold, { policy, budgetFraction: f, batch, expertBytes, priorTrace: prior, lookahead: Number(flags.lookahead) });
         rows.push([
           `${f * 100}%`, batch, policy, r.distinctPerLayer.toFixed(1), pct(r.hitRate), mib(r.bytesLoadedPerTick), mib(r.wastedBytesPerTick),
           r.stallsPerTick.toFixed(1), r.precision === undefined ? "" : `${(r.precision * 100).toFixed(0)}%`, r.recall === undefined ? "" : `${(r.recall * 100).toFixed(0)}%`,
