@@ -51,8 +51,11 @@ function startStream(options: ThreadExpertDeviceOptions, manifest: Manifest, fil
   worker.unref();
   let seq = 0;
   let closed = false;
+  /** Set when the thread died: every later call fails with it instead of waiting forever. */
+  let dead: SwitchyardError | undefined;
   const pending = new Map<number, { resolve: (r: Reply) => void; reject: (e: unknown) => void }>();
-  const failAll = (e: unknown) => {
+  const failAll = (e: SwitchyardError) => {
+    dead ??= e;
     for (const p of pending.values()) p.reject(e);
     pending.clear();
   };
@@ -67,6 +70,7 @@ function startStream(options: ThreadExpertDeviceOptions, manifest: Manifest, fil
   worker.on("exit", (c) => failAll(new SwitchyardError(`expert device thread exited (${c})`, Code.Unavailable)));
   const call = (cmd: Record<string, unknown>, transfer: ArrayBuffer[] = []): Promise<Reply> => {
     if (closed) return Promise.reject(new SwitchyardError("expert device is closed", Code.FailedPrecondition));
+    if (dead) return Promise.reject(dead);
     const s = ++seq;
     return new Promise<Reply>((resolve, reject) => {
       pending.set(s, { resolve, reject });
