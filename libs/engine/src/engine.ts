@@ -23,26 +23,32 @@ export interface ExpertExecutor {
   runLayer(layer: number, u: Float32Array, groups: ExpertGroups, rows: number, acc: Float32Array): Promise<Float32Array>;
 }
 
-/** The default executor: every expert of the layer on this process's ModelParts. */
-export function createLocalExecutor(parts: ModelParts): ExpertExecutor {
+/** Runs a layer's experts (ids within the layer) over row ranges of x ([n, D]); returns [n, D]. */
+export type LayerExpertRunner = (layer: number, experts: Int32Array, offsets: Int32Array, x: Float32Array) => Promise<Float32Array>;
+
+/**
+ * Experts on this process's ModelParts, one call per expert. With `loadMissing`, an
+ * expert not loaded yet is loaded first (a worker taking over from its host store);
+ * without, it is FAILED_PRECONDITION as ModelParts says.
+ */
+export function partsExpertRunner(parts: ModelParts, options: { loadMissing?: boolean } = {}): LayerExpertRunner {
   const D = parts.manifest.architecture.hiddenSize;
-  return {
-    async runLayer(layer, u, groups, _rows, acc) {
-      const { offsets, row, weight } = groups;
-      for (let e = 0; e < groups.numExperts; e++) {
-        const b = offsets[e] as number;
-        const end = offsets[e + 1] as number;
-        if (end === b) continue;
-        const y = await parts.expert(layer, e, gatherRows(u, D, row, b, end), end - b);
-        scatterAddWeighted(acc, D, y, row, weight, b, end);
-      }
-      return acc;
-    },
+  return async (layer, experts, offsets, x) => {
+    const y = new Float32Array(x.length);
+    for (let i = 0; i < experts.length; i++) {
+      const e = experts[i]!;
+      if (offsets[i + 1] === offsets[i]) continue;
+      if (options.loadMissing && !parts.hasExpert(layer, e)) await parts.loadExpert(layer, e);
+      y.set(await parts.expert(layer, e, x.subarray(offsets[i]! * D, offsets[i + 1]! * D), offsets[i + 1]! - offsets[i]!), offsets[i]! * D);
+    }
+    return y;
   };
 }
 
-/** Runs a layer's experts (ids within the layer) over row ranges of x ([n, D]); returns [n, D]. */
-export type LayerExpertRunner = (layer: number, experts: Int32Array, offsets: Int32Array, x: Float32Array) => Promise<Float32Array>;
+/** The default executor: every expert of the layer on this process's ModelParts. */
+export function createLocalExecutor(parts: ModelParts): ExpertExecutor {
+  return createBatchedExecutor(parts.manifest.architecture.hiddenSize, partsExpertRunner(parts));
+}
 
 /**
  * An executor that hands a whole layer to `run` in one call (one message to an expert

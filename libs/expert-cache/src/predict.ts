@@ -1,6 +1,5 @@
 import type { Trace } from "@switchyard/placement";
 import type { ExpertId } from "./cache";
-import type { TickPrediction } from "./residency";
 
 /**
  * What a tick will need, from what is known before it runs: the same requests' routing
@@ -67,17 +66,4 @@ export function classPriorsFromTrace(trace: Trace, options: { nullLabel: number;
       });
     },
   };
-}
-
-/** Precision and recall of a prediction against what a tick used (both per layer). */
-export function predictionQuality(pred: TickPrediction, used: readonly ReadonlySet<ExpertId>[]): { precision: number; recall: number } {
-  let tp = 0;
-  let p = 0;
-  let u = 0;
-  pred.forEach((m, l) => {
-    p += m.size;
-    for (const g of m.keys()) if (used[l]!.has(g)) tp++;
-  });
-  for (const s of used) u += s.size;
-  return { precision: p ? tp / p : 1, recall: u ? tp / u : 1 };
 }

@@ -44,8 +44,6 @@ export interface ReplayResult {
   readonly budgetBytes: number;
 }
 
-export const DEFAULT_LOOKAHEAD = DEFAULT_RESIDENCY_LOOKAHEAD;
-
 /** A device that keeps only residency (and its peak), in issue order. */
 function countingDevice(expertBytes: number): ExpertDevice & { maxBytes(): number } {
   const resident = new Set<number>();
@@ -79,7 +77,7 @@ export async function replayTrace(trace: Trace, o: ReplayOptions): Promise<Repla
   const budgetBytes = Math.max(1, Math.floor(o.budgetFraction * L * E)) * o.expertBytes;
   const device = countingDevice(o.expertBytes);
   const residency = createResidency({
-    device, layers: L, experts: E, sizeOf: () => o.expertBytes, budgetBytes, policy: o.policy, lookahead: o.lookahead ?? DEFAULT_LOOKAHEAD,
+    device, layers: L, experts: E, sizeOf: () => o.expertBytes, budgetBytes, policy: o.policy, lookahead: o.lookahead ?? DEFAULT_RESIDENCY_LOOKAHEAD,
   });
   await residency.setHeld(Array.from({ length: L * E }, (_, i) => i));
   // records by (request, step)

@@ -34,6 +34,28 @@ export interface DeviceRun {
   readonly loaded: readonly number[];
 }
 
+/** Some experts of a layer run (indices `idx` into `experts`) with their rows packed together. */
+export interface ExpertSelection {
+  readonly idx: readonly number[];
+  readonly experts: Int32Array;
+  readonly offsets: Int32Array;
+  readonly x: Float32Array;
+}
+
+/** Packs the rows of experts[idx] out of a run's x ([n, D], ranges by offsets). */
+export function selectExperts(experts: Int32Array, offsets: Int32Array, x: Float32Array, D: number, idx: readonly number[]): ExpertSelection {
+  const off = new Int32Array(idx.length + 1);
+  idx.forEach((i, j) => (off[j + 1] = off[j]! + offsets[i + 1]! - offsets[i]!));
+  const xs = new Float32Array(off[idx.length]! * D);
+  idx.forEach((i, j) => xs.set(x.subarray(offsets[i]! * D, offsets[i + 1]! * D), off[j]! * D));
+  return { idx, experts: Int32Array.from(idx, (i) => experts[i]!), offsets: off, x: xs };
+}
+
+/** Writes a selection's outputs `ys` back to their rows of the whole run's `y`. */
+export function placeSelection(y: Float32Array, offsets: Int32Array, D: number, sel: ExpertSelection, ys: Float32Array): void {
+  sel.idx.forEach((i, j) => y.set(ys.subarray(sel.offsets[j]! * D, sel.offsets[j + 1]! * D), offsets[i]! * D));
+}
+
 /** Per layer: predicted use (e.g. images expected to route to it) of each global expert. */
 export type TickPrediction = readonly ReadonlyMap<ExpertId, number>[];
 
@@ -279,13 +301,8 @@ class ResidencyImpl implements Residency {
     for (let i = 0; i < experts.length; i++) pos.set(layer * E + experts[i]!, i);
     for (const [ci, chunk] of chunks.entries()) {
       this.admit(chunk);
-      const sub = chunk.map((id) => pos.get(id)!);
-      const off = new Int32Array(sub.length + 1);
-      sub.forEach((i, j) => (off[j + 1] = off[j]! + offsets[i + 1]! - offsets[i]!));
-      const xs = new Float32Array(off[sub.length]! * D);
-      sub.forEach((i, j) => xs.set(x.subarray(offsets[i]! * D, offsets[i + 1]! * D), off[j]! * D));
-      const ys = await this.dispatch(layer, Int32Array.from(sub, (i) => experts[i]!), off, xs, ci === chunks.length - 1);
-      sub.forEach((i, j) => y.set(ys.subarray(off[j]! * D, off[j + 1]! * D), offsets[i]! * D));
+      const sel = selectExperts(experts, offsets, x, D, chunk.map((id) => pos.get(id)!));
+      placeSelection(y, offsets, D, sel, await this.dispatch(layer, sel.experts, sel.offsets, sel.x, ci === chunks.length - 1));
     }
     return y;
   }

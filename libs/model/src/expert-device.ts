@@ -1,6 +1,6 @@
 import { Worker } from "node:worker_threads";
 import { Code, SwitchyardError } from "@switchyard/errors";
-import type { ExpertDevice } from "@switchyard/expert-cache";
+import { type ExpertDevice, placeSelection, selectExperts } from "@switchyard/expert-cache";
 import { type Manifest, indexParts, loadManifest } from "@switchyard/manifest";
 
 /**
@@ -128,19 +128,15 @@ export function createThreadExpertDevice(options: ThreadExpertDeviceOptions): Ex
         return { y: r.y as Float32Array, loadMs: r.loadMs as number, computeMs: r.computeMs as number, loaded: r.loaded as number[] };
       }
       // Each stream gets its experts' rows, contiguous; outputs go back to x's order.
-      const parts = streams.map(() => ({ idx: [] as number[] }));
-      for (let i = 0; i < experts.length; i++) parts[experts[i]! % n]!.idx.push(i);
+      const parts = streams.map((): number[] => []);
+      for (let i = 0; i < experts.length; i++) parts[experts[i]! % n]!.push(i);
       const y = new Float32Array(x.length);
       const rs = await Promise.all(
-        parts.map(async ({ idx }, k) => {
+        parts.map(async (idx, k) => {
           if (!idx.length) return undefined;
-          const off = new Int32Array(idx.length + 1);
-          idx.forEach((i, j) => (off[j + 1] = off[j]! + offsets[i + 1]! - offsets[i]!));
-          const xs = new Float32Array(off[idx.length]! * D);
-          idx.forEach((i, j) => xs.set(x.subarray(offsets[i]! * D, offsets[i + 1]! * D), off[j]! * D));
-          const r = await streams[k]!.call({ op: "run", experts: Int32Array.from(idx, (i) => experts[i]!), offsets: off, x: xs }, [xs.buffer]);
-          const ys = r.y as Float32Array;
-          idx.forEach((i, j) => y.set(ys.subarray(off[j]! * D, off[j + 1]! * D), offsets[i]! * D));
+          const sel = selectExperts(experts, offsets, x, D, idx);
+          const r = await streams[k]!.call({ op: "run", experts: sel.experts, offsets: sel.offsets, x: sel.x }, [sel.x.buffer as ArrayBuffer]);
+          placeSelection(y, offsets, D, sel, r.y as Float32Array);
           return r;
         }),
       );

@@ -1,4 +1,4 @@
-import { type ExpertExecutor, type ExpertGroups, createEngine, gatherRows, scatterAddWeighted } from "@switchyard/engine";
+import { type ExpertExecutor, type ExpertGroups, type LayerExpertRunner, createEngine, gatherRows, partsExpertRunner, scatterAddWeighted } from "@switchyard/engine";
 import { Code, SwitchyardError } from "@switchyard/errors";
 import type { ModelParts } from "@switchyard/model";
 import type { CacheStats, Residency, TickPrediction } from "@switchyard/expert-cache";
@@ -101,6 +101,7 @@ class Runtime implements WorkerRuntime {
     this.timeoutMs = timeoutMs;
     this.traffic = Array.from({ length: m.architecture.numLayers }, () => ({ rowsSent: 0, rowsReceived: 0, bytesSent: 0, bytesReceived: 0 }));
     this.expertRows = new Array(m.architecture.numLayers * this.E).fill(0);
+    this.runOnParts = partsExpertRunner(parts, { loadMissing: true });
   }
 
   async runTick(req: TickRequestMsg): Promise<TickResponseMsg> {
@@ -318,22 +319,14 @@ class Runtime implements WorkerRuntime {
       x.set(src.subarray(row[i]! * D, row[i]! * D + D), i * D);
     }
     const off = Int32Array.from([...active.map((e) => counts[e]!), n]);
-    const y = this.residency ? await this.runOnDevice(tick, layer, Int32Array.from(active), off, x, micros) : await this.runOnParts(layer, active, off, x);
+    const y = this.residency ? await this.runOnDevice(tick, layer, Int32Array.from(active), off, x, micros) : await this.runOnParts(layer, Int32Array.from(active), off, x);
     for (const e of active) this.expertRows[layer * E + e]! += counts[e + 1]! - counts[e]!;
     for (let i = 0; i < n; i++) ys[who[i]!]!.set(y.subarray(i * D, (i + 1) * D), slot[i]! * D);
     contribs.forEach((c, i) => c.resolve({ y: ys[i]! }));
   }
 
   /** Experts on this process's ModelParts; ones not loaded come from the host store (disk). */
-  private async runOnParts(layer: number, active: readonly number[], off: Int32Array, x: Float32Array): Promise<Float32Array> {
-    const D = this.D;
-    const y = new Float32Array(x.length);
-    for (const [i, e] of active.entries()) {
-      if (!this.parts.hasExpert(layer, e)) await this.parts.loadExpert(layer, e); // taking over from the host store
-      y.set(await this.parts.expert(layer, e, x.subarray(off[i]! * D, off[i + 1]! * D), off[i + 1]! - off[i]!), off[i]! * D);
-    }
-    return y;
-  }
+  private readonly runOnParts: LayerExpertRunner;
 
   /** Experts on the expert device, under its cache; a tick starts at its first layer here. */
   private async runOnDevice(tick: number, layer: number, experts: Int32Array, off: Int32Array, x: Float32Array, micros: number): Promise<Float32Array> {

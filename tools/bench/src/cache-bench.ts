@@ -19,7 +19,7 @@ import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { createClient } from "@switchyard/client";
 import { startEmbeddedCluster } from "@switchyard/cluster";
-import { DEFAULT_LOOKAHEAD, replayTrace } from "@switchyard/expert-cache";
+import { DEFAULT_RESIDENCY_LOOKAHEAD, replayTrace } from "@switchyard/expert-cache";
 import { BUNDLED_MODEL_DIR, loadManifest } from "@switchyard/manifest";
 import { readTrace } from "@switchyard/placement";
 import { type LiveResult, createLiveBench } from "./cache-live";
@@ -27,7 +27,7 @@ import { median, table } from "./stats";
 
 const { values: flags } = parseArgs({
   options: {
-    lookahead: { type: "string", default: String(DEFAULT_LOOKAHEAD) },
+    lookahead: { type: "string", default: String(DEFAULT_RESIDENCY_LOOKAHEAD) },
     steps: { type: "string", default: "6" },
     requests: { type: "string", default: "32" },
     "tick-images": { type: "string", default: "2" },
