@@ -274,12 +274,13 @@ class Scheduler implements SchedulerService {
     const homeIds = [...byHome.keys()].sort();
     const owners = this.o.pool.owners();
     const replicas = this.o.pool.replicas?.();
+    const hasCopies = replicas?.some((r) => r.length > 0) === true;
     const version = this.o.pool.planVersion();
     const evals = new Map<string, { x: Float32Array; t: number }>();
     // Every worker hears of the tick (owners without images too): the prediction of the
     // experts it will need lets each prefetch ahead of compute.
-    const m0 = this.o.manifest;
-    const predicted = tickPrediction(items.map((it) => this.predictedOf(it.requestId)), m0.architecture.numLayers * m0.moe.numExperts);
+    const m = this.o.manifest;
+    const predicted = tickPrediction(items.map((it) => this.predictedOf(it.requestId)), m.architecture.numLayers * m.moe.numExperts);
     const targets = predicted ? [...new Set([...homeIds, ...this.o.pool.members()])].sort() : homeIds;
     // Large ticks run as two micro-batches per home, so one's exchange overlaps the other's dense part.
     const microBatches = Math.min(...homeIds.map((h) => byHome.get(h)!.length)) >= MICRO_BATCH_MIN_IMAGES ? 2 : 1;
@@ -290,7 +291,7 @@ class Scheduler implements SchedulerService {
         homes: homeIds,
         planVersion: version,
         owners,
-        ...(replicas?.some((r) => r.length) ? { replicas } : {}),
+        ...(hasCopies ? { replicas } : {}),
         ...(microBatches > 1 ? { microBatches } : {}),
         ...(predicted ? { predicted } : {}),
         items: mine.map((it) => {
@@ -322,7 +323,6 @@ class Scheduler implements SchedulerService {
     const ms = this.now() - t0;
     this.lastTickMs = ms;
     this.lastTickRows = items.reduce((s, i) => s + i.rows, 0);
-    const m = this.o.manifest;
     const L = m.architecture.numLayers;
     const TK = m.architecture.tokens * m.moe.topK;
     const touched = new Set<string>();
