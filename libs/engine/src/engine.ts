@@ -17,10 +17,12 @@ import { type ExpertGroups, type LayerRouting, gatherRows, groupByExpert, routeT
  *  distributed worker puts cross-worker dispatch behind the same interface. */
 export interface ExpertExecutor {
   /**
-   * Adds the routed mixture sum_k w_k * expert_k(u) of every row into `acc` ([R, D],
-   * holding the shared expert's output or zeros) and returns it.
+   * Adds the routed mixture sum_k w_k * expert_k(u) of every row into the accumulator
+   * ([R, D], the shared expert's output or zeros) and returns it. `init` makes the
+   * accumulator: an executor calls it once, after it has sent the routed experts on their
+   * way, so that the shared expert runs while they do (on another thread or worker).
    */
-  runLayer(layer: number, u: Float32Array, groups: ExpertGroups, rows: number, acc: Float32Array): Promise<Float32Array>;
+  runLayer(layer: number, u: Float32Array, groups: ExpertGroups, rows: number, init: () => Promise<Float32Array>): Promise<Float32Array>;
 }
 
 /** Runs a layer's experts (ids within the layer) over row ranges of x ([n, D]); returns [n, D]. */
@@ -57,18 +59,24 @@ export function createLocalExecutor(parts: ModelParts): ExpertExecutor {
  */
 export function createBatchedExecutor(D: number, run: LayerExpertRunner): ExpertExecutor {
   return {
-    async runLayer(layer, u, groups, _rows, acc) {
+    async runLayer(layer, u, groups, _rows, init) {
       const { offsets, row, weight } = groups;
       const active: number[] = [];
       for (let e = 0; e < groups.numExperts; e++) if (offsets[e + 1]! > offsets[e]!) active.push(e);
       const n = offsets[groups.numExperts]!;
-      if (n === 0) return acc;
+      if (n === 0) return init();
       const x = gatherRows(u, D, row, 0, n);
       // Inactive experts own empty ranges, so the active ones' ranges tile 0..n.
       const off = new Int32Array(active.length + 1);
       active.forEach((e, i) => (off[i] = offsets[e]!));
       off[active.length] = n;
-      const y = await run(layer, Int32Array.from(active), off, x);
+      const pending = run(layer, Int32Array.from(active), off, x);
+      // Settled either way before awaiting init, so a failed run is never left unobserved.
+      const settled = pending.then((y) => ({ y }), (error: unknown) => ({ error }));
+      const acc = await init();
+      const r = await settled;
+      if ("error" in r) throw r.error;
+      const y = r.y;
       for (const e of active) scatterAddWeighted(acc, D, y.subarray(offsets[e]! * D, offsets[e + 1]! * D), row, weight, offsets[e]!, offsets[e + 1]!);
       return acc;
     },
@@ -229,13 +237,19 @@ class EngineImpl implements Engine {
       const t1 = performance.now();
       denseMs += t1 - t0;
       // The shared expert's output is the accumulator the routed experts add into
-      // (one pass fewer than summing them separately).
-      const acc = m.moe.sharedExpert ? await this.parts.shared(l, d.u, B * T) : new Float32Array(B * T * D);
-      const t2a = performance.now();
-      const moe = await this.executor.runLayer(l, d.u, groups, B * T, acc);
+      // (one pass fewer than summing them separately); the executor runs it while the
+      // routed experts are away.
+      let sharedMs = 0;
+      const init = async () => {
+        const s = performance.now();
+        const acc = m.moe.sharedExpert ? await this.parts.shared(l, d.u, B * T) : new Float32Array(B * T * D);
+        sharedMs = performance.now() - s;
+        return acc;
+      };
+      const moe = await this.executor.runLayer(l, d.u, groups, B * T, init);
       const t2 = performance.now();
-      expertMs += t2 - t2a;
-      denseMs += t2a - t1;
+      expertMs += t2 - t1 - sharedMs;
+      denseMs += sharedMs;
       h = combineBlock(d.h1, d.gate, moe, B, T, D);
       t0 = performance.now();
       denseMs += t0 - t2;

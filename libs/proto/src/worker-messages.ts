@@ -47,8 +47,11 @@ export interface ExchangeRequestMsg {
   readonly from: string;
   readonly homes: readonly string[];
   readonly rows: number;
-  /** [rows, D] unique rows */
-  readonly u: Float32Array;
+  /**
+   * [rows, D] unique rows: contiguous, or as rows of the sender's matrix that the codec
+   * gathers while it serializes (a home never copies them into a buffer of their own).
+   */
+  readonly u: Float32Array | GatheredRows;
   /** [n] index into rows */
   readonly assignRow: Int32Array;
   /** [n] expert id within the layer */
@@ -59,8 +62,24 @@ export interface ExchangeRequestMsg {
 }
 
 export interface ExchangeResponseMsg {
-  /** [n, D] expert output of every assignment, unweighted, in request order */
-  readonly y: Float32Array;
+  /**
+   * [n, D] expert output of every assignment, unweighted, in request order, as
+   * consecutive chunks (an owner answers with views on its experts' outputs instead of
+   * copying them into one buffer; off the wire it is one chunk).
+   */
+  readonly y: readonly Float32Array[];
+}
+
+/** Row j is row `index[j]` of `src` ([*, dim]). */
+export interface GatheredRows {
+  readonly src: Float32Array;
+  readonly index: Int32Array;
+  readonly dim: number;
+}
+
+/** The source matrix and row of row j of `u`. */
+export function rowSource(u: Float32Array | GatheredRows): { readonly src: Float32Array; readonly index: Int32Array | undefined } {
+  return u instanceof Float32Array ? { src: u, index: undefined } : { src: u.src, index: u.index };
 }
 
 /** How a home reaches the other workers. gRPC in deployments; direct calls in memory. */

@@ -9,6 +9,7 @@ import {
   clientFor, fromGrpcError, loadContracts, reflectionDefinition, toGrpcStatus,
 } from "@switchyard/proto";
 import { bytesOf, viewAs } from "@switchyard/tensor";
+import { decodeExchangeRequest, decodeExchangeResponse, encodeExchangeRequest, encodeExchangeResponse } from "./exchange-codec";
 
 /**
  * The worker data plane over gRPC: raw tensor bytes in `bytes` fields (views on the
@@ -36,10 +37,6 @@ interface WireTick {
   replicas?: { expert: number; workers: string[] }[];
   microBatches?: number;
 }
-interface WireExchange {
-  tick: number; layer: number; from: string; homes: string[]; rows: number;
-  u: Buffer; assignRow: Buffer; assignExpert: Buffer; micro?: number; micros?: number;
-}
 
 function expandReplicas(list: { expert: number; workers: string[] }[], n: number): string[][] {
   const out: string[][] = Array.from({ length: n }, () => []);
@@ -64,15 +61,23 @@ function encodeTick(r: TickRequestMsg): WireTick {
     ...(r.microBatches ? { microBatches: r.microBatches } : {}),
   };
 }
-function decodeExchange(w: WireExchange): ExchangeRequestMsg {
+/**
+ * The worker service with the hand-written codec on Exchange (the data plane's hot
+ * path); the other methods keep proto-loader's.
+ */
+function workerService(): grpc.ServiceDefinition {
+  const base = loadContracts().worker;
+  const exchange = base.Exchange as grpc.MethodDefinition<ExchangeRequestMsg, ExchangeResponseMsg>;
   return {
-    tick: Number(w.tick), layer: w.layer, from: w.from, homes: w.homes, rows: w.rows,
-    u: viewAs("float32", w.u), assignRow: viewAs("int32", w.assignRow), assignExpert: viewAs("int32", w.assignExpert),
-    ...(w.micros && w.micros > 1 ? { micro: w.micro ?? 0, micros: w.micros } : {}),
+    ...base,
+    Exchange: {
+      ...exchange,
+      requestSerialize: encodeExchangeRequest,
+      requestDeserialize: decodeExchangeRequest,
+      responseSerialize: encodeExchangeResponse,
+      responseDeserialize: decodeExchangeResponse,
+    },
   };
-}
-function encodeExchange(r: ExchangeRequestMsg): WireExchange {
-  return { ...r, homes: [...r.homes], u: buf(r.u), assignRow: buf(r.assignRow), assignExpert: buf(r.assignExpert) };
 }
 
 function unary<Req, Res>(fn: (req: Req) => Promise<Res>) {
@@ -120,10 +125,9 @@ function widenSessionWindows(server: grpc.Server): void {
 }
 
 export async function startWorkerServer(handler: WorkerHandler, options: { host?: string; port?: number } = {}): Promise<WorkerServer> {
-  const contracts = loadContracts();
   const server = new grpc.Server({ "grpc.max_receive_message_length": DATA_PLANE_MAX_MESSAGE_BYTES, "grpc.max_send_message_length": DATA_PLANE_MAX_MESSAGE_BYTES });
   widenServerWindows(server);
-  server.addService(contracts.worker, {
+  server.addService(workerService(), {
     RunTick: unary(async (w: WireTick) => {
       const r = await handler.runTick(decodeTick(w));
       return {
@@ -131,7 +135,7 @@ export async function startWorkerServer(handler: WorkerHandler, options: { host?
         ...(r.expertsUsed ? { expertsUsed: Buffer.from(r.expertsUsed.buffer, r.expertsUsed.byteOffset, r.expertsUsed.byteLength) } : {}),
       };
     }),
-    Exchange: unary(async (w: WireExchange) => ({ y: buf((await handler.exchange(decodeExchange(w))).y) })),
+    Exchange: unary((r: ExchangeRequestMsg) => handler.exchange(r)),
     SetExperts: unary(async (w: { experts: number[] }) => handler.setExperts(w.experts)),
     Stats: unary(async () => handler.stats()),
   });
@@ -167,7 +171,7 @@ export interface WorkerClients extends PeerClient {
 export const DEFAULT_TICK_TIMEOUT_MS = 60_000;
 
 export function createWorkerClients(): WorkerClients {
-  const Ctor = clientFor(loadContracts().worker, "Worker");
+  const Ctor = clientFor(workerService(), "Worker");
   const clients = new Map<string, { address: string; c: grpc.Client & Record<string, (...a: unknown[]) => unknown> }>();
   const get = (w: string) => {
     const c = clients.get(w);
@@ -215,8 +219,7 @@ export function createWorkerClients(): WorkerClients {
       };
     },
     async exchange(peer, req) {
-      const r = await call<{ y: Buffer }>(peer, "Exchange", encodeExchange(req), DEFAULT_TICK_TIMEOUT_MS);
-      return { y: viewAs("float32", r.y) };
+      return call<ExchangeResponseMsg>(peer, "Exchange", req, DEFAULT_TICK_TIMEOUT_MS);
     },
     setExperts: (worker, ids) => call(worker, "SetExperts", { experts: [...ids] }, DEFAULT_TICK_TIMEOUT_MS),
     stats: (worker) => call(worker, "Stats", {}, 5000),

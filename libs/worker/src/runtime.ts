@@ -1,8 +1,8 @@
-import { type ExpertExecutor, type ExpertGroups, type LayerExpertRunner, createEngine, gatherRows, partsExpertRunner, scatterAddWeighted } from "@switchyard/engine";
+import { type ExpertExecutor, type ExpertGroups, type LayerExpertRunner, createEngine, partsExpertRunner } from "@switchyard/engine";
 import { Code, SwitchyardError } from "@switchyard/errors";
 import type { ModelParts } from "@switchyard/model";
 import type { CacheStats, Residency, TickPrediction } from "@switchyard/expert-cache";
-import type { ExchangeRequestMsg, ExchangeResponseMsg, PeerClient, TickRequestMsg, TickResponseMsg, WorkerTraffic } from "@switchyard/proto";
+import { type ExchangeRequestMsg, type ExchangeResponseMsg, type PeerClient, type TickRequestMsg, type TickResponseMsg, type WorkerTraffic, rowSource } from "@switchyard/proto";
 
 /**
  * A worker (one GPU): home to some images of a tick (runs their dense parts) and owner
@@ -169,7 +169,7 @@ class Runtime implements WorkerRuntime {
     const run = this.executor(req, micro, micros);
     const E = this.E;
     const empty: ExpertGroups = { numExperts: E, offsets: new Int32Array(E + 1), row: new Int32Array(0), weight: new Float32Array(0) };
-    for (let l = 0; l < this.parts.manifest.architecture.numLayers; l++) await run.runLayer(l, new Float32Array(0), empty, 0, new Float32Array(0));
+    for (let l = 0; l < this.parts.manifest.architecture.numLayers; l++) await run.runLayer(l, new Float32Array(0), empty, 0, async () => new Float32Array(0));
   }
 
   /** The ExpertExecutor of one tick: splits each layer's assignments by owner. */
@@ -178,7 +178,7 @@ class Runtime implements WorkerRuntime {
     const owners = [...new Set([...req.owners, ...(req.replicas ?? []).flat()])].sort();
     const copies = (g: number): readonly string[] | undefined => (req.replicas?.[g]?.length ? [req.owners[g]!, ...req.replicas[g]!] : undefined);
     return {
-      runLayer: async (layer: number, u: Float32Array, groups: ExpertGroups, _rows: number, acc: Float32Array) => {
+      runLayer: async (layer: number, u: Float32Array, groups: ExpertGroups, _rows: number, init: () => Promise<Float32Array>) => {
         const D = this.D;
         type Part = { rowIndex: Map<number, number>; rows: number[]; ar: number[]; ae: number[]; pos: number[] };
         const byOwner = new Map<string, Part>();
@@ -204,41 +204,59 @@ class Runtime implements WorkerRuntime {
             b.pos.push(i);
           }
         }
-        // Expert outputs of every assignment, in the engine's (expert-major) order.
-        const y = new Float32Array(groups.row.length * D);
-        await Promise.all(
-          [...byOwner.entries()].map(async ([owner, b]) => {
-            const rowIdx = Int32Array.from(b.rows);
-            const msg: ExchangeRequestMsg = {
-              tick: req.tick,
-              layer,
-              from: this.id,
-              homes: req.homes,
-              rows: b.rows.length,
-              u: gatherRows(u, D, rowIdx, 0, rowIdx.length),
-              assignRow: Int32Array.from(b.ar),
-              assignExpert: Int32Array.from(b.ae),
-              ...(micros > 1 ? { micro, micros } : {}),
-            };
-            let out: Float32Array;
-            if (owner === this.id) out = (await this.exchange(msg, true)).y;
-            else {
-              const t = this.traffic[layer]!;
-              t.rowsSent += msg.rows;
-              t.bytesSent += msg.u.byteLength + msg.assignRow.byteLength + msg.assignExpert.byteLength;
-              out = (await this.peers.exchange(owner, msg)).y;
-              t.bytesReceived += out.byteLength;
+        // Where each assignment's expert output is (engine's expert-major order): chunk
+        // and float offset, so the sum below reads the answers in place.
+        const nA = groups.row.length;
+        const chunkOf = new Int32Array(nA);
+        const offOf = new Int32Array(nA);
+        const chunks: Float32Array[] = [];
+        const exchanges = [...byOwner.entries()].map(async ([owner, b]) => {
+          const msg: ExchangeRequestMsg = {
+            tick: req.tick,
+            layer,
+            from: this.id,
+            homes: req.homes,
+            rows: b.rows.length,
+            u: { src: u, index: Int32Array.from(b.rows), dim: D },
+            assignRow: Int32Array.from(b.ar),
+            assignExpert: Int32Array.from(b.ae),
+            ...(micros > 1 ? { micro, micros } : {}),
+          };
+          let out: readonly Float32Array[];
+          if (owner === this.id) out = (await this.exchange(msg, true)).y;
+          else {
+            const t = this.traffic[layer]!;
+            t.rowsSent += msg.rows;
+            t.bytesSent += msg.rows * D * 4 + msg.assignRow.byteLength + msg.assignExpert.byteLength;
+            out = (await this.peers.exchange(owner, msg)).y;
+            for (const c of out) t.bytesReceived += c.byteLength;
+          }
+          let j = 0;
+          for (const c of out) {
+            const k = chunks.push(c) - 1;
+            for (let o = 0; o + D <= c.length; o += D, j++) {
+              chunkOf[b.pos[j]!] = k;
+              offOf[b.pos[j]!] = o;
             }
-            b.pos.forEach((p, j) => y.set(out.subarray(j * D, j * D + D), p * D));
-          }),
-        );
+          }
+          if (j !== b.pos.length) throw new SwitchyardError(`exchange with ${owner}: ${j} outputs for ${b.pos.length} assignments`, Code.Internal);
+        });
+        // The rows are on their way: the shared expert (the accumulator) runs meanwhile.
+        const settled = Promise.all(exchanges).then(() => undefined, (error: unknown) => ({ error }));
+        const acc = await init();
+        const failed = await settled;
+        if (failed) throw failed.error;
         // Weighted sum in ascending expert order per row, exactly as the in-process
-        // engine does it, so that results are bitwise the same wherever experts live
-        // (a different summation order flips near-tie routing decisions later on).
-        for (let e = 0; e < groups.numExperts; e++) {
-          const b = groups.offsets[e]!;
-          const end = groups.offsets[e + 1]!;
-          if (end > b) scatterAddWeighted(acc, D, y.subarray(b * D, end * D), groups.row, groups.weight, b, end);
+        // engine does it (scatterAddWeighted), so that results are bitwise the same
+        // wherever experts live (a different summation order flips near-tie routing
+        // decisions later on).
+        const { row, weight } = groups;
+        for (let i = 0; i < nA; i++) {
+          const y = chunks[chunkOf[i]!]!;
+          const o = offOf[i]!;
+          const r = row[i]! * D;
+          const w = weight[i]!;
+          for (let d = 0; d < D; d++) acc[r + d] = acc[r + d]! + y[o + d]! * w;
         }
         return acc;
       },
@@ -250,11 +268,10 @@ class Runtime implements WorkerRuntime {
       const t = this.traffic[req.layer];
       if (!t) return Promise.reject(new SwitchyardError(`layer ${req.layer} must be < ${this.traffic.length}`, Code.InvalidArgument));
       t.rowsReceived += req.rows;
-      t.bytesReceived += req.u.byteLength + req.assignRow.byteLength + req.assignExpert.byteLength;
+      t.bytesReceived += req.rows * this.D * 4 + req.assignRow.byteLength + req.assignExpert.byteLength;
     }
-    if (req.u.length !== req.rows * this.D) {
-      return Promise.reject(new SwitchyardError(`exchange from ${req.from}: u has ${req.u.length} floats, rows*D is ${req.rows * this.D}`, Code.InvalidArgument));
-    }
+    const bad = invalidExchange(req, this.D, this.E);
+    if (bad) return Promise.reject(new SwitchyardError(`exchange from ${req.from}: ${bad}`, Code.InvalidArgument));
     const key = `${req.tick}/${req.micro ?? 0}/${req.layer}`;
     let b = this.barriers.get(key);
     if (!b) {
@@ -309,20 +326,42 @@ class Runtime implements WorkerRuntime {
         slot[p] = i;
       }
     });
-    // Output per assignment (unweighted): the home weights and sums in canonical order.
-    const ys = contribs.map((c) => new Float32Array(c.req.assignExpert.length * D));
     const active: number[] = [];
     for (let e = 0; e < E; e++) if (counts[e + 1]! > counts[e]!) active.push(e);
     const x = new Float32Array(n * D);
+    const sources = contribs.map((c) => rowSource(c.req.u));
     for (let i = 0; i < n; i++) {
-      const src = contribs[who[i]!]!.req.u;
-      x.set(src.subarray(row[i]! * D, row[i]! * D + D), i * D);
+      const { src, index } = sources[who[i]!]!;
+      const r = index ? index[row[i]!]! : row[i]!;
+      x.set(src.subarray(r * D, r * D + D), i * D);
     }
     const off = Int32Array.from([...active.map((e) => counts[e]!), n]);
     const y = this.residency ? await this.runOnDevice(tick, layer, Int32Array.from(active), off, x, micros) : await this.runOnParts(layer, Int32Array.from(active), off, x);
     for (const e of active) this.expertRows[layer * E + e]! += counts[e + 1]! - counts[e]!;
-    for (let i = 0; i < n; i++) ys[who[i]!]!.set(y.subarray(i * D, (i + 1) * D), slot[i]! * D);
-    contribs.forEach((c, i) => c.resolve({ y: ys[i]! }));
+    // Output per assignment (unweighted; the home weights and sums in canonical order).
+    // Within an expert the contributions' assignments lie in contribution order, so a
+    // home that sent its assignments expert by expert (as homes do) gets views on y.
+    const start = counts.slice(0, E);
+    contribs.forEach((c, ci) => {
+      const ae = c.req.assignExpert;
+      if (!ascending(ae)) {
+        const yc = new Float32Array(ae.length * D);
+        for (let i = 0; i < n; i++) if (who[i] === ci) yc.set(y.subarray(i * D, (i + 1) * D), slot[i]! * D);
+        c.resolve({ y: [yc] });
+        return;
+      }
+      const chunks: Float32Array[] = [];
+      for (let i = 0; i < ae.length; ) {
+        const e = ae[i]!;
+        let j = i;
+        while (j < ae.length && ae[j] === e) j++;
+        const b = start[e]!;
+        chunks.push(y.subarray(b * D, (b + j - i) * D));
+        start[e] = b + j - i;
+        i = j;
+      }
+      c.resolve({ y: chunks });
+    });
   }
 
   /** Experts on this process's ModelParts; ones not loaded come from the host store (disk). */
@@ -401,6 +440,23 @@ export function trafficTotals(s: WorkerStats): WorkerTraffic {
 
 export function createWorkerRuntime(options: WorkerRuntimeOptions): WorkerRuntime {
   return new Runtime(options.id, options.parts, options.peers, options.exchangeTimeoutMs ?? DEFAULT_EXCHANGE_TIMEOUT_MS, options.residency);
+}
+
+/** Why an exchange request cannot be served, or undefined. */
+function invalidExchange(req: ExchangeRequestMsg, D: number, E: number): string | undefined {
+  const { src, index } = rowSource(req.u);
+  if (index ? index.length !== req.rows || src.length % D !== 0 : src.length !== req.rows * D) return `u must hold rows*D = ${req.rows * D} floats`;
+  if (req.assignRow.length !== req.assignExpert.length) return `assign_row has ${req.assignRow.length} entries, assign_expert ${req.assignExpert.length}: they must be equal`;
+  for (let i = 0; i < req.assignRow.length; i++) {
+    if (!(req.assignRow[i]! >= 0 && req.assignRow[i]! < req.rows)) return `assign_row[${i}] = ${req.assignRow[i]} must be >= 0 and < rows (${req.rows})`;
+    if (!(req.assignExpert[i]! >= 0 && req.assignExpert[i]! < E)) return `assign_expert[${i}] = ${req.assignExpert[i]} must be >= 0 and < ${E}`;
+  }
+  return undefined;
+}
+
+function ascending(a: Int32Array): boolean {
+  for (let i = 1; i < a.length; i++) if (a[i]! < a[i - 1]!) return false;
+  return true;
 }
 
 /** The scheduler's per-expert counts as a per-layer prediction. */
