@@ -2,7 +2,7 @@ import nx from "@nx/eslint-plugin";
 import tseslint from "typescript-eslint";
 
 export default [
-  { ignores: ["**/node_modules/**", "**/dist/**", "**/build/**", "models/**", "tools/model-zoo/**", "**/*.js", "**/*.cjs"] },
+  { ignores: ["**/node_modules/**", "tmp/**", "**/dist/**", "**/build/**", "models/**", "tools/model-zoo/**", "**/*.js", "**/*.cjs"] },
   ...nx.configs["flat/base"],
   ...nx.configs["flat/typescript"],
   {

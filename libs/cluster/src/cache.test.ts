@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type GenerateParams, createClient } from "@switchyard/client";
-import { createBatchedExecutor, createEngine, generate } from "@switchyard/engine";
+import { createBatchedExecutor, createEngine, expertChunks, generate } from "@switchyard/engine";
 import { createResidency } from "@switchyard/expert-cache";
 import { resolveGenerateParams } from "@switchyard/manifest";
 import { BUNDLED_MODEL_DIR, type ModelParts, createOnnxModel, createThreadExpertDevice } from "@switchyard/model";
@@ -49,7 +49,7 @@ describe("expert cache on the real model", () => {
         } };
         const r = createResidency({ device: watched, layers: L, experts: E, sizeOf: () => size, budgetBytes, policy });
         await r.setHeld(Array.from({ length: L * E }, (_, i) => i));
-        const engine = createEngine({ parts: denseOnly, executor: createBatchedExecutor(m.architecture.hiddenSize, (l, ex, off, x) => r.runLayer(l, ex, off, x)) });
+        const engine = createEngine({ parts: denseOnly, executor: createBatchedExecutor(m.architecture.hiddenSize, (l, ex, off, x) => r.runLayer(l, ex, off, x).then((y) => expertChunks(y, off, m.architecture.hiddenSize))) });
         const got = (await generate(engine, params)).images;
         got.forEach((img, i) => expect(maxAbsDiff(img, want[i]!), `${policy} @ ${fraction}, ${streams} streams`).toBe(0));
         const s = r.stats();

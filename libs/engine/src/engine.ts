@@ -25,8 +25,18 @@ export interface ExpertExecutor {
   runLayer(layer: number, u: Float32Array, groups: ExpertGroups, rows: number, init: () => Promise<Float32Array>): Promise<Float32Array>;
 }
 
-/** Runs a layer's experts (ids within the layer) over row ranges of x ([n, D]); returns [n, D]. */
-export type LayerExpertRunner = (layer: number, experts: Int32Array, offsets: Int32Array, x: Float32Array) => Promise<Float32Array>;
+/**
+ * Runs a layer's experts (ids within the layer) over row ranges of x ([n, D]): expert
+ * `experts[i]` over rows offsets[i]..offsets[i+1]-1. Returns one [rows_i, D] output per
+ * expert, in order (a runner hands out its experts' outputs instead of copying them into
+ * one buffer; `expertChunks` splits one that has a single [n, D] buffer).
+ */
+export type LayerExpertRunner = (layer: number, experts: Int32Array, offsets: Int32Array, x: Float32Array) => Promise<readonly Float32Array[]>;
+
+/** Views on the per-expert row ranges of a single [n, D] output. */
+export function expertChunks(y: Float32Array, offsets: Int32Array, D: number): Float32Array[] {
+  return Array.from({ length: offsets.length - 1 }, (_, i) => y.subarray(offsets[i]! * D, offsets[i + 1]! * D));
+}
 
 /**
  * Experts on this process's ModelParts, one call per expert. With `loadMissing`, an
@@ -36,14 +46,17 @@ export type LayerExpertRunner = (layer: number, experts: Int32Array, offsets: In
 export function partsExpertRunner(parts: ModelParts, options: { loadMissing?: boolean } = {}): LayerExpertRunner {
   const D = parts.manifest.architecture.hiddenSize;
   return async (layer, experts, offsets, x) => {
-    const y = new Float32Array(x.length);
+    const out: Float32Array[] = [];
     for (let i = 0; i < experts.length; i++) {
       const e = experts[i]!;
-      if (offsets[i + 1] === offsets[i]) continue;
+      if (offsets[i + 1] === offsets[i]) {
+        out.push(new Float32Array(0));
+        continue;
+      }
       if (options.loadMissing && !parts.hasExpert(layer, e)) await parts.loadExpert(layer, e);
-      y.set(await parts.expert(layer, e, x.subarray(offsets[i]! * D, offsets[i + 1]! * D), offsets[i + 1]! - offsets[i]!), offsets[i]! * D);
+      out.push(await parts.expert(layer, e, x.subarray(offsets[i]! * D, offsets[i + 1]! * D), offsets[i + 1]! - offsets[i]!));
     }
-    return y;
+    return out;
   };
 }
 
@@ -76,8 +89,7 @@ export function createBatchedExecutor(D: number, run: LayerExpertRunner): Expert
       const acc = await init();
       const r = await settled;
       if ("error" in r) throw r.error;
-      const y = r.y;
-      for (const e of active) scatterAddWeighted(acc, D, y.subarray(offsets[e]! * D, offsets[e + 1]! * D), row, weight, offsets[e]!, offsets[e + 1]!);
+      active.forEach((e, i) => scatterAddWeighted(acc, D, r.y[i]!, row, weight, offsets[e]!, offsets[e + 1]!));
       return acc;
     },
   };
@@ -250,7 +262,7 @@ class EngineImpl implements Engine {
       const t2 = performance.now();
       expertMs += t2 - t1 - sharedMs;
       denseMs += sharedMs;
-      h = combineBlock(d.h1, d.gate, moe, B, T, D);
+      h = combineBlock(d.h1, d.gate, moe, B, T, D, d.h1); // in place: h1 is this call's own output
       t0 = performance.now();
       denseMs += t0 - t2;
     }
@@ -279,8 +291,8 @@ class EngineImpl implements Engine {
 }
 
 /** h2 = h1 + gate[b] * moe, float32, [B,T,D]. */
-export function combineBlock(h1: Float32Array, gate: Float32Array, moe: Float32Array, B: number, T: number, D: number): Float32Array {
-  const out = new Float32Array(B * T * D);
+/** h1 + gate * moe per token; `out` may be h1 itself. */
+export function combineBlock(h1: Float32Array, gate: Float32Array, moe: Float32Array, B: number, T: number, D: number, out: Float32Array = new Float32Array(B * T * D)): Float32Array {
   for (let b = 0; b < B; b++) {
     const g = gate.subarray(b * D, b * D + D);
     for (let t = 0; t < T; t++) {

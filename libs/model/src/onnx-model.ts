@@ -23,6 +23,7 @@ export interface DenseOutputs {
 export interface ModelParts {
   readonly manifest: Manifest;
   embed(x: Float32Array, t: Float32Array, y: BigInt64Array): Promise<{ h: Float32Array; c: Float32Array }>;
+  /** Fresh outputs the caller owns (the engine adds the MoE output into h1 in place). */
   dense(layer: number, h: Float32Array, c: Float32Array, batch: number): Promise<DenseOutputs>;
   /** Runs expert `expert` of `layer` over `rows` rows of u ([rows, D]); FAILED_PRECONDITION when not loaded. */
   expert(layer: number, expert: number, u: Float32Array, rows: number): Promise<Float32Array>;

@@ -7,3 +7,5 @@ export { createLocalPool } from "./local-pool";
 export type { LocalPool } from "./local-pool";
 export { createWorkerCache, parseExpertBudget } from "./cache";
 export type { ExpertBudget, WorkerCacheOptions } from "./cache";
+export { DEFAULT_GATE_TURNS, GATE_PRIORITY, createComputeGate, gatedParts } from "./compute-gate";
+export type { ComputeGate, GateOptions } from "./compute-gate";

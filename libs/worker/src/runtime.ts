@@ -1,7 +1,8 @@
-import { type ExpertExecutor, type ExpertGroups, type LayerExpertRunner, createEngine, partsExpertRunner } from "@switchyard/engine";
+import { type ExpertExecutor, type ExpertGroups, type LayerExpertRunner, createEngine, expertChunks, partsExpertRunner } from "@switchyard/engine";
 import { Code, SwitchyardError } from "@switchyard/errors";
 import type { ModelParts } from "@switchyard/model";
 import type { CacheStats, Residency, TickPrediction } from "@switchyard/expert-cache";
+import { type GateOptions, createComputeGate, gatedParts } from "./compute-gate";
 import { type ExchangeRequestMsg, type ExchangeResponseMsg, type PeerClient, type TickRequestMsg, type TickResponseMsg, type WorkerTraffic, rowSource } from "@switchyard/proto";
 
 /**
@@ -55,6 +56,12 @@ export interface WorkerRuntimeOptions {
    * it, experts run on `parts` and every held expert stays loaded.
    */
   readonly residency?: Residency;
+  /**
+   * Model calls go through a compute gate (experts first, an event-loop turn before
+   * each; see compute-gate.ts). `false` calls the model directly. Default: on, with
+   * DEFAULT_GATE_TURNS turns.
+   */
+  readonly gate?: GateOptions | false;
 }
 
 /** Long enough for a slow peer's dense layer, short enough to notice a dead one. */
@@ -73,6 +80,7 @@ interface Barrier {
 }
 
 class Runtime implements WorkerRuntime {
+  private readonly parts: ModelParts;
   private readonly barriers = new Map<string, Barrier>();
   private ticks = 0;
   private readonly traffic: LayerTraffic[];
@@ -90,18 +98,20 @@ class Runtime implements WorkerRuntime {
 
   constructor(
     readonly id: string,
-    private readonly parts: ModelParts,
+    parts: ModelParts,
     private readonly peers: PeerClient,
     timeoutMs: number,
     private readonly residency: Residency | undefined,
+    gate: GateOptions | false,
   ) {
+    this.parts = gate === false ? parts : gatedParts(parts, createComputeGate(gate));
     const m = parts.manifest;
     this.D = m.architecture.hiddenSize;
     this.E = m.moe.numExperts;
     this.timeoutMs = timeoutMs;
     this.traffic = Array.from({ length: m.architecture.numLayers }, () => ({ rowsSent: 0, rowsReceived: 0, bytesSent: 0, bytesReceived: 0 }));
     this.expertRows = new Array(m.architecture.numLayers * this.E).fill(0);
-    this.runOnParts = partsExpertRunner(parts, { loadMissing: true });
+    this.runOnParts = partsExpertRunner(this.parts, { loadMissing: true });
   }
 
   async runTick(req: TickRequestMsg): Promise<TickResponseMsg> {
@@ -336,17 +346,23 @@ class Runtime implements WorkerRuntime {
       x.set(src.subarray(r * D, r * D + D), i * D);
     }
     const off = Int32Array.from([...active.map((e) => counts[e]!), n]);
-    const y = this.residency ? await this.runOnDevice(tick, layer, Int32Array.from(active), off, x, micros) : await this.runOnParts(layer, Int32Array.from(active), off, x);
+    const experts = Int32Array.from(active);
+    const outs = this.residency ? expertChunks(await this.runOnDevice(tick, layer, experts, off, x, micros), off, D) : await this.runOnParts(layer, experts, off, x);
+    // Rows [a, b) of the layer's output (expert-major), which never straddle two experts here.
+    const activeIdx = new Int32Array(E);
+    active.forEach((e, k) => (activeIdx[e] = k));
+    const rowsOf = (e: number, a: number, b: number) => outs[activeIdx[e]!]!.subarray((a - counts[e]!) * D, (b - counts[e]!) * D);
     for (const e of active) this.expertRows[layer * E + e]! += counts[e + 1]! - counts[e]!;
     // Output per assignment (unweighted; the home weights and sums in canonical order).
     // Within an expert the contributions' assignments lie in contribution order, so a
-    // home that sent its assignments expert by expert (as homes do) gets views on y.
+    // home that sent its assignments expert by expert (as homes do) gets views on the
+    // experts' outputs.
     const start = counts.slice(0, E);
     contribs.forEach((c, ci) => {
       const ae = c.req.assignExpert;
       if (!ascending(ae)) {
         const yc = new Float32Array(ae.length * D);
-        for (let i = 0; i < n; i++) if (who[i] === ci) yc.set(y.subarray(i * D, (i + 1) * D), slot[i]! * D);
+        for (const e of active) for (let i = counts[e]!; i < counts[e + 1]!; i++) if (who[i] === ci) yc.set(rowsOf(e, i, i + 1), slot[i]! * D);
         c.resolve({ y: [yc] });
         return;
       }
@@ -356,7 +372,7 @@ class Runtime implements WorkerRuntime {
         let j = i;
         while (j < ae.length && ae[j] === e) j++;
         const b = start[e]!;
-        chunks.push(y.subarray(b * D, (b + j - i) * D));
+        chunks.push(rowsOf(e, b, b + j - i));
         start[e] = b + j - i;
         i = j;
       }
@@ -439,7 +455,7 @@ export function trafficTotals(s: WorkerStats): WorkerTraffic {
 }
 
 export function createWorkerRuntime(options: WorkerRuntimeOptions): WorkerRuntime {
-  return new Runtime(options.id, options.parts, options.peers, options.exchangeTimeoutMs ?? DEFAULT_EXCHANGE_TIMEOUT_MS, options.residency);
+  return new Runtime(options.id, options.parts, options.peers, options.exchangeTimeoutMs ?? DEFAULT_EXCHANGE_TIMEOUT_MS, options.residency, options.gate ?? {});
 }
 
 /** Why an exchange request cannot be served, or undefined. */

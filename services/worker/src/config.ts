@@ -3,7 +3,7 @@ import { z } from "zod";
 import { intInRange, parseOrThrow, port, readEnv } from "@switchyard/config";
 import { DEFAULT_RESIDENCY_LOOKAHEAD } from "@switchyard/expert-cache";
 import { BUNDLED_MODEL_DIR, DEFAULT_DEVICE_STREAMS, DEFAULT_EXPERT_THREADS } from "@switchyard/model";
-import { parseExpertBudget } from "@switchyard/worker";
+import { DEFAULT_GATE_TURNS, parseExpertBudget } from "@switchyard/worker";
 
 /** Raw → resolved worker configuration (environment variables listed in the README). */
 export const ENV = {
@@ -21,6 +21,7 @@ export const ENV = {
   SWITCHYARD_CACHE_POLICY: "cachePolicy",
   SWITCHYARD_CACHE_LOOKAHEAD: "cacheLookahead",
   SWITCHYARD_EXPERT_STREAMS: "expertStreams",
+  SWITCHYARD_GATE_TURNS: "gateTurns",
 } as const;
 
 /** Heartbeats every second; the scheduler drops a worker after ~3.5 s of silence. */
@@ -43,6 +44,8 @@ export const workerConfigSchema = z.strictObject({
   cachePolicy: z.enum(["lru", "lfu", "predictive"]).default("predictive"),
   cacheLookahead: intInRange(0, 64).default(DEFAULT_RESIDENCY_LOOKAHEAD),
   expertStreams: intInRange(1, 64).default(DEFAULT_DEVICE_STREAMS),
+  /** Event-loop turns before each model call (compute gate); "off": no gate. */
+  gateTurns: z.union([z.literal("off"), intInRange(0, 16)]).default(DEFAULT_GATE_TURNS),
 });
 
 export type WorkerConfig = z.output<typeof workerConfigSchema>;

@@ -28,7 +28,7 @@ runService("worker", async () => {
   // Under a budget, experts live on an expert device with a predictive (or LRU/LFU) cache.
   const residency = budget ? createWorkerCache({ modelDir: cfg.modelDir, manifest: parts.manifest, budget, policy: cfg.cachePolicy, lookahead: cfg.cacheLookahead, threads: cfg.expertThreads, streams: cfg.expertStreams }) : undefined;
   if (budget) log(`expert cache: ${cfg.cachePolicy}, budget ${cfg.expertBudget}, lookahead ${cfg.cacheLookahead}`);
-  const runtime = createWorkerRuntime({ id: cfg.id, parts, peers, ...(residency ? { residency } : {}) });
+  const runtime = createWorkerRuntime({ id: cfg.id, parts, peers, gate: cfg.gateTurns === "off" ? false : { turns: cfg.gateTurns }, ...(residency ? { residency } : {}) });
   const server = await startWorkerServer(runtime, { host: cfg.host, port: cfg.port });
   const address = `${cfg.advertiseHost ?? cfg.host}:${server.port}`;
   const beat = () => bus.publish(subjects.heartbeat, { workerId: cfg.id, address, traffic: trafficTotals(runtime.stats()) });

@@ -7,7 +7,7 @@
  */
 import { join } from "node:path";
 import { type CacheStats, type ClassPriors, type ExpertDevice, addRouting, classPriorsFromTrace, createResidency, emptyPrediction } from "@switchyard/expert-cache";
-import { type Engine, createBatchedExecutor, createEngine } from "@switchyard/engine";
+import { type Engine, createBatchedExecutor, createEngine, expertChunks } from "@switchyard/engine";
 import { DEFAULT_DENSE_THREADS_WITH_DEVICE, type ModelParts, createOnnxModel, createThreadExpertDevice } from "@switchyard/model";
 import type { Manifest } from "@switchyard/manifest";
 import { readTrace } from "@switchyard/placement";
@@ -106,7 +106,7 @@ export async function createLiveBench(dir: string): Promise<LiveBench> {
       const residency = createResidency({ device, layers: L, experts: E, sizeOf, budgetBytes, policy: config.policy ?? "lru" });
       try {
         await residency.setHeld(all);
-        const engine = createEngine({ parts, executor: createBatchedExecutor(D, (l, ex, off, x) => residency.runLayer(l, ex, off, x)), maxBatchRows: Number.MAX_SAFE_INTEGER });
+        const engine = createEngine({ parts, executor: createBatchedExecutor(D, (l, ex, off, x) => residency.runLayer(l, ex, off, x).then((y) => expertChunks(y, off, D))), maxBatchRows: Number.MAX_SAFE_INTEGER });
         const predictive = config.policy === "predictive";
         await serve(engine, residency, config.batch, steps, seed + 1000, predictive, []); // warm-up set
         const before = residency.stats();

@@ -1,0 +1,55 @@
+import { describe, expect, it } from "vitest";
+import { GATE_PRIORITY, createComputeGate } from "./compute-gate";
+
+const tick = () => new Promise<void>((r) => setImmediate(r));
+
+describe("compute gate", () => {
+  it("runs one call at a time and the most urgent waiting call first (ties in arrival order)", async () => {
+    const gate = createComputeGate({ turns: 1 });
+    const order: string[] = [];
+    let inside = 0;
+    let maxInside = 0;
+    const job = (name: string, prio: number) =>
+      gate.run(prio, async () => {
+        inside++;
+        maxInside = Math.max(maxInside, inside);
+        await tick();
+        order.push(name);
+        inside--;
+        return name;
+      });
+    // All queued before the first starts (the gate turns the loop first).
+    const done = [job("dense-a", GATE_PRIORITY.dense), job("shared", GATE_PRIORITY.shared), job("expert-1", GATE_PRIORITY.expert), job("dense-b", GATE_PRIORITY.dense), job("expert-2", GATE_PRIORITY.expert)];
+    expect(gate.waiting).toBe(5);
+    expect(await Promise.all(done)).toEqual(["dense-a", "shared", "expert-1", "dense-b", "expert-2"]);
+    expect(order).toEqual(["expert-1", "expert-2", "shared", "dense-a", "dense-b"]);
+    expect(maxInside).toBe(1);
+  });
+
+  it("lets pending I/O callbacks run before each call", async () => {
+    const gate = createComputeGate({ turns: 1 });
+    const seen: string[] = [];
+    const a = gate.run(0, async () => void seen.push("call 1"));
+    setImmediate(() => seen.push("io"));
+    const b = gate.run(0, async () => void seen.push("call 2"));
+    await Promise.all([a, b]);
+    expect(seen.indexOf("io")).toBeLessThan(seen.indexOf("call 2"));
+  });
+
+  it("passes errors through, including synchronous throws, and keeps serving", async () => {
+    const gate = createComputeGate();
+    const bad = gate.run(0, () => {
+      throw new Error("boom");
+    });
+    const rejected = gate.run(1, async () => Promise.reject(new Error("async boom")));
+    const good = gate.run(2, async () => 42);
+    await expect(bad).rejects.toThrow("boom");
+    await expect(rejected).rejects.toThrow("async boom");
+    await expect(good).resolves.toBe(42);
+    await expect(gate.run(0, async () => "again")).resolves.toBe("again");
+  });
+
+  it("rejects a bad turns option naming it", () => {
+    expect(() => createComputeGate({ turns: -1 })).toThrow(/turns must be an integer >= 0/);
+  });
+});
