@@ -6,7 +6,7 @@
  *     (Poisson arrivals, same seed), with p50/p99 request latency of both;
  *  3. bytes moved between workers per generated image.
  *
- *   npm run bench:runtime -- [--rounds 5] [--requests 24] [--rate 3] [--steps 10] [--batches 1,8,32]
+ *   npm run bench:runtime -- [--rounds 5] [--requests 80] [--rate 40] [--steps 10] [--batches 1,8,32]
  *                             [--worker-env SWITCHYARD_EXPERT_BUDGET=100%,...] [--skip-load]
  * Needs nats-server (the workers are real processes).
  */
@@ -26,8 +26,9 @@ import { median, percentile, table } from "./stats";
 const { values: flags } = parseArgs({
   options: {
     rounds: { type: "string", default: "5" },
-    requests: { type: "string", default: "24" },
-    rate: { type: "string", default: "3" },
+    // A load that saturates both schedulers: the ratio compares capacities.
+    requests: { type: "string", default: "80" },
+    rate: { type: "string", default: "40" },
     steps: { type: "string", default: "10" },
     batches: { type: "string", default: "1,8,32" },
     "worker-env": { type: "string", default: "" },
