@@ -74,7 +74,8 @@ function workload(ticks: number, seed: number): number[][][] {
   return Array.from({ length: ticks }, (_, t) => Array.from({ length: L }, (_, l) => Array.from({ length: E }, (_, e) => e).filter((e) => (e + l + (t % 3 === 0 ? 1 : 0)) % 3 !== 0 || rnd() < 0.2)));
 }
 
-async function serve(budgetExperts: number | undefined, policy: string, ticks: number[][][], rows = ROWS) {
+/** `micros`: each layer runs that many times a tick (micro-batches in lockstep); `declared`: what beginTick is told. */
+async function serve(budgetExperts: number | undefined, policy: string, ticks: number[][][], rows = ROWS, micros = 1, declared = micros) {
   const budget = budgetExperts === undefined ? Infinity : budgetExperts * SIZE;
   const f = fakeDevice(() => budget);
   const r = createResidency({ device: f.device, layers: L, experts: E, sizeOf: () => SIZE, ...(budgetExperts !== undefined ? { budgetBytes: budget } : {}), policy });
@@ -84,13 +85,14 @@ async function serve(budgetExperts: number | undefined, policy: string, ticks: n
     // the prediction: the previous tick's experts (what the scheduler sends)
     const prev = ticks[t - 1];
     const prediction: TickPrediction | undefined = prev?.map((es, l) => new Map(es.map((e) => [l * E + e, 1])));
-    r.beginTick(prediction);
-    for (const [l, es] of tick.entries()) {
-      const offsets = Int32Array.from({ length: es.length + 1 }, (_, i) => i * rows);
-      const x = Float32Array.from({ length: es.length * rows * D }, (_, i) => i + 1);
-      const y = await r.runLayer(l, Int32Array.from(es), offsets, x);
-      outputs.push(...y);
-    }
+    r.beginTick(prediction, declared);
+    for (const [l, es] of tick.entries())
+      for (let m = 0; m < micros; m++) {
+        const offsets = Int32Array.from({ length: es.length + 1 }, (_, i) => i * rows);
+        const x = Float32Array.from({ length: es.length * rows * D }, (_, i) => i + 1 + m);
+        const y = await r.runLayer(l, Int32Array.from(es), offsets, x);
+        outputs.push(...y);
+      }
     r.endTick();
   }
   return { outputs, stats: r.stats(), violations: f.violations, maxBytes: f.maxBytes() };
@@ -125,6 +127,20 @@ describe("residency (expert device under a budget)", () => {
     expect(pred.stats.bytesLoaded).toBeLessThanOrEqual(lfu.stats.bytesLoaded);
     expect(pred.stats.predictedHits / pred.stats.predicted).toBe(1); // precision
     expect(pred.stats.wastedBytes).toBe(0);
+  });
+
+  it("keeps a layer's experts until its last micro-batch ran it", async () => {
+    const stable = Array.from({ length: 12 }, () => workload(1, 3)[0]!);
+    const all = await serve(undefined, "lru", stable, ROWS, 2);
+    const told = await serve(16, "predictive", stable, ROWS, 2, 2);
+    const untold = await serve(16, "predictive", stable, ROWS, 2, 1);
+    expect(told.outputs).toEqual(all.outputs);
+    expect(untold.outputs).toEqual(all.outputs);
+    expect(told.violations).toEqual([]);
+    // Told, the second run of each layer finds its experts; untold, prefetching the next
+    // layer evicts them after the first run.
+    expect(told.stats.misses).toBeLessThan(untold.stats.misses);
+    expect(told.stats.bytesLoaded).toBeLessThan(untold.stats.bytesLoaded);
   });
 
   it("leaves experts that served only a few rows to load on demand (their predictions often fail)", async () => {

@@ -89,8 +89,12 @@ export type CacheStats = Omit<CacheFigures, "budgetBytes"> & {
 export interface Residency {
   /** The experts this worker may need (its host store); resident ones no longer held are dropped. */
   setHeld(ids: readonly ExpertId[]): Promise<void>;
-  /** Starts a tick; with a prediction, prefetches the first layers. */
-  beginTick(prediction?: TickPrediction): void;
+  /**
+   * Starts a tick; with a prediction, prefetches the first layers. `runsPerLayer`: how
+   * many times each layer runs in this tick (micro-batches); a layer's experts stay
+   * protected until its last run.
+   */
+  beginTick(prediction?: TickPrediction, runsPerLayer?: number): void;
   /** Runs layer `layer`'s experts (ids within the layer) over row ranges of x ([n, D]). */
   runLayer(layer: number, experts: Int32Array, offsets: Int32Array, x: Float32Array): Promise<Float32Array>;
   endTick(): void;
@@ -124,6 +128,8 @@ class ResidencyImpl implements Residency {
   private pred: Set<ExpertId>[] | undefined;
   private loadedThisTick = new Set<ExpertId>();
   private usedThisTick = new Set<ExpertId>();
+  /** Runs of each layer still to come in this tick. */
+  private runsLeft: Int32Array;
   private clock = 0;
   /** Rows each expert ran over the last time it was used (tiny ones are unstable predictions). */
   private readonly lastRows: Int32Array;
@@ -152,6 +158,7 @@ class ResidencyImpl implements Residency {
       this.cache = createExpertCache({ budgetBytes: o.budgetBytes ?? largest, policy: this.predictive ?? createPolicy(name), sizeOf: o.sizeOf });
     } else createPolicy(name); // validates the name
     this.lastRows = new Int32Array(o.layers * o.experts);
+    this.runsLeft = new Int32Array(o.layers);
     this.c = {
       policy: this.cache ? name : "all-resident", budgetBytes: this.cache?.budgetBytes, residentBytes: 0, residentExperts: 0, heldExperts: 0,
       ticks: 0, layerRuns: 0, needed: 0, hits: 0, misses: 0, loads: 0, bytesLoaded: 0, prefetchLoads: 0, wastedBytes: 0,
@@ -195,8 +202,9 @@ class ResidencyImpl implements Residency {
     });
   }
 
-  beginTick(prediction?: TickPrediction): void {
+  beginTick(prediction?: TickPrediction, runsPerLayer = 1): void {
     this.c.ticks++;
+    this.runsLeft.fill(Math.max(1, Math.floor(runsPerLayer)));
     this.loadedThisTick = new Set();
     this.usedThisTick = new Set();
     this.pred = prediction?.map((m) => new Set([...m.keys()].filter((id) => this.held.has(id))));
@@ -208,15 +216,17 @@ class ResidencyImpl implements Residency {
 
   /**
    * Belady-like scores: layers run in a cycle, so the layer just finished is needed last.
-   * Within a layer (same next use), experts that served more rows last time stay: they
-   * are the ones the next tick most surely uses again.
+   * A layer some micro-batch has still to run counts as needed first. Within a layer (same
+   * next use), experts that served more rows last time stay: they are the ones the next
+   * tick most surely uses again.
    */
   private scorePredictions(layer: number): void {
     if (!this.pred || !this.predictive) return;
     const L = this.o.layers;
     const scores = new Map<ExpertId, number>();
     this.pred.forEach((set, k) => {
-      const soon = L - ((k - layer + L) % L);
+      // (above the layer about to run: a prefetch never displaces experts in use)
+      const soon = k < layer && this.runsLeft[k]! > 0 ? L + 1 : L - ((k - layer + L) % L);
       for (const id of set) scores.set(id, Math.max(scores.get(id) ?? 0, soon + Math.min(0.999, this.lastRows[id]! / 1e6)));
     });
     this.predictive.setPrediction(scores);
@@ -258,6 +268,7 @@ class ResidencyImpl implements Residency {
       this.lastRows[layer * E + experts[i]!] = offsets[i + 1]! - offsets[i]!;
     }
     this.c.layerRuns++;
+    if (this.runsLeft[layer]! > 0) this.runsLeft[layer]!--;
     this.c.needed += need.length;
     for (const id of need) this.usedThisTick.add(id);
     const predicted = this.pred?.[layer];

@@ -13,7 +13,7 @@ export {
   DEFAULT_MAX_QUEUED,
 } from "./policy";
 export type { RequestSpec, RequestState, ImageState, TickItem, TickPlan, SchedulerLimits, HomePolicy, RouteGrouping } from "./policy";
-export { createSchedulerService, MICRO_BATCH_MIN_IMAGES } from "./service";
+export { createSchedulerService, MICRO_BATCH_MIN_IMAGES, microBatchesFor } from "./service";
 export type { SchedulerService, SchedulerServiceOptions, SchedulerStats, WorkerPool, RoutingRecord } from "./service";
 export { f32ToBase64, base64ToF32 } from "./events";
 export type { SubmitMessage, SubmitReply, RequestEvent } from "./events";

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { type RequestSpec, type RequestState, admit, affinityHome, applyVelocity, isFinished, schedule } from "./index";
+import { MICRO_BATCH_MIN_IMAGES, type RequestSpec, type RequestState, admit, affinityHome, applyVelocity, isFinished, microBatchesFor, schedule } from "./index";
 
 describe("route-aware batching", () => {
   const A = new Set([1, 2, 3, 4]);
@@ -116,5 +116,15 @@ describe("applyVelocity", () => {
     expect(res.stepCompleted).toBe(true);
     expect(res.state.step).toBe(1);
     expect(r.images[1]!.sampler.step).toBe(0); // pure
+  });
+});
+
+describe("micro-batches", () => {
+  it("splits homes into two only when every home has enough images and more than one worker takes part", () => {
+    const n = MICRO_BATCH_MIN_IMAGES;
+    expect(microBatchesFor([n, n + 3], 2)).toBe(2);
+    expect(microBatchesFor([n, n - 1], 2)).toBe(1);
+    expect(microBatchesFor([4 * n], 1)).toBe(1); // a lone worker has no exchange to hide
+    expect(microBatchesFor([], 2)).toBe(1);
   });
 });

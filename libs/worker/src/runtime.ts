@@ -390,7 +390,7 @@ class Runtime implements WorkerRuntime {
       if (this.cacheTick !== undefined) r.endTick();
       this.cacheTick = tick;
       this.lastLayerRuns = 0;
-      r.beginTick(predictionOf(this.predictions.get(tick), this.parts.manifest.architecture.numLayers, this.E));
+      r.beginTick(predictionOf(this.predictions.get(tick), this.parts.manifest.architecture.numLayers, this.E), micros);
     }
     try {
       return await r.runLayer(layer, experts, off, x);

@@ -19,7 +19,7 @@ import { createEngine } from "@switchyard/engine";
 import { BUNDLED_MODEL_DIR, createOnnxModel } from "@switchyard/model";
 import type { TickItemMsg } from "@switchyard/proto";
 import { createRng, gaussianNoise } from "@switchyard/sampler";
-import { MICRO_BATCH_MIN_IMAGES, contiguousPlan, expertsOf } from "@switchyard/scheduler";
+import { contiguousPlan, expertsOf, microBatchesFor } from "@switchyard/scheduler";
 import { createWorkerClients } from "@switchyard/transport";
 import { median, percentile, table } from "./stats";
 
@@ -33,7 +33,7 @@ const { values: flags } = parseArgs({
     batches: { type: "string", default: "1,8,32" },
     "worker-env": { type: "string", default: "" },
     "skip-load": { type: "boolean", default: false },
-    /** micro-batches per home; "auto": as the scheduler decides (MICRO_BATCH_MIN_IMAGES) */
+    /** micro-batches per home; "auto": as the scheduler decides (microBatchesFor) */
     micro: { type: "string", default: "auto" },
   },
 });
@@ -81,7 +81,7 @@ async function stepLatency(cluster: ProcessCluster, prefix: string): Promise<voi
     const items: TickItemMsg[] = Array.from({ length: B }, (_, i) => ({ requestId: `b${i}`, imageIndex: 0, x: gaussianNoise(3, i, P), t: 0.5, label: i % 10, guidance: 2 }));
     const homes = B === 1 || process.env.ONE_HOME ? ["worker-0"] : ids;
     const split = homes.map((_, h) => items.filter((_, i) => i % homes.length === h));
-    const micro = flags.micro === "auto" ? (Math.min(...split.map((s) => s.length)) >= MICRO_BATCH_MIN_IMAGES ? 2 : 1) : Number(flags.micro);
+    const micro = flags.micro === "auto" ? microBatchesFor(split.map((s) => s.length), ids.length) : Number(flags.micro);
     const dist = async () => {
       const t0 = performance.now();
       const t = ++tick;
