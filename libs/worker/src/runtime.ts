@@ -95,6 +95,7 @@ class Runtime implements WorkerRuntime {
   private cacheTick: number | undefined;
   /** Micro-batches of the current tick that ran their last layer here. */
   private lastLayerRuns = 0;
+  private lastBegunTick = -Infinity;
 
   constructor(
     readonly id: string,
@@ -124,6 +125,8 @@ class Runtime implements WorkerRuntime {
       for (const t of this.predictions.keys()) if (t < req.tick - 4) this.predictions.delete(t);
     }
     const L = m.architecture.numLayers;
+    // The cache's tick starts now, so the first layers' prefetch overlaps embed and dense.
+    this.beginCacheTick(req.tick, Math.max(1, Math.floor(req.microBatches ?? 1)));
     if (req.items.length === 0) {
       // A worker without images this tick still owns experts: the call carries the prediction.
       return { velocities: new Float32Array(0), routing: new Int16Array(0), routingWeights: new Float32Array(0), expertsUsed: new Uint8Array(0), denseMs: 0, expertMs: 0 };
@@ -383,15 +386,22 @@ class Runtime implements WorkerRuntime {
   /** Experts on this process's ModelParts; ones not loaded come from the host store (disk). */
   private readonly runOnParts: LayerExpertRunner;
 
-  /** Experts on the expert device, under its cache; a tick starts at its first layer here. */
+  /** Starts tick `tick` in the residency (once; ticks only move forward). */
+  private beginCacheTick(tick: number, micros: number): void {
+    const r = this.residency;
+    if (!r || tick <= this.lastBegunTick) return;
+    if (this.cacheTick !== undefined) r.endTick();
+    this.cacheTick = tick;
+    this.lastBegunTick = tick;
+    this.lastLayerRuns = 0;
+    r.beginTick(predictionOf(this.predictions.get(tick), this.parts.manifest.architecture.numLayers, this.E), micros);
+  }
+
+  /** Experts on the expert device, under its cache; a tick starts at its RunTick or first layer here. */
   private async runOnDevice(tick: number, layer: number, experts: Int32Array, off: Int32Array, x: Float32Array, micros: number): Promise<Float32Array> {
     const r = this.residency!;
-    if (this.cacheTick !== tick) {
-      if (this.cacheTick !== undefined) r.endTick();
-      this.cacheTick = tick;
-      this.lastLayerRuns = 0;
-      r.beginTick(predictionOf(this.predictions.get(tick), this.parts.manifest.architecture.numLayers, this.E), micros);
-    }
+    // (an owner may see a peer's rows before its own RunTick)
+    if (this.cacheTick !== tick) this.beginCacheTick(tick, micros);
     try {
       return await r.runLayer(layer, experts, off, x);
     } finally {
