@@ -33,6 +33,18 @@ export interface ExpertExecutor {
  */
 export type LayerExpertRunner = (layer: number, experts: Int32Array, offsets: Int32Array, x: Float32Array) => Promise<readonly Float32Array[]>;
 
+/**
+ * Awaits `init` (the accumulator) while `pending` (the routed experts, elsewhere) runs,
+ * then both. `pending` is observed at once, so its failure is never left unhandled.
+ */
+export async function alongside<T>(pending: Promise<T>, init: () => Promise<Float32Array>): Promise<[Float32Array, T]> {
+  const settled = pending.then((value) => ({ value }), (error: unknown) => ({ error }));
+  const acc = await init();
+  const r = await settled;
+  if ("error" in r) throw r.error;
+  return [acc, r.value];
+}
+
 /** Views on the per-expert row ranges of a single [n, D] output. */
 export function expertChunks(y: Float32Array, offsets: Int32Array, D: number): Float32Array[] {
   return Array.from({ length: offsets.length - 1 }, (_, i) => y.subarray(offsets[i]! * D, offsets[i + 1]! * D));
@@ -83,13 +95,8 @@ export function createBatchedExecutor(D: number, run: LayerExpertRunner): Expert
       const off = new Int32Array(active.length + 1);
       active.forEach((e, i) => (off[i] = offsets[e]!));
       off[active.length] = n;
-      const pending = run(layer, Int32Array.from(active), off, x);
-      // Settled either way before awaiting init, so a failed run is never left unobserved.
-      const settled = pending.then((y) => ({ y }), (error: unknown) => ({ error }));
-      const acc = await init();
-      const r = await settled;
-      if ("error" in r) throw r.error;
-      active.forEach((e, i) => scatterAddWeighted(acc, D, r.y[i]!, row, weight, offsets[e]!, offsets[e + 1]!));
+      const [acc, y] = await alongside(run(layer, Int32Array.from(active), off, x), init);
+      active.forEach((e, i) => scatterAddWeighted(acc, D, y[i]!, row, weight, offsets[e]!, offsets[e + 1]!));
       return acc;
     },
   };
@@ -290,8 +297,7 @@ class EngineImpl implements Engine {
   }
 }
 
-/** h2 = h1 + gate[b] * moe, float32, [B,T,D]. */
-/** h1 + gate * moe per token; `out` may be h1 itself. */
+/** h2 = h1 + gate[b] * moe, float32, [B,T,D]; `out` may be h1 itself. */
 export function combineBlock(h1: Float32Array, gate: Float32Array, moe: Float32Array, B: number, T: number, D: number, out: Float32Array = new Float32Array(B * T * D)): Float32Array {
   for (let b = 0; b < B; b++) {
     const g = gate.subarray(b * D, b * D + D);

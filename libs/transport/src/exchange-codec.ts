@@ -1,5 +1,6 @@
 import { Code, SwitchyardError } from "@switchyard/errors";
 import { type ExchangeRequestMsg, type ExchangeResponseMsg, rowSource } from "@switchyard/proto";
+import { viewAs } from "@switchyard/tensor";
 
 /**
  * Hand-written protobuf codec of the per-layer row exchange (switchyard.worker.v1
@@ -150,14 +151,13 @@ class Reader {
   }
 }
 
-function f32(b: Uint8Array): Float32Array {
-  if (b.byteLength % 4 !== 0) throw new SwitchyardError(`exchange tensor of ${b.byteLength} bytes is not float32`, Code.InvalidArgument);
-  return b.byteOffset % 4 === 0 ? new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4) : new Float32Array(new Uint8Array(b).buffer);
+/** A view in place when aligned, else an aligned copy (viewAs); the error names the exchange. */
+function tensor<D extends "float32" | "int32">(dtype: D, b: Uint8Array) {
+  if (b.byteLength % 4 !== 0) throw new SwitchyardError(`exchange tensor of ${b.byteLength} bytes is not ${dtype}`, Code.InvalidArgument);
+  return viewAs(dtype, b);
 }
-function i32(b: Uint8Array): Int32Array {
-  if (b.byteLength % 4 !== 0) throw new SwitchyardError(`exchange tensor of ${b.byteLength} bytes is not int32`, Code.InvalidArgument);
-  return b.byteOffset % 4 === 0 ? new Int32Array(b.buffer, b.byteOffset, b.byteLength / 4) : new Int32Array(new Uint8Array(b).buffer);
-}
+const f32 = (b: Uint8Array) => tensor("float32", b);
+const i32 = (b: Uint8Array) => tensor("int32", b);
 const utf8 = new TextDecoder();
 
 export function decodeExchangeRequest(buf: Uint8Array): ExchangeRequestMsg {

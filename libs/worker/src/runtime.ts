@@ -1,4 +1,4 @@
-import { type ExpertExecutor, type ExpertGroups, type LayerExpertRunner, createEngine, expertChunks, partsExpertRunner } from "@switchyard/engine";
+import { type ExpertExecutor, type ExpertGroups, type LayerExpertRunner, alongside, createEngine, expertChunks, partsExpertRunner } from "@switchyard/engine";
 import { Code, SwitchyardError } from "@switchyard/errors";
 import type { ModelParts } from "@switchyard/model";
 import type { CacheStats, Residency, TickPrediction } from "@switchyard/expert-cache";
@@ -125,8 +125,11 @@ class Runtime implements WorkerRuntime {
       for (const t of this.predictions.keys()) if (t < req.tick - 4) this.predictions.delete(t);
     }
     const L = m.architecture.numLayers;
+    // Micro-batches run side by side: while one waits for its exchange, another computes.
+    // Every home runs the same number (holders wait for each home's part of each).
+    const micros = Math.max(1, Math.floor(req.microBatches ?? 1));
     // The cache's tick starts now, so the first layers' prefetch overlaps embed and dense.
-    this.beginCacheTick(req.tick, Math.max(1, Math.floor(req.microBatches ?? 1)));
+    this.beginCacheTick(req.tick, micros);
     if (req.items.length === 0) {
       // A worker without images this tick still owns experts: the call carries the prediction.
       return { velocities: new Float32Array(0), routing: new Int16Array(0), routingWeights: new Float32Array(0), expertsUsed: new Uint8Array(0), denseMs: 0, expertMs: 0 };
@@ -141,9 +144,6 @@ class Runtime implements WorkerRuntime {
     const routingWeights = new Float32Array(n * L * T * K);
     const stride = Math.ceil((L * this.E) / 8);
     const expertsUsed = new Uint8Array(n * stride);
-    // Micro-batches run side by side: while one waits for its exchange, another computes.
-    // Every home runs the same number (holders wait for each home's part of each).
-    const micros = Math.max(1, Math.floor(req.microBatches ?? 1));
     const parts = Array.from({ length: micros }, (_, k) => req.items.map((_, i) => i).filter((i) => i % micros === k));
     let denseMs = 0;
     let expertMs = 0;
@@ -255,10 +255,7 @@ class Runtime implements WorkerRuntime {
           if (j !== b.pos.length) throw new SwitchyardError(`exchange with ${owner}: ${j} outputs for ${b.pos.length} assignments`, Code.Internal);
         });
         // The rows are on their way: the shared expert (the accumulator) runs meanwhile.
-        const settled = Promise.all(exchanges).then(() => undefined, (error: unknown) => ({ error }));
-        const acc = await init();
-        const failed = await settled;
-        if (failed) throw failed.error;
+        const [acc] = await alongside(Promise.all(exchanges), init);
         // Weighted sum in ascending expert order per row, exactly as the in-process
         // engine does it (scatterAddWeighted), so that results are bitwise the same
         // wherever experts live (a different summation order flips near-tie routing
