@@ -24,6 +24,18 @@ describe("expert cache", () => {
     expect(caught(() => cache.plan([5, 6, 7, 8])).code).toBe(Code.ResourceExhausted);
   });
 
+  it("shrinks to a smaller budget by evicting the lowest-valued experts, however many must go", () => {
+    const cache = createExpertCache({ budgetBytes: 40, policy: lruPolicy(), sizeOf: () => 10 });
+    cache.apply(cache.plan([1, 2, 3, 4]));
+    cache.access([3, 1, 4, 2], 1);
+    cache.access([2, 4], 2);
+    // 1 and 3 were used longest ago; two must go at once (it used to throw after the first)
+    expect(cache.resize(20).sort()).toEqual([1, 3]);
+    expect(cache.residentIds().sort()).toEqual([2, 4]);
+    expect(cache.usedBytes()).toBe(20);
+    expect(cache.resize(40)).toEqual([]);
+  });
+
   it("prefetches into free space, and replaces only what the policy values less", () => {
     const pol = predictivePolicy();
     const cache = createExpertCache({ budgetBytes: 20, policy: pol, sizeOf: () => 10 });

@@ -65,11 +65,14 @@ class Cache implements ExpertCache {
     this.budgetBytes = budgetBytes;
     const order = [...this.resident].sort((a, b) => this.policy.priority(a, this.clock) - this.policy.priority(b, this.clock) || a - b);
     const evict: ExpertId[] = [];
+    let used = this.used;
     for (const id of order) {
-      if (this.used <= budgetBytes) break;
+      if (used <= budgetBytes) break;
       evict.push(id);
-      this.apply({ load: [], evict: [id], skipped: [] });
+      used -= this.sizeOf(id);
     }
+    // all at once: apply() checks the budget after its evictions
+    this.apply({ load: [], evict, skipped: [] });
     return evict;
   }
   residentIds() {
