@@ -51,6 +51,8 @@ export function createRemotePool(o: RemotePoolOptions): RemotePool {
   let dirty = false;
   /** An operator's plan from the KV bucket, waiting for the next tick boundary. */
   let operatorPlan: { owners: string[]; replicas: string[][] | undefined; workers: string[]; version: number } | undefined;
+  /** An operator plan arrived, or a tick failed, since the last plan was applied: re-plan even if membership is the same. */
+  let forced = false;
   const signal = createChangeSignal();
   const notify = () => signal.notify();
   const subs: Subscription[] = [];
@@ -95,6 +97,7 @@ export function createRemotePool(o: RemotePoolOptions): RemotePool {
             replicas: plan.replicas?.flatMap((row) => row.map((ws) => ws.map((w) => plan.workers[w]!))),
           };
           o.log?.(`operator plan v${plan.version} received; switching at the next tick boundary`);
+          forced = true;
           dirty = true;
           notify();
         } catch (err) {
@@ -151,6 +154,10 @@ export function createRemotePool(o: RemotePoolOptions): RemotePool {
         active = [];
         return;
       }
+      // A heartbeat that arrived while the last plan was being applied changes nothing.
+      if (plan && !forced && members.join() === active.join()) return;
+      const wasForced = forced;
+      forced = false;
       const gone = new Set(active.filter((w) => !seen.has(w)));
       const joined = members.filter((w) => !active.includes(w));
       let next: ExpertPlan;
@@ -170,6 +177,7 @@ export function createRemotePool(o: RemotePoolOptions): RemotePool {
         await apply(next, members);
       } catch (e) {
         dirty = true;
+        forced ||= wasForced;
         throw e;
       }
     },
@@ -189,6 +197,8 @@ export function createRemotePool(o: RemotePoolOptions): RemotePool {
       if (dropped === 0 && reason.code !== Code.Unavailable && reason.code !== Code.DeadlineExceeded) {
         o.log?.(`worker ${worker} failed a tick but answers probes: ${reason.message}`);
       }
+      // Re-plan even when everyone answers: a worker that restarted under its id holds no experts.
+      forced = true;
       dirty = true;
       notify();
     },
