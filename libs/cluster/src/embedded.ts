@@ -1,8 +1,8 @@
 import { type Bus, createMemoryBus, subjects as makeSubjects } from "@switchyard/bus";
 import { type GatewayServer, startGatewayServer } from "@switchyard/gateway";
 import { DEFAULT_DENSE_THREADS_WITH_DEVICE, type ModelParts, createOnnxModel, loadManifest } from "@switchyard/model";
-import { type SchedulerService, type SchedulerLimits, type TraceRecorder, createSchedulerService, createTraceRecorder } from "@switchyard/scheduler";
-import { type ExpertBudget, type LocalPool, type WorkerRuntime, contiguousPlan, createWorkerCache, createLocalPeers, createLocalPool, createWorkerRuntime, expertsOf, trafficTotals } from "@switchyard/worker";
+import { DEFAULT_WARM_UP_TICKS, type SchedulerService, type SchedulerLimits, type TraceRecorder, createSchedulerService, createTraceRecorder } from "@switchyard/scheduler";
+import { type ExpertBudget, type LocalPool, type WarmUpOptions, type WorkerRuntime, contiguousPlan, warmUpDense, warmUpExperts, createWorkerCache, createLocalPeers, createLocalPool, createWorkerRuntime, expertsOf, trafficTotals } from "@switchyard/worker";
 
 /**
  * The whole system in one process: gateway (real gRPC server), scheduler and N
@@ -26,6 +26,8 @@ export interface EmbeddedClusterOptions {
   readonly cache?: { readonly budget: ExpertBudget; readonly policy: string; readonly lookahead?: number };
   /** Route-aware batching (default on). */
   readonly routeAware?: boolean;
+  /** Each worker runs its parts at this tick size before serving, and the scheduler runs warm-up ticks (default: neither, as tests want). */
+  readonly warmUp?: WarmUpOptions;
 }
 
 export interface EmbeddedCluster {
@@ -52,7 +54,12 @@ export async function startEmbeddedCluster(o: EmbeddedClusterOptions): Promise<E
     parts.push(p);
     const residency = o.cache ? createWorkerCache({ modelDir: o.modelDir, manifest, budget: o.cache.budget, policy: o.cache.policy, ...(o.cache.lookahead !== undefined ? { lookahead: o.cache.lookahead } : {}) }) : undefined;
     if (residency) await residency.setHeld([...mine]);
-    const rt = createWorkerRuntime({ id, parts: p, peers, ...(residency ? { residency } : {}) });
+    if (o.warmUp) {
+      const E = manifest.moe.numExperts;
+      const ms = (await warmUpDense(p, o.warmUp)) + (residency ? 0 : await warmUpExperts(p, [...mine].map((g) => [Math.floor(g / E), g % E] as const), o.warmUp));
+      o.log?.(`[${id}] warmed up at ${o.warmUp.rows} rows × ${o.warmUp.rounds} in ${ms.toFixed(0)} ms`);
+    }
+    const rt = createWorkerRuntime({ id, parts: p, peers, ...(residency ? { residency } : {}), ...(o.warmUp ? { warmUp: o.warmUp } : {}) });
     peers.add(rt);
     runtimes.push(rt);
   }
@@ -68,6 +75,7 @@ export async function startEmbeddedCluster(o: EmbeddedClusterOptions): Promise<E
     ...(o.log ? { log: o.log } : {}),
     ...(traces ? { onRouting: (r) => traces.record(r) } : {}),
     ...(o.routeAware === false ? { routeAwareBatching: false } : {}),
+    ...(o.warmUp ? { warmUpTicks: DEFAULT_WARM_UP_TICKS } : {}),
   });
   scheduler.start();
   const gateway = await startGatewayServer({

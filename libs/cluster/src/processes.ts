@@ -35,6 +35,8 @@ export interface ServiceProcess {
   readonly name: string;
   readonly proc: ChildProcess;
   kill(signal?: NodeJS.Signals): Promise<void>;
+  /** Resolves with the first output line (printed so far or later) that matches. */
+  waitFor(pattern: RegExp, timeoutMs?: number): Promise<RegExpExecArray>;
 }
 
 export interface ProcessCluster {
@@ -53,6 +55,8 @@ const SERVICE_MAIN = (name: string) => new URL(`../../../services/${name}/src/ma
 
 function startService(name: string, service: string, env: Record<string, string>, log: ((l: string) => void) | undefined, readyPattern: RegExp, nodeFlags: readonly string[], timeoutMs = 60_000): Promise<{ sp: ServiceProcess; match: RegExpExecArray }> {
   const proc = spawn(process.execPath, [...nodeFlags, "--import", "tsx", SERVICE_MAIN(service)], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  const lines: string[] = [];
+  const watchers = new Set<(line: string) => void>();
   const sp: ServiceProcess = {
     name,
     proc,
@@ -64,6 +68,29 @@ function startService(name: string, service: string, env: Record<string, string>
       await exited;
       clearTimeout(t);
     },
+    waitFor(pattern, ms = timeoutMs) {
+      for (const l of lines) {
+        const m = pattern.exec(l);
+        if (m) return Promise.resolve(m);
+      }
+      return new Promise((resolve, reject) => {
+        const done = () => {
+          clearTimeout(timer);
+          watchers.delete(watch);
+          proc.off("exit", onExit);
+        };
+        const watch = (l: string) => {
+          const m = pattern.exec(l);
+          if (!m) return;
+          done();
+          resolve(m);
+        };
+        const onExit = (code: number | null) => (done(), reject(new SwitchyardError(`${name} exited with ${code} before printing ${pattern}:\n${lines.join("\n")}`, Code.Unavailable)));
+        const timer = setTimeout(() => (done(), reject(new SwitchyardError(`${name} did not print ${pattern} within ${ms} ms:\n${lines.join("\n")}`, Code.DeadlineExceeded))), ms);
+        watchers.add(watch);
+        proc.once("exit", onExit);
+      });
+    },
   };
   return new Promise((resolve, reject) => {
     let output = "";
@@ -73,6 +100,9 @@ function startService(name: string, service: string, env: Record<string, string>
     }, timeoutMs);
     const onLine = (line: string) => {
       output += line + "\n";
+      lines.push(line);
+      if (lines.length > 1000) lines.shift();
+      for (const w of [...watchers]) w(line);
       log?.(`${name}: ${line}`);
       const m = readyPattern.exec(line);
       if (m) {
@@ -119,6 +149,8 @@ export async function startProcessCluster(o: ProcessClusterOptions): Promise<Pro
       flags,
     );
     started.push(gw.sp);
+    // Serving starts once the scheduler has every worker in its plan (and warmed them up).
+    if (o.workers > 0) await scheduler.waitFor(new RegExp(`ready: plan v\\d+ over ${o.workers} workers`));
     return {
       address: gw.match[1]!,
       nats,

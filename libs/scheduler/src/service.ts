@@ -6,6 +6,7 @@ import { currentT, gaussianNoise, nextEval, previewX0 } from "@switchyard/sample
 import { type RequestEvent, type SubmitMessage, type SubmitReply, asJson, f32ToBase64 } from "./events";
 import { type ClassPriors, createClassPriors, tickPrediction, unpackExperts } from "./prediction";
 import { copyHolders } from "./plan";
+import { warmUpItems } from "./warm-up";
 import {
   DEFAULT_MAX_QUEUED, DEFAULT_MAX_TICK_ROWS, DEFAULT_MAX_WAIT_TICKS, type RequestState, type RouteGrouping, type SchedulerLimits, admit, affinityHome,
   applyVelocity, isFinished, schedule,
@@ -52,6 +53,11 @@ export interface SchedulerServiceOptions {
   readonly routeAwareBatching?: boolean;
   readonly now?: () => number;
   readonly log?: (msg: string) => void;
+  /**
+   * Synthetic ticks at the full budget when a plan comes into force and nothing is
+   * queued (see warm-up.ts). Default 0 (none); the scheduler service runs DEFAULT_WARM_UP_TICKS.
+   */
+  readonly warmUpTicks?: number;
 }
 
 export interface SchedulerStats {
@@ -65,6 +71,8 @@ export interface SchedulerStats {
   readonly evals: number;
   readonly steps: number;
   readonly workers: number;
+  /** Warm-up ticks run (included in `ticks`). */
+  readonly warmUpTicks: number;
 }
 
 export interface SchedulerService {
@@ -125,6 +133,9 @@ class Scheduler implements SchedulerService {
   private evalCount = 0;
   private metricsTimer: NodeJS.Timeout | undefined;
   private stepCount = 0;
+  private warmUpTicks = 0;
+  /** Plan version the workers were last warmed under (or warm-up skipped for). */
+  private warmedPlan: number | undefined;
   private readonly limits: SchedulerLimits;
   private readonly now: () => number;
   private readonly P: number;
@@ -183,6 +194,7 @@ class Scheduler implements SchedulerService {
     return {
       queued: this.requests.size, ticks: this.tick, completed: this.completed, failed: this.failed, lastTickRows: this.lastTickRows,
       lastTickMs: this.lastTickMs, evals: this.evalCount, steps: this.stepCount, workers: this.o.pool.members().length,
+      warmUpTicks: this.warmUpTicks,
     };
   }
 
@@ -241,6 +253,13 @@ class Scheduler implements SchedulerService {
         continue;
       }
       const members = this.o.pool.members();
+      if (members.length > 0 && this.o.pool.planVersion() !== this.warmedPlan) {
+        const v = (this.warmedPlan = this.o.pool.planVersion());
+        // Only while nothing waits: queued requests are served on a cold plan rather than delayed.
+        const warm = this.requests.size === 0 && (this.o.warmUpTicks ?? 0) > 0 ? await this.warmUp(members) : "not warmed up";
+        // Launchers wait for this line (startProcessCluster).
+        this.o.log?.(`ready: plan v${v} over ${members.length} workers, ${warm}`);
+      }
       const plan = schedule(
         [...this.requests.values()].map((r) => r.state),
         members,
@@ -258,6 +277,37 @@ class Scheduler implements SchedulerService {
       }
       await this.execute(plan.items, plan.homes);
     }
+  }
+
+  /** Runs warm-up ticks over `members` until done or a request arrives; results are dropped. Says what it did. */
+  private async warmUp(members: readonly string[]): Promise<string> {
+    const t0 = this.now();
+    const byHome = warmUpItems(this.o.manifest, this.limits.maxTickRows, members);
+    const homes = [...byHome.keys()].filter((h) => byHome.get(h)!.length > 0);
+    const owners = this.o.pool.owners();
+    const replicas = this.o.pool.replicas?.();
+    const microBatches = microBatchesFor(homes.map((h) => byHome.get(h)!.length), new Set([...members, ...owners]).size);
+    let done = 0;
+    const version = this.o.pool.planVersion();
+    for (; done < (this.o.warmUpTicks ?? 0) && this.requests.size === 0 && this.running; done++) {
+      // A tick boundary: a worker that joined meanwhile makes a new plan, warmed up in its turn.
+      if (done > 0) await this.o.pool.prepare?.();
+      if (this.o.pool.planVersion() !== version) return `warm-up cut short by plan v${this.o.pool.planVersion()}`;
+      const tick = ++this.tick;
+      const req = (items: TickRequestMsg["items"]): TickRequestMsg => ({
+        tick, homes, planVersion: this.o.pool.planVersion(), owners, items,
+        ...(replicas?.some((r) => r.length > 0) ? { replicas } : {}),
+        ...(microBatches > 1 ? { microBatches } : {}),
+      });
+      const settled = await Promise.allSettled(homes.map((h) => this.o.pool.runTick(h, req(byHome.get(h)!))));
+      const failed = settled.find((s): s is PromiseRejectedResult => s.status === "rejected");
+      this.warmUpTicks++;
+      if (failed) {
+        // The next real tick finds out who is gone and re-plans.
+        return `warm-up tick failed (${SwitchyardError.from(failed.reason).message})`;
+      }
+    }
+    return `warmed up: ${done} ticks of ${homes.reduce((s, h) => s + byHome.get(h)!.length, 0)} images in ${this.now() - t0} ms`;
   }
 
   private idle(ms: number): Promise<void> {

@@ -9,3 +9,5 @@ export { createWorkerCache, parseExpertBudget } from "./cache";
 export type { ExpertBudget, WorkerCacheOptions } from "./cache";
 export { DEFAULT_GATE_TURNS, GATE_PRIORITY, createComputeGate, gatedParts } from "./compute-gate";
 export type { ComputeGate, GateOptions } from "./compute-gate";
+export { DEFAULT_WARM_UP_ROUNDS, expertWarmRows, warmUpDense, warmUpExperts } from "./warm-up";
+export type { WarmUpOptions } from "./warm-up";

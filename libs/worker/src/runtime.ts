@@ -3,6 +3,7 @@ import { Code, SwitchyardError } from "@switchyard/errors";
 import type { ModelParts } from "@switchyard/model";
 import type { CacheStats, Residency, TickPrediction } from "@switchyard/expert-cache";
 import { type GateOptions, createComputeGate, gatedParts } from "./compute-gate";
+import { type WarmUpOptions, warmUpExperts } from "./warm-up";
 import { type ExchangeRequestMsg, type ExchangeResponseMsg, type PeerClient, type TickRequestMsg, type TickResponseMsg, type WorkerTraffic, rowSource } from "@switchyard/proto";
 
 /**
@@ -62,6 +63,12 @@ export interface WorkerRuntimeOptions {
    * DEFAULT_GATE_TURNS turns.
    */
   readonly gate?: GateOptions | false;
+  /**
+   * Experts that SetExperts loads are run at this tick size before it answers (see
+   * warm-up.ts), so a new owner's first tick is not slow. Default: no warm-up. Not used
+   * under a residency (the cache decides what is loaded when).
+   */
+  readonly warmUp?: WarmUpOptions;
 }
 
 /** Long enough for a slow peer's dense layer, short enough to notice a dead one. */
@@ -104,6 +111,7 @@ class Runtime implements WorkerRuntime {
     timeoutMs: number,
     private readonly residency: Residency | undefined,
     gate: GateOptions | false,
+    private readonly warmUp: WarmUpOptions | undefined,
   ) {
     this.parts = gate === false ? parts : gatedParts(parts, createComputeGate(gate));
     const m = parts.manifest;
@@ -420,7 +428,7 @@ class Runtime implements WorkerRuntime {
       const held = this.residency.stats().heldExperts;
       return { loaded: Math.max(0, held - before), dropped: Math.max(0, before - held) };
     }
-    let loaded = 0;
+    const loaded: [number, number][] = [];
     let dropped = 0;
     for (const g of want) {
       const l = Math.floor(g / this.E);
@@ -428,16 +436,17 @@ class Runtime implements WorkerRuntime {
       if (l >= L) throw new SwitchyardError(`expert ${g} must be < ${L * this.E}`, Code.InvalidArgument);
       if (!this.parts.hasExpert(l, e)) {
         await this.parts.loadExpert(l, e);
-        loaded++;
+        loaded.push([l, e]);
       }
     }
+    if (this.warmUp) await warmUpExperts(this.parts, loaded, this.warmUp);
     for (let l = 0; l < L; l++)
       for (let e = 0; e < this.E; e++)
         if (!want.has(l * this.E + e) && this.parts.hasExpert(l, e)) {
           await this.parts.unloadExpert(l, e);
           dropped++;
         }
-    return { loaded, dropped };
+    return { loaded: loaded.length, dropped };
   }
 
   stats(): WorkerStats {
@@ -462,7 +471,7 @@ export function trafficTotals(s: WorkerStats): WorkerTraffic {
 }
 
 export function createWorkerRuntime(options: WorkerRuntimeOptions): WorkerRuntime {
-  return new Runtime(options.id, options.parts, options.peers, options.exchangeTimeoutMs ?? DEFAULT_EXCHANGE_TIMEOUT_MS, options.residency, options.gate ?? {});
+  return new Runtime(options.id, options.parts, options.peers, options.exchangeTimeoutMs ?? DEFAULT_EXCHANGE_TIMEOUT_MS, options.residency, options.gate ?? {}, options.warmUp);
 }
 
 /** Why an exchange request cannot be served, or undefined. */

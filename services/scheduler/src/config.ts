@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { intInRange, parseOrThrow, port, readEnv } from "@switchyard/config";
 import { BUNDLED_MODEL_DIR } from "@switchyard/manifest";
-import { DEFAULT_LIVENESS_MS, DEFAULT_MAX_QUEUED, DEFAULT_MAX_TICK_ROWS } from "@switchyard/scheduler";
+import { DEFAULT_LIVENESS_MS, DEFAULT_MAX_QUEUED, DEFAULT_MAX_TICK_ROWS, DEFAULT_WARM_UP_TICKS } from "@switchyard/scheduler";
 
 export const ENV = {
   SWITCHYARD_MODEL_DIR: "modelDir",
@@ -15,6 +15,7 @@ export const ENV = {
   SWITCHYARD_ROUTE_AWARE_BATCHING: "routeAwareBatching",
   SWITCHYARD_SCHEDULER_HOST: "host",
   SWITCHYARD_SCHEDULER_PORT: "port",
+  SWITCHYARD_WARMUP_TICKS: "warmUpTicks",
 } as const;
 
 export const schedulerConfigSchema = z.strictObject({
@@ -33,6 +34,8 @@ export const schedulerConfigSchema = z.strictObject({
   /** grpc.health.v1 + reflection listener (probes); 0 = any free port. */
   host: z.string().min(1).default("127.0.0.1"),
   port: port.default(0),
+  /** Synthetic full-budget ticks when a plan comes into force and nothing is queued; 0 = none. */
+  warmUpTicks: intInRange(0, 64).default(DEFAULT_WARM_UP_TICKS),
 });
 
 export type SchedulerConfig = z.output<typeof schedulerConfigSchema>;

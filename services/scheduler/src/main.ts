@@ -20,7 +20,7 @@ runService("scheduler", async () => {
     ? createTraceRecorder({ dir: cfg.traceDir, model: manifest.name, layers: manifest.architecture.numLayers, experts: manifest.moe.numExperts, topK: manifest.moe.topK, tokens: manifest.architecture.tokens })
     : undefined;
   const scheduler = createSchedulerService({
-    bus, subjects, manifest, pool, log, routeAwareBatching: cfg.routeAwareBatching,
+    bus, subjects, manifest, pool, log, routeAwareBatching: cfg.routeAwareBatching, warmUpTicks: cfg.warmUpTicks,
     limits: { maxTickRows: cfg.maxTickRows, maxQueued: cfg.maxQueued, maxRequestsPerTick: cfg.maxRequestsPerTick },
     ...(traces ? { onRouting: (r) => traces.record(r) } : {}),
   });

@@ -3,7 +3,8 @@ import { z } from "zod";
 import { intInRange, parseOrThrow, port, readEnv } from "@switchyard/config";
 import { DEFAULT_RESIDENCY_LOOKAHEAD } from "@switchyard/expert-cache";
 import { BUNDLED_MODEL_DIR, DEFAULT_DEVICE_STREAMS, DEFAULT_EXPERT_THREADS } from "@switchyard/model";
-import { DEFAULT_GATE_TURNS, parseExpertBudget } from "@switchyard/worker";
+import { DEFAULT_MAX_TICK_ROWS } from "@switchyard/scheduler";
+import { DEFAULT_GATE_TURNS, DEFAULT_WARM_UP_ROUNDS, parseExpertBudget } from "@switchyard/worker";
 
 /** Raw → resolved worker configuration (environment variables listed in the README). */
 export const ENV = {
@@ -22,6 +23,8 @@ export const ENV = {
   SWITCHYARD_CACHE_LOOKAHEAD: "cacheLookahead",
   SWITCHYARD_EXPERT_STREAMS: "expertStreams",
   SWITCHYARD_GATE_TURNS: "gateTurns",
+  SWITCHYARD_WARMUP_ROWS: "warmUpRows",
+  SWITCHYARD_WARMUP_ROUNDS: "warmUpRounds",
 } as const;
 
 /** Heartbeats every second; the scheduler drops a worker after ~3.5 s of silence. */
@@ -46,6 +49,9 @@ export const workerConfigSchema = z.strictObject({
   expertStreams: intInRange(1, 64).default(DEFAULT_DEVICE_STREAMS),
   /** Event-loop turns before each model call (compute gate); "off": no gate. */
   gateTurns: z.union([z.literal("off"), intInRange(0, 16)]).default(DEFAULT_GATE_TURNS),
+  /** Warm-up tick size in model rows (the scheduler's SWITCHYARD_MAX_TICK_ROWS); 0: no warm-up. */
+  warmUpRows: intInRange(0, 65536).default(DEFAULT_MAX_TICK_ROWS),
+  warmUpRounds: intInRange(0, 16).default(DEFAULT_WARM_UP_ROUNDS),
 });
 
 export type WorkerConfig = z.output<typeof workerConfigSchema>;

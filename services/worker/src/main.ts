@@ -3,7 +3,7 @@ import { runService } from "@switchyard/config";
 import { DEFAULT_DENSE_THREADS, DEFAULT_DENSE_THREADS_WITH_DEVICE, createOnnxModel } from "@switchyard/model";
 import type { Heartbeat } from "@switchyard/scheduler";
 import { createWorkerClients, startWorkerServer } from "@switchyard/transport";
-import { createWorkerCache, createWorkerRuntime, parseExpertBudget, trafficTotals } from "@switchyard/worker";
+import { createWorkerCache, createWorkerRuntime, parseExpertBudget, trafficTotals, warmUpDense } from "@switchyard/worker";
 import { resolveWorkerConfig } from "./config";
 
 /** Worker: holds the experts the scheduler assigns, serves ticks and row exchanges. */
@@ -28,7 +28,10 @@ runService("worker", async () => {
   // Under a budget, experts live on an expert device with a predictive (or LRU/LFU) cache.
   const residency = budget ? createWorkerCache({ modelDir: cfg.modelDir, manifest: parts.manifest, budget, policy: cfg.cachePolicy, lookahead: cfg.cacheLookahead, threads: cfg.expertThreads, streams: cfg.expertStreams }) : undefined;
   if (budget) log(`expert cache: ${cfg.cachePolicy}, budget ${cfg.expertBudget}, lookahead ${cfg.cacheLookahead}`);
-  const runtime = createWorkerRuntime({ id: cfg.id, parts, peers, gate: cfg.gateTurns === "off" ? false : { turns: cfg.gateTurns }, ...(residency ? { residency } : {}) });
+  // Warm before the first heartbeat: the scheduler sends no tick to a worker it has not heard of.
+  const warmUp = { rows: cfg.warmUpRows, rounds: cfg.warmUpRounds };
+  if (warmUp.rows > 0 && warmUp.rounds > 0) log(`warmed up at ${warmUp.rows} rows × ${warmUp.rounds} in ${(await warmUpDense(parts, warmUp)).toFixed(0)} ms`);
+  const runtime = createWorkerRuntime({ id: cfg.id, parts, peers, gate: cfg.gateTurns === "off" ? false : { turns: cfg.gateTurns }, warmUp, ...(residency ? { residency } : {}) });
   const server = await startWorkerServer(runtime, { host: cfg.host, port: cfg.port });
   const address = `${cfg.advertiseHost ?? cfg.host}:${server.port}`;
   const beat = () => bus.publish(subjects.heartbeat, { workerId: cfg.id, address, traffic: trafficTotals(runtime.stats()) });

@@ -1,6 +1,7 @@
 import { natsServerAvailable } from "@switchyard/bus/testing";
 import { startEmbeddedCluster, startProcessCluster } from "@switchyard/cluster";
-import { parseExpertBudget } from "@switchyard/worker";
+import { DEFAULT_MAX_TICK_ROWS } from "@switchyard/scheduler";
+import { DEFAULT_WARM_UP_ROUNDS, parseExpertBudget } from "@switchyard/worker";
 import { createPolicy } from "@switchyard/expert-cache";
 import { num, str } from "../args";
 
@@ -40,7 +41,7 @@ export async function runUp(flags: Record<string, unknown>, modelDir: string): P
   if (embedded) {
     if (flags.embedded !== true) console.log("nats-server is not installed: running the embedded single-process mode (in-memory bus)");
     console.log(`starting embedded cluster: gateway + scheduler + ${workers} workers in one process`);
-    const c = await startEmbeddedCluster({ modelDir, workers, host, port, metricsPort, log: (m) => console.log(m), ...(budget ? { cache: { budget, policy } } : {}) });
+    const c = await startEmbeddedCluster({ modelDir, workers, host, port, metricsPort, log: (m) => console.log(m), warmUp: { rows: DEFAULT_MAX_TICK_ROWS, rounds: DEFAULT_WARM_UP_ROUNDS }, ...(budget ? { cache: { budget, policy } } : {}) });
     ({ address } = c);
     mPort = c.gateway.metricsPort;
     stopCluster = () => c.stop();
