@@ -89,6 +89,8 @@ interface Barrier {
 class Runtime implements WorkerRuntime {
   private readonly parts: ModelParts;
   private readonly barriers = new Map<string, Barrier>();
+  /** Gathered expert inputs of the layers being computed (owners reuse them). */
+  private readonly scratch = createScratch();
   private ticks = 0;
   private readonly traffic: LayerTraffic[];
   private readonly expertRows: number[];
@@ -199,48 +201,60 @@ class Runtime implements WorkerRuntime {
     const owners = [...new Set([...req.owners, ...(req.replicas ?? []).flat()])].sort();
     const copies = (g: number): readonly string[] | undefined => (req.replicas?.[g]?.length ? [req.owners[g]!, ...req.replicas[g]!] : undefined);
     return {
-      runLayer: async (layer: number, u: Float32Array, groups: ExpertGroups, _rows: number, init: () => Promise<Float32Array>) => {
+      runLayer: async (layer: number, u: Float32Array, groups: ExpertGroups, rows: number, init: () => Promise<Float32Array>) => {
         const D = this.D;
-        type Part = { rowIndex: Map<number, number>; rows: number[]; ar: number[]; ae: number[]; pos: number[] };
-        const byOwner = new Map<string, Part>();
-        for (const w of owners) byOwner.set(w, { rowIndex: new Map(), rows: [], ar: [], ae: [], pos: [] });
+        const nA = groups.row.length;
+        // Split the assignments by owner (typed arrays, one pass): per owner the unique
+        // rows it needs (first-use order), and per assignment its local row, expert, and
+        // position in the engine's expert-major order.
+        const slot = new Map(owners.map((w, k) => [w, k]));
+        const W = owners.length;
+        const nRows = new Int32Array(W);
+        const nAs = new Int32Array(W);
+        const rowsOf = owners.map(() => new Int32Array(nA));
+        const ar = owners.map(() => new Int32Array(nA));
+        const ae = owners.map(() => new Int32Array(nA));
+        const pos = owners.map(() => new Int32Array(nA));
+        const local = new Int32Array(rows * W).fill(-1); // [row, owner] → local row
         for (let e = 0; e < groups.numExperts; e++) {
           const g = layer * this.E + e;
           const owner = req.owners[g]!;
           // With copies: ours if we hold one, else spread over the copies by row.
           const c = copies(g);
           const mine = c?.includes(this.id) === true;
-          if (!byOwner.has(owner)) throw new SwitchyardError(`expert ${layer}/${e} owner ${owner} is unknown`, Code.Internal);
+          const fixed = slot.get(!c ? owner : mine ? this.id : owner);
+          if (fixed === undefined) throw new SwitchyardError(`expert ${layer}/${e} owner ${owner} is unknown`, Code.Internal);
           for (let i = groups.offsets[e]!; i < groups.offsets[e + 1]!; i++) {
             const r = groups.row[i]!;
-            const b: Part = byOwner.get(!c ? owner : mine ? this.id : c[r % c.length]!)!;
-            let local = b.rowIndex.get(r);
-            if (local === undefined) {
-              local = b.rows.length;
-              b.rowIndex.set(r, local);
-              b.rows.push(r);
+            const k = !c || mine ? fixed : slot.get(c[r % c.length]!)!;
+            let l = local[r * W + k]!;
+            if (l < 0) {
+              l = nRows[k]!++;
+              local[r * W + k] = l;
+              rowsOf[k]![l] = r;
             }
-            b.ar.push(local);
-            b.ae.push(e);
-            b.pos.push(i);
+            const j = nAs[k]!++;
+            ar[k]![j] = l;
+            ae[k]![j] = e;
+            pos[k]![j] = i;
           }
         }
         // Where each assignment's expert output is (engine's expert-major order): chunk
         // and float offset, so the sum below reads the answers in place.
-        const nA = groups.row.length;
         const chunkOf = new Int32Array(nA);
         const offOf = new Int32Array(nA);
         const chunks: Float32Array[] = [];
-        const exchanges = [...byOwner.entries()].map(async ([owner, b]) => {
+        const exchanges = owners.map(async (owner, k) => {
+          const n = nAs[k]!;
           const msg: ExchangeRequestMsg = {
             tick: req.tick,
             layer,
             from: this.id,
             homes: req.homes,
-            rows: b.rows.length,
-            u: { src: u, index: Int32Array.from(b.rows), dim: D },
-            assignRow: Int32Array.from(b.ar),
-            assignExpert: Int32Array.from(b.ae),
+            rows: nRows[k]!,
+            u: { src: u, index: rowsOf[k]!.subarray(0, nRows[k]!), dim: D },
+            assignRow: ar[k]!.subarray(0, n),
+            assignExpert: ae[k]!.subarray(0, n),
             ...(micros > 1 ? { micro, micros } : {}),
           };
           let out: readonly Float32Array[];
@@ -252,15 +266,16 @@ class Runtime implements WorkerRuntime {
             out = (await this.peers.exchange(owner, msg)).y;
             for (const c of out) t.bytesReceived += c.byteLength;
           }
+          const p = pos[k]!;
           let j = 0;
           for (const c of out) {
-            const k = chunks.push(c) - 1;
-            for (let o = 0; o + D <= c.length; o += D, j++) {
-              chunkOf[b.pos[j]!] = k;
-              offOf[b.pos[j]!] = o;
+            const q = chunks.push(c) - 1;
+            for (let o = 0; o + D <= c.length && j < n; o += D, j++) {
+              chunkOf[p[j]!] = q;
+              offOf[p[j]!] = o;
             }
           }
-          if (j !== b.pos.length) throw new SwitchyardError(`exchange with ${owner}: ${j} outputs for ${b.pos.length} assignments`, Code.Internal);
+          if (j !== n || out.reduce((a, c) => a + c.length, 0) !== n * D) throw new SwitchyardError(`exchange with ${owner}: ${out.reduce((a, c) => a + c.length, 0) / D} outputs for ${n} assignments`, Code.Internal);
         });
         // The rows are on their way: the shared expert (the accumulator) runs meanwhile.
         const [acc] = await alongside(Promise.all(exchanges), init);
@@ -346,16 +361,27 @@ class Runtime implements WorkerRuntime {
     });
     const active: number[] = [];
     for (let e = 0; e < E; e++) if (counts[e + 1]! > counts[e]!) active.push(e);
-    const x = new Float32Array(n * D);
+    // On an expert device x travels to its thread (a fresh buffer); on this process's
+    // parts it is only read during the calls, so a scratch buffer serves again.
+    const x = this.residency ? new Float32Array(n * D) : this.scratch.take(n * D);
     const sources = contribs.map((c) => rowSource(c.req.u));
     for (let i = 0; i < n; i++) {
       const { src, index } = sources[who[i]!]!;
-      const r = index ? index[row[i]!]! : row[i]!;
-      x.set(src.subarray(r * D, r * D + D), i * D);
+      const s = (index ? index[row[i]!]! : row[i]!) * D;
+      const o = i * D;
+      for (let d = 0; d < D; d++) x[o + d] = src[s + d]!;
     }
     const off = Int32Array.from([...active.map((e) => counts[e]!), n]);
     const experts = Int32Array.from(active);
-    const outs = this.residency ? expertChunks(await this.runOnDevice(tick, layer, experts, off, x, micros), off, D) : await this.runOnParts(layer, experts, off, x);
+    let outs: readonly Float32Array[];
+    if (this.residency) outs = expertChunks(await this.runOnDevice(tick, layer, experts, off, x, micros), off, D);
+    else {
+      try {
+        outs = await this.runOnParts(layer, experts, off, x);
+      } finally {
+        this.scratch.give(x);
+      }
+    }
     // Rows [a, b) of the layer's output (expert-major), which never straddle two experts here.
     const activeIdx = new Int32Array(E);
     active.forEach((e, k) => (activeIdx[e] = k));
@@ -472,6 +498,32 @@ export function trafficTotals(s: WorkerStats): WorkerTraffic {
 
 export function createWorkerRuntime(options: WorkerRuntimeOptions): WorkerRuntime {
   return new Runtime(options.id, options.parts, options.peers, options.exchangeTimeoutMs ?? DEFAULT_EXCHANGE_TIMEOUT_MS, options.residency, options.gate ?? {}, options.warmUp);
+}
+
+/**
+ * Float32 buffers handed out and given back: a worker gathers every layer's expert
+ * inputs (6.4 MB per layer at 128 images), and fresh buffers are external memory that
+ * V8 answers with full mark-compacts every 64 MB.
+ */
+function createScratch(max = 4) {
+  const free: Float32Array[] = [];
+  return {
+    /** A view of exactly `n` floats; its contents are unspecified. */
+    take(n: number): Float32Array {
+      const i = free.findIndex((b) => b.length >= n);
+      const b = i >= 0 ? free.splice(i, 1)[0]! : new Float32Array(Math.ceil(n * 1.25));
+      return b.subarray(0, n);
+    },
+    give(v: Float32Array): void {
+      const b = new Float32Array(v.buffer as ArrayBuffer);
+      if (free.length < max) free.push(b);
+      else {
+        // keep the largest
+        const k = free.reduce((m, f, j) => (f.length < free[m]!.length ? j : m), 0);
+        if (free[k]!.length < b.length) free[k] = b;
+      }
+    },
+  };
 }
 
 /** Why an exchange request cannot be served, or undefined. */
