@@ -6,7 +6,7 @@
  *     (Poisson arrivals, same seed), with p50/p99 request latency of both;
  *  3. bytes moved between workers per generated image.
  *
- *   npm run bench:runtime -- [--rounds 5] [--requests 80] [--rate 40] [--steps 10] [--batches 1,8,32]
+ *   npm run bench:runtime -- [--rounds 5] [--requests 240] [--rate 40] [--steps 10] [--batches 1,8,32]
  *                             [--worker-env SWITCHYARD_EXPERT_BUDGET=100%,...] [--skip-load]
  * Needs nats-server (the workers are real processes).
  */
@@ -26,8 +26,10 @@ import { median, percentile, table } from "./stats";
 const { values: flags } = parseArgs({
   options: {
     rounds: { type: "string", default: "5" },
-    // A load that saturates both schedulers: the ratio compares capacities.
-    requests: { type: "string", default: "80" },
+    // A load that saturates both schedulers, long enough that the ratio compares
+    // capacities: with 80 requests a quarter of the batching run was its ramp (ticks
+    // growing as requests arrive) and drain (ticks shrinking as they finish).
+    requests: { type: "string", default: "240" },
     rate: { type: "string", default: "40" },
     steps: { type: "string", default: "10" },
     batches: { type: "string", default: "1,8,32" },
