@@ -78,6 +78,8 @@ export async function startEmbeddedCluster(o: EmbeddedClusterOptions): Promise<E
     ...(o.warmUp ? { warmUpTicks: DEFAULT_WARM_UP_TICKS } : {}),
   });
   scheduler.start();
+  // Serve once the workers are warm (with warm-up; without it the plan is in force at once).
+  if (o.warmUp) await scheduler.whenReady(o.workers);
   const gateway = await startGatewayServer({
     bus, subjects, manifest,
     ...(o.host ? { host: o.host } : {}),

@@ -20,6 +20,7 @@ export function renderClusterMetrics(scheduler: SchedulerFigures | undefined, wo
     g("switchyard_scheduler_last_tick_rows", "Rows in the last tick", "gauge", scheduler.lastTickRows);
     g("switchyard_scheduler_last_tick_ms", "Duration of the last tick, ms", "gauge", scheduler.lastTickMs);
     g("switchyard_scheduler_workers", "Live workers", "gauge", scheduler.workers);
+    g("switchyard_scheduler_warmup_ticks_total", "Warm-up ticks run when plans came into force (included in ticks_total)", "counter", scheduler.warmUpTicks ?? 0);
   }
   const per: [Exclude<keyof WorkerTraffic, "cache">, string, string][] = [
     ["ticks", "switchyard_worker_ticks_total", "Ticks a worker was home in"],

@@ -79,6 +79,11 @@ export interface SchedulerService {
   start(): void;
   stop(): Promise<void>;
   stats(): SchedulerStats;
+  /**
+   * Resolves once a plan is in force over `workers` workers (any, when omitted) and was
+   * warmed up (or warm-up was skipped), with the scheduler's "ready: …" line.
+   */
+  whenReady(workers?: number): Promise<string>;
 }
 
 interface Live {
@@ -134,6 +139,8 @@ class Scheduler implements SchedulerService {
   private metricsTimer: NodeJS.Timeout | undefined;
   private stepCount = 0;
   private warmUpTicks = 0;
+  private readonly readyWaiters: { workers: number | undefined; resolve: (line: string) => void }[] = [];
+  private lastReady: { workers: number; line: string } | undefined;
   /** Plan version the workers were last warmed under (or warm-up skipped for). */
   private warmedPlan: number | undefined;
   private readonly limits: SchedulerLimits;
@@ -188,6 +195,12 @@ class Scheduler implements SchedulerService {
     this.wake?.();
     await this.loop;
     for (const [id] of this.requests) this.fail(id, new SwitchyardError("scheduler is shutting down", Code.Unavailable));
+  }
+
+  whenReady(workers?: number): Promise<string> {
+    const r = this.lastReady;
+    if (r && (workers === undefined || r.workers === workers)) return Promise.resolve(r.line);
+    return new Promise((resolve) => this.readyWaiters.push({ workers, resolve }));
   }
 
   stats(): SchedulerStats {
@@ -257,8 +270,14 @@ class Scheduler implements SchedulerService {
         const v = (this.warmedPlan = this.o.pool.planVersion());
         // Only while nothing waits: queued requests are served on a cold plan rather than delayed.
         const warm = this.requests.size === 0 && (this.o.warmUpTicks ?? 0) > 0 ? await this.warmUp(members) : "not warmed up";
-        // Launchers wait for this line (startProcessCluster).
-        this.o.log?.(`ready: plan v${v} over ${members.length} workers, ${warm}`);
+        // Launchers wait for this line (startProcessCluster) or for whenReady().
+        const line = `ready: plan v${v} over ${members.length} workers, ${warm}`;
+        this.o.log?.(line);
+        this.lastReady = { workers: members.length, line };
+        for (const w of this.readyWaiters.splice(0)) {
+          if (w.workers === undefined || w.workers === members.length) w.resolve(line);
+          else this.readyWaiters.push(w);
+        }
       }
       const plan = schedule(
         [...this.requests.values()].map((r) => r.state),

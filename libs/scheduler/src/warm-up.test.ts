@@ -56,8 +56,10 @@ describe("warm-up ticks", () => {
     const s = createSchedulerService({ bus, subjects: makeSubjects("t"), manifest, pool, limits: { maxTickRows: 32 }, warmUpTicks: 2, log: (m) => logs.push(m) });
     s.start();
     try {
-      for (let i = 0; i < 100 && !logs.some((l) => l.startsWith("ready")); i++) await new Promise((r) => setTimeout(r, 10));
-      expect(logs.find((l) => l.startsWith("ready"))).toMatch(/^ready: plan v7 over 2 workers, warmed up: 2 ticks of 16 images in \d+ ms$/);
+      const ready = await s.whenReady(2);
+      expect(logs.find((l) => l.startsWith("ready"))).toBe(ready);
+      expect(await s.whenReady()).toBe(ready);
+      expect(ready).toMatch(/^ready: plan v7 over 2 workers, warmed up: 2 ticks of 16 images in \d+ ms$/);
       expect(pool.calls.map((c) => [c.worker, c.req.tick, c.req.items.length])).toEqual([["w0", 1, 8], ["w1", 1, 8], ["w0", 2, 8], ["w1", 2, 8]]);
       expect(pool.calls.every((c) => c.req.homes.join() === "w0,w1" && c.req.microBatches === 2 && c.req.planVersion === 7)).toBe(true);
       expect(s.stats()).toMatchObject({ warmUpTicks: 2, ticks: 2, completed: 0, queued: 0 });
