@@ -62,6 +62,20 @@ describe("exchange codec", () => {
     expect([...r.y[0]!]).toEqual([5, 6, 7, 8, 1, 2, 3, 4]);
   });
 
+  it("encodes answers into a supplied buffer, which serves again once the bytes are copied out", () => {
+    const scratch = Buffer.alloc(64);
+    const sizes: number[] = [];
+    const into = (n: number) => (sizes.push(n), scratch);
+    const first = encodeExchangeResponse({ y: [new Float32Array([1, 2, 3])] }, into);
+    expect(first.buffer).toBe(scratch.buffer);
+    const copied = framed(first); // what grpc-js does before anything else is encoded
+    const second = encodeExchangeResponse({ y: [new Float32Array([9, 8])] }, into);
+    expect(second.buffer).toBe(scratch.buffer);
+    expect([...decodeExchangeResponse(copied).y[0]!]).toEqual([1, 2, 3]);
+    expect([...decodeExchangeResponse(framed(second)).y[0]!]).toEqual([9, 8]);
+    expect(sizes.every((n) => n <= 64)).toBe(true);
+  });
+
   it("rejects what it cannot read, naming the problem", () => {
     expect(() => decodeExchangeRequest(Buffer.from([0x32, 0x10, 1, 2]))).toThrow(/truncated/);
     expect(() => decodeExchangeRequest(Buffer.from([0x08 | 2, 0]))).toThrow(/field 1 has wire type 2, expected 0/);

@@ -110,9 +110,14 @@ export function encodeExchangeRequest(r: ExchangeRequestMsg): Buffer {
   return w.buf.subarray(0, w.pos);
 }
 
-export function encodeExchangeResponse(r: ExchangeResponseMsg): Buffer {
+/**
+ * `buffer(n)` supplies the bytes to write into (default: a fresh Buffer); a server may
+ * pass a reused one, because grpc-js copies a response into its framed buffer within the
+ * same synchronous call that serializes it.
+ */
+export function encodeExchangeResponse(r: ExchangeResponseMsg, buffer: (bytes: number) => Buffer = (n) => Buffer.allocUnsafe(n)): Buffer {
   const len = r.y.reduce((s, c) => s + c.byteLength, 0);
-  const w = new Writer(Buffer.allocUnsafe(bytesFieldBound(1, len)));
+  const w = new Writer(buffer(bytesFieldBound(1, len)));
   w.bytesHeader(1, len);
   for (const c of r.y) w.typed(c);
   return w.buf.subarray(0, w.pos);
