@@ -19,7 +19,7 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from switchyard_zoo import data, safetensors
+from switchyard_zoo import data, optimize, safetensors
 from switchyard_zoo.model import NULL_LABEL, Classifier, MoEDiT, route
 from switchyard_zoo.sampling import sample
 
@@ -320,6 +320,9 @@ def main():
     }
     with open(os.path.join(out, "manifest.json"), "w") as fh:
         json.dump(manifest, fh, indent=1)
+    # Graph rewrites ONNX Runtime does not do itself (fused attention, Gemm), each kept
+    # only if onnxruntime gives the original's outputs; updates the manifest's sha256s.
+    optimize.optimize_model_dir(out)
     report = {"max_export_error": max(errors.values()), "routing": stats, "quality": q,
               "quality_seconds": quality_seconds, "classifier_test_accuracy": clf_acc,
               "golden_runs": runs, "trained_steps": ck.get("step")}
