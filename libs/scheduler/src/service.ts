@@ -102,12 +102,15 @@ interface Live {
 }
 
 /**
- * Homes with at least this many images in a tick split them into two micro-batches.
- * Measured (bench:runtime, 2 workers, batch 32 = 16 per home): step ÷ in-process 1.93 /
- * 1.83 / 1.77 with two vs 2.02 / 1.97 / 2.08 with one; at 4 per home two were slower
- * (2.05 vs 1.92), and four micro-batches at 32 were slower still (2.11).
+ * Homes with at least this many images in a tick split them into two micro-batches, so
+ * one's exchange overlaps the other's dense part. Two micro-batches double the messages
+ * and model calls; after the data-plane work (codec, compute gate, less garbage) that
+ * only pays at large ticks. 2 workers, alternating harness, ms per tick with one vs two:
+ * 16 images per home 228/248 vs 251/272, 32 per home 398/420 vs 449/407, 48 per home
+ * 579/638 vs 585/642, 64 per home 633/684 vs 613/566. (It was 8 when two measured 1.93/
+ * 1.83/1.77 × the engine against 2.02/1.97/2.08 at 16 per home.)
  */
-export const MICRO_BATCH_MIN_IMAGES = 8;
+export const MICRO_BATCH_MIN_IMAGES = 48;
 
 /**
  * Micro-batches per home for a tick: two when every home has MICRO_BATCH_MIN_IMAGES

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { type Json, createMemoryBus, subjects as makeSubjects } from "@switchyard/bus";
 import { BUNDLED_MODEL_DIR, loadManifest } from "@switchyard/manifest";
 import type { TickRequestMsg, TickResponseMsg } from "@switchyard/proto";
-import { type SubmitMessage, type WorkerPool, contiguousPlan, createSchedulerService, warmUpItems } from "./index";
+import { MICRO_BATCH_MIN_IMAGES, type SubmitMessage, type WorkerPool, contiguousPlan, createSchedulerService, warmUpItems } from "./index";
 
 const manifest = loadManifest(BUNDLED_MODEL_DIR);
 const P = 784;
@@ -53,14 +53,16 @@ describe("warm-up ticks", () => {
     const pool = fakePool(["w0", "w1"]);
     const logs: string[] = [];
     const bus = createMemoryBus();
-    const s = createSchedulerService({ bus, subjects: makeSubjects("t"), manifest, pool, limits: { maxTickRows: 32 }, warmUpTicks: 2, log: (m) => logs.push(m) });
+    // a budget whose warm-up ticks give each home enough images for two micro-batches
+    const perHome = MICRO_BATCH_MIN_IMAGES;
+    const s = createSchedulerService({ bus, subjects: makeSubjects("t"), manifest, pool, limits: { maxTickRows: 4 * perHome }, warmUpTicks: 2, log: (m) => logs.push(m) });
     s.start();
     try {
       const ready = await s.whenReady(2);
       expect(logs.find((l) => l.startsWith("ready"))).toBe(ready);
       expect(await s.whenReady()).toBe(ready);
-      expect(ready).toMatch(/^ready: plan v7 over 2 workers, warmed up: 2 ticks of 16 images in \d+ ms$/);
-      expect(pool.calls.map((c) => [c.worker, c.req.tick, c.req.items.length])).toEqual([["w0", 1, 8], ["w1", 1, 8], ["w0", 2, 8], ["w1", 2, 8]]);
+      expect(ready).toMatch(new RegExp(`^ready: plan v7 over 2 workers, warmed up: 2 ticks of ${2 * perHome} images in \\d+ ms$`));
+      expect(pool.calls.map((c) => [c.worker, c.req.tick, c.req.items.length])).toEqual([["w0", 1, perHome], ["w1", 1, perHome], ["w0", 2, perHome], ["w1", 2, perHome]]);
       expect(pool.calls.every((c) => c.req.homes.join() === "w0,w1" && c.req.microBatches === 2 && c.req.planVersion === 7)).toBe(true);
       expect(s.stats()).toMatchObject({ warmUpTicks: 2, ticks: 2, completed: 0, queued: 0 });
       // a real request after it runs on later ticks
