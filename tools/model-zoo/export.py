@@ -8,7 +8,6 @@ to the manifest (tracing a whole MoE layer can silently drop expert branches, so
 part is exported on its own).
 """
 import argparse
-import hashlib
 import json
 import os
 import shutil
@@ -47,11 +46,7 @@ def tensor_spec(name, dtype, shape):
     return {"name": name, "dtype": dtype, "shape": shape}
 
 
-def sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        h.update(f.read())
-    return h.hexdigest()
+sha256 = optimize.sha256
 
 
 class TraceRecorder:
