@@ -55,6 +55,7 @@ const SERVICE_MAIN = (name: string) => new URL(`../../../services/${name}/src/ma
 
 function startService(name: string, service: string, env: Record<string, string>, log: ((l: string) => void) | undefined, readyPattern: RegExp, nodeFlags: readonly string[], timeoutMs = 60_000): Promise<{ sp: ServiceProcess; match: RegExpExecArray }> {
   const proc = spawn(process.execPath, [...nodeFlags, "--import", "tsx", SERVICE_MAIN(service)], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  /** Its output so far (the last 1000 lines): for waitFor and for error messages. */
   const lines: string[] = [];
   const watchers = new Set<(line: string) => void>();
   const sp: ServiceProcess = {
@@ -93,13 +94,11 @@ function startService(name: string, service: string, env: Record<string, string>
     },
   };
   return new Promise((resolve, reject) => {
-    let output = "";
     const timer = setTimeout(() => {
       void sp.kill("SIGKILL");
-      reject(new SwitchyardError(`${name} did not become ready in ${timeoutMs} ms:\n${output}`, Code.Unavailable));
+      reject(new SwitchyardError(`${name} did not become ready in ${timeoutMs} ms:\n${lines.join("\n")}`, Code.Unavailable));
     }, timeoutMs);
     const onLine = (line: string) => {
-      output += line + "\n";
       lines.push(line);
       if (lines.length > 1000) lines.shift();
       for (const w of [...watchers]) w(line);
@@ -114,7 +113,7 @@ function startService(name: string, service: string, env: Record<string, string>
     createInterface({ input: proc.stderr! }).on("line", onLine);
     proc.once("exit", (code) => {
       clearTimeout(timer);
-      reject(new SwitchyardError(`${name} exited with ${code} before it was ready:\n${output}`, Code.Unavailable));
+      reject(new SwitchyardError(`${name} exited with ${code} before it was ready:\n${lines.join("\n")}`, Code.Unavailable));
     });
   });
 }

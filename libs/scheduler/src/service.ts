@@ -301,27 +301,35 @@ class Scheduler implements SchedulerService {
     }
   }
 
+  /**
+   * What every RunTick of a tick shares: its homes, the plan in force, and the micro-
+   * batches per home (two for large ticks, so one's exchange overlaps the other's dense
+   * part). `targets`: the workers the tick is sent to.
+   */
+  private tickFrame(tick: number, homes: readonly string[], imagesPerHome: readonly number[], targets: readonly string[]): Omit<TickRequestMsg, "items"> {
+    const owners = this.o.pool.owners();
+    const replicas = this.o.pool.replicas?.();
+    const microBatches = microBatchesFor(imagesPerHome, new Set([...targets, ...owners]).size);
+    return {
+      tick, homes, planVersion: this.o.pool.planVersion(), owners,
+      ...(replicas?.some((r) => r.length > 0) ? { replicas } : {}),
+      ...(microBatches > 1 ? { microBatches } : {}),
+    };
+  }
+
   /** Runs warm-up ticks over `members` until done or a request arrives; results are dropped. Says what it did. */
   private async warmUp(members: readonly string[]): Promise<string> {
     const t0 = this.now();
     const byHome = warmUpItems(this.o.manifest, this.limits.maxTickRows, members);
     const homes = [...byHome.keys()].filter((h) => byHome.get(h)!.length > 0);
-    const owners = this.o.pool.owners();
-    const replicas = this.o.pool.replicas?.();
-    const microBatches = microBatchesFor(homes.map((h) => byHome.get(h)!.length), new Set([...members, ...owners]).size);
     let done = 0;
     const version = this.o.pool.planVersion();
     for (; done < (this.o.warmUpTicks ?? 0) && this.requests.size === 0 && this.running; done++) {
       // A tick boundary: a worker that joined meanwhile makes a new plan, warmed up in its turn.
       if (done > 0) await this.o.pool.prepare?.();
       if (this.o.pool.planVersion() !== version) return `warm-up cut short by plan v${this.o.pool.planVersion()}`;
-      const tick = ++this.tick;
-      const req = (items: TickRequestMsg["items"]): TickRequestMsg => ({
-        tick, homes, planVersion: this.o.pool.planVersion(), owners, items,
-        ...(replicas?.some((r) => r.length > 0) ? { replicas } : {}),
-        ...(microBatches > 1 ? { microBatches } : {}),
-      });
-      const settled = await Promise.allSettled(homes.map((h) => this.o.pool.runTick(h, req(byHome.get(h)!))));
+      const frame = this.tickFrame(++this.tick, homes, homes.map((h) => byHome.get(h)!.length), members);
+      const settled = await Promise.allSettled(homes.map((h) => this.o.pool.runTick(h, { ...frame, items: byHome.get(h)! })));
       const failed = settled.find((s): s is PromiseRejectedResult => s.status === "rejected");
       this.warmUpTicks++;
       if (failed) {
@@ -355,27 +363,18 @@ class Scheduler implements SchedulerService {
     const byHome = new Map<string, typeof items>();
     for (const it of items) byHome.set(it.home, [...(byHome.get(it.home) ?? []), it]);
     const homeIds = [...byHome.keys()].sort();
-    const owners = this.o.pool.owners();
-    const replicas = this.o.pool.replicas?.();
-    const hasCopies = replicas?.some((r) => r.length > 0) === true;
-    const version = this.o.pool.planVersion();
     const evals = new Map<string, { x: Float32Array; t: number }>();
     // Every worker hears of the tick (owners without images too): the prediction of the
     // experts it will need lets each prefetch ahead of compute.
     const m = this.o.manifest;
     const predicted = tickPrediction(items.map((it) => this.predictedOf(it.requestId)), m.architecture.numLayers * m.moe.numExperts);
     const targets = predicted ? [...new Set([...homeIds, ...this.o.pool.members()])].sort() : homeIds;
-    // Large ticks run as two micro-batches per home, so one's exchange overlaps the other's dense part.
-    const microBatches = microBatchesFor(homeIds.map((h) => byHome.get(h)!.length), new Set([...targets, ...owners]).size);
+    const frame = this.tickFrame(tick, homeIds, homeIds.map((h) => byHome.get(h)!.length), targets);
+    const { owners, replicas } = frame;
     const calls = targets.map(async (home) => {
       const mine = byHome.get(home) ?? [];
       const req: TickRequestMsg = {
-        tick,
-        homes: homeIds,
-        planVersion: version,
-        owners,
-        ...(hasCopies ? { replicas } : {}),
-        ...(microBatches > 1 ? { microBatches } : {}),
+        ...frame,
         ...(predicted ? { predicted } : {}),
         items: mine.map((it) => {
           const r = this.requests.get(it.requestId)!;

@@ -200,6 +200,8 @@ class Runtime implements WorkerRuntime {
     // Every home sends every expert holder one message per layer (holders wait for all homes).
     const owners = [...new Set([...req.owners, ...(req.replicas ?? []).flat()])].sort();
     const copies = (g: number): readonly string[] | undefined => (req.replicas?.[g]?.length ? [req.owners[g]!, ...req.replicas[g]!] : undefined);
+    const slot = new Map(owners.map((w, k) => [w, k]));
+    const W = owners.length;
     return {
       runLayer: async (layer: number, u: Float32Array, groups: ExpertGroups, rows: number, init: () => Promise<Float32Array>) => {
         const D = this.D;
@@ -207,8 +209,6 @@ class Runtime implements WorkerRuntime {
         // Split the assignments by owner (typed arrays, one pass): per owner the unique
         // rows it needs (first-use order), and per assignment its local row, expert, and
         // position in the engine's expert-major order.
-        const slot = new Map(owners.map((w, k) => [w, k]));
-        const W = owners.length;
         const nRows = new Int32Array(W);
         const nAs = new Int32Array(W);
         const rowsOf = owners.map(() => new Int32Array(nA));
@@ -275,7 +275,8 @@ class Runtime implements WorkerRuntime {
               offOf[p[j]!] = o;
             }
           }
-          if (j !== n || out.reduce((a, c) => a + c.length, 0) !== n * D) throw new SwitchyardError(`exchange with ${owner}: ${out.reduce((a, c) => a + c.length, 0) / D} outputs for ${n} assignments`, Code.Internal);
+          const floats = out.reduce((a, c) => a + c.length, 0);
+          if (j !== n || floats !== n * D) throw new SwitchyardError(`exchange with ${owner}: ${floats / D} outputs for ${n} assignments`, Code.Internal);
         });
         // The rows are on their way: the shared expert (the accumulator) runs meanwhile.
         const [acc] = await alongside(Promise.all(exchanges), init);
