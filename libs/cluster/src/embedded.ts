@@ -15,6 +15,8 @@ export interface EmbeddedClusterOptions {
   readonly host?: string;
   readonly port?: number;
   readonly metricsPort?: number;
+  /** HTTP API port (KServe v2 REST, OpenAI images); undefined = none, 0 = any free port. */
+  readonly httpPort?: number;
   readonly limits?: Partial<SchedulerLimits>;
   readonly apiTokens?: readonly string[];
   readonly log?: (msg: string) => void;
@@ -85,6 +87,7 @@ export async function startEmbeddedCluster(o: EmbeddedClusterOptions): Promise<E
     ...(o.host ? { host: o.host } : {}),
     ...(o.port !== undefined ? { port: o.port } : {}),
     ...(o.metricsPort !== undefined ? { metricsPort: o.metricsPort } : {}),
+    ...(o.httpPort !== undefined ? { httpPort: o.httpPort } : {}),
     ...(o.apiTokens ? { apiTokens: o.apiTokens } : {}),
     ...(o.tls ? { tls: o.tls } : {}),
     workerTraffic: () => new Map(runtimes.map((r) => [r.id, trafficTotals(r.stats())])),

@@ -14,6 +14,8 @@ export interface ProcessClusterOptions {
   readonly host?: string;
   readonly port?: number;
   readonly metricsPort?: number;
+  /** HTTP API port of the gateway; undefined = none, 0 = any free port. */
+  readonly httpPort?: number;
   /** Use this NATS server instead of starting one. */
   readonly nats?: string;
   readonly subjectPrefix?: string;
@@ -43,6 +45,8 @@ export interface ProcessCluster {
   readonly address: string;
   readonly nats: string;
   readonly metricsPort: number;
+  /** The gateway's HTTP API port, when served. */
+  readonly httpPort: number | undefined;
   readonly workers: ServiceProcess[];
   readonly scheduler: ServiceProcess;
   readonly gateway: ServiceProcess;
@@ -142,7 +146,7 @@ export async function startProcessCluster(o: ProcessClusterOptions): Promise<Pro
     const gw = await startService(
       "gateway",
       "gateway",
-      { ...common, SWITCHYARD_GATEWAY_HOST: host, SWITCHYARD_GATEWAY_PORT: String(o.port ?? 0), SWITCHYARD_METRICS_PORT: String(o.metricsPort ?? 0) },
+      { ...common, SWITCHYARD_GATEWAY_HOST: host, SWITCHYARD_GATEWAY_PORT: String(o.port ?? 0), SWITCHYARD_METRICS_PORT: String(o.metricsPort ?? 0), SWITCHYARD_HTTP_PORT: o.httpPort === undefined ? "off" : String(o.httpPort) },
       o.log,
       /serving .* on (\S+?)(?: \(TLS\))?; metrics on :(\d+)/,
       flags,
@@ -150,10 +154,12 @@ export async function startProcessCluster(o: ProcessClusterOptions): Promise<Pro
     started.push(gw.sp);
     // Serving starts once the scheduler has every worker in its plan (and warmed them up).
     if (o.workers > 0) await scheduler.waitFor(new RegExp(`ready: plan v\\d+ over ${o.workers} workers`));
+    const httpPort = o.httpPort === undefined ? undefined : Number((await gw.sp.waitFor(/HTTP API .* on \S+:(\d+)/))[1]);
     return {
       address: gw.match[1]!,
       nats,
       metricsPort: Number(gw.match[2]),
+      httpPort,
       workers,
       scheduler,
       gateway: gw.sp,

@@ -1,25 +1,16 @@
-import { randomInt, randomUUID } from "node:crypto";
 import type * as grpc from "@grpc/grpc-js";
 import type { Bus, Subjects } from "@switchyard/bus";
 import { Code, SwitchyardError } from "@switchyard/errors";
 import { encodePng, toBytes } from "@switchyard/image";
-import { type Manifest, resolveGenerateParams } from "@switchyard/manifest";
+import type { Manifest } from "@switchyard/manifest";
 import { toGrpcStatus } from "@switchyard/proto";
 import { type SubmitMessage, base64ToF32 } from "@switchyard/scheduler";
-import { createKserveApi } from "./kserve";
+import { type GatewayMetrics, type RequestTracker, createGatewayMetrics, createRequestTracker } from "./admission";
+import { checkToken } from "./auth";
+import { createKserveGrpc } from "./kserve";
+import { type KserveCore, createKserveCore } from "./kserve-core";
+import { buildSubmit, clip } from "./submit";
 import { startRequest } from "./request-stream";
-
-/** What the gateway counts; the /metrics endpoint renders it. */
-export interface GatewayMetrics {
-  requests: number;
-  succeeded: number;
-  failed: Map<string, number>;
-  inflight: number;
-  queueMsSum: number;
-  computeMsSum: number;
-  totalMsSum: number;
-  stepsStreamed: number;
-}
 
 export interface GatewayOptions {
   readonly bus: Bus;
@@ -61,30 +52,18 @@ export interface GenerateRequestWire {
 
 /** Wire request → submit message; INVALID_ARGUMENT naming the field. */
 export function toSubmit(req: GenerateRequestWire, m: Manifest, deadlineMs: number | undefined): SubmitMessage {
-  if (req.model && req.model !== m.name) throw new SwitchyardError(`model ${JSON.stringify(req.model)} is not served here (serving ${m.name})`, Code.NotFound, { field: "model" });
-  if (!(req.sampler in SAMPLER_NAMES)) throw new SwitchyardError(`sampler ${JSON.stringify(req.sampler)} must be one of ${Object.keys(SAMPLER_NAMES).join(", ")}`, Code.InvalidArgument, { field: "sampler" });
-  if (!Number.isInteger(req.priority) || Math.abs(req.priority) > 1000) throw new SwitchyardError(`priority ${req.priority} must be an integer >= -1000 and <= 1000`, Code.InvalidArgument, { field: "priority" });
-  if (!Number.isInteger(req.previewInterval) || req.previewInterval < 0) throw new SwitchyardError(`preview_interval ${req.previewInterval} must be an integer >= 0`, Code.InvalidArgument, { field: "preview_interval" });
-  if (req.requestId.length > 128) throw new SwitchyardError(`request_id must be at most 128 characters`, Code.InvalidArgument, { field: "request_id" });
-  const raw: Record<string, unknown> = {
-    count: req.count ?? 1,
-    seed: req.seed ?? randomInt(0, 2 ** 47),
-  };
-  if (req.label !== undefined && req.label !== null) raw.label = req.label;
-  if (req.steps !== undefined && req.steps !== null) raw.steps = req.steps;
-  const sampler = SAMPLER_NAMES[req.sampler];
-  if (sampler) raw.sampler = sampler;
-  if (req.guidance !== undefined && req.guidance !== null) raw.guidance = req.guidance;
-  if (req.shift !== undefined && req.shift !== null) raw.shift = req.shift;
-  const p = resolveGenerateParams(raw, m);
-  return {
-    requestId: req.requestId || randomUUID(),
-    model: m.name,
-    params: { label: p.label ?? null, count: p.count, steps: p.steps, sampler: p.sampler, guidance: p.guidance, shift: p.shift, seed: p.seed },
-    priority: req.priority,
-    deadlineMs: deadlineMs ?? null,
-    previewInterval: req.previewInterval,
-  };
+  if (req.model && req.model !== m.name) throw new SwitchyardError(`model ${JSON.stringify(clip(req.model))} is not served here (serving ${m.name})`, Code.NotFound, { field: "model" });
+  if (!(req.sampler in SAMPLER_NAMES)) throw new SwitchyardError(`sampler ${JSON.stringify(clip(String(req.sampler)))} must be one of ${Object.keys(SAMPLER_NAMES).join(", ")}`, Code.InvalidArgument, { field: "sampler" });
+  return buildSubmit(
+    {
+      requestId: req.requestId,
+      params: { label: req.label, count: req.count ?? 1, steps: req.steps, sampler: SAMPLER_NAMES[req.sampler], guidance: req.guidance, shift: req.shift, seed: req.seed },
+      priority: req.priority,
+      ...(deadlineMs !== undefined ? { deadlineMs } : {}),
+      previewInterval: req.previewInterval,
+    },
+    m,
+  );
 }
 
 function deadlineOf(call: grpc.ServerWritableStream<unknown, unknown>): number | undefined {
@@ -98,12 +77,21 @@ export interface Gateway {
   /** KServe v2 / Open Inference Protocol service. */
   readonly inference: grpc.UntypedServiceImplementation;
   readonly metrics: GatewayMetrics;
+  /** Admission and accounting shared with the HTTP endpoints. */
+  readonly tracker: RequestTracker;
+  /** KServe v2 logic shared by gRPC and REST. */
+  readonly kserve: KserveCore;
+  /** The API-token check every protocol applies. */
+  authorizeHeader(value: string | undefined): void;
+  /** Model info as ListModels/GetModel return it. */
+  modelInfo(): Record<string, unknown>;
 }
 
 export function createGatewayApi(o: GatewayOptions): Gateway {
   const m = o.manifest;
   const maxInflight = o.maxInflight ?? DEFAULT_MAX_INFLIGHT;
-  const metrics: GatewayMetrics = { requests: 0, succeeded: 0, failed: new Map(), inflight: 0, queueMsSum: 0, computeMsSum: 0, totalMsSum: 0, stepsStreamed: 0 };
+  const metrics = createGatewayMetrics();
+  const tracker = createRequestTracker(metrics, maxInflight);
   const { channels, height, width } = m.image;
   const [lo, hi] = m.image.valueRange;
 
@@ -113,16 +101,10 @@ export function createGatewayApi(o: GatewayOptions): Gateway {
     png: Buffer.from(encodePng(toBytes(data, lo, hi), width, height * channels)),
   });
 
+  const authorizeHeader = (value: string | undefined) => checkToken(value, o.apiTokens);
   function authorize(md: grpc.Metadata): void {
-    if (!o.apiTokens || o.apiTokens.length === 0) return;
     const h = md.get("authorization")[0];
-    const token = typeof h === "string" ? h.replace(/^Bearer\s+/i, "") : "";
-    if (!o.apiTokens.includes(token)) throw new SwitchyardError("missing or invalid API token (authorization: Bearer <token>)", Code.Unauthenticated);
-  }
-
-  function countFailure(code: Code): void {
-    const k = Code[code] ?? String(code);
-    metrics.failed.set(k, (metrics.failed.get(k) ?? 0) + 1);
+    authorizeHeader(typeof h === "string" ? h : undefined);
   }
 
   const modelInfo = () => ({
@@ -134,29 +116,21 @@ export function createGatewayApi(o: GatewayOptions): Gateway {
 
   const implementation: grpc.UntypedServiceImplementation = {
     Generate(call: grpc.ServerWritableStream<GenerateRequestWire, unknown>) {
-      metrics.requests++;
-      metrics.inflight++;
+      const tracked = tracker.begin();
       let finished = false;
-      const end = (err?: unknown) => {
+      const fail = (err: unknown) => {
         if (finished) return;
         finished = true;
-        metrics.inflight--;
-        if (err) {
-          const se = SwitchyardError.from(err, Code.Internal);
-          countFailure(se.code);
-          call.emit("error", toGrpcStatus(se));
-        } else {
-          metrics.succeeded++;
-          call.end();
-        }
+        tracked.fail(err);
+        call.emit("error", toGrpcStatus(SwitchyardError.from(err, Code.Internal)));
       };
       let submit: SubmitMessage;
       try {
         authorize(call.metadata);
-        if (metrics.inflight > maxInflight) throw new SwitchyardError(`gateway is at its limit of ${maxInflight} concurrent requests; retry later`, Code.ResourceExhausted);
+        tracked.admit();
         submit = toSubmit(call.request, m, deadlineOf(call));
       } catch (e) {
-        end(e);
+        fail(e);
         return;
       }
       const id = submit.requestId;
@@ -167,22 +141,21 @@ export function createGatewayApi(o: GatewayOptions): Gateway {
           call.write({ progress: { step: e.step, steps: e.steps, t: e.t, preview: (e.previews ?? []).map((p) => image(base64ToF32(p))) } });
         },
         done: (images, e) => {
-          metrics.queueMsSum += e.queueMs;
-          metrics.computeMsSum += e.computeMs;
-          metrics.totalMsSum += e.totalMs;
           call.write({
             result: { requestId: id, images: images.map(image), timings: { queueMs: e.queueMs, computeMs: e.computeMs, totalMs: e.totalMs, modelEvals: e.evals }, seed: e.seed },
           });
-          end();
+          if (finished) return;
+          finished = true;
+          tracked.succeed(e);
+          call.end();
         },
-        error: (e) => end(e),
+        error: (e) => fail(e),
       });
       call.on("cancelled", () => {
         if (finished) return;
         handle.cancel();
         finished = true;
-        metrics.inflight--;
-        countFailure(Code.Canceled);
+        tracked.cancel();
       });
     },
 
@@ -216,6 +189,7 @@ export function createGatewayApi(o: GatewayOptions): Gateway {
       }
     },
   };
-  const kserve = createKserveApi({ bus: o.bus, subjects: o.subjects, manifest: m, submitTimeoutMs: o.submitTimeoutMs ?? DEFAULT_SUBMIT_TIMEOUT_MS, authorize });
-  return { implementation, inference: kserve.implementation, metrics };
+  const kserve = createKserveCore({ bus: o.bus, subjects: o.subjects, manifest: m, submitTimeoutMs: o.submitTimeoutMs ?? DEFAULT_SUBMIT_TIMEOUT_MS, tracker });
+  const inference = createKserveGrpc({ core: kserve, manifest: m, authorize });
+  return { implementation, inference, metrics, tracker, kserve, authorizeHeader, modelInfo };
 }

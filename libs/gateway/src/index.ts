@@ -1,8 +1,13 @@
 export { createGatewayApi, toSubmit, DEFAULT_MAX_INFLIGHT, DEFAULT_SUBMIT_TIMEOUT_MS } from "./api";
-export type { Gateway, GatewayOptions, GatewayMetrics, GenerateRequestWire } from "./api";
+export type { Gateway, GatewayOptions, GenerateRequestWire } from "./api";
+export type { GatewayMetrics, RequestTracker, TrackedRequest } from "./admission";
+export { buildSubmit, MAX_PRIORITY } from "./submit";
+export type { SubmitInput } from "./submit";
 export { startGatewayServer, DEFAULT_MAX_RECEIVE_MESSAGE_BYTES, DEFAULT_MAX_SEND_MESSAGE_BYTES } from "./server";
 export type { GatewayServer, GatewayServerOptions } from "./server";
 export { renderMetrics, renderClusterMetrics } from "./metrics";
 export type { WorkerTraffic, SchedulerFigures } from "./metrics";
-export { createKserveApi, parseInferRequest, KSERVE_INPUT, KSERVE_OUTPUT, KSERVE_MAX_BATCH } from "./kserve";
-export type { KserveStats } from "./kserve";
+export { parseInferRequest, KSERVE_INPUT, KSERVE_OUTPUT, KSERVE_MAX_BATCH, KSERVE_PARAMETERS, TRITON_PARAMETERS } from "./kserve-core";
+export type { KserveStats, KserveRequest } from "./kserve-core";
+export { createHttpHandler, parseRestInfer, httpStatusOf, DEFAULT_HTTP_PORT, DEFAULT_MAX_HTTP_BODY_BYTES } from "./http";
+export type { HttpApiOptions } from "./http";

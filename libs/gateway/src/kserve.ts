@@ -1,198 +1,127 @@
-import { randomInt, randomUUID } from "node:crypto";
 import type * as grpc from "@grpc/grpc-js";
-import type { Bus, Subjects } from "@switchyard/bus";
 import { Code, SwitchyardError } from "@switchyard/errors";
-import { type Manifest, resolveGenerateParams } from "@switchyard/manifest";
+import type { Manifest } from "@switchyard/manifest";
 import { toGrpcStatus } from "@switchyard/proto";
-import type { SubmitMessage } from "@switchyard/scheduler";
-import { startRequest } from "./request-stream";
+import { type KserveCore, type KserveRequest, type KserveResult, KSERVE_INPUT, KSERVE_MAX_BATCH, KSERVE_OUTPUT, checkModel } from "./kserve-core";
 
 /**
  * KServe v2 / Open Inference Protocol over gRPC (inference.GRPCInferenceService),
  * with Triton's ModelConfig, ModelStatistics and ModelStreamInfer so that
- * perf_analyzer and tritonclient can drive Switchyard.
- *
- * The model takes `LABEL` INT32 [batch, 1] (class per image, -1 = unconditional) and
- * returns `IMAGE` FP32 [batch, C, H, W]. Diffusion options are request parameters:
- * `steps` (int), `sampler` ("euler" | "heun" | "pc"), `guidance` (double), `shift`
- * (double), `seed` (int; image i uses seed + i), `priority` (int).
+ * perf_analyzer and tritonclient can drive Switchyard. The protocol's logic is in
+ * `kserve-core.ts`; this module only maps the wire messages.
  */
-export const KSERVE_INPUT = "LABEL";
-export const KSERVE_OUTPUT = "IMAGE";
-/** Largest batch one ModelInfer may carry (rows of LABEL). */
-export const KSERVE_MAX_BATCH = 64;
-
-interface InferParameter {
+interface InferParameterWire {
   parameterChoice?: string;
   boolParam?: boolean;
-  int64Param?: number;
+  int64Param?: number | string;
   stringParam?: string;
   doubleParam?: number;
-  uint64Param?: number;
+  uint64Param?: number | string;
 }
 
-interface InferRequestWire {
+interface InferTensorContentsWire {
+  boolContents?: boolean[];
+  intContents?: number[];
+  int64Contents?: (number | string)[];
+  uintContents?: number[];
+  uint64Contents?: (number | string)[];
+  fp32Contents?: number[];
+  fp64Contents?: number[];
+}
+
+/** ModelInferRequest as @grpc/proto-loader decodes it. */
+export interface InferRequestWire {
   modelName: string;
   modelVersion: string;
   id: string;
-  parameters: Record<string, InferParameter>;
-  inputs: { name: string; datatype: string; shape: number[]; contents?: { intContents: number[] } | null }[];
-  outputs: { name: string }[];
+  parameters: Record<string, InferParameterWire>;
+  inputs: { name: string; datatype: string; shape: (number | string)[]; parameters?: Record<string, InferParameterWire>; contents?: InferTensorContentsWire | null }[];
+  outputs: { name: string; parameters?: Record<string, InferParameterWire> }[];
   rawInputContents: Buffer[];
 }
 
-export interface KserveStats {
-  success: { count: number; ns: number };
-  fail: { count: number; ns: number };
-  queue: { count: number; ns: number };
-  computeInfer: { count: number; ns: number };
-  inferenceCount: number;
-  executionCount: number;
-  lastInference: number;
-}
-
-function paramValue(p: InferParameter | undefined): number | string | boolean | undefined {
+function paramValue(p: InferParameterWire | undefined): number | string | boolean | undefined {
   if (!p) return undefined;
-  const k = p.parameterChoice;
-  if (k === "boolParam") return p.boolParam;
-  if (k === "int64Param") return Number(p.int64Param);
-  if (k === "uint64Param") return Number(p.uint64Param);
-  if (k === "doubleParam") return p.doubleParam;
-  if (k === "stringParam") return p.stringParam;
-  return undefined;
+  switch (p.parameterChoice) {
+    case "boolParam":
+      return p.boolParam;
+    case "int64Param":
+      return Number(p.int64Param);
+    case "uint64Param":
+      return Number(p.uint64Param);
+    case "doubleParam":
+      return p.doubleParam;
+    case "stringParam":
+      return p.stringParam;
+    default:
+      return undefined;
+  }
 }
 
-const MS_TO_NS = 1e6;
-
-/** A ModelInfer request → one submission per image (same options, seed + i). */
-export function parseInferRequest(req: InferRequestWire, m: Manifest): { labels: number[]; submits: SubmitMessage[] } {
-  if (req.modelName !== m.name) throw new SwitchyardError(`model_name ${JSON.stringify(req.modelName)} is not served here (serving ${m.name})`, Code.NotFound, { field: "model_name" });
-  if (req.modelVersion && req.modelVersion !== m.version) {
-    throw new SwitchyardError(`model_version ${JSON.stringify(req.modelVersion)} is not served (version ${m.version})`, Code.NotFound, { field: "model_version" });
-  }
-  if (req.inputs.length !== 1 || req.inputs[0]!.name !== KSERVE_INPUT) {
-    throw new SwitchyardError(`inputs must be exactly one tensor named ${KSERVE_INPUT}, got [${req.inputs.map((i) => i.name).join(", ")}]`, Code.InvalidArgument, { field: "inputs" });
-  }
-  const inp = req.inputs[0]!;
-  if (inp.datatype !== "INT32") throw new SwitchyardError(`inputs[0].datatype ${JSON.stringify(inp.datatype)} must be "INT32"`, Code.InvalidArgument, { field: "inputs[0].datatype" });
-  const shape = inp.shape.map(Number);
-  if (shape.length !== 2 || shape[1] !== 1 || !(shape[0]! >= 1 && shape[0]! <= KSERVE_MAX_BATCH)) {
-    throw new SwitchyardError(`inputs[0].shape [${shape.join(", ")}] must be [batch, 1] with 1 <= batch <= ${KSERVE_MAX_BATCH}`, Code.InvalidArgument, { field: "inputs[0].shape" });
-  }
-  const n = shape[0]!;
-  let labels: number[];
-  if (req.rawInputContents.length > 0) {
-    if (req.rawInputContents.length !== 1) throw new SwitchyardError(`raw_input_contents has ${req.rawInputContents.length} entries, must have 1 (one per input)`, Code.InvalidArgument, { field: "raw_input_contents" });
-    const raw = req.rawInputContents[0]!;
-    if (raw.byteLength !== n * 4) throw new SwitchyardError(`raw_input_contents[0] has ${raw.byteLength} bytes, shape [${n}, 1] of INT32 needs ${n * 4}`, Code.InvalidArgument, { field: "raw_input_contents[0]" });
-    labels = Array.from({ length: n }, (_, i) => raw.readInt32LE(i * 4));
-  } else {
-    labels = (inp.contents?.intContents ?? []).map(Number);
-    if (labels.length !== n) throw new SwitchyardError(`inputs[0].contents.int_contents has ${labels.length} values, shape needs ${n}`, Code.InvalidArgument, { field: "inputs[0].contents" });
-  }
-  for (const o of req.outputs) if (o.name !== KSERVE_OUTPUT) throw new SwitchyardError(`outputs: unknown output ${JSON.stringify(o.name)}; the model has ${KSERVE_OUTPUT}`, Code.InvalidArgument, { field: "outputs" });
-  const known = new Set(["steps", "sampler", "guidance", "shift", "seed", "priority"]);
-  for (const k of Object.keys(req.parameters)) {
-    if (!known.has(k)) throw new SwitchyardError(`parameters.${k} is not a known parameter (allowed: ${[...known].join(", ")})`, Code.InvalidArgument, { field: `parameters.${k}` });
-  }
-  const raw: Record<string, unknown> = {};
-  for (const k of ["steps", "sampler", "guidance", "shift", "seed"]) {
-    const v = paramValue(req.parameters[k]);
-    if (v !== undefined) raw[k] = v;
-  }
-  const priority = Number(paramValue(req.parameters.priority) ?? 0);
-  if (!Number.isInteger(priority) || Math.abs(priority) > 1000) throw new SwitchyardError(`parameters.priority ${priority} must be an integer >= -1000 and <= 1000`, Code.InvalidArgument, { field: "parameters.priority" });
-  const seed = raw.seed === undefined ? randomInt(0, 2 ** 47) : raw.seed;
-  const submits = labels.map((label, i) => {
-    if (!Number.isInteger(label) || label < -1 || label >= m.conditioning.numClasses) {
-      throw new SwitchyardError(`LABEL[${i}] ${label} must be -1 (unconditional) or an integer >= 0 and <= ${m.conditioning.numClasses - 1}`, Code.InvalidArgument, { field: `inputs[0][${i}]` });
-    }
-    const p = resolveGenerateParams({ ...raw, seed: typeof seed === "number" ? seed + i : seed, ...(label >= 0 ? { label } : {}) }, m);
-    const s: SubmitMessage = {
-      requestId: `${req.id || randomUUID()}#${i}-${randomUUID().slice(0, 8)}`,
-      model: m.name,
-      params: { label: p.label ?? null, count: 1, steps: p.steps, sampler: p.sampler, guidance: p.guidance, shift: p.shift, seed: p.seed },
-      priority,
-      deadlineMs: null,
-      previewInterval: 0,
-    };
-    return s;
-  });
-  return { labels, submits };
+function plainParams(ps: Record<string, InferParameterWire> | undefined): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(ps ?? {})) out[k] = paramValue(v);
+  return out;
 }
 
-export interface KserveOptions {
-  readonly bus: Bus;
-  readonly subjects: Subjects;
+function contentsValues(c: InferTensorContentsWire | null | undefined): unknown[] {
+  if (!c) return [];
+  for (const k of ["intContents", "int64Contents", "uintContents", "uint64Contents", "fp32Contents", "fp64Contents", "boolContents"] as const) {
+    const v = c[k];
+    if (v && v.length > 0) return v.map((x) => (typeof x === "string" ? Number(x) : x));
+  }
+  return [];
+}
+
+/** Wire ModelInferRequest → the protocol's request (raw tensors are views on the message's bytes). */
+export function fromWire(req: InferRequestWire): KserveRequest {
+  const raw = req.rawInputContents ?? [];
+  if (raw.length > 0 && raw.length !== req.inputs.length) {
+    throw new SwitchyardError(`raw_input_contents has ${raw.length} entries; it must have one per input (${req.inputs.length})`, Code.InvalidArgument, { field: "raw_input_contents" });
+  }
+  return {
+    modelName: req.modelName,
+    modelVersion: req.modelVersion,
+    id: req.id,
+    parameters: plainParams(req.parameters),
+    inputs: req.inputs.map((t, i) => ({
+      name: t.name,
+      datatype: t.datatype,
+      shape: t.shape.map(Number),
+      ...(raw.length > 0 ? { raw: raw[i]! } : { values: contentsValues(t.contents) }),
+    })),
+    outputs: req.outputs.map((o) => ({ name: o.name, parameters: plainParams(o.parameters) })),
+    rawField: "raw_input_contents",
+  };
+}
+
+function toWireResponse(r: KserveResult, streamed: boolean) {
+  return {
+    modelName: r.modelName,
+    modelVersion: r.modelVersion,
+    id: r.id,
+    parameters: streamed && r.options.enableEmptyFinalResponse ? { triton_final_response: { boolParam: true } } : {},
+    outputs: [{ name: KSERVE_OUTPUT, datatype: "FP32", shape: r.shape, parameters: {} }],
+    rawOutputContents: [Buffer.from(r.data.buffer, r.data.byteOffset, r.data.byteLength)],
+  };
+}
+
+export interface KserveGrpcOptions {
+  readonly core: KserveCore;
   readonly manifest: Manifest;
-  readonly submitTimeoutMs: number;
   readonly authorize: (md: grpc.Metadata) => void;
 }
 
-export function createKserveApi(o: KserveOptions): { implementation: grpc.UntypedServiceImplementation; stats: KserveStats } {
-  const m = o.manifest;
-  const { channels, height, width } = m.image;
-  const P = channels * height * width;
-  const stats: KserveStats = {
-    success: { count: 0, ns: 0 }, fail: { count: 0, ns: 0 }, queue: { count: 0, ns: 0 }, computeInfer: { count: 0, ns: 0 },
-    inferenceCount: 0, executionCount: 0, lastInference: 0,
-  };
+function deadlineOf(call: { getDeadline(): grpc.Deadline }): number | undefined {
+  const d = call.getDeadline();
+  if (d instanceof Date) return d.getTime();
+  return typeof d === "number" && Number.isFinite(d) ? d : undefined;
+}
 
-  /** Runs one ModelInfer; resolves with the response, rejects with a SwitchyardError. */
-  function infer(req: InferRequestWire, deadlineMs: number | undefined, onCancel: (f: () => void) => void): Promise<unknown> {
-    const t0 = Date.now();
-    return new Promise((resolve, reject) => {
-      let parsed: ReturnType<typeof parseInferRequest>;
-      try {
-        parsed = parseInferRequest(req, m);
-      } catch (e) {
-        stats.fail.count++;
-        reject(e);
-        return;
-      }
-      const out = new Float32Array(parsed.submits.length * P);
-      let left = parsed.submits.length;
-      let failed = false;
-      const handles = parsed.submits.map((s, i) =>
-        startRequest(o.bus, o.subjects, m.name, { ...s, deadlineMs: deadlineMs ?? null }, o.submitTimeoutMs, {
-          done: (images, e) => {
-            out.set(images[0]!, i * P);
-            stats.queue.count++;
-            stats.queue.ns += e.queueMs * MS_TO_NS;
-            stats.computeInfer.count++;
-            stats.computeInfer.ns += e.computeMs * MS_TO_NS;
-            if (--left === 0 && !failed) {
-              stats.success.count++;
-              stats.success.ns += (Date.now() - t0) * MS_TO_NS;
-              stats.inferenceCount += parsed.submits.length;
-              stats.executionCount++;
-              stats.lastInference = Date.now();
-              resolve({
-                modelName: m.name,
-                modelVersion: m.version,
-                id: req.id,
-                parameters: {},
-                outputs: [{ name: KSERVE_OUTPUT, datatype: "FP32", shape: [parsed.submits.length, channels, height, width], parameters: {} }],
-                rawOutputContents: [Buffer.from(out.buffer, out.byteOffset, out.byteLength)],
-              });
-            }
-          },
-          error: (e) => {
-            if (failed) return;
-            failed = true;
-            stats.fail.count++;
-            stats.fail.ns += (Date.now() - t0) * MS_TO_NS;
-            for (const h of handles) h.cancel();
-            reject(e);
-          },
-        }),
-      );
-      onCancel(() => {
-        failed = true;
-        for (const h of handles) h.cancel();
-      });
-    });
-  }
+export function createKserveGrpc(o: KserveGrpcOptions): grpc.UntypedServiceImplementation {
+  const m = o.manifest;
+  const { core } = o;
+  const { channels, height, width } = m.image;
 
   const unary = <Req>(fn: (req: Req, call: grpc.ServerUnaryCall<Req, unknown>) => unknown | Promise<unknown>) =>
     (call: grpc.ServerUnaryCall<Req, unknown>, cb: grpc.sendUnaryData<unknown>) => {
@@ -202,32 +131,33 @@ export function createKserveApi(o: KserveOptions): { implementation: grpc.Untype
       })().then((r) => cb(null, r), (e) => cb(toGrpcStatus(e)));
     };
 
-  const checkModel = (name: string, version: string) => {
-    if (name !== m.name) throw new SwitchyardError(`model ${JSON.stringify(name)} not found (serving ${m.name})`, Code.NotFound, { field: "name" });
-    if (version && version !== m.version) throw new SwitchyardError(`model ${m.name} version ${JSON.stringify(version)} not found`, Code.NotFound, { field: "version" });
-  };
+  const check = (r: { name: string; version: string }) => checkModel(m, r.name, r.version, { name: "name", version: "version" });
   const dur = (d: { count: number; ns: number }) => ({ count: d.count, ns: Math.round(d.ns) });
 
-  const implementation: grpc.UntypedServiceImplementation = {
+  function runInfer(wire: InferRequestWire, deadlineMs: number | undefined, signal: AbortSignal): Promise<KserveResult> {
+    let req: KserveRequest;
+    try {
+      req = fromWire(wire);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return core.infer(req, deadlineMs, signal);
+  }
+
+  return {
     ServerLive: unary(() => ({ live: true })),
     ServerReady: unary(() => ({ ready: true })),
     ModelReady: unary((r: { name: string; version: string }) => {
-      checkModel(r.name, r.version);
+      check(r);
       return { ready: true };
     }),
-    ServerMetadata: unary(() => ({ name: "switchyard", version: "0.1.0", extensions: ["model_configuration", "statistics", "parameters"] })),
+    ServerMetadata: unary(() => core.server),
     ModelMetadata: unary((r: { name: string; version: string }) => {
-      checkModel(r.name, r.version);
-      return {
-        name: m.name,
-        versions: [m.version],
-        platform: "switchyard",
-        inputs: [{ name: KSERVE_INPUT, datatype: "INT32", shape: [-1, 1] }],
-        outputs: [{ name: KSERVE_OUTPUT, datatype: "FP32", shape: [-1, channels, height, width] }],
-      };
+      check(r);
+      return core.metadata();
     }),
     ModelConfig: unary((r: { name: string; version: string }) => {
-      checkModel(r.name, r.version);
+      check(r);
       return {
         config: {
           name: m.name,
@@ -242,19 +172,20 @@ export function createKserveApi(o: KserveOptions): { implementation: grpc.Untype
       };
     }),
     ModelStatistics: unary((r: { name: string; version: string }) => {
-      if (r.name) checkModel(r.name, r.version);
+      if (r.name) check(r);
+      const s = core.stats;
       return {
         modelStats: [
           {
             name: m.name,
             version: m.version,
-            lastInference: stats.lastInference,
-            inferenceCount: stats.inferenceCount,
-            executionCount: stats.executionCount,
+            lastInference: s.lastInference,
+            inferenceCount: s.inferenceCount,
+            executionCount: s.executionCount,
             inferenceStats: {
-              success: dur(stats.success), fail: dur(stats.fail), queue: dur(stats.queue),
-              computeInput: { count: stats.computeInfer.count, ns: 0 }, computeInfer: dur(stats.computeInfer),
-              computeOutput: { count: stats.computeInfer.count, ns: 0 }, cacheHit: { count: 0, ns: 0 }, cacheMiss: { count: 0, ns: 0 },
+              success: dur(s.success), fail: dur(s.fail), queue: dur(s.queue),
+              computeInput: { count: s.computeInfer.count, ns: 0 }, computeInfer: dur(s.computeInfer),
+              computeOutput: { count: s.computeInfer.count, ns: 0 }, cacheHit: { count: 0, ns: 0 }, cacheMiss: { count: 0, ns: 0 },
             },
             batchStats: [],
           },
@@ -268,9 +199,9 @@ export function createKserveApi(o: KserveOptions): { implementation: grpc.Untype
         cb(toGrpcStatus(e));
         return;
       }
-      const d = call.getDeadline();
-      const deadlineMs = d instanceof Date ? d.getTime() : Number.isFinite(d) ? Number(d) : undefined;
-      infer(call.request, deadlineMs, (f) => call.on("cancelled", f)).then((r) => cb(null, r), (e) => cb(toGrpcStatus(e)));
+      const ac = new AbortController();
+      call.on("cancelled", () => ac.abort());
+      runInfer(call.request, deadlineOf(call), ac.signal).then((r) => cb(null, toWireResponse(r, false)), (e) => cb(toGrpcStatus(e)));
     },
     ModelStreamInfer(call: grpc.ServerDuplexStream<InferRequestWire, unknown>) {
       try {
@@ -281,17 +212,21 @@ export function createKserveApi(o: KserveOptions): { implementation: grpc.Untype
       }
       let pending = 0;
       let ended = false;
-      const cancels: (() => void)[] = [];
-      call.on("cancelled", () => cancels.forEach((f) => f()));
+      const ac = new AbortController();
+      call.on("cancelled", () => ac.abort());
       const maybeEnd = () => {
-        if (ended && pending === 0) call.end();
+        if (ended && pending === 0 && !ac.signal.aborted) call.end();
       };
       call.on("data", (req: InferRequestWire) => {
         pending++;
-        infer(req, undefined, (f) => cancels.push(f))
+        runInfer(req, deadlineOf(call), ac.signal)
           .then(
-            (r) => call.write({ errorMessage: "", inferResponse: r }),
-            (e) => call.write({ errorMessage: SwitchyardError.from(e).message, inferResponse: { id: req.id, modelName: req.modelName } }),
+            (r) => call.write({ errorMessage: "", inferResponse: toWireResponse(r, true) }),
+            (e) => {
+              if (ac.signal.aborted) return;
+              const final = req.parameters?.triton_enable_empty_final_response?.boolParam === true ? { triton_final_response: { boolParam: true } } : {};
+              call.write({ errorMessage: SwitchyardError.from(e).message, inferResponse: { id: req.id, modelName: req.modelName, parameters: final } });
+            },
           )
           .finally(() => {
             pending--;
@@ -304,5 +239,4 @@ export function createKserveApi(o: KserveOptions): { implementation: grpc.Untype
       });
     },
   };
-  return { implementation, stats };
 }

@@ -1,6 +1,6 @@
 import type { SchedulerStats } from "@switchyard/scheduler";
 import type { CacheFigures, WorkerTraffic } from "@switchyard/proto";
-import type { GatewayMetrics } from "./api";
+import type { GatewayMetrics } from "./admission";
 
 /** Traffic totals of one worker (from its heartbeats, or from in-process runtimes). */
 export type { WorkerTraffic };

@@ -1,16 +1,20 @@
 import { createServer, type Server as HttpServer } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
 import * as grpc from "@grpc/grpc-js";
 import { HealthImplementation } from "grpc-health-check";
 import { ReflectionService } from "@grpc/reflection";
 import { Code, SwitchyardError } from "@switchyard/errors";
 import { loadContracts, reflectionDefinition } from "@switchyard/proto";
-import { type Gateway, type GatewayOptions, createGatewayApi } from "./api";
+import { DEFAULT_SUBMIT_TIMEOUT_MS, type Gateway, type GatewayOptions, createGatewayApi } from "./api";
+import { createHttpHandler } from "./http";
 import { type SchedulerFigures, type WorkerTraffic, renderClusterMetrics, renderMetrics } from "./metrics";
 
 export interface GatewayServerOptions extends GatewayOptions {
   readonly host?: string;
   /** gRPC port; 0 picks a free one. */
   readonly port?: number;
+  /** KServe v2 REST + OpenAI-style images port; undefined = no HTTP API, 0 = any free port. */
+  readonly httpPort?: number;
   /** Prometheus /metrics port; undefined = no metrics server, 0 = any free port. */
   readonly metricsPort?: number;
   /** PEM files' contents for TLS; plaintext when absent. */
@@ -30,6 +34,8 @@ export interface GatewayServer {
   readonly address: string;
   readonly port: number;
   readonly metricsPort: number | undefined;
+  /** Port of the HTTP API (KServe REST, OpenAI images), when served. */
+  readonly httpPort: number | undefined;
   readonly gateway: Gateway;
   stop(): Promise<void>;
 }
@@ -79,10 +85,22 @@ export async function startGatewayServer(o: GatewayServerOptions): Promise<Gatew
       http!.listen(o.metricsPort, host, () => resolve((http!.address() as { port: number }).port));
     });
   }
+  let api: HttpServer | undefined;
+  let httpPort: number | undefined;
+  if (o.httpPort !== undefined) {
+    const handler = createHttpHandler({ gateway, manifest: o.manifest, bus: o.bus, subjects: o.subjects, submitTimeoutMs: o.submitTimeoutMs ?? DEFAULT_SUBMIT_TIMEOUT_MS });
+    // The HTTP API is served over TLS with the same certificate as gRPC when one is set.
+    api = o.tls ? createHttpsServer({ cert: o.tls.cert, key: o.tls.key }, handler) : createServer(handler);
+    httpPort = await new Promise<number>((resolve, reject) => {
+      api!.once("error", (e) => reject(new SwitchyardError(`cannot listen on ${host}:${o.httpPort} (HTTP API): ${e.message}`, Code.Unavailable, { cause: e })));
+      api!.listen(o.httpPort, host, () => resolve((api!.address() as { port: number }).port));
+    });
+  }
   return {
     address: `${host}:${port}`,
     port,
     metricsPort,
+    httpPort,
     gateway,
     async stop() {
       health.setStatus("", "NOT_SERVING");
@@ -90,6 +108,10 @@ export async function startGatewayServer(o: GatewayServerOptions): Promise<Gatew
       await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
       server.forceShutdown();
       if (http) await new Promise<void>((r) => http!.close(() => r()));
+      if (api) {
+        api.closeAllConnections();
+        await new Promise<void>((r) => api!.close(() => r()));
+      }
     },
   };
 }

@@ -34,8 +34,8 @@ export function generateParamsSchema(m: Manifest) {
   });
 }
 
-/** Raw → resolved generation parameters; INVALID_ARGUMENT naming the field. */
-export function resolveGenerateParams(raw: unknown, m: Manifest): GenerateParams {
-  const p = parseOrThrow(generateParamsSchema(m), raw ?? {});
+/** Raw → resolved generation parameters; INVALID_ARGUMENT naming the field (under `fieldPrefix`, e.g. ["parameters"]). */
+export function resolveGenerateParams(raw: unknown, m: Manifest, fieldPrefix: readonly (string | number)[] = []): GenerateParams {
+  const p = parseOrThrow(generateParamsSchema(m), raw ?? {}, { prefix: fieldPrefix });
   return { ...p, label: p.label };
 }

@@ -34,7 +34,10 @@ export type RequestEvent =
   | {
       readonly type: "done";
       readonly queueMs: number;
+      /** Its share of the ticks it was in (tick time ÷ rows, summed). */
       readonly computeMs: number;
+      /** Wall time of the ticks it was in, each tick counted once (Triton's "compute infer"). */
+      readonly tickMs?: number;
       readonly totalMs: number;
       readonly evals: number;
       readonly seed: number;

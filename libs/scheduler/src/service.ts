@@ -90,6 +90,8 @@ interface Live {
   state: RequestState;
   readonly msg: SubmitMessage;
   computeMs: number;
+  /** Wall time of the ticks it took part in, ms (each tick once). */
+  tickMs: number;
   cancelled: boolean;
   /** x̂0 = x_t − t·v of each image at its latest eval (previews). */
   readonly preview: (Float32Array | undefined)[];
@@ -233,7 +235,7 @@ class Scheduler implements SchedulerService {
       this.seq++,
       this.now(),
     );
-    this.requests.set(msg.requestId, { state, msg, computeMs: 0, cancelled: false, preview: new Array(p.count), affinity: undefined, predicted: undefined, waited: 0 });
+    this.requests.set(msg.requestId, { state, msg, computeMs: 0, tickMs: 0, cancelled: false, preview: new Array(p.count), affinity: undefined, predicted: undefined, waited: 0 });
     this.wake?.();
     const reply: SubmitReply = { accepted: true, queuePosition: this.requests.size - 1 };
     return asJson(reply);
@@ -427,6 +429,7 @@ class Scheduler implements SchedulerService {
         const firstEval = r.predicted === undefined;
         if (!touched.has(it.requestId)) {
           touched.add(it.requestId);
+          r.tickMs += ms;
           r.affinity = new Map();
           r.predicted = new Set();
         }
@@ -469,6 +472,7 @@ class Scheduler implements SchedulerService {
       type: "done",
       queueMs: started - r.state.acceptedAtMs,
       computeMs: r.computeMs,
+      tickMs: r.tickMs,
       totalMs: now - r.state.acceptedAtMs,
       evals: r.state.images[0]!.sampler.evals,
       seed: r.msg.params.seed,

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { z } from "zod";
 import { intInRange, parseOrThrow, port, readEnv } from "@switchyard/config";
-import { DEFAULT_MAX_INFLIGHT } from "@switchyard/gateway";
+import { DEFAULT_HTTP_PORT, DEFAULT_MAX_INFLIGHT } from "@switchyard/gateway";
 import { BUNDLED_MODEL_DIR } from "@switchyard/manifest";
 
 export const ENV = {
@@ -11,6 +11,7 @@ export const ENV = {
   SWITCHYARD_GATEWAY_HOST: "host",
   SWITCHYARD_GATEWAY_PORT: "port",
   SWITCHYARD_METRICS_PORT: "metricsPort",
+  SWITCHYARD_HTTP_PORT: "httpPort",
   SWITCHYARD_MAX_INFLIGHT: "maxInflight",
   SWITCHYARD_API_TOKENS: "apiTokens",
   SWITCHYARD_TLS_CERT: "tlsCert",
@@ -25,6 +26,8 @@ export const gatewayConfigSchema = z
     host: z.string().min(1).default("127.0.0.1"),
     port: port.default(50051),
     metricsPort: port.default(9464),
+    /** KServe v2 REST and OpenAI-style images API (Triton's HTTP port convention); "off" = none. */
+    httpPort: z.union([port, z.literal("off")]).default(DEFAULT_HTTP_PORT),
     maxInflight: intInRange(1, 1_000_000).default(DEFAULT_MAX_INFLIGHT),
     /** Comma-separated API tokens; empty = no authentication. */
     apiTokens: z.string().default(""),

@@ -11,8 +11,10 @@ runService("gateway", async () => {
   const bus = await createNatsBus({ servers: cfg.nats, name: "switchyard-gateway" });
   const server = await startGatewayServer({
     bus, subjects: makeSubjects(cfg.subjectPrefix), manifest, host: cfg.host, port: cfg.port, metricsPort: cfg.metricsPort,
+    ...(cfg.httpPort !== "off" ? { httpPort: cfg.httpPort } : {}),
     maxInflight: cfg.maxInflight, apiTokens: cfg.tokens, ...(cfg.tls ? { tls: cfg.tls } : {}),
   });
+  if (server.httpPort !== undefined) console.log(`[gateway] HTTP API (KServe v2 REST, OpenAI images) on ${cfg.host}:${server.httpPort}`);
   console.log(`[gateway] serving ${manifest.name} on ${server.address}${cfg.tls ? " (TLS)" : ""}; metrics on :${server.metricsPort}/metrics`);
   return {
     async stop() {

@@ -1,5 +1,6 @@
 import { natsServerAvailable } from "@switchyard/bus/testing";
 import { startEmbeddedCluster, startProcessCluster } from "@switchyard/cluster";
+import { DEFAULT_HTTP_PORT } from "@switchyard/gateway";
 import { DEFAULT_MAX_TICK_ROWS } from "@switchyard/scheduler";
 import { DEFAULT_WARM_UP_ROUNDS, parseExpertBudget } from "@switchyard/worker";
 import { createPolicy } from "@switchyard/expert-cache";
@@ -10,6 +11,7 @@ export const UP_HELP = `switchyard up [options]
   --workers N        workers (default 2)
   --host H           listen address (default 127.0.0.1)
   --port P           gRPC port of the gateway (default 50051; 0 = any free port)
+  --http-port P      KServe v2 REST + OpenAI-style images API (default 8000; "off" = none)
   --metrics-port P   Prometheus /metrics port (default 9464)
   --embedded         one process over the in-memory bus (the default when no
                      nats-server is installed)
@@ -27,6 +29,7 @@ export async function runUp(flags: Record<string, unknown>, modelDir: string): P
   const workers = num(flags, "workers") ?? 2;
   const port = num(flags, "port") ?? DEFAULT_GATEWAY_PORT;
   const metricsPort = num(flags, "metrics-port") ?? DEFAULT_METRICS_PORT;
+  const httpPort = flags["http-port"] === "off" ? undefined : (num(flags, "http-port") ?? DEFAULT_HTTP_PORT);
   const host = str(flags, "host") ?? "127.0.0.1";
   const nats = str(flags, "nats");
   const embedded = flags.embedded === true || (!nats && !natsServerAvailable());
@@ -38,24 +41,28 @@ export async function runUp(flags: Record<string, unknown>, modelDir: string): P
   let stopCluster: () => Promise<void>;
   let address: string;
   let mPort: number | undefined;
+  let hPort: number | undefined;
   if (embedded) {
     if (flags.embedded !== true) console.log("nats-server is not installed: running the embedded single-process mode (in-memory bus)");
     console.log(`starting embedded cluster: gateway + scheduler + ${workers} workers in one process`);
-    const c = await startEmbeddedCluster({ modelDir, workers, host, port, metricsPort, log: (m) => console.log(m), warmUp: { rows: DEFAULT_MAX_TICK_ROWS, rounds: DEFAULT_WARM_UP_ROUNDS }, ...(budget ? { cache: { budget, policy } } : {}) });
+    const c = await startEmbeddedCluster({ modelDir, workers, host, port, metricsPort, ...(httpPort !== undefined ? { httpPort } : {}), log: (m) => console.log(m), warmUp: { rows: DEFAULT_MAX_TICK_ROWS, rounds: DEFAULT_WARM_UP_ROUNDS }, ...(budget ? { cache: { budget, policy } } : {}) });
     ({ address } = c);
     mPort = c.gateway.metricsPort;
+    hPort = c.gateway.httpPort;
     stopCluster = () => c.stop();
   } else {
     console.log(`starting local cluster: ${nats ? `NATS at ${nats}` : "nats-server"} + gateway + scheduler + ${workers} workers (separate processes)`);
     const verbose = flags.verbose === true;
-    const c = await startProcessCluster({ modelDir, workers, host, port, metricsPort, env: cacheEnv, ...(nats ? { nats } : {}), ...(verbose ? { log: (l: string) => console.log(l) } : {}) });
+    const c = await startProcessCluster({ modelDir, workers, host, port, metricsPort, ...(httpPort !== undefined ? { httpPort } : {}), env: cacheEnv, ...(nats ? { nats } : {}), ...(verbose ? { log: (l: string) => console.log(l) } : {}) });
     ({ address } = c);
     mPort = c.metricsPort;
+    hPort = c.httpPort;
     console.log(`NATS: ${c.nats}`);
     if (budget) console.log(`cache:   npx switchyard cache stats --nats ${c.nats}`);
     stopCluster = () => c.stop();
   }
   console.log(`switchyard is serving on ${address} (gRPC: switchyard.v1.Switchyard, grpc.health.v1, reflection)`);
+  if (hPort !== undefined) console.log(`HTTP:    http://${host}:${hPort} (KServe v2 REST /v2/models/…/infer, OpenAI-style POST /v1/images/generations)`);
   console.log(`metrics: http://${host}:${mPort}/metrics`);
   console.log(`try:     npx switchyard generate --server ${address} --label 3 --count 16 --out grid.png`);
   await new Promise<void>((resolve) => {

@@ -1,0 +1,83 @@
+import { randomInt, randomUUID } from "node:crypto";
+import { Code, SwitchyardError } from "@switchyard/errors";
+import { type Manifest, resolveGenerateParams } from "@switchyard/manifest";
+import type { SubmitMessage } from "@switchyard/scheduler";
+
+/**
+ * One submit builder for every protocol (native gRPC, KServe gRPC and REST, the
+ * OpenAI-style images API): each parses its own wire form into a `SubmitInput`, and
+ * the priority, seed, request-id and parameter rules live here once.
+ */
+export interface SubmitInput {
+  /** Client-chosen id; empty or absent = a fresh UUID. */
+  readonly requestId?: string;
+  /**
+   * Generation parameters before defaults (label, count, steps, sampler, guidance,
+   * shift, seed), as `resolveGenerateParams` takes them; an absent seed is drawn here.
+   */
+  readonly params: Readonly<Record<string, unknown>>;
+  readonly priority?: number;
+  /** Absolute deadline, ms since epoch. */
+  readonly deadlineMs?: number;
+  /** Preview every N completed steps; 0 = never. */
+  readonly previewInterval?: number;
+}
+
+/** Where a protocol names each field, so that errors use the client's own words. */
+export interface SubmitFieldNames {
+  readonly priority: string;
+  readonly previewInterval: string;
+  readonly requestId: string;
+  /** Field that holds generation parameters, e.g. "parameters" for KServe; "" = top level. */
+  readonly paramPrefix: string;
+}
+
+export const NATIVE_FIELDS: SubmitFieldNames = { priority: "priority", previewInterval: "preview_interval", requestId: "request_id", paramPrefix: "" };
+
+/** Client priorities are bounded so that no client can jump every queue by picking a huge number. */
+export const MAX_PRIORITY = 1000;
+/** Client request ids are echoed in events and errors; bounded. */
+export const MAX_REQUEST_ID_CHARS = 128;
+/** Seeds drawn for requests that give none: 47 bits fit a double exactly and any wire int. */
+const RANDOM_SEED_LIMIT = 2 ** 47;
+
+export function randomSeed(): number {
+  return randomInt(0, RANDOM_SEED_LIMIT);
+}
+
+export function checkPriority(v: number, field: string): number {
+  if (!Number.isInteger(v) || Math.abs(v) > MAX_PRIORITY) {
+    throw new SwitchyardError(`${field} ${clip(String(v))} must be an integer >= -${MAX_PRIORITY} and <= ${MAX_PRIORITY}`, Code.InvalidArgument, { field });
+  }
+  return v;
+}
+
+/** A client string as it may appear in an error: at most 64 characters, quoted. */
+export function clip(s: string, max = 64): string {
+  return s.length <= max ? s : `${s.slice(0, max)}…(${s.length} chars)`;
+}
+
+/** Validated, defaulted submit message; INVALID_ARGUMENT naming the protocol's field. */
+export function buildSubmit(input: SubmitInput, m: Manifest, names: SubmitFieldNames = NATIVE_FIELDS): SubmitMessage {
+  const priority = checkPriority(input.priority ?? 0, names.priority);
+  const previewInterval = input.previewInterval ?? 0;
+  if (!Number.isInteger(previewInterval) || previewInterval < 0) {
+    throw new SwitchyardError(`${names.previewInterval} ${previewInterval} must be an integer >= 0`, Code.InvalidArgument, { field: names.previewInterval });
+  }
+  const requestId = input.requestId ?? "";
+  if (requestId.length > MAX_REQUEST_ID_CHARS) {
+    throw new SwitchyardError(`${names.requestId} has ${requestId.length} characters; at most ${MAX_REQUEST_ID_CHARS} allowed`, Code.InvalidArgument, { field: names.requestId });
+  }
+  const raw: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(input.params)) if (v !== undefined && v !== null) raw[k] = v;
+  raw.seed ??= randomSeed();
+  const p = resolveGenerateParams(raw, m, names.paramPrefix ? [names.paramPrefix] : []);
+  return {
+    requestId: requestId || randomUUID(),
+    model: m.name,
+    params: { label: p.label ?? null, count: p.count, steps: p.steps, sampler: p.sampler, guidance: p.guidance, shift: p.shift, seed: p.seed },
+    priority,
+    deadlineMs: input.deadlineMs ?? null,
+    previewInterval,
+  };
+}
