@@ -2,6 +2,7 @@
 
 import asyncio
 import io
+import os
 import socket
 
 import grpc
@@ -115,6 +116,15 @@ def test_token_is_sent(address):
     # an open gateway ignores tokens; the header must not break anything
     with Client(address, token="t0") as c:
         assert c.generate_images(steps=1).images
+    auth = os.environ.get("SWITCHYARD_AUTH_ADDRESS")  # a gateway with tokens, from npm test
+    if not auth:
+        pytest.skip("SWITCHYARD_AUTH_ADDRESS is not set")
+    with Client(auth, token="wrong") as c:
+        with pytest.raises(SwitchyardError) as e:
+            c.list_models()
+        assert e.value.code == grpc.StatusCode.UNAUTHENTICATED
+    with Client(auth, token=os.environ["SWITCHYARD_TEST_TOKEN"]) as c:
+        assert c.list_models()[0].name == "dit-moe-fmnist"
 
 
 def test_asyncio(address):

@@ -89,8 +89,26 @@ describe("KServe v2 gRPC", () => {
     ["steps 0", infer([3], { steps: { int64Param: 0 } })],
     ["sampler", infer([3], { sampler: { stringParam: "ddim" } })],
     ["parameters.bogus", infer([3], { bogus: { boolParam: true } })],
+    ["parameters.triton_foo is reserved by Triton", infer([3], { triton_foo: { boolParam: true } })],
+    ["parameters.sequence_id 4 is not allowed", infer([3], { sequence_id: { int64Param: 4 } })],
   ])("rejects bad input with INVALID_ARGUMENT naming %s", async (field, req) => {
     await expect(call("ModelInfer", req)).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: expect.stringContaining(field) });
+  });
+
+  it("accepts Triton's triton_enable_empty_final_response (perf_analyzer sends it) and marks stream responses final", async () => {
+    const flag = { triton_enable_empty_final_response: { boolParam: true }, steps: { int64Param: 1 } };
+    const r = await call<{ outputs: unknown[] }>("ModelInfer", infer([2], flag));
+    expect(r.outputs).toHaveLength(1);
+    const s = stub.ModelStreamInfer();
+    const got = new Promise<{ errorMessage: string; inferResponse: { parameters: Record<string, { boolParam: boolean }> } }>((resolve, reject) => {
+      s.on("data", resolve);
+      s.on("error", reject);
+    });
+    s.write(infer([2], flag));
+    s.end();
+    const msg = await got;
+    expect(msg.errorMessage).toBe("");
+    expect(msg.inferResponse.parameters.triton_final_response?.boolParam).toBe(true);
   });
 
   it("streams inferences (ModelStreamInfer) with per-request errors in the stream", async () => {
