@@ -23,7 +23,7 @@ fi
 # --- Python: Triton's and OpenAI's clients, and ours (stubs generated at build time)
 PIP="python3 -m pip"
 $PIP install -q --disable-pip-version-check --root-user-action=ignore \
-  'tritonclient[grpc,http]==2.73.0' 'openai>=1.40' numpy pillow pytest 2>&1 | grep -v '^\[notice\]' || true
+  'tritonclient[grpc,http]==2.73.0' 'openai==3.57.0' numpy pillow pytest 2>&1 | grep -v '^\[notice\]' || true
 $PIP install -q --disable-pip-version-check --root-user-action=ignore ./clients/python 2>&1 | grep -v '^\[notice\]' || true
 
 # --- perf_analyzer: the binary inside PyPI's tritonclient 2.41.0 wheel, with libcudart

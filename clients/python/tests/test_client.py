@@ -119,12 +119,19 @@ def test_token_is_sent(address):
     auth = os.environ.get("SWITCHYARD_AUTH_ADDRESS")  # a gateway with tokens, from npm test
     if not auth:
         pytest.skip("SWITCHYARD_AUTH_ADDRESS is not set")
-    with Client(auth, token="wrong") as c:
+    # that gateway serves TLS with a test CA
+    with open(os.environ["SWITCHYARD_AUTH_CA"], "rb") as f:
+        ca = f.read()
+    with Client(auth, token="wrong", root_certificates=ca, max_attempts=1) as c:
         with pytest.raises(SwitchyardError) as e:
             c.list_models()
         assert e.value.code == grpc.StatusCode.UNAUTHENTICATED
-    with Client(auth, token=os.environ["SWITCHYARD_TEST_TOKEN"]) as c:
+    with Client(auth, token=os.environ["SWITCHYARD_TEST_TOKEN"], root_certificates=ca) as c:
         assert c.list_models()[0].name == "dit-moe-fmnist"
+    with Client(auth, token=os.environ["SWITCHYARD_TEST_TOKEN"], max_attempts=1) as c:  # plaintext to a TLS port
+        with pytest.raises(SwitchyardError) as e:
+            c.list_models(timeout=5)
+        assert e.value.code == grpc.StatusCode.UNAVAILABLE
 
 
 def test_asyncio(address):

@@ -46,13 +46,21 @@ let cluster: EmbeddedCluster;
 let authGateway: GatewayServer;
 let dir: string;
 let http: string;
+let caFile: string;
 
 beforeAll(async () => {
   cluster = await startEmbeddedCluster({ modelDir: BUNDLED_MODEL_DIR, workers: 2, port: 0, httpPort: 0 });
   http = `127.0.0.1:${cluster.gateway.httpPort}`;
-  // A gateway with API tokens and nothing behind it: authentication is decided before any work.
-  authGateway = await startGatewayServer({ bus: createMemoryBus(), subjects: makeSubjects(), manifest: loadManifest(BUNDLED_MODEL_DIR), port: 0, httpPort: 0, apiTokens: [TOKEN] });
   dir = mkdtempSync(join(tmpdir(), "sy-eco-"));
+  // A gateway with API tokens over TLS (gRPC and HTTPS) and nothing behind it:
+  // authentication is decided before any work.
+  caFile = join(dir, "cert.pem");
+  const made = spawnSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", join(dir, "key.pem"), "-out", caFile, "-days", "1"], { stdio: "ignore" });
+  if (made.status !== 0) throw new Error("openssl could not make a test certificate");
+  authGateway = await startGatewayServer({
+    bus: createMemoryBus(), subjects: makeSubjects(), manifest: loadManifest(BUNDLED_MODEL_DIR), port: 0, httpPort: 0, apiTokens: [TOKEN],
+    tls: { cert: readFileSync(caFile), key: readFileSync(join(dir, "key.pem")) },
+  });
 });
 afterAll(async () => {
   await authGateway?.stop();
@@ -200,12 +208,13 @@ describe.skipIf(needs(curl !== undefined, "curl"))("curl against the REST endpoi
     expect(Buffer.from(data[0].b64_json, "base64").subarray(1, 4).toString()).toBe("PNG");
   });
 
-  it("refuses a missing or wrong token when tokens are on; health stays open", async () => {
-    const a = `127.0.0.1:${authGateway.httpPort}`;
-    expect((await curlJson([`${a}/v2/health/live`])).status).toBe(200);
-    expect((await curlJson([`${a}/v2/models/dit-moe-fmnist`])).status).toBe(401);
-    expect((await curlJson(["-H", "authorization: Bearer nope", `${a}/v2/models/dit-moe-fmnist`])).status).toBe(401);
-    expect((await curlJson(["-H", `authorization: Bearer ${TOKEN}`, `${a}/v2/models/dit-moe-fmnist`])).status).toBe(200);
+  it("refuses a missing or wrong token when tokens are on (over HTTPS); health stays open", async () => {
+    const a = `https://127.0.0.1:${authGateway.httpPort}`;
+    const tls = (args: string[]) => curlJson(["--cacert", caFile, ...args]);
+    expect((await tls([`${a}/v2/health/live`])).status).toBe(200);
+    expect((await tls([`${a}/v2/models/dit-moe-fmnist`])).status).toBe(401);
+    expect((await tls(["-H", "authorization: Bearer nope", `${a}/v2/models/dit-moe-fmnist`])).status).toBe(401);
+    expect((await tls(["-H", `authorization: Bearer ${TOKEN}`, `${a}/v2/models/dit-moe-fmnist`])).status).toBe(200);
   });
 });
 
@@ -218,6 +227,7 @@ async function pytest(paths: string[]) {
     SWITCHYARD_AUTH_ADDRESS: authGateway.address,
     SWITCHYARD_AUTH_HTTP_ADDRESS: `127.0.0.1:${authGateway.httpPort}`,
     SWITCHYARD_TEST_TOKEN: TOKEN,
+    SWITCHYARD_AUTH_CA: caFile,
   };
   try {
     const r = await run("python3", ["-m", "pytest", "-q", "-p", "no:cacheprovider", ...paths], { cwd: REPO, env, encoding: "utf8", timeout: 240_000, maxBuffer: 16 << 20 });

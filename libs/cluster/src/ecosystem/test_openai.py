@@ -2,14 +2,17 @@
 
 import base64
 import io
+import os
 
 import openai
 import pytest
 from PIL import Image
 
 
-def client(http_address, key="none"):
-    return openai.OpenAI(base_url=f"http://{http_address}/v1", api_key=key, max_retries=0)
+def client(http_address, key="none", ca=None):
+    scheme = "https" if ca else "http"
+    extra = {"http_client": openai.DefaultHttpx2Client(verify=ca)} if ca else {}
+    return openai.OpenAI(base_url=f"{scheme}://{http_address}/v1", api_key=key, max_retries=0, **extra)
 
 
 def test_generates_pngs(http_address, tmp_path):
@@ -45,9 +48,10 @@ def test_errors_in_openai_shape(http_address, kwargs, status, param, text):
     assert err["type"] == "invalid_request_error"
 
 
-def test_api_key_is_the_bearer_token(auth_http_address):
+def test_api_key_is_the_bearer_token_over_https(auth_http_address):
+    ca = os.environ["SWITCHYARD_AUTH_CA"]
     with pytest.raises(openai.AuthenticationError) as e:
-        client(auth_http_address, "wrong").images.generate(prompt="bag")
+        client(auth_http_address, "wrong", ca).images.generate(prompt="bag")
     assert e.value.status_code == 401 and e.value.body["type"] == "authentication_error"
-    models = client(auth_http_address, "secret-token").models.list()
+    models = client(auth_http_address, os.environ["SWITCHYARD_TEST_TOKEN"], ca).models.list()
     assert [m.id for m in models.data] == ["dit-moe-fmnist"]
