@@ -7,6 +7,7 @@ from typing import Optional, Sequence, Tuple
 import grpc
 
 from ._gen import switchyard_pb2 as pb
+from ._gen import switchyard_pb2_grpc as pb_grpc
 
 SAMPLERS = {None: pb.SAMPLER_UNSPECIFIED, "euler": pb.SAMPLER_EULER, "heun": pb.SAMPLER_HEUN, "pc": pb.SAMPLER_PC}
 
@@ -58,3 +59,28 @@ def credentials(tls: bool, root_certificates: Optional[bytes]) -> Optional[grpc.
 def retryable(code: grpc.StatusCode, got_event: bool) -> bool:
     """UNAVAILABLE is transient (no gateway, no scheduler); retry only while nothing was accepted."""
     return code == grpc.StatusCode.UNAVAILABLE and not got_event
+
+
+class _ClientBase:
+    """Connection options shared by `Client` and `AsyncClient`; subclasses open the channel."""
+
+    _grpc = grpc  # the module whose secure_channel/insecure_channel open the channel
+
+    def __init__(
+        self,
+        address: str,
+        *,
+        token: Optional[str] = None,
+        tls: bool = False,
+        root_certificates: Optional[bytes] = None,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        backoff_s: float = DEFAULT_BACKOFF_S,
+        max_receive_bytes: int = DEFAULT_MAX_RECEIVE_BYTES,
+    ):
+        creds = credentials(tls, root_certificates)
+        opts = channel_options(max_receive_bytes)
+        self._channel = self._grpc.secure_channel(address, creds, opts) if creds else self._grpc.insecure_channel(address, opts)
+        self._stub = pb_grpc.SwitchyardStub(self._channel)
+        self._metadata = metadata(token)
+        self._max_attempts = max(1, max_attempts)
+        self._backoff_s = backoff_s

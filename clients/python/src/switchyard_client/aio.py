@@ -10,32 +10,14 @@ import grpc.aio
 
 from . import _request as r
 from ._gen import switchyard_pb2 as pb
-from ._gen import switchyard_pb2_grpc as pb_grpc
 from .errors import SwitchyardError
 from .events import Event, Result, from_message
 
 
-class AsyncClient:
+class AsyncClient(r._ClientBase):
     """asyncio counterpart of `Client`: `async for ev in client.generate(...)`."""
 
-    def __init__(
-        self,
-        address: str,
-        *,
-        token: Optional[str] = None,
-        tls: bool = False,
-        root_certificates: Optional[bytes] = None,
-        max_attempts: int = r.DEFAULT_MAX_ATTEMPTS,
-        backoff_s: float = r.DEFAULT_BACKOFF_S,
-        max_receive_bytes: int = r.DEFAULT_MAX_RECEIVE_BYTES,
-    ):
-        creds = r.credentials(tls, root_certificates)
-        opts = r.channel_options(max_receive_bytes)
-        self._channel = grpc.aio.secure_channel(address, creds, opts) if creds else grpc.aio.insecure_channel(address, opts)
-        self._stub = pb_grpc.SwitchyardStub(self._channel)
-        self._metadata = r.metadata(token)
-        self._max_attempts = max(1, max_attempts)
-        self._backoff_s = backoff_s
+    _grpc = grpc.aio
 
     async def generate(self, *, timeout: Optional[float] = None, **params) -> AsyncIterator[Event]:
         req = r.generate_request(**params)

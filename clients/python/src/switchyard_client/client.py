@@ -9,12 +9,11 @@ import grpc
 
 from . import _request as r
 from ._gen import switchyard_pb2 as pb
-from ._gen import switchyard_pb2_grpc as pb_grpc
 from .errors import SwitchyardError
 from .events import Event, Result, from_message
 
 
-class Client:
+class Client(r._ClientBase):
     """A connection to a Switchyard gateway.
 
     >>> with Client("127.0.0.1:50051") as c:
@@ -24,25 +23,6 @@ class Client:
     `root_certificates` a PEM bundle of your own. A call that fails with UNAVAILABLE
     before any event arrived is retried `max_attempts` times with doubling back-off.
     """
-
-    def __init__(
-        self,
-        address: str,
-        *,
-        token: Optional[str] = None,
-        tls: bool = False,
-        root_certificates: Optional[bytes] = None,
-        max_attempts: int = r.DEFAULT_MAX_ATTEMPTS,
-        backoff_s: float = r.DEFAULT_BACKOFF_S,
-        max_receive_bytes: int = r.DEFAULT_MAX_RECEIVE_BYTES,
-    ):
-        creds = r.credentials(tls, root_certificates)
-        opts = r.channel_options(max_receive_bytes)
-        self._channel = grpc.secure_channel(address, creds, opts) if creds else grpc.insecure_channel(address, opts)
-        self._stub = pb_grpc.SwitchyardStub(self._channel)
-        self._metadata = r.metadata(token)
-        self._max_attempts = max(1, max_attempts)
-        self._backoff_s = backoff_s
 
     def generate(self, *, timeout: Optional[float] = None, **params) -> Iterator[Event]:
         """Streams Accepted, Progress per completed step, then one Result.
