@@ -189,7 +189,9 @@ describe.skipIf(needs(curl !== undefined, "curl"))("curl against the REST endpoi
     expect(Array.from(x)).toEqual(out.data.map((v: number) => Math.fround(v)));
   });
 
-  it("names the field of bad input", async () => {
+  it("names the field of bad input, counted as gRPC failures are", async () => {
+    const metrics = cluster.gateway.gateway.metrics;
+    const before = metrics.failed.get("InvalidArgument") ?? 0;
     const r = await curlJson(["-X", "POST", `${http}/v2/models/dit-moe-fmnist/infer`, "-d", '{"inputs":[{"name":"LABEL","datatype":"INT32","shape":[1,1],"data":[3]}],"parameters":{"steps":0}}']);
     expect(r.status).toBe(400);
     expect(JSON.parse(r.body).error).toContain("parameters.steps 0 must be an integer >= 1 and <= 1000");
@@ -198,6 +200,8 @@ describe.skipIf(needs(curl !== undefined, "curl"))("curl against the REST endpoi
     expect(JSON.parse(bad.body).error).toContain("is not valid JSON");
     const route = await curlJson([`${http}/v3/anything`]);
     expect(route.status).toBe(404);
+    expect(metrics.failed.get("InvalidArgument")).toBe(before + 2);
+    expect(JSON.parse((await curlJson([`${http}/v2/models/stats`])).body).model_stats[0].inference_stats.fail.count).toBeGreaterThanOrEqual(2);
   });
 
   it("generates OpenAI-style", async () => {

@@ -289,12 +289,11 @@ export function createHttpHandler(o: HttpApiOptions): (req: IncomingMessage, res
   async function kserveInfer(req: IncomingMessage, res: ServerResponse, model: string, version: string): Promise<void> {
     const body = await readBody(req, limit);
     const h = req.headers["inference-header-content-length"];
-    const parsed = parseRestInfer(body, Array.isArray(h) ? h[0] : h, model, version);
     const ac = new AbortController();
     res.on("close", () => {
       if (!res.writableFinished) ac.abort();
     });
-    const r = await g.kserve.infer(parsed, undefined, ac.signal);
+    const r = await g.kserve.infer(() => parseRestInfer(body, Array.isArray(h) ? h[0] : h, model, version), undefined, ac.signal);
     renderRestInfer(res, r);
   }
 

@@ -204,9 +204,10 @@ export interface KserveCore {
   readonly stats: KserveStats;
   /**
    * Runs one inference: admission, validation, one submission per image; resolves with
-   * the images, rejects with a SwitchyardError. `signal` aborts it (client gone).
+   * the images, rejects with a SwitchyardError. `signal` aborts it (client gone). Pass
+   * the transport's decoder as a function so that a request failing to decode is counted.
    */
-  infer(req: KserveRequest, callDeadlineMs: number | undefined, signal?: AbortSignal): Promise<KserveResult>;
+  infer(req: KserveRequest | (() => KserveRequest), callDeadlineMs: number | undefined, signal?: AbortSignal): Promise<KserveResult>;
   /** Model metadata as KServe v2 defines it (REST field names; gRPC maps them). */
   metadata(): { name: string; versions: string[]; platform: string; inputs: TensorMeta[]; outputs: TensorMeta[] };
   readonly server: { name: string; version: string; extensions: string[] };
@@ -229,7 +230,7 @@ export function createKserveCore(o: KserveCoreOptions): KserveCore {
     inferenceCount: 0, executionCount: 0, lastInference: 0,
   };
 
-  function infer(req: KserveRequest, callDeadlineMs: number | undefined, signal?: AbortSignal): Promise<KserveResult> {
+  function infer(decode: KserveRequest | (() => KserveRequest), callDeadlineMs: number | undefined, signal?: AbortSignal): Promise<KserveResult> {
     const t0 = Date.now();
     const tracked = o.tracker.begin();
     const failStat = () => {
@@ -238,8 +239,10 @@ export function createKserveCore(o: KserveCoreOptions): KserveCore {
     };
     return new Promise((resolve, reject) => {
       let parsed: ParsedInfer;
+      let req: KserveRequest;
       try {
         tracked.admit();
+        req = typeof decode === "function" ? decode() : decode;
         parsed = parseInferRequest(req, m, t0);
       } catch (e) {
         failStat();

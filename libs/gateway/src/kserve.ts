@@ -134,15 +134,7 @@ export function createKserveGrpc(o: KserveGrpcOptions): grpc.UntypedServiceImple
   const check = (r: { name: string; version: string }) => checkModel(m, r.name, r.version, { name: "name", version: "version" });
   const dur = (d: { count: number; ns: number }) => ({ count: d.count, ns: Math.round(d.ns) });
 
-  function runInfer(wire: InferRequestWire, deadlineMs: number | undefined, signal: AbortSignal): Promise<KserveResult> {
-    let req: KserveRequest;
-    try {
-      req = fromWire(wire);
-    } catch (e) {
-      return Promise.reject(e);
-    }
-    return core.infer(req, deadlineMs, signal);
-  }
+  const runInfer = (wire: InferRequestWire, deadlineMs: number | undefined, signal: AbortSignal) => core.infer(() => fromWire(wire), deadlineMs, signal);
 
   return {
     ServerLive: unary(() => ({ live: true })),
