@@ -10,7 +10,18 @@ describe("subjects", () => {
     expect(subjectMatches("a.>", "a.b.c")).toBe(true);
     expect(subjectMatches("a.>", "a")).toBe(false);
     expect(subjectMatches("a.*", "a.b.c")).toBe(false);
-    expect(subjects("t").events("r.1*")).toBe("t.events.r_1_");
+  });
+
+  it("give every request id its own events subject (ids that differ share no subject)", () => {
+    const s = subjects("t");
+    const ids = ["a.b", "a_b", "a b", "a*b", "a>b", "a=b", "=YS5i", "a.b.", "", "é", "r.1*"];
+    const subs = ids.map((id) => s.events(id));
+    expect(new Set(subs).size).toBe(ids.length);
+    for (const sub of subs) expect(sub.split(".")).toHaveLength(3); // one token, no wildcards
+    for (const sub of subs) expect(sub).not.toMatch(/[*>\s]/);
+    expect(s.events("0b8f-uuid_like")).toBe("t.events.0b8f-uuid_like");
+    expect(s.planKey("dit-moe-fmnist")).toBe("plan.dit-moe-fmnist");
+    expect(() => subjects("a.b")).toThrow(/subjectPrefix "a.b" must be letters, digits/);
   });
 });
 

@@ -129,6 +129,20 @@ describe.each(SUITES)("%s cluster with %i workers", (kind, workers, which) => {
     }
   });
 
+  full("gives requests whose ids differ only in '.', '_' or ' ' each its own images", async () => {
+    // Before, ids were mapped into subject tokens lossily, so these shared one events subject.
+    const ps: GenerateParams[] = [
+      { requestId: "tenant.a", label: 1, steps: 3, seed: 21 },
+      { requestId: "tenant_a", label: 7, steps: 3, seed: 22 },
+      { requestId: "tenant a", label: 9, steps: 3, seed: 23 },
+    ];
+    const results = await Promise.all(ps.map((p) => client.generateImages(p)));
+    for (const [i, p] of ps.entries()) {
+      expect(results[i]!.requestId).toBe(p.requestId);
+      expect(maxAbsDiff(results[i]!.images[0]!.data, (await oracle(p))[0]!)).toBeLessThanOrEqual(1e-5);
+    }
+  });
+
   full("rejects bad input with INVALID_ARGUMENT naming the field", async () => {
     const e = await failure(client.generateImages({ label: 3, steps: 5000 }));
     expect(e.code).toBe(Code.InvalidArgument);
