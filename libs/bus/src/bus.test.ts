@@ -4,6 +4,24 @@ import { type Bus, createMemoryBus, createNatsBus, subjectMatches, subjects } fr
 import { type NatsServer, natsServerAvailable, startNatsServer } from "./testing/index";
 import { rejection as caught } from "@switchyard/errors/testing";
 
+describe("memory bus payload limit", () => {
+  it("refuses what NATS would refuse: a message over 1 MiB", async () => {
+    const bus = createMemoryBus();
+    const e = (() => {
+      try {
+        bus.publish("x.y", { data: "a".repeat(1024 * 1024) });
+      } catch (err) {
+        return SwitchyardError.from(err);
+      }
+      return undefined;
+    })();
+    expect(e?.code).toBe(Code.ResourceExhausted);
+    expect(e?.message).toContain("exceeds the bus payload limit of 1048576 bytes");
+    expect(() => bus.publish("x.y", { data: "a".repeat(1000 * 1024) })).not.toThrow();
+    await bus.close();
+  });
+});
+
 describe("subjects", () => {
   it("match NATS wildcards", () => {
     expect(subjectMatches("a.*.c", "a.b.c")).toBe(true);

@@ -45,6 +45,12 @@ export interface Bus {
   close(): Promise<void>;
 }
 
+/**
+ * NATS's default max_payload (1 MiB). Messages larger than this are refused by the
+ * server and by the in-memory bus alike; tensors travel over gRPC, not the bus.
+ */
+export const DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024;
+
 /** A request that nobody answers within this time fails with DEADLINE_EXCEEDED. */
 export const DEFAULT_REQUEST_TIMEOUT_MS = 5000;
 

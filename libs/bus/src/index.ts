@@ -1,6 +1,6 @@
 export { subjects, token, DEFAULT_SUBJECT_PREFIX, SCHEDULER_QUEUE_GROUP } from "./subjects";
 export type { Subjects } from "./subjects";
-export { subjectMatches, DEFAULT_REQUEST_TIMEOUT_MS } from "./bus";
+export { subjectMatches, DEFAULT_REQUEST_TIMEOUT_MS, DEFAULT_MAX_PAYLOAD_BYTES } from "./bus";
 export type { Bus, Json, Kv, KvEntry, Subscription } from "./bus";
 export { createMemoryBus } from "./memory-bus";
 export { createNatsBus, unwrapReply, DEFAULT_KV_HISTORY } from "./nats-bus";

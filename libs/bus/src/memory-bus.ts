@@ -1,5 +1,5 @@
 import { Code, SwitchyardError } from "@switchyard/errors";
-import { type Bus, DEFAULT_REQUEST_TIMEOUT_MS, type Json, type Kv, type KvEntry, type Subscription, subjectMatches } from "./bus";
+import { type Bus, DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_REQUEST_TIMEOUT_MS, type Json, type Kv, type KvEntry, type Subscription, subjectMatches } from "./bus";
 
 interface Sub {
   pattern: string;
@@ -8,9 +8,17 @@ interface Sub {
   serve: ((payload: Json) => Promise<Json>) | undefined;
 }
 
-/** Deep copy so that no subscriber shares objects with a publisher (as over a wire). */
-function wire(v: Json): Json {
-  return v === undefined ? null : (JSON.parse(JSON.stringify(v)) as Json);
+/**
+ * Deep copy so that no subscriber shares objects with a publisher (as over a wire),
+ * refusing what NATS would refuse: payloads over its limit.
+ */
+function wire(v: Json, subject = ""): Json {
+  if (v === undefined) return null;
+  const text = JSON.stringify(v);
+  if (text.length > DEFAULT_MAX_PAYLOAD_BYTES / 4 && Buffer.byteLength(text) > DEFAULT_MAX_PAYLOAD_BYTES) {
+    throw new SwitchyardError(`message on ${subject} of ${Buffer.byteLength(text)} bytes exceeds the bus payload limit of ${DEFAULT_MAX_PAYLOAD_BYTES} bytes`, Code.ResourceExhausted);
+  }
+  return JSON.parse(text) as Json;
 }
 
 class MemoryKv implements Kv {
@@ -63,7 +71,7 @@ class MemoryBus implements Bus {
 
   publish(subject: string, payload: Json): void {
     if (this.closed) return;
-    const msg = wire(payload);
+    const msg = wire(payload, subject);
     const groups = new Map<string, Sub[]>();
     for (const s of this.subs) {
       if (s.serve || !subjectMatches(s.pattern, subject)) continue;

@@ -16,6 +16,8 @@ export function fromNatsError(e: unknown, what: string): SwitchyardError {
   if (name === "ClosedConnectionError" || name === "DrainingConnectionError" || name === "ConnectionError") {
     return new SwitchyardError(msg, Code.Unavailable, { cause: e });
   }
+  // the client refuses a message over the server's max_payload before sending it
+  if (/max_payload/i.test(err?.message ?? "")) return new SwitchyardError(`${msg} (the bus payload limit)`, Code.ResourceExhausted, { cause: e });
   if (name === "PermissionViolationError" || name === "AuthorizationError") return new SwitchyardError(msg, Code.PermissionDenied, { cause: e });
   // JetStream KV compare-and-set failures carry "wrong last sequence"
   if (/wrong last sequence|key exists/i.test(err?.message ?? "")) return new SwitchyardError(msg, Code.Aborted, { cause: e });

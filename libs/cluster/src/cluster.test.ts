@@ -319,3 +319,35 @@ describe.skipIf(!haveNats)("live placement change (processes)", () => {
     }
   }, 120_000);
 });
+
+describe.skipIf(!haveNats)("events over the bus payload limit (processes, real nats-server)", () => {
+  it("refuses previews that cannot fit at admission, and a scheduler handed one anyway fails that request and lives on", async () => {
+    const prefix = `big${Math.random().toString(36).slice(2, 7)}`;
+    const c = await startProcessCluster({ modelDir: BUNDLED_MODEL_DIR, workers: 1, subjectPrefix: prefix, env: { SWITCHYARD_DENSE_THREADS: "1" } });
+    const client = createClient({ address: c.address });
+    const bus = await createNatsBus({ servers: c.nats, name: "payload-test" });
+    try {
+      // #12 defect 1: this valid-looking request made a progress event over NATS's 1 MiB limit
+      const e = await failure(client.generateImages({ count: 256, steps: 2, previewInterval: 1 }));
+      expect(e.code).toBe(Code.InvalidArgument);
+      expect(e.message).toContain("preview_interval 1 with count 256: previews are sent for at most 250 images per request");
+      // the same request straight onto the bus, past the gateway's admission
+      const s = makeSubjects(prefix);
+      const events: { type: string; code?: number; message?: string }[] = [];
+      const gotError = new Promise<void>((resolve) => bus.subscribe(s.events("big-1"), (p) => (events.push(p as (typeof events)[number]), (p as { type: string }).type === "error" && resolve())));
+      await bus.flush();
+      await bus.request(s.intake("dit-moe-fmnist"), {
+        requestId: "big-1", model: "dit-moe-fmnist", params: { label: 1, count: 256, steps: 2, sampler: "euler", guidance: 2, shift: 1, seed: 1 }, priority: 0, deadlineMs: null, previewInterval: 1,
+      });
+      await gotError;
+      expect(events.at(-1)).toMatchObject({ type: "error", code: Code.ResourceExhausted, message: expect.stringContaining("could not send the request's progress event") });
+      // the scheduler is alive and serving
+      expect((await client.generateImages({ label: 2, count: 2, steps: 2, previewInterval: 1 })).images).toHaveLength(2);
+      expect(c.scheduler.proc.exitCode).toBeNull();
+    } finally {
+      await bus.close();
+      client.close();
+      await c.stop();
+    }
+  }, 120_000);
+});

@@ -74,9 +74,14 @@ interface PerfRow {
   latencyUs: number;
 }
 
-/** Runs perf_analyzer; returns its output, the summary rows and the server-side breakdown. */
+/**
+ * Runs perf_analyzer; returns its output, the summary rows and the server-side breakdown.
+ * These tests check that it completes and reads the server's figures, not that this
+ * shared 2-core machine is steady: stability is relaxed (999 %) so that noise from the
+ * other test files running alongside cannot fail them.
+ */
 async function perf(args: string[], timeoutMs = 150_000) {
-  const base = ["-m", "dit-moe-fmnist", "--measurement-mode", "count_windows", "--stability-percentage", "100", "--max-trials", "4"];
+  const base = ["-m", "dit-moe-fmnist", "--measurement-mode", "count_windows", "--stability-percentage", "999", "--max-trials", "8"];
   const { stdout } = await run(perfAnalyzer!, [...base, ...args], { encoding: "utf8", timeout: timeoutMs, maxBuffer: 16 << 20 });
   const rows: PerfRow[] = [...stdout.matchAll(/^(Concurrency|Request Rate): ([\d.]+), throughput: ([\d.]+) infer\/sec, latency (\d+) usec/gm)].map((m) => ({
     level: `${m[1]} ${m[2]}`,

@@ -1,4 +1,5 @@
 import { randomInt, randomUUID } from "node:crypto";
+import { DEFAULT_MAX_PAYLOAD_BYTES } from "@switchyard/bus";
 import { Code, SwitchyardError } from "@switchyard/errors";
 import { type Manifest, resolveGenerateParams } from "@switchyard/manifest";
 import type { SubmitMessage } from "@switchyard/scheduler";
@@ -57,6 +58,21 @@ export function clip(s: string, max = 64): string {
   return s.length <= max ? s : `${s.slice(0, max)}…(${s.length} chars)`;
 }
 
+/** Room in one bus message for the event's own fields around its previews. */
+const EVENT_ENVELOPE_BYTES = 1024;
+
+/**
+ * Most images whose previews fit one progress event on the bus: each preview is the
+ * image's float32 bytes in base64 plus its JSON quotes and comma. A request asking for
+ * previews of more images is refused at admission (before, its first progress event
+ * was over NATS's payload limit and the publish threw in the scheduler's tick loop).
+ */
+export function maxPreviewImages(m: Manifest, maxPayloadBytes = DEFAULT_MAX_PAYLOAD_BYTES): number {
+  const { channels, height, width } = m.image;
+  const perImage = 4 * Math.ceil((channels * height * width * 4) / 3) + 3;
+  return Math.floor((maxPayloadBytes - EVENT_ENVELOPE_BYTES) / perImage);
+}
+
 /** Validated, defaulted submit message; INVALID_ARGUMENT naming the protocol's field. */
 export function buildSubmit(input: SubmitInput, m: Manifest, names: SubmitFieldNames = NATIVE_FIELDS): SubmitMessage {
   const priority = checkPriority(input.priority ?? 0, names.priority);
@@ -72,6 +88,14 @@ export function buildSubmit(input: SubmitInput, m: Manifest, names: SubmitFieldN
   for (const [k, v] of Object.entries(input.params)) if (v !== undefined && v !== null) raw[k] = v;
   raw.seed ??= randomSeed();
   const p = resolveGenerateParams(raw, m, names.paramPrefix ? [names.paramPrefix] : []);
+  const maxPreviews = maxPreviewImages(m);
+  if (previewInterval > 0 && p.count > maxPreviews) {
+    throw new SwitchyardError(
+      `${names.previewInterval} ${previewInterval} with count ${p.count}: previews are sent for at most ${maxPreviews} images per request; use count <= ${maxPreviews} or ${names.previewInterval} 0`,
+      Code.InvalidArgument,
+      { field: names.previewInterval },
+    );
+  }
   return {
     requestId: requestId || randomUUID(),
     model: m.name,

@@ -250,8 +250,23 @@ class Scheduler implements SchedulerService {
     this.wake?.();
   }
 
+  /**
+   * Publishes a request's event. Never throws: the tick loop must not die for one
+   * request's event (a bus refusal, e.g. a payload over its limit, or a lost connection).
+   * A request whose event could not be sent fails with that error instead.
+   */
   private emit(id: string, e: RequestEvent): void {
-    this.o.bus.publish(this.o.subjects.events(id), asJson(e));
+    try {
+      this.o.bus.publish(this.o.subjects.events(id), asJson(e));
+    } catch (err) {
+      const se = SwitchyardError.from(err, Code.Unavailable);
+      this.o.log?.(`could not publish ${e.type} of request ${id}: ${se.message}`);
+      if (e.type === "error") return;
+      const failure = new SwitchyardError(`could not send the request's ${e.type} event: ${se.rawMessage}`, se.code, { cause: se });
+      if (this.requests.has(id)) this.fail(id, failure);
+      // finished already (its images or done event failed): still tell the client
+      else this.emit(id, { type: "error", code: failure.code, message: failure.rawMessage });
+    }
   }
 
   private fail(id: string, e: SwitchyardError): void {
