@@ -149,6 +149,10 @@ describe.each(SUITES)("%s cluster with %i workers", (kind, workers, which) => {
     expect(e.message).toContain("steps 5000 must be an integer >= 1 and <= 1000");
     expect((await failure(client.generateImages({ label: 42 }))).message).toContain("label 42");
     expect((await failure(client.generateImages({ model: "nope" }))).code).toBe(Code.NotFound);
+    // #12 defect 7: a 10,000-character name was echoed whole and came back RESOURCE_EXHAUSTED
+    const long = await failure(client.generateImages({ model: "m".repeat(10_000) }));
+    expect(long.code).toBe(Code.NotFound);
+    expect(long.message.length).toBeLessThan(300);
   });
 
   full("cancels mid-run", async () => {

@@ -182,7 +182,7 @@ export function createGatewayApi(o: GatewayOptions): Gateway {
     GetModel(call: grpc.ServerUnaryCall<{ name: string }, unknown>, cb: grpc.sendUnaryData<unknown>) {
       try {
         authorize(call.metadata);
-        if (call.request.name && call.request.name !== m.name) throw new SwitchyardError(`model ${JSON.stringify(call.request.name)} not found`, Code.NotFound, { field: "name" });
+        if (call.request.name && call.request.name !== m.name) throw new SwitchyardError(`model ${JSON.stringify(clip(call.request.name))} not found (serving ${m.name})`, Code.NotFound, { field: "name" });
         cb(null, modelInfo());
       } catch (e) {
         cb(toGrpcStatus(e));
