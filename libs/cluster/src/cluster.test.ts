@@ -11,6 +11,9 @@ import { maxAbsDiff } from "@switchyard/tensor";
 import { createNatsBus, subjects as makeSubjects } from "@switchyard/bus";
 import { natsServerAvailable } from "@switchyard/bus/testing";
 import { addReplicas, contiguousPlacement, readTrace, solveHeuristic, toPlanFile } from "@switchyard/placement";
+import * as http2 from "node:http2";
+import * as grpc from "@grpc/grpc-js";
+import { clientFor, loadContracts } from "@switchyard/proto";
 import { startEmbeddedCluster, startProcessCluster } from "./index";
 import { rejection as failure } from "@switchyard/errors/testing";
 
@@ -354,4 +357,42 @@ describe.skipIf(!haveNats)("events over the bus payload limit (processes, real n
       await c.stop();
     }
   }, 120_000);
+});
+
+describe("a client that stops reading (#12 defect 7: slow readers grew the gateway)", () => {
+  it("is cut off with RESOURCE_EXHAUSTED once its stream holds the limit, and its request is cancelled", async () => {
+    const c = await startEmbeddedCluster({ modelDir: BUNDLED_MODEL_DIR, workers: 1, port: 0, maxStreamBufferBytes: 512 * 1024 });
+    // A raw HTTP/2 client that never reads its response: HTTP/2 flow control then holds
+    // the server's writes (grpc-js's own client keeps reading into memory when paused).
+    const Ctor = clientFor(loadContracts().switchyard, "Switchyard") as unknown as { service: { Generate: { requestSerialize(v: unknown): Buffer } } };
+    const msg = Ctor.service.Generate.requestSerialize({ label: 1, count: 64, steps: 100, previewInterval: 1, guidance: 1 });
+    const frame = Buffer.alloc(5 + msg.byteLength);
+    frame.writeUInt32BE(msg.byteLength, 1);
+    msg.copy(frame, 5);
+    const session = http2.connect(`http://${c.address}`);
+    try {
+      const stream = session.request({ ":method": "POST", ":path": "/switchyard.v1.Switchyard/Generate", "content-type": "application/grpc", te: "trailers" });
+      stream.end(frame);
+      stream.pause();
+      let cut = false;
+      for (let i = 0; i < 300 && !cut; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        cut = c.gateway.gateway.metrics.failed.get("ResourceExhausted") === 1;
+      }
+      expect(cut).toBe(true);
+      // the scheduler drops the request before its next tick, long before its 100 steps
+      for (let i = 0; i < 50 && c.scheduler.stats().queued !== 0; i++) await new Promise((r) => setTimeout(r, 100));
+      expect(c.scheduler.stats().queued).toBe(0);
+      expect(c.scheduler.stats().steps).toBeLessThan(50);
+      // the client reads on and finds out why
+      const trailers = new Promise<http2.IncomingHttpHeaders>((resolve) => stream.on("trailers", resolve));
+      stream.resume();
+      const t = await trailers;
+      expect(Number(t["grpc-status"])).toBe(grpc.status.RESOURCE_EXHAUSTED);
+      expect(decodeURIComponent(String(t["grpc-message"]))).toContain("the client is not reading its stream");
+    } finally {
+      session.destroy();
+      await c.stop();
+    }
+  }, 60_000);
 });

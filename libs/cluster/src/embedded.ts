@@ -19,6 +19,8 @@ export interface EmbeddedClusterOptions {
   readonly httpPort?: number;
   readonly limits?: Partial<SchedulerLimits>;
   readonly apiTokens?: readonly string[];
+  /** Unread bytes a Generate stream may hold (default DEFAULT_MAX_STREAM_BUFFER_BYTES). */
+  readonly maxStreamBufferBytes?: number;
   readonly log?: (msg: string) => void;
   /** PEM certificate and key: serve TLS instead of plaintext. */
   readonly tls?: { readonly cert: Buffer; readonly key: Buffer };
@@ -89,6 +91,7 @@ export async function startEmbeddedCluster(o: EmbeddedClusterOptions): Promise<E
     ...(o.metricsPort !== undefined ? { metricsPort: o.metricsPort } : {}),
     ...(o.httpPort !== undefined ? { httpPort: o.httpPort } : {}),
     ...(o.apiTokens ? { apiTokens: o.apiTokens } : {}),
+    ...(o.maxStreamBufferBytes !== undefined ? { maxStreamBufferBytes: o.maxStreamBufferBytes } : {}),
     ...(o.tls ? { tls: o.tls } : {}),
     workerTraffic: () => new Map(runtimes.map((r) => [r.id, trafficTotals(r.stats())])),
   });

@@ -20,6 +20,8 @@ export interface GatewayOptions {
   readonly maxInflight?: number;
   /** How long to wait for the scheduler to accept a request. */
   readonly submitTimeoutMs?: number;
+  /** Bytes a Generate stream may hold for a client that is not reading; beyond it RESOURCE_EXHAUSTED. */
+  readonly maxStreamBufferBytes?: number;
   /** When set, calls must carry `authorization: Bearer <token>` with one of these. */
   readonly apiTokens?: readonly string[];
 }
@@ -27,6 +29,12 @@ export interface GatewayOptions {
 /** Admission control per gateway: a bounded number of concurrent streams. */
 export const DEFAULT_MAX_INFLIGHT = 512;
 export const DEFAULT_SUBMIT_TIMEOUT_MS = 5000;
+/**
+ * A stream's unread bytes before the gateway gives up on its client: room for every
+ * preview of a large request several steps deep (256 images × ~4 KB per step), while
+ * eight stalled preview streams can no longer grow the gateway by 72 MB.
+ */
+export const DEFAULT_MAX_STREAM_BUFFER_BYTES = 4 * 1024 * 1024;
 
 const SAMPLER_NAMES: Record<string, string | undefined> = {
   SAMPLER_UNSPECIFIED: undefined,
@@ -90,6 +98,7 @@ export interface Gateway {
 export function createGatewayApi(o: GatewayOptions): Gateway {
   const m = o.manifest;
   const maxInflight = o.maxInflight ?? DEFAULT_MAX_INFLIGHT;
+  const maxBufferedBytes = o.maxStreamBufferBytes ?? DEFAULT_MAX_STREAM_BUFFER_BYTES;
   const metrics = createGatewayMetrics();
   const tracker = createRequestTracker(metrics, maxInflight);
   const { channels, height, width } = m.image;
@@ -134,17 +143,33 @@ export function createGatewayApi(o: GatewayOptions): Gateway {
         return;
       }
       const id = submit.requestId;
+      // Bytes written to this stream that the client has not taken yet (a write's
+      // callback fires once HTTP/2 flow control lets it out). A client that stops
+      // reading is cut off past the bound instead of growing the gateway's memory.
+      let buffered = 0;
+      const send = (msg: unknown, bytes: number): boolean => {
+        if (finished) return false;
+        buffered += bytes;
+        call.write(msg, () => void (buffered -= bytes));
+        if (buffered <= maxBufferedBytes) return true;
+        handle.cancel();
+        fail(new SwitchyardError(`the client is not reading its stream: ${buffered} bytes are waiting, over the limit of ${maxBufferedBytes}`, Code.ResourceExhausted));
+        return false;
+      };
+      const imagesBytes = (imgs: { data: Buffer; png: Buffer }[]) => imgs.reduce((n, i) => n + i.data.byteLength + i.png.byteLength, 64);
       const handle = startRequest(o.bus, o.subjects, m.name, submit, o.submitTimeoutMs ?? DEFAULT_SUBMIT_TIMEOUT_MS, {
-        accepted: (reply) => void (!finished && call.write({ accepted: { requestId: id, queuePosition: reply.queuePosition } })),
+        accepted: (reply) => void send({ accepted: { requestId: id, queuePosition: reply.queuePosition } }, 64),
         progress: (e) => {
           metrics.stepsStreamed++;
-          call.write({ progress: { step: e.step, steps: e.steps, t: e.t, preview: (e.previews ?? []).map((p) => image(base64ToF32(p))) } });
+          const preview = (e.previews ?? []).map((p) => image(base64ToF32(p)));
+          send({ progress: { step: e.step, steps: e.steps, t: e.t, preview } }, imagesBytes(preview));
         },
         done: (images, e) => {
-          call.write({
-            result: { requestId: id, images: images.map(image), timings: { queueMs: e.queueMs, computeMs: e.computeMs, totalMs: e.totalMs, modelEvals: e.evals }, seed: e.seed },
-          });
+          const out = images.map(image);
+          const result = { requestId: id, images: out, timings: { queueMs: e.queueMs, computeMs: e.computeMs, totalMs: e.totalMs, modelEvals: e.evals }, seed: e.seed };
+          // the result is always sent: it is what the client asked for
           if (finished) return;
+          call.write({ result });
           finished = true;
           tracked.succeed(e);
           call.end();

@@ -1,4 +1,4 @@
-export { createGatewayApi, toSubmit, DEFAULT_MAX_INFLIGHT, DEFAULT_SUBMIT_TIMEOUT_MS } from "./api";
+export { createGatewayApi, toSubmit, DEFAULT_MAX_INFLIGHT, DEFAULT_SUBMIT_TIMEOUT_MS, DEFAULT_MAX_STREAM_BUFFER_BYTES } from "./api";
 export type { Gateway, GatewayOptions, GenerateRequestWire } from "./api";
 export type { GatewayMetrics, RequestTracker, TrackedRequest } from "./admission";
 export { buildSubmit, MAX_PRIORITY } from "./submit";

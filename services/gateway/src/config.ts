@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { z } from "zod";
 import { intInRange, parseOrThrow, port, readEnv } from "@switchyard/config";
-import { DEFAULT_HTTP_PORT, DEFAULT_MAX_INFLIGHT } from "@switchyard/gateway";
+import { DEFAULT_HTTP_PORT, DEFAULT_MAX_INFLIGHT, DEFAULT_MAX_STREAM_BUFFER_BYTES } from "@switchyard/gateway";
 import { BUNDLED_MODEL_DIR } from "@switchyard/manifest";
 
 export const ENV = {
@@ -14,6 +14,7 @@ export const ENV = {
   SWITCHYARD_HTTP_PORT: "httpPort",
   SWITCHYARD_MAX_INFLIGHT: "maxInflight",
   SWITCHYARD_API_TOKENS: "apiTokens",
+  SWITCHYARD_MAX_STREAM_BUFFER_BYTES: "maxStreamBufferBytes",
   SWITCHYARD_TLS_CERT: "tlsCert",
   SWITCHYARD_TLS_KEY: "tlsKey",
 } as const;
@@ -29,6 +30,8 @@ export const gatewayConfigSchema = z
     /** KServe v2 REST and OpenAI-style images API (Triton's HTTP port convention); "off" = none. */
     httpPort: z.union([port, z.literal("off")]).default(DEFAULT_HTTP_PORT),
     maxInflight: intInRange(1, 1_000_000).default(DEFAULT_MAX_INFLIGHT),
+    /** Unread bytes a Generate stream may hold before its client is cut off (RESOURCE_EXHAUSTED). */
+    maxStreamBufferBytes: intInRange(64 * 1024, 1 << 30).default(DEFAULT_MAX_STREAM_BUFFER_BYTES),
     /** Comma-separated API tokens; empty = no authentication. */
     apiTokens: z.string().default(""),
     tlsCert: z.string().optional(),
