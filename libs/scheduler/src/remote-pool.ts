@@ -107,11 +107,19 @@ export function createRemotePool(o: RemotePoolOptions): RemotePool {
     )
     .then((w) => (kvWatch = w))
     .catch((err) => o.log?.(`cannot watch operator plans: ${SwitchyardError.from(err).message}`));
+  /**
+   * RunTick calls in flight per worker. A worker that falls silent is dropped from
+   * them at once: its tick fails UNAVAILABLE and the work is re-homed, instead of every
+   * request waiting for the call's own timeout (DEFAULT_TICK_TIMEOUT_MS).
+   */
+  const inFlight = new Map<string, Set<(e: SwitchyardError) => void>>();
   const sweep = setInterval(() => {
     const now = Date.now();
     for (const [id, s] of seen) if (now - s.lastMs > livenessMs) {
       seen.delete(id);
       o.log?.(`worker ${id} missed its heartbeats; dropping it`);
+      const silent = new SwitchyardError(`worker ${id} missed its heartbeats (silent for ${now - s.lastMs} ms, liveness budget ${livenessMs} ms)`, Code.Unavailable);
+      for (const abandon of inFlight.get(id) ?? []) abandon(silent);
       dirty = true;
       notify();
     }
@@ -181,12 +189,19 @@ export function createRemotePool(o: RemotePoolOptions): RemotePool {
         throw e;
       }
     },
-    async runTick(worker: string, req: TickRequestMsg): Promise<TickResponseMsg> {
-      return o.clients.runTick(worker, req);
+    runTick(worker: string, req: TickRequestMsg): Promise<TickResponseMsg> {
+      return new Promise<TickResponseMsg>((resolve, reject) => {
+        const set = inFlight.get(worker) ?? new Set();
+        inFlight.set(worker, set);
+        const abandon = (e: SwitchyardError) => reject(e);
+        set.add(abandon);
+        o.clients.runTick(worker, req).then(resolve, reject).finally(() => set.delete(abandon));
+      });
     },
     async markFailed(worker: string, reason: SwitchyardError) {
       // A home may have failed because a peer died: probe everyone, drop who does not answer.
-      const probes = await Promise.allSettled(active.map((w) => o.clients.stats(w)));
+      // (a worker already dropped for silence is not probed: a hung one would take the probe's timeout)
+      const probes = await Promise.allSettled(active.map((w) => (seen.has(w) ? o.clients.stats(w) : Promise.reject(new SwitchyardError(`worker ${w} is silent`, Code.Unavailable)))));
       let dropped = 0;
       probes.forEach((p, i) => {
         if (p.status === "rejected") {
