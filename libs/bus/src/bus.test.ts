@@ -4,6 +4,22 @@ import { type Bus, createMemoryBus, createNatsBus, subjectMatches, subjects } fr
 import { type NatsServer, natsServerAvailable, startNatsServer } from "./testing/index";
 import { rejection as caught } from "@switchyard/errors/testing";
 
+describe.skipIf(!natsServerAvailable())("NATS going away", () => {
+  it("surfaces as UNAVAILABLE, not UNKNOWN (#12 defect 7), so that clients retry", async () => {
+    const server = await startNatsServer();
+    const bus = await createNatsBus({ servers: server.url, name: "down-test" });
+    try {
+      await server.stop();
+      await new Promise((r) => setTimeout(r, 300));
+      const e = await caught(bus.flush());
+      expect(e.code).toBe(Code.Unavailable);
+      expect(e.message).toContain("flush to NATS");
+    } finally {
+      await bus.close();
+    }
+  });
+});
+
 describe("memory bus payload limit", () => {
   it("refuses what NATS would refuse: a message over 1 MiB", async () => {
     const bus = createMemoryBus();

@@ -141,7 +141,12 @@ class NatsBus implements Bus {
   }
 
   async flush(): Promise<void> {
-    await this.nc.flush();
+    try {
+      await this.nc.flush();
+    } catch (e) {
+      // e.g. "connection disconnected" while NATS is away: transient, the client may retry
+      throw fromNatsError(e, "flush to NATS");
+    }
   }
 
   async close(): Promise<void> {
