@@ -2,13 +2,14 @@ import { describe, expect, it } from "vitest";
 import { Code, SwitchyardError } from "@switchyard/errors";
 import { checkToken } from "./auth";
 
+/** The code a check throws, or undefined when it passes. */
 const code = (f: () => void) => {
   try {
     f();
-    return undefined;
   } catch (e) {
     return SwitchyardError.from(e).code;
   }
+  return undefined;
 };
 
 describe("checkToken", () => {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { Code, SwitchyardError } from "@switchyard/errors";
+import { Code } from "@switchyard/errors";
+import { caught } from "@switchyard/errors/testing";
 import { httpStatusOf, parseRestInfer } from "./http";
 
 const binaryBody = (header: unknown, ...chunks: Buffer[]) => {
@@ -7,14 +8,7 @@ const binaryBody = (header: unknown, ...chunks: Buffer[]) => {
   return { body: Buffer.concat([h, ...chunks]), length: String(h.byteLength) };
 };
 
-function fail(f: () => unknown): SwitchyardError {
-  try {
-    f();
-  } catch (e) {
-    return SwitchyardError.from(e);
-  }
-  throw new Error("expected a failure");
-}
+const fail = caught;
 
 describe("parseRestInfer", () => {
   it("reads JSON tensors, flattening nested data", () => {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { Code, SwitchyardError } from "@switchyard/errors";
+import { Code } from "@switchyard/errors";
+import { caught } from "@switchyard/errors/testing";
 import { BUNDLED_MODEL_DIR, loadManifest } from "@switchyard/manifest";
 import { type KserveRequest, parseInferRequest } from "./kserve-core";
 
@@ -16,14 +17,7 @@ const req = (parameters: Record<string, unknown>, values: unknown[] = [3], extra
   ...extra,
 });
 
-function fail(r: KserveRequest): SwitchyardError {
-  try {
-    parseInferRequest(r, m, 1000);
-  } catch (e) {
-    return SwitchyardError.from(e);
-  }
-  throw new Error("expected a failure");
-}
+const fail = (r: KserveRequest) => caught(() => parseInferRequest(r, m, 1000));
 
 describe("parseInferRequest", () => {
   it("gives image i seed + i, with the same options", () => {

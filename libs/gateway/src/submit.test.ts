@@ -1,18 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { Code, SwitchyardError } from "@switchyard/errors";
+import { Code } from "@switchyard/errors";
+import { caught } from "@switchyard/errors/testing";
 import { BUNDLED_MODEL_DIR, loadManifest } from "@switchyard/manifest";
 import { buildSubmit, maxPreviewImages } from "./submit";
 
 const m = loadManifest(BUNDLED_MODEL_DIR);
 
-function fail(f: () => unknown): SwitchyardError {
-  try {
-    f();
-  } catch (e) {
-    return SwitchyardError.from(e);
-  }
-  throw new Error("expected a failure");
-}
+const fail = caught;
 
 describe("buildSubmit", () => {
   it("applies defaults, draws a seed and an id", () => {
