@@ -20,6 +20,7 @@ const run = promisify(execFile);
 const REPO = new URL("../../../", import.meta.url).pathname;
 const REQUIRED = process.env.SWITCHYARD_ECOSYSTEM_REQUIRED === "1";
 const TOKEN = "secret-token";
+const METRICS_TOKEN = "metrics-token-0123456789";
 
 function findTool(name: string): string | undefined {
   const onPath = spawnSync("sh", ["-c", `command -v ${name}`], { encoding: "utf8" }).stdout.trim();
@@ -58,7 +59,7 @@ beforeAll(async () => {
   const made = spawnSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", join(dir, "key.pem"), "-out", caFile, "-days", "1"], { stdio: "ignore" });
   if (made.status !== 0) throw new Error("openssl could not make a test certificate");
   authGateway = await startGatewayServer({
-    bus: createMemoryBus(), subjects: makeSubjects(), manifest: loadManifest(BUNDLED_MODEL_DIR), port: 0, httpPort: 0, apiTokens: [TOKEN],
+    bus: createMemoryBus(), subjects: makeSubjects(), manifest: loadManifest(BUNDLED_MODEL_DIR), port: 0, httpPort: 0, apiTokens: [TOKEN], metricsPort: 0, metricsToken: METRICS_TOKEN,
     tls: { cert: readFileSync(caFile), key: readFileSync(join(dir, "key.pem")) },
   });
 });
@@ -224,6 +225,19 @@ describe.skipIf(needs(curl !== undefined, "curl"))("curl against the REST endpoi
     expect((await tls([`${a}/v2/models/dit-moe-fmnist`])).status).toBe(401);
     expect((await tls(["-H", "authorization: Bearer nope", `${a}/v2/models/dit-moe-fmnist`])).status).toBe(401);
     expect((await tls(["-H", `authorization: Bearer ${TOKEN}`, `${a}/v2/models/dit-moe-fmnist`])).status).toBe(200);
+  });
+});
+
+describe("/metrics behind a token", () => {
+  it("answers only the configured bearer token when one is set", async () => {
+    const url = `http://127.0.0.1:${authGateway.metricsPort}/metrics`;
+    const open = await fetch(url);
+    expect(open.status).toBe(401);
+    expect(open.headers.get("www-authenticate")).toBe("Bearer");
+    expect((await fetch(url, { headers: { authorization: `Bearer ${TOKEN}` } })).status).toBe(401);
+    const ok = await fetch(url, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } });
+    expect(ok.status).toBe(200);
+    expect(await ok.text()).toContain("switchyard_requests_total");
   });
 });
 

@@ -6,6 +6,7 @@ import { ReflectionService } from "@grpc/reflection";
 import { Code, SwitchyardError } from "@switchyard/errors";
 import { loadContracts, reflectionDefinition } from "@switchyard/proto";
 import { DEFAULT_SUBMIT_TIMEOUT_MS, type Gateway, type GatewayOptions, createGatewayApi } from "./api";
+import { checkToken } from "./auth";
 import { createHttpHandler } from "./http";
 import { type SchedulerFigures, type WorkerTraffic, renderClusterMetrics, renderMetrics } from "./metrics";
 
@@ -15,6 +16,9 @@ export interface GatewayServerOptions extends GatewayOptions {
   readonly port?: number;
   /** KServe v2 REST + OpenAI-style images port; undefined = no HTTP API, 0 = any free port. */
   readonly httpPort?: number;
+  /** Prometheus /metrics port; undefined = no metrics server, 0 = any free port. */
+  /** When set, /metrics answers only `authorization: Bearer <metricsToken>` (Prometheus' `authorization` config); default open. */
+  readonly metricsToken?: string;
   /** Prometheus /metrics port; undefined = no metrics server, 0 = any free port. */
   readonly metricsPort?: number;
   /** PEM files' contents for TLS; plaintext when absent. */
@@ -76,6 +80,14 @@ export async function startGatewayServer(o: GatewayServerOptions): Promise<Gatew
       if (req.url !== "/metrics") {
         res.writeHead(404).end("see /metrics\n");
         return;
+      }
+      if (o.metricsToken !== undefined) {
+        try {
+          checkToken(req.headers.authorization, [o.metricsToken]);
+        } catch (e) {
+          res.writeHead(401, { "www-authenticate": "Bearer" }).end(`${SwitchyardError.from(e).message}\n`);
+          return;
+        }
       }
       res.writeHead(200, { "content-type": "text/plain; version=0.0.4" });
       res.end(renderMetrics(gateway.metrics) + renderClusterMetrics(schedulerFigures, o.workerTraffic?.() ?? heard));

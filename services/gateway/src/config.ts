@@ -14,6 +14,7 @@ export const ENV = {
   SWITCHYARD_HTTP_PORT: "httpPort",
   SWITCHYARD_MAX_INFLIGHT: "maxInflight",
   SWITCHYARD_API_TOKENS: "apiTokens",
+  SWITCHYARD_METRICS_TOKEN: "metricsToken",
   SWITCHYARD_MAX_STREAM_BUFFER_BYTES: "maxStreamBufferBytes",
   SWITCHYARD_TLS_CERT: "tlsCert",
   SWITCHYARD_TLS_KEY: "tlsKey",
@@ -32,6 +33,8 @@ export const gatewayConfigSchema = z
     maxInflight: intInRange(1, 1_000_000).default(DEFAULT_MAX_INFLIGHT),
     /** Unread bytes a Generate stream may hold before its client is cut off (RESOURCE_EXHAUSTED). */
     maxStreamBufferBytes: intInRange(64 * 1024, 1 << 30).default(DEFAULT_MAX_STREAM_BUFFER_BYTES),
+    /** Bearer token /metrics requires; unset = open (scrapers on a private network). */
+    metricsToken: z.string().min(16).optional(),
     /** Comma-separated API tokens; empty = no authentication. */
     apiTokens: z.string().default(""),
     tlsCert: z.string().optional(),

@@ -12,7 +12,8 @@ runService("gateway", async () => {
   const server = await startGatewayServer({
     bus, subjects: makeSubjects(cfg.subjectPrefix), manifest, host: cfg.host, port: cfg.port, metricsPort: cfg.metricsPort,
     ...(cfg.httpPort !== "off" ? { httpPort: cfg.httpPort } : {}),
-    maxInflight: cfg.maxInflight, maxStreamBufferBytes: cfg.maxStreamBufferBytes, apiTokens: cfg.tokens, ...(cfg.tls ? { tls: cfg.tls } : {}),
+    maxInflight: cfg.maxInflight, maxStreamBufferBytes: cfg.maxStreamBufferBytes,
+    ...(cfg.metricsToken ? { metricsToken: cfg.metricsToken } : {}), apiTokens: cfg.tokens, ...(cfg.tls ? { tls: cfg.tls } : {}),
   });
   if (server.httpPort !== undefined) console.log(`[gateway] HTTP API (KServe v2 REST, OpenAI images) on ${cfg.host}:${server.httpPort}`);
   console.log(`[gateway] serving ${manifest.name} on ${server.address}${cfg.tls ? " (TLS)" : ""}; metrics on :${server.metricsPort}/metrics`);
