@@ -8,13 +8,13 @@ import { createEngine, generate } from "@switchyard/engine";
 import { resolveGenerateParams } from "@switchyard/manifest";
 import { BUNDLED_MODEL_DIR, type ModelParts, createOnnxModel } from "@switchyard/model";
 import { maxAbsDiff } from "@switchyard/tensor";
-import { createNatsBus, subjects as makeSubjects } from "@switchyard/bus";
+import { type Bus, type Subjects, createNatsBus, subjects as makeSubjects } from "@switchyard/bus";
 import { natsServerAvailable } from "@switchyard/bus/testing";
 import { addReplicas, contiguousPlacement, readTrace, solveHeuristic, toPlanFile } from "@switchyard/placement";
 import * as http2 from "node:http2";
 import * as grpc from "@grpc/grpc-js";
 import { clientFor, loadContracts } from "@switchyard/proto";
-import { startEmbeddedCluster, startProcessCluster } from "./index";
+import { type ProcessCluster, startEmbeddedCluster, startProcessCluster } from "./index";
 import { rejection as failure } from "@switchyard/errors/testing";
 
 /** What the tests need of either kind of cluster. */
@@ -280,14 +280,28 @@ describe("authentication and TLS", () => {
   });
 });
 
+/** A process cluster over a real nats-server with an SDK client and a bus connection of its own, always stopped after `fn`. */
+async function withProcessCluster(
+  name: string,
+  workers: number,
+  fn: (t: { c: ProcessCluster; client: SwitchyardClient; bus: Bus; s: Subjects }) => Promise<void>,
+): Promise<void> {
+  const prefix = `${name}${Math.random().toString(36).slice(2, 7)}`;
+  const c = await startProcessCluster({ modelDir: BUNDLED_MODEL_DIR, workers, subjectPrefix: prefix, env: { SWITCHYARD_DENSE_THREADS: "1" } });
+  const client = createClient({ address: c.address });
+  const bus = await createNatsBus({ servers: c.nats, name: `${name}-test` });
+  try {
+    await fn({ c, client, bus, s: makeSubjects(prefix) });
+  } finally {
+    await bus.close();
+    client.close();
+    await c.stop();
+  }
+}
+
 describe.skipIf(!haveNats)("live placement change (processes)", () => {
   it("switches plans under load with zero failed requests and unchanged outputs", async () => {
-    const prefix = `live${Math.random().toString(36).slice(2, 7)}`;
-    const c = await startProcessCluster({ modelDir: BUNDLED_MODEL_DIR, workers: 2, subjectPrefix: prefix, env: { SWITCHYARD_DENSE_THREADS: "1" } });
-    const client = createClient({ address: c.address });
-    const bus = await createNatsBus({ servers: c.nats, name: "live-test" });
-    try {
-      const s = makeSubjects(prefix);
+    await withProcessCluster("live", 2, async ({ client, bus, s }) => {
       const kv = await bus.kv(s.plansBucket);
       const trace = readTrace(join(BUNDLED_MODEL_DIR, "traces/solve.safetensors"));
       // the solved plan carries redundant copies of its two hottest experts per layer
@@ -319,27 +333,18 @@ describe.skipIf(!haveNats)("live placement change (processes)", () => {
       expect(Date.parse(last.appliedAt!)).toBeGreaterThan(0);
       expect(Object.keys(last.trafficAtApply ?? {}).sort()).toEqual(["worker-0", "worker-1"]);
       expect(inForce.at(-1)).toBe(want(contiguous));
-    } finally {
-      await bus.close();
-      client.close();
-      await c.stop();
-    }
+    });
   }, 120_000);
 });
 
 describe.skipIf(!haveNats)("events over the bus payload limit (processes, real nats-server)", () => {
   it("refuses previews that cannot fit at admission, and a scheduler handed one anyway fails that request and lives on", async () => {
-    const prefix = `big${Math.random().toString(36).slice(2, 7)}`;
-    const c = await startProcessCluster({ modelDir: BUNDLED_MODEL_DIR, workers: 1, subjectPrefix: prefix, env: { SWITCHYARD_DENSE_THREADS: "1" } });
-    const client = createClient({ address: c.address });
-    const bus = await createNatsBus({ servers: c.nats, name: "payload-test" });
-    try {
+    await withProcessCluster("big", 1, async ({ c, client, bus, s }) => {
       // #12 defect 1: this valid-looking request made a progress event over NATS's 1 MiB limit
       const e = await failure(client.generateImages({ count: 256, steps: 2, previewInterval: 1 }));
       expect(e.code).toBe(Code.InvalidArgument);
       expect(e.message).toContain("preview_interval 1 with count 256: previews are sent for at most 250 images per request");
       // the same request straight onto the bus, past the gateway's admission
-      const s = makeSubjects(prefix);
       const events: { type: string; code?: number; message?: string }[] = [];
       const gotError = new Promise<void>((resolve) => bus.subscribe(s.events("big-1"), (p) => (events.push(p as (typeof events)[number]), (p as { type: string }).type === "error" && resolve())));
       await bus.flush();
@@ -351,11 +356,7 @@ describe.skipIf(!haveNats)("events over the bus payload limit (processes, real n
       // the scheduler is alive and serving
       expect((await client.generateImages({ label: 2, count: 2, steps: 2, previewInterval: 1 })).images).toHaveLength(2);
       expect(c.scheduler.proc.exitCode).toBeNull();
-    } finally {
-      await bus.close();
-      client.close();
-      await c.stop();
-    }
+    });
   }, 120_000);
 });
 
@@ -399,28 +400,25 @@ describe("a client that stops reading (#12 defect 7: slow readers grew the gatew
 
 describe.skipIf(!haveNats)("a hung worker (processes, SIGSTOP)", () => {
   it("is dropped once its heartbeats stop, and the requests it held complete elsewhere (#12 defect 5: they waited for a 60 s RunTick timeout)", async () => {
-    const prefix = `hung${Math.random().toString(36).slice(2, 7)}`;
-    const c = await startProcessCluster({ modelDir: BUNDLED_MODEL_DIR, workers: 2, subjectPrefix: prefix, env: { SWITCHYARD_DENSE_THREADS: "1" } });
-    const client = createClient({ address: c.address });
-    const hung = c.workers.find((w) => w.name === "worker-1")!;
-    try {
-      const ps: GenerateParams[] = Array.from({ length: 6 }, (_, i) => ({ label: i, count: 2, steps: 30, guidance: 2, seed: 300 + i }));
-      const t0 = Date.now();
-      const runs = ps.map((p) => client.generateImages(p));
-      await new Promise((r) => setTimeout(r, 1500));
-      hung.proc.kill("SIGSTOP");
-      const results = await Promise.all(runs);
-      const ms = Date.now() - t0;
-      console.log(`hung worker: ${ps.length} requests done in ${ms} ms`);
-      for (const [i, p] of ps.entries()) expect(maxAbsDiff(results[i]!.images[1]!.data, (await oracle(p))[1]!)).toBeLessThanOrEqual(1e-5);
-      // Heartbeats stop at once and the liveness budget is 3.5 s. Measured here: 4.3 s for
-      // this load with no fault; 24.1 s with the hung worker before (the ticks waited on
-      // it); 7.4 s after.
-      expect(ms).toBeLessThan(18_000);
-    } finally {
-      hung.proc.kill("SIGCONT");
-      client.close();
-      await c.stop();
-    }
+    await withProcessCluster("hung", 2, async ({ c, client }) => {
+      const hung = c.workers.find((w) => w.name === "worker-1")!;
+      try {
+        const ps: GenerateParams[] = Array.from({ length: 6 }, (_, i) => ({ label: i, count: 2, steps: 30, guidance: 2, seed: 300 + i }));
+        const t0 = Date.now();
+        const runs = ps.map((p) => client.generateImages(p));
+        await new Promise((r) => setTimeout(r, 1500));
+        hung.proc.kill("SIGSTOP");
+        const results = await Promise.all(runs);
+        const ms = Date.now() - t0;
+        console.log(`hung worker: ${ps.length} requests done in ${ms} ms`);
+        for (const [i, p] of ps.entries()) expect(maxAbsDiff(results[i]!.images[1]!.data, (await oracle(p))[1]!)).toBeLessThanOrEqual(1e-5);
+        // Heartbeats stop at once and the liveness budget is 3.5 s. Measured here: 4.3 s for
+        // this load with no fault; 24.1 s with the hung worker before (the ticks waited on
+        // it); 7.4 s after.
+        expect(ms).toBeLessThan(18_000);
+      } finally {
+        hung.proc.kill("SIGCONT");
+      }
+    });
   }, 120_000);
 });

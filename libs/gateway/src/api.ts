@@ -7,7 +7,7 @@ import { toGrpcStatus } from "@switchyard/proto";
 import { type SubmitMessage, base64ToF32 } from "@switchyard/scheduler";
 import { type GatewayMetrics, type RequestTracker, createGatewayMetrics, createRequestTracker } from "./admission";
 import { checkToken } from "./auth";
-import { createKserveGrpc } from "./kserve";
+import { createKserveGrpc, deadlineOf } from "./kserve";
 import { type KserveCore, createKserveCore } from "./kserve-core";
 import { buildSubmit, clip } from "./submit";
 import { startRequest } from "./request-stream";
@@ -74,12 +74,6 @@ export function toSubmit(req: GenerateRequestWire, m: Manifest, deadlineMs: numb
   );
 }
 
-function deadlineOf(call: grpc.ServerWritableStream<unknown, unknown>): number | undefined {
-  const d = call.getDeadline();
-  if (d instanceof Date) return d.getTime();
-  return typeof d === "number" && Number.isFinite(d) ? d : undefined;
-}
-
 export interface Gateway {
   readonly implementation: grpc.UntypedServiceImplementation;
   /** KServe v2 / Open Inference Protocol service. */
@@ -91,8 +85,8 @@ export interface Gateway {
   readonly kserve: KserveCore;
   /** The API-token check every protocol applies. */
   authorizeHeader(value: string | undefined): void;
-  /** Model info as ListModels/GetModel return it. */
-  modelInfo(): Record<string, unknown>;
+  /** A float32 image [C, H, W] as its 8-bit PNG file. */
+  png(data: Float32Array): Buffer;
 }
 
 export function createGatewayApi(o: GatewayOptions): Gateway {
@@ -104,10 +98,11 @@ export function createGatewayApi(o: GatewayOptions): Gateway {
   const { channels, height, width } = m.image;
   const [lo, hi] = m.image.valueRange;
 
+  const png = (data: Float32Array) => Buffer.from(encodePng(toBytes(data, lo, hi), width, height * channels));
   const image = (data: Float32Array) => ({
     channels, height, width,
     data: Buffer.from(data.buffer, data.byteOffset, data.byteLength),
-    png: Buffer.from(encodePng(toBytes(data, lo, hi), width, height * channels)),
+    png: png(data),
   });
 
   const authorizeHeader = (value: string | undefined) => checkToken(value, o.apiTokens);
@@ -165,11 +160,9 @@ export function createGatewayApi(o: GatewayOptions): Gateway {
           send({ progress: { step: e.step, steps: e.steps, t: e.t, preview } }, imagesBytes(preview));
         },
         done: (images, e) => {
-          const out = images.map(image);
-          const result = { requestId: id, images: out, timings: { queueMs: e.queueMs, computeMs: e.computeMs, totalMs: e.totalMs, modelEvals: e.evals }, seed: e.seed };
-          // the result is always sent: it is what the client asked for
           if (finished) return;
-          call.write({ result });
+          // the result is always sent, whatever is buffered: it is what the client asked for
+          call.write({ result: { requestId: id, images: images.map(image), timings: { queueMs: e.queueMs, computeMs: e.computeMs, totalMs: e.totalMs, modelEvals: e.evals }, seed: e.seed } });
           finished = true;
           tracked.succeed(e);
           call.end();
@@ -216,5 +209,5 @@ export function createGatewayApi(o: GatewayOptions): Gateway {
   };
   const kserve = createKserveCore({ bus: o.bus, subjects: o.subjects, manifest: m, submitTimeoutMs: o.submitTimeoutMs ?? DEFAULT_SUBMIT_TIMEOUT_MS, tracker });
   const inference = createKserveGrpc({ core: kserve, manifest: m, authorize });
-  return { implementation, inference, metrics, tracker, kserve, authorizeHeader, modelInfo };
+  return { implementation, inference, metrics, tracker, kserve, authorizeHeader, png };
 }

@@ -3,7 +3,6 @@ import { z } from "zod";
 import type { Bus, Subjects } from "@switchyard/bus";
 import { parseOrThrow } from "@switchyard/config";
 import { Code, SwitchyardError } from "@switchyard/errors";
-import { encodePng, toBytes } from "@switchyard/image";
 import { MAX_IMAGES_PER_REQUEST, type Manifest } from "@switchyard/manifest";
 import type { Gateway } from "./api";
 import { type KserveRequest, type KserveResult, KSERVE_INPUT, KSERVE_MAX_BATCH, KSERVE_OUTPUT, checkModel } from "./kserve-core";
@@ -204,35 +203,31 @@ function renderRestInfer(res: ServerResponse, r: KserveResult): void {
   res.end(bytes);
 }
 
-const openAiSchema = (m: Manifest) =>
-  z.strictObject({
-    prompt: z.string({ error: "must be a string: a class name of the model" }),
-    model: z.string().optional(),
-    n: z.number().int().min(1).max(MAX_IMAGES_PER_REQUEST).optional(),
-    size: z.string().optional(),
-    response_format: z.string().optional(),
-    output_format: z.enum(["png"]).optional(),
-    user: z.string().max(256).optional(),
-    // Switchyard's own fields (extensions to OpenAI's)
-    steps: z.unknown().optional(),
-    sampler: z.unknown().optional(),
-    guidance: z.unknown().optional(),
-    seed: z.unknown().optional(),
-    shift: z.unknown().optional(),
-    priority: z.number().optional(),
-  }).describe(m.name);
+/** The body of POST /v1/images/generations: OpenAI's fields, then Switchyard's (checked by the submit builder). */
+const imagesSchema = z.strictObject({
+  prompt: z.string({ error: "must be a string: a class name of the model" }),
+  model: z.string().optional(),
+  n: z.number().int().min(1).max(MAX_IMAGES_PER_REQUEST).optional(),
+  size: z.string().optional(),
+  response_format: z.string().optional(),
+  output_format: z.enum(["png"]).optional(),
+  user: z.string().max(256).optional(),
+  // Switchyard's own fields (extensions to OpenAI's)
+  steps: z.unknown().optional(),
+  sampler: z.unknown().optional(),
+  guidance: z.unknown().optional(),
+  seed: z.unknown().optional(),
+  shift: z.unknown().optional(),
+  priority: z.number().optional(),
+});
 
 /** Class names as users type them: case-insensitive, spaces and underscores as hyphens. */
 function normaliseClass(s: string): string {
   return s.trim().toLowerCase().replace(/[\s_]+/g, "-");
 }
 
-interface OpenAiError extends SwitchyardError {
-  readonly openAiCode?: string;
-}
-
 function openAiError(res: ServerResponse, e: unknown): void {
-  const se = SwitchyardError.from(e, Code.Internal) as OpenAiError;
+  const se = SwitchyardError.from(e, Code.Internal);
   const status = Number(se.details.http ?? httpStatusOf(se.code));
   const type = status === 401 ? "authentication_error" : status === 429 ? "rate_limit_error" : status >= 500 ? "server_error" : "invalid_request_error";
   json(res, status, { error: { message: se.rawMessage, type, param: se.field ?? null, code: se.details.openai ?? (Code[se.code] ?? "unknown").replace(/([a-z])([A-Z])/g, "$1_$2").toLowerCase() } });
@@ -243,7 +238,6 @@ export function createHttpHandler(o: HttpApiOptions): (req: IncomingMessage, res
   const g = o.gateway;
   const limit = o.maxBodyBytes ?? DEFAULT_MAX_HTTP_BODY_BYTES;
   const { channels, height, width } = m.image;
-  const [lo, hi] = m.image.valueRange;
   const classNames = m.conditioning.classNames ?? [];
   const size = `${width}x${height * channels}`;
 
@@ -301,7 +295,7 @@ export function createHttpHandler(o: HttpApiOptions): (req: IncomingMessage, res
     const tracked = g.tracker.begin();
     try {
       tracked.admit();
-      const body = parseOrThrow(openAiSchema(m), parseJson(await readBody(req, limit), "the request body"));
+      const body = parseOrThrow(imagesSchema, parseJson(await readBody(req, limit), "the request body"));
       if (body.model !== undefined && body.model !== m.name) {
         throw new SwitchyardError(`model ${JSON.stringify(clip(body.model))} is not served here (serving ${m.name})`, Code.NotFound, { field: "model", details: { openai: "model_not_found" } });
       }
@@ -339,7 +333,7 @@ export function createHttpHandler(o: HttpApiOptions): (req: IncomingMessage, res
       });
       json(res, 200, {
         created: Math.floor(Date.now() / 1000),
-        data: images.map((x) => ({ b64_json: Buffer.from(encodePng(toBytes(x, lo, hi), width, height * channels)).toString("base64"), revised_prompt: classNames[label] })),
+        data: images.map((x) => ({ b64_json: g.png(x).toString("base64"), revised_prompt: classNames[label] })),
       });
     } catch (e) {
       tracked.fail(e);

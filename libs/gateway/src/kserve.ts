@@ -112,7 +112,8 @@ export interface KserveGrpcOptions {
   readonly authorize: (md: grpc.Metadata) => void;
 }
 
-function deadlineOf(call: { getDeadline(): grpc.Deadline }): number | undefined {
+/** A call's gRPC deadline as ms since epoch; undefined when it has none. */
+export function deadlineOf(call: { getDeadline(): grpc.Deadline }): number | undefined {
   const d = call.getDeadline();
   if (d instanceof Date) return d.getTime();
   return typeof d === "number" && Number.isFinite(d) ? d : undefined;
