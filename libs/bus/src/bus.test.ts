@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Code, SwitchyardError } from "@switchyard/errors";
-import { type Bus, createMemoryBus, createNatsBus, subjectMatches, subjects } from "./index";
+import { type Bus, createMemoryBus, createNatsBus, groupOf, subjectMatches, subjects } from "./index";
 import { type NatsServer, natsServerAvailable, startNatsServer } from "./testing/index";
-import { rejection as caught } from "@switchyard/errors/testing";
+import { caught, rejection } from "@switchyard/errors/testing";
 
 describe.skipIf(!natsServerAvailable())("NATS going away", () => {
   it("surfaces as UNAVAILABLE, not UNKNOWN (#12 defect 7), so that clients retry", async () => {
@@ -11,7 +11,7 @@ describe.skipIf(!natsServerAvailable())("NATS going away", () => {
     try {
       await server.stop();
       await new Promise((r) => setTimeout(r, 300));
-      const e = await caught(bus.flush());
+      const e = await rejection(bus.flush());
       expect(e.code).toBe(Code.Unavailable);
       expect(e.message).toContain("flush to NATS");
     } finally {
@@ -54,8 +54,29 @@ describe("subjects", () => {
     for (const sub of subs) expect(sub.split(".")).toHaveLength(3); // one token, no wildcards
     for (const sub of subs) expect(sub).not.toMatch(/[*>\s]/);
     expect(s.events("0b8f-uuid_like")).toBe("t.events.0b8f-uuid_like");
-    expect(s.planKey("dit-moe-fmnist")).toBe("plan.dit-moe-fmnist");
+    expect(s.planKey("dit-moe-fmnist")).toBe("plan.default.dit-moe-fmnist");
     expect(() => subjects("a.b")).toThrow(/subjectPrefix "a.b" must be letters, digits/);
+  });
+
+  it("keep a serving group's membership, plans and figures apart from other groups'", () => {
+    const a = subjects("t", "a");
+    const b = subjects("t", "b");
+    expect(a.intake("m")).toBe(b.intake("m")); // one intake: gateways spread work over groups
+    expect(a.heartbeat).not.toBe(b.heartbeat);
+    expect(a.leave).not.toBe(b.leave);
+    expect(a.planKey("m")).not.toBe(b.planKey("m"));
+    expect(a.schedulerMetrics).not.toBe(b.schedulerMetrics);
+    for (const s of [a, b]) {
+      expect(subjectMatches(s.anyHeartbeat, s.heartbeat)).toBe(true);
+      expect(subjectMatches(s.anyLeave, s.leave)).toBe(true);
+      expect(subjectMatches(s.anySchedulerMetrics, s.schedulerMetrics)).toBe(true);
+      expect(groupOf(s.heartbeat)).toBe(s.group);
+      expect(groupOf(s.leave)).toBe(s.group);
+      expect(groupOf(s.schedulerMetrics)).toBe(s.group);
+    }
+    expect(subjects("t").group).toBe("default");
+    expect(caught(() => subjects("t", "Bad.Group")).message).toMatch(/^group "Bad.Group" must be 1-32 lower-case letters/);
+    expect(caught(() => subjects("t", "Bad.Group")).field).toBe("group");
   });
 });
 
@@ -102,11 +123,11 @@ function contract(name: string, make: () => Promise<Bus>, skip = false) {
         throw new SwitchyardError("queue is full", Code.ResourceExhausted);
       });
       await other.flush();
-      const e = await caught(bus.request("c3.x", {}));
+      const e = await rejection(bus.request("c3.x", {}));
       expect(e.code).toBe(Code.ResourceExhausted);
       expect(e.message).toContain("queue is full");
       s.unsubscribe();
-      expect((await caught(bus.request("c3.nobody", {}, { timeoutMs: 500 }))).code).toBe(Code.Unavailable);
+      expect((await rejection(bus.request("c3.nobody", {}, { timeoutMs: 500 }))).code).toBe(Code.Unavailable);
     });
 
     it("keeps versioned KV entries with compare-and-set and watch", async () => {
@@ -114,9 +135,9 @@ function contract(name: string, make: () => Promise<Bus>, skip = false) {
       const seen: number[] = [];
       const w = await kv.watch("plan.m", (e) => seen.push((e.value as { v: number }).v));
       const r1 = await kv.create("plan.m", { v: 1 });
-      expect((await caught(kv.create("plan.m", { v: 9 }))).code).toBe(Code.AlreadyExists);
+      expect((await rejection(kv.create("plan.m", { v: 9 }))).code).toBe(Code.AlreadyExists);
       const r2 = await kv.update("plan.m", { v: 2 }, r1);
-      expect((await caught(kv.update("plan.m", { v: 3 }, r1))).code).toBe(Code.Aborted);
+      expect((await rejection(kv.update("plan.m", { v: 3 }, r1))).code).toBe(Code.Aborted);
       expect((await kv.get("plan.m"))?.revision).toBe(r2);
       expect((await kv.history("plan.m")).map((e) => (e.value as { v: number }).v)).toEqual([1, 2]);
       await new Promise((r) => setTimeout(r, 100));

@@ -7,21 +7,37 @@ import { Code, SwitchyardError } from "@switchyard/errors";
  *   <p>.intake.<model>          gateway → scheduler, request/reply, queue group "schedulers"
  *   <p>.events.<requestId>      scheduler → gateway: progress, images, done, error
  *   <p>.cancel                  gateway → schedulers: cancel a request
- *   <p>.workers.heartbeat       workers → scheduler: membership and load
- *   <p>.workers.leave           workers → scheduler: graceful leave
- *   <p>.metrics.scheduler       scheduler → gateways: queue and tick figures (every second)
- *   KV bucket <p>-plans, key plan.<model>: the placement plan in force (versioned)
+ *   <p>.workers.<g>.heartbeat   workers → their group's scheduler: membership and load
+ *   <p>.workers.<g>.drain       a stopping worker → its scheduler (request/reply): answered
+ *                               once a plan without it is in force, so it can stop serving
+ *   <p>.workers.<g>.leave       a worker is gone (peers and gateways forget it)
+ *   <p>.metrics.scheduler.<g>   scheduler → gateways: queue and tick figures (every second)
+ *   KV bucket <p>-plans, key plan.<g>.<model>: an operator's placement plan; with
+ *                               ".in-force": the plan in force (versioned)
+ *
+ * <g> is the serving group: one copy of the model split over its workers, driven by its
+ * own scheduler. Every group's scheduler takes requests from the one intake queue group,
+ * so gateways spread work over groups; heartbeats, leaves and plans stay in a group.
  */
 export const DEFAULT_SUBJECT_PREFIX = "sy";
 export const SCHEDULER_QUEUE_GROUP = "schedulers";
+export const DEFAULT_SERVING_GROUP = "default";
 
 export interface Subjects {
   intake(model: string): string;
   events(requestId: string): string;
   readonly cancel: string;
+  /** The serving group these subjects are for. */
+  readonly group: string;
   readonly heartbeat: string;
   readonly leave: string;
+  /** A worker asks its group's scheduler to plan without it (request/reply). */
+  readonly drain: string;
   readonly schedulerMetrics: string;
+  /** Wildcards over every group (gateways): the group is token 2 (`groupOf`). */
+  readonly anyHeartbeat: string;
+  readonly anyLeave: string;
+  readonly anySchedulerMetrics: string;
   readonly plansBucket: string;
   planKey(model: string): string;
 }
@@ -41,20 +57,37 @@ export function token(s: string): string {
   return PLAIN_TOKEN.test(s) ? s : `=${Buffer.from(s, "utf8").toString("base64url")}`;
 }
 
-export function subjects(prefix = DEFAULT_SUBJECT_PREFIX): Subjects {
+/** The serving group a per-group subject (heartbeat, leave, scheduler metrics) belongs to. */
+export function groupOf(subject: string): string {
+  const parts = subject.split(".");
+  return parts[1] === "metrics" ? (parts[3] ?? DEFAULT_SERVING_GROUP) : (parts[2] ?? DEFAULT_SERVING_GROUP);
+}
+
+/** Group names are one subject token and part of Kubernetes object names: lower-case DNS labels. */
+const GROUP_NAME = /^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$/;
+
+export function subjects(prefix = DEFAULT_SUBJECT_PREFIX, group = DEFAULT_SERVING_GROUP): Subjects {
   // The prefix also names the KV bucket, whose names allow only [A-Za-z0-9_-].
   if (!PLAIN_TOKEN.test(prefix)) {
     throw new SwitchyardError(`subjectPrefix ${JSON.stringify(prefix.slice(0, 64))} must be letters, digits, '_' or '-'`, Code.InvalidArgument, { field: "subjectPrefix" });
   }
+  if (!GROUP_NAME.test(group)) {
+    throw new SwitchyardError(`group ${JSON.stringify(group.slice(0, 64))} must be 1-32 lower-case letters, digits or '-', starting and ending with a letter or digit`, Code.InvalidArgument, { field: "group" });
+  }
   const p = prefix;
   return {
+    group,
     intake: (model) => `${p}.intake.${token(model)}`,
     events: (id) => `${p}.events.${token(id)}`,
     cancel: `${p}.cancel`,
-    heartbeat: `${p}.workers.heartbeat`,
-    leave: `${p}.workers.leave`,
-    schedulerMetrics: `${p}.metrics.scheduler`,
+    heartbeat: `${p}.workers.${group}.heartbeat`,
+    leave: `${p}.workers.${group}.leave`,
+    drain: `${p}.workers.${group}.drain`,
+    schedulerMetrics: `${p}.metrics.scheduler.${group}`,
+    anyHeartbeat: `${p}.workers.*.heartbeat`,
+    anyLeave: `${p}.workers.*.leave`,
+    anySchedulerMetrics: `${p}.metrics.scheduler.*`,
     plansBucket: `${p}-plans`,
-    planKey: (model) => `plan.${token(model)}`,
+    planKey: (model) => `plan.${group}.${token(model)}`,
   };
 }

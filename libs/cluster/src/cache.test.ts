@@ -74,7 +74,7 @@ describe("expert cache on the real model", () => {
         results[i]!.images.forEach((img, j) => expect(maxAbsDiff(img.data, want[j]!)).toBeLessThanOrEqual(1e-5));
       }
       const text = await (await fetch(`http://127.0.0.1:${c.gateway.metricsPort}/metrics`)).text();
-      for (const w of ["worker-0", "worker-1"]) expect(text).toMatch(new RegExp(`switchyard_expert_cache_hits_total\\{worker="${w}",policy="predictive"\\} [1-9]`));
+      for (const w of ["worker-0", "worker-1"]) expect(text).toMatch(new RegExp(`switchyard_expert_cache_hits_total\\{worker="${w}",group="default",policy="predictive"\\} [1-9]`));
       expect(text).toContain("switchyard_expert_cache_stall_seconds_total");
       const s = c.runtimes[0]!.stats().cache!;
       expect(s.predicted).toBeGreaterThan(0); // the scheduler's predictions reached the worker
@@ -97,11 +97,11 @@ describe("expert cache on the real model", () => {
       const want = await oracle(p);
       got.images.forEach((img, j) => expect(maxAbsDiff(img.data, want[j]!)).toBeLessThanOrEqual(1e-5));
       let text = "";
-      for (let i = 0; i < 50 && !/switchyard_expert_cache_misses_total\{worker="[^"]+",policy="lfu"\} [1-9]/.test(text); i++) {
+      for (let i = 0; i < 50 && !/switchyard_expert_cache_misses_total\{worker="[^"]+",group="[^"]+",policy="lfu"\} [1-9]/.test(text); i++) {
         await new Promise((r) => setTimeout(r, 100));
         text = await (await fetch(`http://127.0.0.1:${c.metricsPort}/metrics`)).text();
       }
-      expect(text).toMatch(/switchyard_expert_cache_misses_total\{worker="[^"]+",policy="lfu"\} [1-9]/);
+      expect(text).toMatch(/switchyard_expert_cache_misses_total\{worker="[^"]+",group="[^"]+",policy="lfu"\} [1-9]/);
     } finally {
       client.close();
       await c.stop();

@@ -185,15 +185,15 @@ describe.each(SUITES)("%s cluster with %i workers", (kind, workers, which) => {
     for (let i = 0; i < 25; i++) {
       await new Promise((r) => setTimeout(r, 300));
       text = await (await fetch(cluster.metricsUrl)).text();
-      if (/switchyard_scheduler_steps_total [1-9]/.test(text) && /switchyard_worker_expert_rows_total\{worker="worker-0"\} [1-9]/.test(text)) break;
+      if (/switchyard_scheduler_steps_total\{group="default"\} [1-9]/.test(text) && /switchyard_worker_expert_rows_total\{worker="worker-0",group="default"\} [1-9]/.test(text)) break;
     }
     expect(text).toMatch(/switchyard_request_success_total [1-9]/);
-    expect(text).toMatch(/switchyard_scheduler_ticks_total [1-9]/);
-    expect(text).toMatch(/switchyard_scheduler_steps_total [1-9]/);
+    expect(text).toMatch(/switchyard_scheduler_ticks_total\{group="default"\} [1-9]/);
+    expect(text).toMatch(/switchyard_scheduler_steps_total\{group="default"\} [1-9]/);
     // worker processes warm up under every plan (embedded clusters in tests do not)
-    expect(text).toMatch(kind === "processes" ? /switchyard_scheduler_warmup_ticks_total [1-9]/ : /switchyard_scheduler_warmup_ticks_total 0/);
-    expect(text).toMatch(/switchyard_worker_expert_rows_total\{worker="worker-0"\} [1-9]/);
-    if (workers > 1) expect(text).toMatch(/switchyard_worker_bytes_sent_total\{worker="worker-\d"\} [1-9]/);
+    expect(text).toMatch(kind === "processes" ? /switchyard_scheduler_warmup_ticks_total\{group="default"\} [1-9]/ : /switchyard_scheduler_warmup_ticks_total\{group="default"\} 0/);
+    expect(text).toMatch(/switchyard_worker_expert_rows_total\{worker="worker-0",group="default"\} [1-9]/);
+    if (workers > 1) expect(text).toMatch(/switchyard_worker_bytes_sent_total\{worker="worker-\d",group="default"\} [1-9]/);
   });
 
   full("fails an expired deadline with DEADLINE_EXCEEDED", async () => {

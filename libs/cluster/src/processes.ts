@@ -10,7 +10,14 @@ import { type NatsServer, startNatsServer } from "@switchyard/bus/testing";
  */
 export interface ProcessClusterOptions {
   readonly modelDir: string;
+  /** Workers per serving group. */
   readonly workers: number;
+  /**
+   * Serving groups (default 1): each is a scheduler and its own `workers` workers, one
+   * copy of the model; all share the gateway through the intake queue group. One group
+   * is named "default" with workers worker-0…; several are g0, g1… with g0-worker-0….
+   */
+  readonly groups?: number;
   readonly host?: string;
   readonly port?: number;
   readonly metricsPort?: number;
@@ -36,7 +43,10 @@ export const DEFAULT_SERVICE_NODE_FLAGS: readonly string[] = ["--single-threaded
 export interface ServiceProcess {
   readonly name: string;
   readonly proc: ChildProcess;
-  kill(signal?: NodeJS.Signals): Promise<void>;
+  /** Sends `signal` and waits for the exit; SIGKILL after `graceMs` (default 5 s). */
+  kill(signal?: NodeJS.Signals, graceMs?: number): Promise<void>;
+  /** Every output line so far (the last 1000). */
+  output(): readonly string[];
   /** Resolves with the first output line (printed so far or later) that matches. */
   waitFor(pattern: RegExp, timeoutMs?: number): Promise<RegExpExecArray>;
 }
@@ -47,12 +57,28 @@ export interface ProcessCluster {
   readonly metricsPort: number;
   /** The gateway's HTTP API port, when served. */
   readonly httpPort: number | undefined;
+  /** Every group's workers. */
   readonly workers: ServiceProcess[];
+  /** The first group's scheduler. */
   readonly scheduler: ServiceProcess;
+  readonly groups: readonly ServingGroup[];
   readonly gateway: ServiceProcess;
-  /** Starts one more worker (e.g. to replace a dead one). */
-  addWorker(id: string): Promise<ServiceProcess>;
+  /** Starts one more worker (e.g. to replace a dead one) in `group` (default: the first). */
+  addWorker(id: string, group?: string): Promise<ServiceProcess>;
+  /** Starts another gateway on free ports; resolves with it and its gRPC address. */
+  addGateway(): Promise<{ gateway: ServiceProcess; address: string }>;
   stop(): Promise<void>;
+}
+
+export interface ServingGroup {
+  readonly name: string;
+  readonly scheduler: ServiceProcess;
+  readonly workers: ServiceProcess[];
+}
+
+/** Names of `count` serving groups (see ProcessClusterOptions.groups). */
+export function groupNames(count: number): string[] {
+  return count <= 1 ? ["default"] : Array.from({ length: count }, (_, i) => `g${i}`);
 }
 
 const SERVICE_MAIN = (name: string) => new URL(`../../../services/${name}/src/main.ts`, import.meta.url).pathname;
@@ -65,11 +91,12 @@ function startService(name: string, service: string, env: Record<string, string>
   const sp: ServiceProcess = {
     name,
     proc,
-    async kill(signal: NodeJS.Signals = "SIGTERM") {
+    output: () => lines,
+    async kill(signal: NodeJS.Signals = "SIGTERM", graceMs = 5000) {
       if (proc.exitCode !== null || proc.signalCode !== null) return;
       const exited = new Promise((r) => proc.once("exit", r));
       proc.kill(signal);
-      const t = setTimeout(() => proc.kill("SIGKILL"), 5000);
+      const t = setTimeout(() => proc.kill("SIGKILL"), graceMs);
       await exited;
       clearTimeout(t);
     },
@@ -134,39 +161,58 @@ export async function startProcessCluster(o: ProcessClusterOptions): Promise<Pro
   };
   const flags = o.nodeFlags ?? DEFAULT_SERVICE_NODE_FLAGS;
   const started: ServiceProcess[] = [];
+  const names = groupNames(o.groups ?? 1);
   try {
-    const addWorker = async (id: string) => {
-      const { sp } = await startService(id, "worker", { ...common, SWITCHYARD_WORKER_ID: id, SWITCHYARD_WORKER_HOST: host, SWITCHYARD_WORKER_PORT: "0" }, o.log, /serving data plane on/, flags);
+    const addWorker = async (id: string, group = names[0]!) => {
+      const { sp } = await startService(id, "worker", { ...common, SWITCHYARD_GROUP: group, SWITCHYARD_WORKER_ID: id, SWITCHYARD_WORKER_HOST: host, SWITCHYARD_WORKER_PORT: "0" }, o.log, /serving data plane on/, flags);
       started.push(sp);
       return sp;
     };
-    const scheduler = (await startService("scheduler", "scheduler", common, o.log, /\[scheduler\] serving/, flags)).sp;
-    started.push(scheduler);
-    const workers = await Promise.all(Array.from({ length: o.workers }, (_, i) => addWorker(`worker-${i}`)));
-    const gw = await startService(
-      "gateway",
-      "gateway",
-      { ...common, SWITCHYARD_GATEWAY_HOST: host, SWITCHYARD_GATEWAY_PORT: String(o.port ?? 0), SWITCHYARD_METRICS_PORT: String(o.metricsPort ?? 0), SWITCHYARD_HTTP_PORT: o.httpPort === undefined ? "off" : String(o.httpPort) },
-      o.log,
-      /serving .* on (\S+?)(?: \(TLS\))?; metrics on :(\d+)/,
-      flags,
+    const startGateway = async (ports: { port: number; metricsPort: number; httpPort: number | undefined }, name: string) => {
+      const gw = await startService(
+        name,
+        "gateway",
+        { ...common, SWITCHYARD_GATEWAY_HOST: host, SWITCHYARD_GATEWAY_PORT: String(ports.port), SWITCHYARD_METRICS_PORT: String(ports.metricsPort), SWITCHYARD_HTTP_PORT: ports.httpPort === undefined ? "off" : String(ports.httpPort) },
+        o.log,
+        /serving .* on (\S+?)(?: \(TLS\))?; metrics on :(\d+)/,
+        flags,
+      );
+      started.push(gw.sp);
+      return gw;
+    };
+    const groups: ServingGroup[] = await Promise.all(
+      names.map(async (name) => {
+        const label = names.length > 1 ? `scheduler ${name}` : "scheduler";
+        const scheduler = (await startService(label, "scheduler", { ...common, SWITCHYARD_GROUP: name }, o.log, /\[scheduler\] serving/, flags)).sp;
+        started.push(scheduler);
+        const workers = await Promise.all(Array.from({ length: o.workers }, (_, i) => addWorker(names.length > 1 ? `${name}-worker-${i}` : `worker-${i}`, name)));
+        return { name, scheduler, workers };
+      }),
     );
-    started.push(gw.sp);
-    // Serving starts once the scheduler has every worker in its plan (and warmed them up).
-    if (o.workers > 0) await scheduler.waitFor(new RegExp(`ready: plan v\\d+ over ${o.workers} workers`));
+    const gw = await startGateway({ port: o.port ?? 0, metricsPort: o.metricsPort ?? 0, httpPort: o.httpPort }, "gateway");
+    // Serving starts once every scheduler has its workers in its plan (and warmed them up).
+    if (o.workers > 0) await Promise.all(groups.map((g) => g.scheduler.waitFor(new RegExp(`ready: plan v\\d+ over ${o.workers} workers`))));
     const httpPort = o.httpPort === undefined ? undefined : Number((await gw.sp.waitFor(/HTTP API .* on \S+:(\d+)/))[1]);
+    const workers = groups.flatMap((g) => g.workers);
+    let gateways = 1;
     return {
       address: gw.match[1]!,
       nats,
       metricsPort: Number(gw.match[2]),
       httpPort,
       workers,
-      scheduler,
+      scheduler: groups[0]!.scheduler,
+      groups,
       gateway: gw.sp,
-      addWorker: async (id) => {
-        const w = await addWorker(id);
+      addWorker: async (id, group = names[0]!) => {
+        const w = await addWorker(id, group);
         workers.push(w);
+        groups.find((g) => g.name === group)?.workers.push(w);
         return w;
+      },
+      addGateway: async () => {
+        const g = await startGateway({ port: 0, metricsPort: 0, httpPort: undefined }, `gateway-${gateways++}`);
+        return { gateway: g.sp, address: g.match[1]! };
       },
       async stop() {
         await Promise.all(started.map((s) => s.kill()));

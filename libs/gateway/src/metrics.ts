@@ -1,4 +1,5 @@
 import type { SchedulerStats } from "@switchyard/scheduler";
+import { DEFAULT_SERVING_GROUP } from "@switchyard/bus";
 import type { CacheFigures, WorkerTraffic } from "@switchyard/proto";
 import type { GatewayMetrics } from "./admission";
 
@@ -9,18 +10,22 @@ export type { WorkerTraffic };
 export type SchedulerFigures = SchedulerStats;
 
 /** Scheduler and per-worker figures in Prometheus text. */
-export function renderClusterMetrics(scheduler: SchedulerFigures | undefined, workers: ReadonlyMap<string, WorkerTraffic>): string {
+export function renderClusterMetrics(schedulers: ReadonlyMap<string, SchedulerFigures>, workers: ReadonlyMap<string, WorkerTraffic & { group?: string }>): string {
   const lines: string[] = [];
-  if (scheduler) {
-    const g = (name: string, help: string, type: "gauge" | "counter", v: number) => lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, `${name} ${v}`);
-    g("switchyard_scheduler_queued_requests", "Admitted requests not yet finished", "gauge", scheduler.queued);
-    g("switchyard_scheduler_ticks_total", "Scheduler ticks (batched forwards)", "counter", scheduler.ticks);
-    g("switchyard_scheduler_evals_total", "Image evals computed", "counter", scheduler.evals);
-    g("switchyard_scheduler_steps_total", "Sampler steps completed by requests", "counter", scheduler.steps);
-    g("switchyard_scheduler_last_tick_rows", "Rows in the last tick", "gauge", scheduler.lastTickRows);
-    g("switchyard_scheduler_last_tick_ms", "Duration of the last tick, ms", "gauge", scheduler.lastTickMs);
-    g("switchyard_scheduler_workers", "Live workers", "gauge", scheduler.workers);
-    g("switchyard_scheduler_warmup_ticks_total", "Warm-up ticks run when plans came into force (included in ticks_total)", "counter", scheduler.warmUpTicks ?? 0);
+  if (schedulers.size > 0) {
+    // One series per serving group (each group's scheduler publishes its own figures).
+    const g = (name: string, help: string, type: "gauge" | "counter", v: (f: SchedulerFigures) => number) => {
+      lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+      for (const [group, f] of schedulers) lines.push(`${name}{group="${group}"} ${v(f)}`);
+    };
+    g("switchyard_scheduler_queued_requests", "Admitted requests not yet finished", "gauge", (f) => f.queued);
+    g("switchyard_scheduler_ticks_total", "Scheduler ticks (batched forwards)", "counter", (f) => f.ticks);
+    g("switchyard_scheduler_evals_total", "Image evals computed", "counter", (f) => f.evals);
+    g("switchyard_scheduler_steps_total", "Sampler steps completed by requests", "counter", (f) => f.steps);
+    g("switchyard_scheduler_last_tick_rows", "Rows in the last tick", "gauge", (f) => f.lastTickRows);
+    g("switchyard_scheduler_last_tick_ms", "Duration of the last tick, ms", "gauge", (f) => f.lastTickMs);
+    g("switchyard_scheduler_workers", "Live workers", "gauge", (f) => f.workers);
+    g("switchyard_scheduler_warmup_ticks_total", "Warm-up ticks run when plans came into force (included in ticks_total)", "counter", (f) => f.warmUpTicks ?? 0);
   }
   const per: [Exclude<keyof WorkerTraffic, "cache">, string, string][] = [
     ["ticks", "switchyard_worker_ticks_total", "Ticks a worker was home in"],
@@ -33,7 +38,7 @@ export function renderClusterMetrics(scheduler: SchedulerFigures | undefined, wo
   if (workers.size > 0) {
     for (const [k, name, help] of per) {
       lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} counter`);
-      for (const [id, t] of workers) lines.push(`${name}{worker="${id}"} ${t[k]}`);
+      for (const [id, t] of workers) lines.push(`${name}{worker="${id}",group="${t.group ?? DEFAULT_SERVING_GROUP}"} ${t[k]}`);
     }
   }
   const cached = [...workers].filter(([, t]) => t.cache);
@@ -57,7 +62,7 @@ export function renderClusterMetrics(scheduler: SchedulerFigures | undefined, wo
     ];
     for (const [name, type, help, f] of series) {
       lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
-      for (const [id, t] of cached) lines.push(`${name}{worker="${id}",policy="${t.cache!.policy}"} ${f(t.cache!)}`);
+      for (const [id, t] of cached) lines.push(`${name}{worker="${id}",group="${t.group ?? DEFAULT_SERVING_GROUP}",policy="${t.cache!.policy}"} ${f(t.cache!)}`);
     }
   }
   return lines.length ? lines.join("\n") + "\n" : "";

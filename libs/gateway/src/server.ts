@@ -3,6 +3,7 @@ import { createServer as createHttpsServer } from "node:https";
 import * as grpc from "@grpc/grpc-js";
 import { HealthImplementation } from "grpc-health-check";
 import { ReflectionService } from "@grpc/reflection";
+import { groupOf } from "@switchyard/bus";
 import { Code, SwitchyardError } from "@switchyard/errors";
 import { loadContracts, reflectionDefinition } from "@switchyard/proto";
 import { DEFAULT_SUBMIT_TIMEOUT_MS, type Gateway, type GatewayOptions, createGatewayApi } from "./api";
@@ -41,8 +42,12 @@ export interface GatewayServer {
   /** Port of the HTTP API (KServe REST, OpenAI images), when served. */
   readonly httpPort: number | undefined;
   readonly gateway: Gateway;
-  stop(): Promise<void>;
+  /** With `drainMs`: calls and streams in flight get that long to finish first. */
+  stop(options?: { drainMs?: number }): Promise<void>;
 }
+
+/** A group's scheduler publishes figures every second; after this long without, it is gone. */
+export const SCHEDULER_SILENCE_MS = 3500;
 
 export async function startGatewayServer(o: GatewayServerOptions): Promise<GatewayServer> {
   const contracts = loadContracts();
@@ -61,18 +66,31 @@ export async function startGatewayServer(o: GatewayServerOptions): Promise<Gatew
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(`${host}:${o.port ?? 0}`, creds, (err, p) => (err ? reject(new SwitchyardError(`cannot listen on ${host}:${o.port}: ${err.message}`, Code.Unavailable, { cause: err })) : resolve(p))),
   );
-  // Cluster figures arrive over the bus: the scheduler publishes its own, workers
-  // carry traffic totals in their heartbeats.
-  let schedulerFigures: SchedulerFigures | undefined;
-  const heard = new Map<string, WorkerTraffic>();
+  // Cluster figures arrive over the bus: each group's scheduler publishes its own,
+  // workers carry traffic totals in their heartbeats.
+  const schedulers = new Map<string, { figures: SchedulerFigures; atMs: number }>();
+  const heard = new Map<string, WorkerTraffic & { group: string }>();
   const subs = [
-    o.bus.subscribe(o.subjects.schedulerMetrics, (p) => void (schedulerFigures = p as unknown as SchedulerFigures)),
-    o.bus.subscribe(o.subjects.heartbeat, (p) => {
+    o.bus.subscribe(o.subjects.anySchedulerMetrics, (p, subject) => void schedulers.set(groupOf(subject), { figures: p as unknown as SchedulerFigures, atMs: Date.now() })),
+    o.bus.subscribe(o.subjects.anyHeartbeat, (p, subject) => {
       const hb = p as { workerId?: string; traffic?: WorkerTraffic };
-      if (hb?.workerId && hb.traffic) heard.set(hb.workerId, hb.traffic);
+      if (hb?.workerId && hb.traffic) heard.set(hb.workerId, { ...hb.traffic, group: groupOf(subject) });
     }),
-    o.bus.subscribe(o.subjects.leave, (p) => void heard.delete(String((p as { workerId?: string })?.workerId))),
+    o.bus.subscribe(o.subjects.anyLeave, (p) => void heard.delete(String((p as { workerId?: string })?.workerId))),
   ];
+  // Ready (the API services' health) while some group's scheduler was heard lately: a
+  // gateway that reaches no scheduler cannot serve, so a load balancer should skip it.
+  let stopping = false;
+  const setReady = (ok: boolean) => {
+    for (const name of ["switchyard.v1.Switchyard", "inference.GRPCInferenceService"]) health.setStatus(name, ok ? "SERVING" : "NOT_SERVING");
+  };
+  const readiness = setInterval(() => {
+    const now = Date.now();
+    for (const [g, f] of schedulers) if (now - f.atMs > SCHEDULER_SILENCE_MS) schedulers.delete(g);
+    setReady(!stopping && schedulers.size > 0);
+  }, 500);
+  readiness.unref?.();
+  setReady(false);
   let http: HttpServer | undefined;
   let metricsPort: number | undefined;
   if (o.metricsPort !== undefined) {
@@ -90,7 +108,7 @@ export async function startGatewayServer(o: GatewayServerOptions): Promise<Gatew
         }
       }
       res.writeHead(200, { "content-type": "text/plain; version=0.0.4" });
-      res.end(renderMetrics(gateway.metrics) + renderClusterMetrics(schedulerFigures, o.workerTraffic?.() ?? heard));
+      res.end(renderMetrics(gateway.metrics) + renderClusterMetrics(new Map([...schedulers].map(([g, f]) => [g, f.figures])), o.workerTraffic?.() ?? heard));
     });
     metricsPort = await new Promise<number>((resolve, reject) => {
       http!.once("error", reject);
@@ -114,16 +132,27 @@ export async function startGatewayServer(o: GatewayServerOptions): Promise<Gatew
     metricsPort,
     httpPort,
     gateway,
-    async stop() {
-      health.setStatus("", "NOT_SERVING");
-      for (const s of subs) s.unsubscribe();
-      await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+    async stop(options: { drainMs?: number } = {}) {
+      // Drain: not ready, no new calls or connections; calls and streams in flight finish
+      // (up to drainMs), then whatever is left is cut.
+      stopping = true;
+      setReady(false);
+      clearInterval(readiness);
+      const drainMs = options.drainMs ?? 0;
+      const grpcDone = new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+      const apiDone = api ? new Promise<void>((r) => api!.close(() => r())) : Promise.resolve();
+      api?.closeIdleConnections();
+      const idle = setInterval(() => api?.closeIdleConnections(), 100);
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([Promise.all([grpcDone, apiDone]), new Promise((r) => (timer = setTimeout(r, drainMs)))]);
+      clearTimeout(timer);
+      clearInterval(idle);
       server.forceShutdown();
+      api?.closeAllConnections();
+      await apiDone;
+      for (const s of subs) s.unsubscribe();
+      health.setStatus("", "NOT_SERVING");
       if (http) await new Promise<void>((r) => http!.close(() => r()));
-      if (api) {
-        api.closeAllConnections();
-        await new Promise<void>((r) => api!.close(() => r()));
-      }
     },
   };
 }

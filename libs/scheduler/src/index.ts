@@ -20,7 +20,7 @@ export type { SubmitMessage, SubmitReply, RequestEvent } from "./events";
 export { contiguousPlan, copyHolders, expertsOf, reassign } from "./plan";
 export type { ExpertPlan } from "./plan";
 export { createRemotePool, DEFAULT_LIVENESS_MS } from "./remote-pool";
-export type { RemotePool, RemotePoolOptions, Heartbeat } from "./remote-pool";
+export type { RemotePool, RemotePoolOptions, Heartbeat, DrainRequest } from "./remote-pool";
 export { createTraceRecorder, DEFAULT_TRACE_MAX_RECORDS } from "./trace-recorder";
 export type { TraceRecorder, TraceRecorderOptions } from "./trace-recorder";
 export { createChangeSignal } from "./change-signal";

@@ -18,6 +18,14 @@ export interface Heartbeat {
   readonly address: string;
   /** Traffic totals since the worker started (bytes and rows it exchanged, ticks it was home in). */
   readonly traffic?: WorkerTraffic;
+  /** Distinguishes a process from an earlier one under the same id (a restarted pod). */
+  readonly incarnation?: string;
+}
+
+/** A worker's request to leave its group (`subjects.drain`), answered once a plan without it is in force. */
+export interface DrainRequest {
+  readonly workerId: string;
+  readonly incarnation?: string;
 }
 
 export interface RemotePoolOptions {
@@ -55,11 +63,22 @@ export function createRemotePool(o: RemotePoolOptions): RemotePool {
   let forced = false;
   const signal = createChangeSignal();
   const notify = () => signal.notify();
+  /** Incarnations that asked to leave: their late heartbeats must not bring them back. */
+  const departed = new Set<string>();
+  /** Drains waiting for a plan without their worker. */
+  const draining = new Map<string, (() => void)[]>();
+  const settleDrains = () => {
+    for (const [id, waiters] of draining) if (!active.includes(id)) {
+      draining.delete(id);
+      for (const w of waiters) w();
+    }
+  };
   const subs: Subscription[] = [];
   subs.push(
     o.bus.subscribe(o.subjects.heartbeat, (p: Json) => {
       const hb = p as unknown as Heartbeat;
       if (typeof hb?.workerId !== "string" || typeof hb.address !== "string") return;
+      if (hb.incarnation !== undefined && departed.has(`${hb.workerId}/${hb.incarnation}`)) return;
       const prev = seen.get(hb.workerId);
       seen.set(hb.workerId, { address: hb.address, lastMs: Date.now() });
       if (hb.traffic) traffic.set(hb.workerId, hb.traffic);
@@ -77,6 +96,26 @@ export function createRemotePool(o: RemotePoolOptions): RemotePool {
         dirty = true;
         notify();
       }
+    }),
+  );
+  // Graceful drain: the worker stops heartbeating, asks to leave, and keeps serving until
+  // this answers, i.e. until a plan without it is in force (its experts moved, no tick of
+  // the old plan in flight: plans change only between ticks).
+  subs.push(
+    o.bus.serve(o.subjects.drain, async (p: Json) => {
+      const d = p as unknown as DrainRequest;
+      if (typeof d?.workerId !== "string") throw new SwitchyardError("workerId must be a string", Code.InvalidArgument, { field: "workerId" });
+      if (d.incarnation !== undefined) departed.add(`${d.workerId}/${d.incarnation}`);
+      const t0 = Date.now();
+      const left = new Promise<void>((resolve) => draining.set(d.workerId, [...(draining.get(d.workerId) ?? []), resolve]));
+      if (seen.delete(d.workerId)) {
+        o.log?.(`worker ${d.workerId} is draining`);
+        dirty = true;
+        notify();
+      }
+      settleDrains();
+      await left;
+      return { workerId: d.workerId, planVersion: version, waitedMs: Date.now() - t0 };
     }),
   );
   // Operator plans (switchyard placement apply/rollback) arrive through the KV bucket.
@@ -134,7 +173,7 @@ export function createRemotePool(o: RemotePoolOptions): RemotePool {
     const kv = await o.bus.kv(o.subjects.plansBucket);
     // The plan in force (operator plans stay under planKey, untouched).
     await kv.put(`${o.subjects.planKey(o.model)}.in-force`, {
-      version: next.version, layers: next.layers, experts: next.experts, owners: [...next.owners],
+      version: next.version, layers: next.layers, experts: next.experts, owners: [...next.owners], workers: [...members],
       ...(next.replicas ? { replicas: next.replicas.map((r) => [...r]) } : {}),
       appliedAt: new Date().toISOString(),
       trafficAtApply: Object.fromEntries(
@@ -160,6 +199,7 @@ export function createRemotePool(o: RemotePoolOptions): RemotePool {
       const members = [...seen.keys()].sort();
       if (members.length === 0) {
         active = [];
+        settleDrains();
         return;
       }
       // A heartbeat that arrived while the last plan was being applied changes nothing.
@@ -183,6 +223,7 @@ export function createRemotePool(o: RemotePoolOptions): RemotePool {
       for (const g of gone) o.clients.remove(g);
       try {
         await apply(next, members);
+        settleDrains();
       } catch (e) {
         dirty = true;
         forced ||= wasForced;

@@ -77,7 +77,12 @@ export interface SchedulerStats {
 
 export interface SchedulerService {
   start(): void;
-  stop(): Promise<void>;
+  /**
+   * Stops. With `drainMs`, first stops taking requests (other groups' schedulers get the
+   * intake) and lets those it holds finish for up to `drainMs`; what is left then fails
+   * UNAVAILABLE (the client retries elsewhere).
+   */
+  stop(options?: { drainMs?: number }): Promise<void>;
   stats(): SchedulerStats;
   /**
    * Resolves once a plan is in force over `workers` workers (any, when omitted) and was
@@ -185,6 +190,7 @@ class Scheduler implements SchedulerService {
     if (this.running) return;
     this.running = true;
     const s = this.o.subjects;
+    // The intake comes first: stop({ drainMs }) unsubscribes it alone.
     this.subs.push(this.o.bus.serve(s.intake(this.o.manifest.name), (p) => this.onSubmit(p), { queue: SCHEDULER_QUEUE_GROUP }));
     this.subs.push(this.o.bus.subscribe(s.cancel, (p) => this.onCancel(p)));
     this.metricsTimer = setInterval(() => this.o.bus.publish(s.schedulerMetrics, asJson(this.stats())), METRICS_INTERVAL_MS);
@@ -192,7 +198,12 @@ class Scheduler implements SchedulerService {
     this.loop = this.run();
   }
 
-  async stop(): Promise<void> {
+  async stop(options: { drainMs?: number } = {}): Promise<void> {
+    if (options.drainMs && this.running) {
+      this.subs.shift()?.unsubscribe(); // the intake (see start())
+      const until = this.now() + options.drainMs;
+      while (this.requests.size > 0 && this.now() < until) await new Promise((r) => setTimeout(r, 50));
+    }
     this.running = false;
     clearInterval(this.metricsTimer);
     for (const s of this.subs) s.unsubscribe();

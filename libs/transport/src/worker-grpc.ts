@@ -97,6 +97,8 @@ function unary<Req, Res>(fn: (req: Req) => Promise<Res>) {
 export interface WorkerServer {
   readonly port: number;
   readonly address: string;
+  /** grpc.health.v1 status (readiness probes): SERVING once the worker is in the plan in force. */
+  setServing(ok: boolean): void;
   stop(): Promise<void>;
 }
 
@@ -158,6 +160,8 @@ export async function startWorkerServer(handler: WorkerHandler, options: { host?
   return {
     port,
     address: `${host}:${port}`,
+    // "" stays SERVING while the process answers (liveness); the service name is readiness.
+    setServing: (ok) => health.setStatus("switchyard.worker.v1.Worker", ok ? "SERVING" : "NOT_SERVING"),
     async stop() {
       await new Promise<void>((r) => server.tryShutdown(() => r()));
       server.forceShutdown();
@@ -242,9 +246,9 @@ export function createWorkerClients(): WorkerClients {
  * grpc.health.v1 and reflection for a service that serves nothing else over gRPC (the
  * scheduler talks NATS): probes and grpcurl work the same on every service.
  */
-export async function startHealthServer(options: { host?: string; port?: number; service: string }): Promise<{ port: number; setServing(ok: boolean): void; stop(): Promise<void> }> {
+export async function startHealthServer(options: { host?: string; port?: number; service: string; serving?: boolean }): Promise<{ port: number; setServing(ok: boolean): void; stop(): Promise<void> }> {
   const server = new grpc.Server();
-  const health = new HealthImplementation({ "": "SERVING", [options.service]: "SERVING" });
+  const health = new HealthImplementation({ "": "SERVING", [options.service]: options.serving === false ? "NOT_SERVING" : "SERVING" });
   health.addToServer(server);
   new ReflectionService(reflectionDefinition(), { services: ["grpc.health.v1.Health"] }).addToServer(server);
   const host = options.host ?? "127.0.0.1";
@@ -253,10 +257,8 @@ export async function startHealthServer(options: { host?: string; port?: number;
   );
   return {
     port,
-    setServing: (ok) => {
-      health.setStatus("", ok ? "SERVING" : "NOT_SERVING");
-      health.setStatus(options.service, ok ? "SERVING" : "NOT_SERVING");
-    },
+    // "" stays SERVING while the process answers (liveness); the service name is readiness.
+    setServing: (ok) => health.setStatus(options.service, ok ? "SERVING" : "NOT_SERVING"),
     async stop() {
       await new Promise<void>((r) => server.tryShutdown(() => r()));
     },

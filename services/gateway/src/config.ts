@@ -18,6 +18,7 @@ export const ENV = {
   SWITCHYARD_MAX_STREAM_BUFFER_BYTES: "maxStreamBufferBytes",
   SWITCHYARD_TLS_CERT: "tlsCert",
   SWITCHYARD_TLS_KEY: "tlsKey",
+  SWITCHYARD_DRAIN_TIMEOUT_MS: "drainTimeoutMs",
 } as const;
 
 export const gatewayConfigSchema = z
@@ -39,6 +40,8 @@ export const gatewayConfigSchema = z
     apiTokens: z.string().default(""),
     tlsCert: z.string().optional(),
     tlsKey: z.string().optional(),
+    /** On SIGTERM: no new calls; streams in flight get this long to finish. */
+    drainTimeoutMs: intInRange(0, 600_000).default(30_000),
   })
   .refine((c) => (c.tlsCert === undefined) === (c.tlsKey === undefined), { error: "must set both tlsCert and tlsKey, or neither", path: ["tlsKey"] });
 

@@ -19,7 +19,7 @@ runService("gateway", async () => {
   console.log(`[gateway] serving ${manifest.name} on ${server.address}${cfg.tls ? " (TLS)" : ""}; metrics on :${server.metricsPort}/metrics`);
   return {
     async stop() {
-      await server.stop();
+      await server.stop({ drainMs: cfg.drainTimeoutMs });
       await bus.close();
     },
   };

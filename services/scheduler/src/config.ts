@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { DEFAULT_SERVING_GROUP } from "@switchyard/bus";
 import { intInRange, parseOrThrow, port, readEnv } from "@switchyard/config";
 import { BUNDLED_MODEL_DIR } from "@switchyard/manifest";
 import { DEFAULT_LIVENESS_MS, DEFAULT_MAX_QUEUED, DEFAULT_MAX_TICK_ROWS, DEFAULT_WARM_UP_TICKS } from "@switchyard/scheduler";
@@ -7,6 +8,8 @@ export const ENV = {
   SWITCHYARD_MODEL_DIR: "modelDir",
   SWITCHYARD_NATS: "nats",
   SWITCHYARD_SUBJECT_PREFIX: "subjectPrefix",
+  SWITCHYARD_GROUP: "group",
+  SWITCHYARD_DRAIN_TIMEOUT_MS: "drainTimeoutMs",
   SWITCHYARD_MAX_TICK_ROWS: "maxTickRows",
   SWITCHYARD_MAX_QUEUED: "maxQueued",
   SWITCHYARD_LIVENESS_MS: "livenessMs",
@@ -22,6 +25,10 @@ export const schedulerConfigSchema = z.strictObject({
   modelDir: z.string().min(1).default(BUNDLED_MODEL_DIR),
   nats: z.string().min(1).default("127.0.0.1:4222"),
   subjectPrefix: z.string().min(1).default("sy"),
+  /** Serving group: this scheduler drives only the workers of this group (one scheduler per group). */
+  group: z.string().min(1).default(DEFAULT_SERVING_GROUP),
+  /** On SIGTERM: stop taking requests and let those held finish for up to this long. */
+  drainTimeoutMs: intInRange(0, 600_000).default(30_000),
   maxTickRows: intInRange(2, 65536).default(DEFAULT_MAX_TICK_ROWS),
   maxQueued: intInRange(1, 1_000_000).default(DEFAULT_MAX_QUEUED),
   livenessMs: intInRange(100, 600_000).default(DEFAULT_LIVENESS_MS),

@@ -10,8 +10,8 @@ runService("scheduler", async () => {
   const cfg = resolveSchedulerConfig();
   const log = (m: string) => console.log(`[scheduler] ${m}`);
   const manifest = loadManifest(cfg.modelDir);
-  const subjects = makeSubjects(cfg.subjectPrefix);
-  const bus = await createNatsBus({ servers: cfg.nats, name: "switchyard-scheduler" });
+  const subjects = makeSubjects(cfg.subjectPrefix, cfg.group);
+  const bus = await createNatsBus({ servers: cfg.nats, name: `switchyard-scheduler ${cfg.group}` });
   const clients = createWorkerClients();
   const pool = createRemotePool({
     bus, subjects, model: manifest.name, layers: manifest.architecture.numLayers, experts: manifest.moe.numExperts, clients, livenessMs: cfg.livenessMs, log,
@@ -25,12 +25,15 @@ runService("scheduler", async () => {
     ...(traces ? { onRouting: (r) => traces.record(r) } : {}),
   });
   scheduler.start();
-  const health = await startHealthServer({ host: cfg.host, port: cfg.port, service: "switchyard.Scheduler" });
-  log(`serving ${manifest.name} (tick budget ${cfg.maxTickRows} rows, queue ${cfg.maxQueued}); health on ${cfg.host}:${health.port}`);
+  // Ready ("switchyard.Scheduler") while a plan over at least one worker is in force.
+  const health = await startHealthServer({ host: cfg.host, port: cfg.port, service: "switchyard.Scheduler", serving: false });
+  const readiness = setInterval(() => health.setServing(pool.members().length > 0), 500);
+  log(`serving ${manifest.name} for group ${cfg.group} (tick budget ${cfg.maxTickRows} rows, queue ${cfg.maxQueued}); health on ${cfg.host}:${health.port}`);
   return {
     async stop() {
+      clearInterval(readiness);
       health.setServing(false);
-      await scheduler.stop();
+      await scheduler.stop({ drainMs: cfg.drainTimeoutMs });
       await health.stop();
       const last = traces?.flush();
       if (last) log(`wrote routing trace ${last}`);

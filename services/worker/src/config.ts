@@ -1,5 +1,6 @@
 import { hostname } from "node:os";
 import { z } from "zod";
+import { DEFAULT_SERVING_GROUP } from "@switchyard/bus";
 import { intInRange, parseOrThrow, port, readEnv } from "@switchyard/config";
 import { DEFAULT_RESIDENCY_LOOKAHEAD } from "@switchyard/expert-cache";
 import { BUNDLED_MODEL_DIR, DEFAULT_DEVICE_STREAMS, DEFAULT_EXPERT_THREADS } from "@switchyard/model";
@@ -12,6 +13,8 @@ export const ENV = {
   SWITCHYARD_MODEL_DIR: "modelDir",
   SWITCHYARD_NATS: "nats",
   SWITCHYARD_SUBJECT_PREFIX: "subjectPrefix",
+  SWITCHYARD_GROUP: "group",
+  SWITCHYARD_DRAIN_TIMEOUT_MS: "drainTimeoutMs",
   SWITCHYARD_WORKER_HOST: "host",
   SWITCHYARD_WORKER_PORT: "port",
   SWITCHYARD_ADVERTISE_HOST: "advertiseHost",
@@ -27,6 +30,9 @@ export const ENV = {
   SWITCHYARD_WARMUP_ROUNDS: "warmUpRounds",
 } as const;
 
+/** A drain waits for one tick to finish and the worker's experts to load elsewhere. */
+export const DEFAULT_DRAIN_TIMEOUT_MS = 30_000;
+
 /** Heartbeats every second; the scheduler drops a worker after ~3.5 s of silence. */
 export const DEFAULT_HEARTBEAT_MS = 1000;
 
@@ -35,6 +41,10 @@ export const workerConfigSchema = z.strictObject({
   modelDir: z.string().min(1).default(BUNDLED_MODEL_DIR),
   nats: z.string().min(1).default("127.0.0.1:4222"),
   subjectPrefix: z.string().min(1).default("sy"),
+  /** Serving group: the worker joins this group's scheduler and plan. */
+  group: z.string().min(1).default(DEFAULT_SERVING_GROUP),
+  /** On SIGTERM, how long to wait for the scheduler to plan without this worker before stopping anyway. */
+  drainTimeoutMs: intInRange(0, 600_000).default(DEFAULT_DRAIN_TIMEOUT_MS),
   host: z.string().min(1).default("127.0.0.1"),
   port: port.default(0),
   advertiseHost: z.string().min(1).optional(),

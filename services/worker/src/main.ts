@@ -1,4 +1,6 @@
+import { randomUUID } from "node:crypto";
 import { createNatsBus, subjects as makeSubjects } from "@switchyard/bus";
+import { SwitchyardError } from "@switchyard/errors";
 import { runService } from "@switchyard/config";
 import { DEFAULT_DENSE_THREADS, DEFAULT_DENSE_THREADS_WITH_DEVICE, createOnnxModel } from "@switchyard/model";
 import type { Heartbeat } from "@switchyard/scheduler";
@@ -10,7 +12,8 @@ import { resolveWorkerConfig } from "./config";
 runService("worker", async () => {
   const cfg = resolveWorkerConfig();
   const log = (m: string) => console.log(`[worker ${cfg.id}] ${m}`);
-  const subjects = makeSubjects(cfg.subjectPrefix);
+  const subjects = makeSubjects(cfg.subjectPrefix, cfg.group);
+  const incarnation = randomUUID();
   const bus = await createNatsBus({ servers: cfg.nats, name: `switchyard-worker ${cfg.id}` });
   // Experts are loaded when the scheduler assigns them (SetExperts), not at start.
   const budget = parseExpertBudget(cfg.expertBudget);
@@ -33,14 +36,33 @@ runService("worker", async () => {
   if (warmUp.rows > 0 && warmUp.rounds > 0) log(`warmed up at ${warmUp.rows} rows × ${warmUp.rounds} in ${(await warmUpDense(parts, warmUp)).toFixed(0)} ms`);
   const runtime = createWorkerRuntime({ id: cfg.id, parts, peers, gate: cfg.gateTurns === "off" ? false : { turns: cfg.gateTurns }, warmUp, ...(residency ? { residency } : {}) });
   const server = await startWorkerServer(runtime, { host: cfg.host, port: cfg.port });
+  // Ready (grpc.health.v1 "switchyard.worker.v1.Worker") while the plan in force names this worker.
+  server.setServing(false);
+  const inForce = await (await bus.kv(subjects.plansBucket)).watch(`${subjects.planKey(parts.manifest.name)}.in-force`, (e) => {
+    const workers = (e.value as { workers?: unknown } | null)?.workers;
+    server.setServing(Array.isArray(workers) && workers.includes(cfg.id));
+  });
   const address = `${cfg.advertiseHost ?? cfg.host}:${server.port}`;
-  const beat = () => bus.publish(subjects.heartbeat, { workerId: cfg.id, address, traffic: trafficTotals(runtime.stats()) });
+  const beat = () => bus.publish(subjects.heartbeat, { workerId: cfg.id, address, incarnation, traffic: trafficTotals(runtime.stats()) });
   beat();
   const timer = setInterval(beat, cfg.heartbeatMs);
-  log(`serving data plane on ${address}`);
+  log(`serving data plane on ${address} (group ${cfg.group})`);
   return {
     async stop() {
+      // Drain: leave the plan first (experts move, images re-home), serving until the
+      // scheduler answers that a plan without this worker is in force.
       clearInterval(timer);
+      server.setServing(false);
+      if (cfg.drainTimeoutMs > 0) {
+        const t0 = Date.now();
+        try {
+          await bus.request(subjects.drain, { workerId: cfg.id, incarnation }, { timeoutMs: cfg.drainTimeoutMs });
+          log(`drained: left the plan in ${Date.now() - t0} ms`);
+        } catch (e) {
+          log(`stopping without a drain: ${SwitchyardError.from(e).message}`);
+        }
+      }
+      inForce.unsubscribe();
       bus.publish(subjects.leave, { workerId: cfg.id });
       await bus.flush().catch(() => undefined);
       await server.stop();

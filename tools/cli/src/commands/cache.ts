@@ -1,9 +1,9 @@
-import { createNatsBus, subjects as makeSubjects } from "@switchyard/bus";
+import { DEFAULT_SERVING_GROUP, createNatsBus, subjects as makeSubjects } from "@switchyard/bus";
 import { Code, SwitchyardError } from "@switchyard/errors";
 import type { CacheFigures } from "@switchyard/proto";
 import { num, str } from "../args";
 
-export const CACHE_HELP = `switchyard cache stats [--nats HOST:PORT] [--prefix sy] [--listen-ms 1500] [--json]
+export const CACHE_HELP = `switchyard cache stats [--nats HOST:PORT] [--prefix sy] [--group default] [--listen-ms 1500] [--json]
   Expert-cache figures of every worker running under a device budget
   (SWITCHYARD_EXPERT_BUDGET), from their heartbeats: policy, budget and resident bytes,
   hit rate, bytes loaded and wasted, stall time, prediction precision and recall, and
@@ -36,7 +36,7 @@ export async function runCache(flags: Record<string, unknown>, positionals: stri
   const listenMs = num(flags, "listen-ms") ?? 1500;
   if (!(listenMs > 0)) throw new SwitchyardError(`--listen-ms ${listenMs} must be > 0`, Code.InvalidArgument, { field: "listen-ms" });
   const bus = await createNatsBus({ servers: str(flags, "nats") ?? process.env.SWITCHYARD_NATS ?? "127.0.0.1:4222", name: "switchyard-cli" });
-  const subjects = makeSubjects(str(flags, "prefix") ?? "sy");
+  const subjects = makeSubjects(str(flags, "prefix") ?? "sy", str(flags, "group") ?? DEFAULT_SERVING_GROUP);
   const heard = new Map<string, CacheFigures>();
   try {
     const sub2 = bus.subscribe(subjects.heartbeat, (p) => {

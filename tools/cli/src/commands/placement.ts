@@ -1,6 +1,6 @@
 import { readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { createNatsBus, subjects as makeSubjects } from "@switchyard/bus";
+import { DEFAULT_SERVING_GROUP, createNatsBus, subjects as makeSubjects } from "@switchyard/bus";
 import { Code, SwitchyardError } from "@switchyard/errors";
 import {
   type Placement, type PlanFile, type Trace, contiguousPlacement, crossWorkerLowerBound, diffPlans, encodeNpyTrace, encodeTrace, mergeTraces, parseNpyTrace, parsePlanFile, placementCost, readTrace, solvePlacement,
@@ -25,7 +25,8 @@ export const PLACEMENT_HELP = `switchyard placement <command>
   diff     A.json B.json                                            experts that move
   apply    plan.json [--nats HOST:PORT] [--prefix sy]               store it in NATS KV; workers switch live
   status   [--model NAME] [--nats HOST:PORT] [--prefix sy]          plan in force and live traffic
-  rollback [--model NAME] [--nats HOST:PORT] [--prefix sy]          re-apply the previous plan`;
+  rollback [--model NAME] [--nats HOST:PORT] [--prefix sy]          re-apply the previous plan
+  apply, status and rollback act on one serving group: --group NAME (default "default")`;
 
 function loadTrace(path: string, flags: Record<string, unknown>): Trace {
   if (path.endsWith(".npy")) {
@@ -104,7 +105,7 @@ export async function runTrace(flags: Record<string, unknown>, positionals: stri
 
 async function kvFor(flags: Record<string, unknown>) {
   const bus = await createNatsBus({ servers: str(flags, "nats") ?? process.env.SWITCHYARD_NATS ?? "127.0.0.1:4222", name: "switchyard-cli" });
-  const subjects = makeSubjects(str(flags, "prefix") ?? "sy");
+  const subjects = makeSubjects(str(flags, "prefix") ?? "sy", str(flags, "group") ?? DEFAULT_SERVING_GROUP);
   return { bus, subjects, kv: await bus.kv(subjects.plansBucket) };
 }
 

@@ -4,11 +4,15 @@ import { DEFAULT_HTTP_PORT } from "@switchyard/gateway";
 import { DEFAULT_MAX_TICK_ROWS } from "@switchyard/scheduler";
 import { DEFAULT_WARM_UP_ROUNDS, parseExpertBudget } from "@switchyard/worker";
 import { createPolicy } from "@switchyard/expert-cache";
+import { Code, SwitchyardError } from "@switchyard/errors";
 import { num, str } from "../args";
 
 export const UP_HELP = `switchyard up [options]
   Brings up a local cluster serving the model and prints its endpoint; Ctrl-C stops it.
-  --workers N        workers (default 2)
+  --workers N        workers per serving group (default 2)
+  --groups G         serving groups (default 1): each a scheduler and its own N workers
+                     holding one copy of the model; the gateway spreads work over them
+                     (needs nats-server or --nats)
   --host H           listen address (default 127.0.0.1)
   --port P           gRPC port of the gateway (default 50051; 0 = any free port)
   --http-port P      KServe v2 REST + OpenAI-style images API (default 8000; "off" = none)
@@ -27,12 +31,15 @@ export const DEFAULT_METRICS_PORT = 9464;
 
 export async function runUp(flags: Record<string, unknown>, modelDir: string): Promise<void> {
   const workers = num(flags, "workers") ?? 2;
+  const groups = num(flags, "groups") ?? 1;
+  if (!Number.isInteger(groups) || groups < 1 || groups > 16) throw new SwitchyardError(`--groups ${groups} must be an integer >= 1 and <= 16`, Code.InvalidArgument, { field: "groups" });
   const port = num(flags, "port") ?? DEFAULT_GATEWAY_PORT;
   const metricsPort = num(flags, "metrics-port") ?? DEFAULT_METRICS_PORT;
   const httpPort = flags["http-port"] === "off" ? undefined : (num(flags, "http-port") ?? DEFAULT_HTTP_PORT);
   const host = str(flags, "host") ?? "127.0.0.1";
   const nats = str(flags, "nats");
   const embedded = flags.embedded === true || (!nats && !natsServerAvailable());
+  if (embedded && groups > 1) throw new SwitchyardError(`--groups ${groups} needs separate processes: install nats-server or pass --nats URL (the embedded mode serves one group)`, Code.FailedPrecondition, { field: "groups" });
   const budgetText = str(flags, "expert-budget");
   const budget = budgetText !== undefined ? parseExpertBudget(budgetText, "--expert-budget") : undefined;
   const policy = str(flags, "cache-policy") ?? "predictive";
@@ -51,13 +58,15 @@ export async function runUp(flags: Record<string, unknown>, modelDir: string): P
     hPort = c.gateway.httpPort;
     stopCluster = () => c.stop();
   } else {
-    console.log(`starting local cluster: ${nats ? `NATS at ${nats}` : "nats-server"} + gateway + scheduler + ${workers} workers (separate processes)`);
+    const what = groups > 1 ? `${groups} serving groups of a scheduler + ${workers} workers` : `scheduler + ${workers} workers`;
+    console.log(`starting local cluster: ${nats ? `NATS at ${nats}` : "nats-server"} + gateway + ${what} (separate processes)`);
     const verbose = flags.verbose === true;
-    const c = await startProcessCluster({ modelDir, workers, host, port, metricsPort, ...(httpPort !== undefined ? { httpPort } : {}), env: cacheEnv, ...(nats ? { nats } : {}), ...(verbose ? { log: (l: string) => console.log(l) } : {}) });
+    const c = await startProcessCluster({ modelDir, workers, groups, host, port, metricsPort, ...(httpPort !== undefined ? { httpPort } : {}), env: cacheEnv, ...(nats ? { nats } : {}), ...(verbose ? { log: (l: string) => console.log(l) } : {}) });
     ({ address } = c);
     mPort = c.metricsPort;
     hPort = c.httpPort;
     console.log(`NATS: ${c.nats}`);
+    if (groups > 1) for (const g of c.groups) console.log(`group ${g.name}: scheduler + ${g.workers.map((w) => w.name).join(", ")}`);
     if (budget) console.log(`cache:   npx switchyard cache stats --nats ${c.nats}`);
     stopCluster = () => c.stop();
   }
