@@ -75,7 +75,7 @@ describe("subjects", () => {
       expect(groupOf(s.schedulerMetrics)).toBe(s.group);
     }
     expect(subjects("t").group).toBe("default");
-    expect(caught(() => subjects("t", "Bad.Group")).message).toMatch(/^group "Bad.Group" must be 1-32 lower-case letters/);
+    expect(caught(() => subjects("t", "Bad.Group")).rawMessage).toMatch(/^group "Bad.Group" must be 1-32 lower-case letters/);
     expect(caught(() => subjects("t", "Bad.Group")).field).toBe("group");
   });
 });

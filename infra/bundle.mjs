@@ -1,0 +1,52 @@
+// Compiles Switchyard's entry points to plain JavaScript for the container image:
+// one ES module per role, with the workspace's TypeScript (@switchyard/*) bundled in and
+// every npm package left external (it is installed in node_modules: onnxruntime-node's
+// native binding, the gRPC and NATS clients). Run from the repository root:
+//
+//   node infra/bundle.mjs [OUT]        (default OUT: dist/app)
+//
+// Layout of OUT (what the image's /app holds):
+//   services/<role>/dist/main.mjs, tools/cli/dist/main.mjs   the entry points
+//   proto/, models/                                          read at run time
+// Each bundle sits three directories below OUT, as its sources do below the repository
+// root: the libraries find proto/ and models/ as `new URL("../../../proto", import.meta.url)`.
+import { build } from "esbuild";
+import { cpSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+
+const out = process.argv[2] ?? "dist/app";
+const entries = {
+  "services/gateway/dist/main": "services/gateway/src/main.ts",
+  "services/scheduler/dist/main": "services/scheduler/src/main.ts",
+  "services/worker/dist/main": "services/worker/src/main.ts",
+  "tools/cli/dist/main": "tools/cli/src/main.ts",
+};
+rmSync(out, { recursive: true, force: true });
+const workspaceOnly = {
+  name: "externals",
+  setup(b) {
+    // Bundle relative imports and @switchyard/*; resolve every other package at run time.
+    b.onResolve({ filter: /^[^./]/ }, (a) => (a.path.startsWith("@switchyard/") || a.path.startsWith("node:") ? undefined : { path: a.path, external: true }));
+  },
+};
+await build({
+  entryPoints: Object.fromEntries(Object.entries(entries)),
+  outdir: out,
+  outExtension: { ".js": ".mjs" },
+  bundle: true,
+  platform: "node",
+  target: "node20",
+  format: "esm",
+  sourcemap: "linked",
+  plugins: [workspaceOnly],
+  logLevel: "warning",
+  // CommonJS packages loaded from ESM bundles still call require().
+  banner: { js: 'import { createRequire as __createRequire } from "node:module"; const require = __createRequire(import.meta.url);' },
+});
+// The expert device's thread is a plain ES module loaded next to its caller.
+for (const dir of ["services/worker/dist", "tools/cli/dist"]) cpSync("libs/model/src/expert-device-thread.mjs", join(out, dir, "expert-device-thread.mjs"));
+cpSync("proto", join(out, "proto"), { recursive: true });
+mkdirSync(join(out, "models"), { recursive: true });
+cpSync("models/dit-moe-fmnist", join(out, "models/dit-moe-fmnist"), { recursive: true });
+writeFileSync(join(out, "package.json"), JSON.stringify({ name: "switchyard-app", private: true, type: "module" }, null, 2) + "\n");
+console.log(`bundled ${Object.keys(entries).length} entry points into ${out}`);
