@@ -71,7 +71,9 @@ describe.skipIf(!haveBuildah || !natsServerAvailable())("container image", () =>
       const onLine = (l: string) => {
         lines.push(l);
         const m = ready.exec(l);
-        if (m) (clearTimeout(timer), resolve(m));
+        if (!m) return;
+        clearTimeout(timer);
+        resolve(m);
       };
       createInterface({ input: p.stdout! }).on("line", onLine);
       createInterface({ input: p.stderr! }).on("line", onLine);
