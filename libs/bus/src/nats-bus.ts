@@ -1,4 +1,5 @@
-import { type NatsConnection, connect } from "@nats-io/transport-node";
+import { readFileSync } from "node:fs";
+import { type NatsConnection, connect, credsAuthenticator } from "@nats-io/transport-node";
 import { Kvm, type KV } from "@nats-io/kv";
 import { Code, SwitchyardError } from "@switchyard/errors";
 import { type Bus, DEFAULT_REQUEST_TIMEOUT_MS, type Json, type Kv, type KvEntry, type Subscription } from "./bus";
@@ -9,6 +10,8 @@ export interface NatsBusOptions {
   readonly servers: string | string[];
   /** Connection name shown by the server (service and id). */
   readonly name?: string;
+  /** Path of a NATS .creds file (user JWT and nkey seed), e.g. mounted from a Secret. */
+  readonly credentials?: string;
   /** Revisions kept per KV key (plan history for rollback). */
   readonly kvHistory?: number;
 }
@@ -169,9 +172,20 @@ export function unwrapReply(reply: Json): Json {
 }
 
 export async function createNatsBus(options: NatsBusOptions): Promise<Bus> {
+  // A user JWT + nkey seed in a .creds file (NATS decentralised auth); user:password
+  // and tokens may also be given in the URL (nats://user:pass@host:4222).
+  let creds: Uint8Array | undefined;
+  if (options.credentials) {
+    try {
+      creds = readFileSync(options.credentials);
+    } catch (e) {
+      throw new SwitchyardError(`nats credentials ${options.credentials} cannot be read: ${(e as Error).message}`, Code.InvalidArgument, { field: "natsCredentials", cause: e });
+    }
+  }
   try {
     const nc = await connect({
       servers: options.servers,
+      ...(creds ? { authenticator: credsAuthenticator(creds) } : {}),
       ...(options.name ? { name: options.name } : {}),
       maxReconnectAttempts: -1,
     });

@@ -49,6 +49,9 @@ describe.skipIf(!haveNats)("serving groups", () => {
       expect(counter(text, "switchyard_scheduler_workers", 'group="g0"')).toBe(1);
       expect(counter(text, "switchyard_scheduler_workers", 'group="g1"')).toBe(1);
       expect(text).toMatch(/switchyard_worker_ticks_total\{worker="g0-worker-0",group="g0"\} [1-9]/);
+      // Readiness over plain HTTP too (probes when the gRPC port is TLS).
+      expect((await fetch(`http://127.0.0.1:${c.metricsPort}/readyz`)).status).toBe(200);
+      expect((await fetch(`http://127.0.0.1:${c.metricsPort}/livez`)).status).toBe(200);
       expect(text).toMatch(/switchyard_worker_ticks_total\{worker="g1-worker-0",group="g1"\} [1-9]/);
       // The same request gives the same images whichever group serves it.
       const again = await Promise.all(Array.from({ length: 4 }, () => client.generateImages({ ...PARAMS, seed: 7 })));

@@ -95,8 +95,15 @@ export async function startGatewayServer(o: GatewayServerOptions): Promise<Gatew
   let metricsPort: number | undefined;
   if (o.metricsPort !== undefined) {
     http = createServer((req, res) => {
+      // Plain-HTTP probes for when the gRPC port is TLS (Kubernetes' gRPC probes cannot
+      // speak TLS): /livez while the process answers, /readyz as the gRPC readiness.
+      if (req.url === "/livez" || req.url === "/readyz") {
+        const ok = req.url === "/livez" || (!stopping && schedulers.size > 0);
+        res.writeHead(ok ? 200 : 503, { "content-type": "text/plain" }).end(ok ? "ok\n" : stopping ? "draining\n" : "no scheduler heard\n");
+        return;
+      }
       if (req.url !== "/metrics") {
-        res.writeHead(404).end("see /metrics\n");
+        res.writeHead(404).end("see /metrics, /livez, /readyz\n");
         return;
       }
       if (o.metricsToken !== undefined) {

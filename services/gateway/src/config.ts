@@ -7,6 +7,7 @@ import { BUNDLED_MODEL_DIR } from "@switchyard/manifest";
 export const ENV = {
   SWITCHYARD_MODEL_DIR: "modelDir",
   SWITCHYARD_NATS: "nats",
+  SWITCHYARD_NATS_CREDS: "natsCredentials",
   SWITCHYARD_SUBJECT_PREFIX: "subjectPrefix",
   SWITCHYARD_GATEWAY_HOST: "host",
   SWITCHYARD_GATEWAY_PORT: "port",
@@ -25,6 +26,8 @@ export const gatewayConfigSchema = z
   .strictObject({
     modelDir: z.string().min(1).default(BUNDLED_MODEL_DIR),
     nats: z.string().min(1).default("127.0.0.1:4222"),
+    /** NATS .creds file (user JWT + nkey seed); unset = none (user:password may be in the URL). */
+    natsCredentials: z.string().min(1).optional(),
     subjectPrefix: z.string().min(1).default("sy"),
     host: z.string().min(1).default("127.0.0.1"),
     port: port.default(50051),

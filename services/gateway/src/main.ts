@@ -8,7 +8,7 @@ import { resolveGatewayConfig } from "./config";
 runService("gateway", async () => {
   const cfg = resolveGatewayConfig();
   const manifest = loadManifest(cfg.modelDir);
-  const bus = await createNatsBus({ servers: cfg.nats, name: "switchyard-gateway" });
+  const bus = await createNatsBus({ servers: cfg.nats, ...(cfg.natsCredentials ? { credentials: cfg.natsCredentials } : {}), name: "switchyard-gateway" });
   const server = await startGatewayServer({
     bus, subjects: makeSubjects(cfg.subjectPrefix), manifest, host: cfg.host, port: cfg.port, metricsPort: cfg.metricsPort,
     ...(cfg.httpPort !== "off" ? { httpPort: cfg.httpPort } : {}),

@@ -7,6 +7,7 @@ import { DEFAULT_LIVENESS_MS, DEFAULT_MAX_QUEUED, DEFAULT_MAX_TICK_ROWS, DEFAULT
 export const ENV = {
   SWITCHYARD_MODEL_DIR: "modelDir",
   SWITCHYARD_NATS: "nats",
+  SWITCHYARD_NATS_CREDS: "natsCredentials",
   SWITCHYARD_SUBJECT_PREFIX: "subjectPrefix",
   SWITCHYARD_GROUP: "group",
   SWITCHYARD_DRAIN_TIMEOUT_MS: "drainTimeoutMs",
@@ -24,6 +25,8 @@ export const ENV = {
 export const schedulerConfigSchema = z.strictObject({
   modelDir: z.string().min(1).default(BUNDLED_MODEL_DIR),
   nats: z.string().min(1).default("127.0.0.1:4222"),
+  /** NATS .creds file (user JWT + nkey seed); unset = none (user:password may be in the URL). */
+  natsCredentials: z.string().min(1).optional(),
   subjectPrefix: z.string().min(1).default("sy"),
   /** Serving group: this scheduler drives only the workers of this group (one scheduler per group). */
   group: z.string().min(1).default(DEFAULT_SERVING_GROUP),

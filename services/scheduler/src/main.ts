@@ -11,7 +11,7 @@ runService("scheduler", async () => {
   const log = (m: string) => console.log(`[scheduler] ${m}`);
   const manifest = loadManifest(cfg.modelDir);
   const subjects = makeSubjects(cfg.subjectPrefix, cfg.group);
-  const bus = await createNatsBus({ servers: cfg.nats, name: `switchyard-scheduler ${cfg.group}` });
+  const bus = await createNatsBus({ servers: cfg.nats, ...(cfg.natsCredentials ? { credentials: cfg.natsCredentials } : {}), name: `switchyard-scheduler ${cfg.group}` });
   const clients = createWorkerClients();
   const pool = createRemotePool({
     bus, subjects, model: manifest.name, layers: manifest.architecture.numLayers, experts: manifest.moe.numExperts, clients, livenessMs: cfg.livenessMs, log,

@@ -12,6 +12,7 @@ export const ENV = {
   SWITCHYARD_WORKER_ID: "id",
   SWITCHYARD_MODEL_DIR: "modelDir",
   SWITCHYARD_NATS: "nats",
+  SWITCHYARD_NATS_CREDS: "natsCredentials",
   SWITCHYARD_SUBJECT_PREFIX: "subjectPrefix",
   SWITCHYARD_GROUP: "group",
   SWITCHYARD_DRAIN_TIMEOUT_MS: "drainTimeoutMs",
@@ -40,6 +41,8 @@ export const workerConfigSchema = z.strictObject({
   id: z.string().min(1).default(() => `${hostname()}-${process.pid}`),
   modelDir: z.string().min(1).default(BUNDLED_MODEL_DIR),
   nats: z.string().min(1).default("127.0.0.1:4222"),
+  /** NATS .creds file (user JWT + nkey seed); unset = none (user:password may be in the URL). */
+  natsCredentials: z.string().min(1).optional(),
   subjectPrefix: z.string().min(1).default("sy"),
   /** Serving group: the worker joins this group's scheduler and plan. */
   group: z.string().min(1).default(DEFAULT_SERVING_GROUP),

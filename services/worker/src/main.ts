@@ -14,7 +14,7 @@ runService("worker", async () => {
   const log = (m: string) => console.log(`[worker ${cfg.id}] ${m}`);
   const subjects = makeSubjects(cfg.subjectPrefix, cfg.group);
   const incarnation = randomUUID();
-  const bus = await createNatsBus({ servers: cfg.nats, name: `switchyard-worker ${cfg.id}` });
+  const bus = await createNatsBus({ servers: cfg.nats, ...(cfg.natsCredentials ? { credentials: cfg.natsCredentials } : {}), name: `switchyard-worker ${cfg.id}` });
   // Experts are loaded when the scheduler assigns them (SetExperts), not at start.
   const budget = parseExpertBudget(cfg.expertBudget);
   const denseThreads = cfg.denseThreads ?? (budget ? DEFAULT_DENSE_THREADS_WITH_DEVICE : DEFAULT_DENSE_THREADS);
