@@ -168,3 +168,21 @@ describe.skipIf(!HELM || !VALIDATE)("Helm chart k8s/switchyard", () => {
     expect(r.stderr).toMatch(expected);
   });
 });
+
+describe("chart README", () => {
+  it("lists every value of values.yaml", () => {
+    const values = parseAllDocuments(readFileSync(join(CHART, "values.yaml"), "utf8"))[0]!.toJS() as Record<string, unknown>;
+    const readme = readFileSync(join(CHART, "README.md"), "utf8");
+    const keys: string[] = [];
+    const walk = (v: unknown, path: string[]) => {
+      if (path.length > 0) keys.push(path.join("."));
+      if (v && typeof v === "object" && !Array.isArray(v) && !["resources", "podSecurityContext", "securityContext"].includes(path[path.length - 1] ?? "")) {
+        for (const [k, x] of Object.entries(v)) walk(x, [...path, k]);
+      }
+    };
+    walk(values, []);
+    const missing = keys.filter((k) => !readme.includes(`\`${k}\``) && !keys.some((other) => other.startsWith(`${k}.`)));
+    expect(missing).toEqual([]);
+    for (const k of ["name", "workers", "nodeSelector", "tolerations"]) expect(readme).toContain(`\`groups[].${k}\``);
+  });
+});
