@@ -58,7 +58,8 @@ export async function runUp(flags: Record<string, unknown>, modelDir: string): P
     hPort = c.gateway.httpPort;
     stopCluster = () => c.stop();
   } else {
-    const what = groups > 1 ? `${groups} serving groups of a scheduler + ${workers} workers` : `scheduler + ${workers} workers`;
+    const ws = `${workers} worker${workers === 1 ? "" : "s"}`;
+    const what = groups > 1 ? `${groups} serving groups of a scheduler + ${ws}` : `scheduler + ${ws}`;
     console.log(`starting local cluster: ${nats ? `NATS at ${nats}` : "nats-server"} + gateway + ${what} (separate processes)`);
     const verbose = flags.verbose === true;
     const c = await startProcessCluster({ modelDir, workers, groups, host, port, metricsPort, ...(httpPort !== undefined ? { httpPort } : {}), env: cacheEnv, ...(nats ? { nats } : {}), ...(verbose ? { log: (l: string) => console.log(l) } : {}) });
