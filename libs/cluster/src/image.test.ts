@@ -1,4 +1,5 @@
-import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
+import { type ChildProcess, execFile, execFileSync, spawn, spawnSync } from "node:child_process";
+import { promisify } from "node:util";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -39,7 +40,8 @@ describe.skipIf(!haveBuildah || !natsServerAvailable())("container image", () =>
 
   beforeAll(async () => {
     const t0 = performance.now();
-    const out = execFileSync("bash", ["infra/build-image.sh", TAG], { cwd: ROOT, env, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+    // Asynchronously: a build takes minutes, and a blocked test worker loses its link to vitest.
+    const { stdout: out } = await promisify(execFile)("bash", ["infra/build-image.sh", TAG], { cwd: ROOT, env, encoding: "utf8", maxBuffer: 64 << 20 });
     console.log(`${out.trim()} (test: ${((performance.now() - t0) / 1000).toFixed(0)} s)`);
     config = (JSON.parse(buildah("inspect", "--type", "image", TAG)) as { OCIv1: { config: ImageConfig } }).OCIv1.config;
     ctr = buildah("from", "--quiet", TAG);
