@@ -132,3 +132,12 @@ switchyard.io/group: {{ .group }}
 {{- fail "nats.url carries a password: put NATS credentials in a Secret (nats.credentials.existingSecret) instead of the values" -}}
 {{- end -}}
 {{- end -}}
+
+{{/* A pod's labels: the common ones plus its component (and group); a superset of its selector. */}}
+{{- define "switchyard.podLabels" -}}
+{{ include "switchyard.labels" .root }}
+app.kubernetes.io/component: {{ .component }}
+{{- if .group }}
+switchyard.io/group: {{ .group }}
+{{- end }}
+{{- end -}}

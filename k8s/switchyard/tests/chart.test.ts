@@ -45,7 +45,11 @@ function helm(...args: string[]) {
 function render(values: string, kube = "1.30.0", extra: string[] = []): { text: string; objects: K8sObject[] } {
   const r = helm("template", "rel", ".", "--namespace", "serving", "--kube-version", kube, "-f", join("ci", values), ...extra);
   if (r.status !== 0) throw new Error(`helm template -f ci/${values} failed:\n${r.stderr}`);
-  const objects = parseAllDocuments(r.stdout).map((d) => d.toJS() as K8sObject).filter((o) => o?.kind);
+  const docs = parseAllDocuments(r.stdout);
+  // Duplicate keys and other YAML errors are mistakes even where Kubernetes would take the last value.
+  const errors = docs.flatMap((d) => d.errors.map((e) => e.message));
+  if (errors.length > 0) throw new Error(`helm template -f ci/${values} rendered invalid YAML:\n${errors.join("\n")}`);
+  const objects = docs.map((d) => d.toJS() as K8sObject).filter((o) => o?.kind);
   return { text: r.stdout, objects };
 }
 
