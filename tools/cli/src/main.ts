@@ -7,6 +7,7 @@ import { UP_HELP, runUp } from "./commands/up";
 import { PLACEMENT_HELP, TRACE_HELP, runPlacement, runTrace } from "./commands/placement";
 import { loadManifest } from "@switchyard/manifest";
 import { CACHE_HELP, runCache } from "./commands/cache";
+import { LOADTEST_HELP, runLoadtestCommand } from "@switchyard/loadtest";
 
 const HELP = `switchyard — serving runtime for MoE flow-matching transformers
 
@@ -17,6 +18,7 @@ Commands:
   trace      routing-trace statistics and export
   placement  solve, simulate, diff, apply, status and roll back expert placements
   cache      expert-cache figures of a running cluster's workers
+  loadtest   open- and closed-loop loads, sweeps and SLO search against a cluster; compare runs
 
 Run 'switchyard <command> --help' for a command's options.
 Environment: SWITCHYARD_MODEL_DIR overrides the default model directory.`;
@@ -28,6 +30,7 @@ const COMMANDS: Record<string, { help: string; run: (flags: Record<string, unkno
   quality: { help: QUALITY_HELP, run: runQuality },
   up: { help: UP_HELP, run: runUp },
   cache: { help: CACHE_HELP, run: (f, _m, p) => runCache(f, p) },
+  loadtest: { help: LOADTEST_HELP, run: (f, _m, p) => runLoadtestCommand(f, p) },
 };
 
 async function main(argv: string[]): Promise<number> {
