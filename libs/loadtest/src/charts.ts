@@ -31,7 +31,7 @@ export function cdfChart(series: { name: string; points: { ms: number; fraction:
     data: { values: series.flatMap((s) => s.points.map((p) => ({ run: s.name, ms: Math.max(0.001, p.ms), fraction: p.fraction }))) },
     mark: { type: "line", interpolate: "step-after", strokeWidth: 2 },
     encoding: {
-      x: { field: "ms", type: "quantitative", scale: { type: "log" }, title: "latency from intended send time (ms, log scale)" },
+      x: { field: "ms", type: "quantitative", scale: { type: "log", nice: false }, title: "latency from intended send time (ms, log scale)" },
       y: { field: "fraction", type: "quantitative", title: "fraction of requests", axis: { format: "%" } },
       color: { field: "run", type: "nominal", title: null },
     },
@@ -44,9 +44,11 @@ export function timeSeriesChart(rows: readonly SecondRow[], title: string): Spec
   const latency = rows.filter((r) => r.completed > 0).flatMap((r) => [{ second: r.second, what: "p50", value: r.p50Ms }, { second: r.second, what: "p99", value: r.p99Ms }]);
   return {
     title,
+    // Each panel has its own colours and legend.
+    resolve: { scale: { color: "independent" }, legend: { color: "independent" } },
     vconcat: [
-      { width: 560, height: 160, data: { values: throughput }, mark: { type: "line", point: true }, encoding: { x: { field: "second", type: "quantitative", title: null }, y: { field: "value", type: "quantitative", title: "requests per second" }, color: { field: "what", type: "nominal", title: null } } },
-      { width: 560, height: 160, data: { values: latency }, mark: { type: "line", point: true }, encoding: { x: { field: "second", type: "quantitative", title: "second of the run" }, y: { field: "value", type: "quantitative", title: "latency (ms)" }, color: { field: "what", type: "nominal", title: null, scale: { range: ["#4c78a8", "#e45756"] } } } },
+      { width: 560, height: 160, data: { values: throughput }, mark: { type: "line", point: { size: 18 } }, encoding: { x: { field: "second", type: "quantitative", title: null }, y: { field: "value", type: "quantitative", title: "requests per second" }, color: { field: "what", type: "nominal", title: null, scale: { domain: ["sent/s", "completed/s", "errors/s"], range: ["#9ecae9", "#4c78a8", "#e45756"] } } } },
+      { width: 560, height: 160, data: { values: latency }, mark: { type: "line", point: { size: 18 } }, encoding: { x: { field: "second", type: "quantitative", title: "second of the run" }, y: { field: "value", type: "quantitative", title: "latency of requests done (ms)" }, color: { field: "what", type: "nominal", title: null, scale: { domain: ["p50", "p99"], range: ["#54a24b", "#f58518"] } } } },
     ],
   } as Spec;
 }

@@ -200,10 +200,17 @@ async function runOnce(f: Flags, c: Common, signal: AbortSignal, log: (m: string
       ...(maxRequests !== undefined ? { maxRequests } : {}), ...(maxInflight !== undefined ? { maxInflight } : {}),
       ...(shard ? { shard: { index: shard.index, of: shard.of }, startAtMs: shard.startAtMs } : {}),
       ...(!quiet
-        ? { onProgress: (p) => process.stderr.write(`\r[${p.elapsedS.toFixed(0).padStart(4)} s] sent ${p.sent} (${p.sentPerS.toFixed(1)}/s), in flight ${p.inflight}, done ${p.completed}, errors ${p.errors}, p50 ${p.p50Ms.toFixed(0)} ms   `) }
+        ? {
+            // One live line on a terminal; a line every 5 s otherwise (logs, CI).
+            onProgress: (p) => {
+              const line = `[${p.elapsedS.toFixed(0).padStart(4)} s] sent ${p.sent} (${p.sentPerS.toFixed(1)}/s), in flight ${p.inflight}, done ${p.completed}, errors ${p.errors}, p50 ${p.p50Ms.toFixed(0)} ms`;
+              if (process.stderr.isTTY) process.stderr.write(`\r${line}   `);
+              else if (Math.round(p.elapsedS) % 5 === 0) process.stderr.write(`${line}\n`);
+            },
+          }
         : {}),
     });
-    if (!quiet) process.stderr.write("\n");
+    if (!quiet && process.stderr.isTTY) process.stderr.write("\n");
     return { ...r, describe: plan.describe };
   } finally {
     driver.close();

@@ -30,8 +30,9 @@ export function recordMs(h: Histogram, ms: number): void {
 }
 
 export function percentiles(h: Histogram): Percentiles {
-  const ms = (us: number) => Math.round(us) / 1000;
   const n = h.totalCount;
+  // A percentile is its bucket's highest equivalent value, which may pass the largest value recorded.
+  const ms = (us: number) => Math.round(Math.min(us, h.maxValue)) / 1000;
   return {
     count: n,
     min: n ? ms(h.minNonZeroValue) : 0,

@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import type { Driver, Outcome } from "./drivers";
 import { type Histogram, createHistogram, percentiles, recordMs } from "./histogram";
 import type { RequestSpec } from "./workload";
@@ -112,6 +113,7 @@ export async function runLoad(o: RunOptions): Promise<RunResult> {
   const stop = new AbortController();
   o.signal?.addEventListener("abort", () => stop.abort(), { once: true });
   const inflightAbort = new AbortController();
+  setMaxListeners(0, inflightAbort.signal); // one listener per request in flight
   // Ctrl-C: no new requests; those in flight get 5 s, then are cancelled.
   stop.signal.addEventListener("abort", () => setTimeout(() => inflightAbort.abort(), 5000).unref(), { once: true });
   let inflight = 0;
