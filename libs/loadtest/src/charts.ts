@@ -11,7 +11,7 @@ import type { Summary } from "./summary";
  */
 type Spec = vl.TopLevelSpec;
 const FONT = "DejaVu Sans, Liberation Sans, Arial, sans-serif";
-const CONFIG = { font: FONT, view: { stroke: null }, axis: { labelFontSize: 12, titleFontSize: 13, gridColor: "#e6e6e6" }, legend: { labelFontSize: 12, titleFontSize: 12 }, title: { fontSize: 15, anchor: "start" as const } };
+const CONFIG = { font: FONT, view: { stroke: null }, axis: { labelFontSize: 12, titleFontSize: 13, gridColor: "#e6e6e6" }, legend: { labelFontSize: 12, titleFontSize: 12, labelLimit: 400 }, title: { fontSize: 15, anchor: "start" as const } };
 
 export async function renderChart(spec: Spec, basePath: string): Promise<{ svg: string; png: string }> {
   const compiled = vl.compile({ ...spec, config: { ...CONFIG, ...(spec as { config?: object }).config } } as Spec).spec;

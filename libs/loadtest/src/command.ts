@@ -301,8 +301,9 @@ async function runSweep(f: Flags, out: string, signal: AbortSignal, log: (m: str
   };
   if (search) {
     // The highest rate whose SLO attainment meets the target: bisection between LO and HI.
-    const [lo, hi] = levelsOf(search, "search-rate");
-    if (lo === undefined || hi === undefined || !(hi > lo)) throw new SwitchyardError(`--search-rate ${search} must be LO:HI with HI > LO`, Code.InvalidArgument, { field: "search-rate" });
+    const m = /^(\d+(?:\.\d+)?):(\d+(?:\.\d+)?)$/.exec(search);
+    const [lo, hi] = m ? [Number(m[1]), Number(m[2])] : [undefined, undefined];
+    if (lo === undefined || hi === undefined || !(lo > 0) || !(hi > lo)) throw new SwitchyardError(`--search-rate ${search} must be LO:HI with HI > LO`, Code.InvalidArgument, { field: "search-rate" });
     const target = num(f, "target", { min: 0, max: 1 }) ?? 0.9;
     const steps = num(f, "search-steps", { min: 1, max: 20, int: true }) ?? 5;
     let ok = 0;

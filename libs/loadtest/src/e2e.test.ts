@@ -72,7 +72,19 @@ describe("switchyard loadtest", () => {
     for (const f of ["latency-vs-load.png", "throughput-vs-load.png", "latency-cdf.png", "concurrency-1/summary.json", "concurrency-2/summary.json"]) expect(existsSync(join(out, f)), f).toBe(true);
   }, 60_000);
 
+  it("sweep --search-rate: the highest rate meeting the SLO (the top of the range when all meet it, none when nothing does)", async () => {
+    const out = join(dir, "search");
+    await runLoadtestCommand({ server: cluster.address, "search-rate": "1:3", "slo-total-ms": 600_000, "search-steps": 1, duration: 1.5, steps: 2, metrics: "off", out, quiet: true, "no-charts": true }, ["sweep"], log);
+    const found = JSON.parse(readFileSync(join(out, "search.json"), "utf8")) as { highestRateMeetingSlo: number; levels: { rate: number }[] };
+    expect(found.highestRateMeetingSlo).toBe(3);
+    expect(found.levels.map((l) => l.rate)).toEqual([1, 3]);
+    const none = join(dir, "search-none");
+    await runLoadtestCommand({ server: cluster.address, "search-rate": "1:3", "slo-total-ms": 1, "search-steps": 1, duration: 1.5, steps: 2, metrics: "off", out: none, quiet: true }, ["sweep"], log);
+    expect((JSON.parse(readFileSync(join(none, "search.json"), "utf8")) as { highestRateMeetingSlo: number }).highestRateMeetingSlo).toBe(0);
+  }, 60_000);
+
   it("refuses bad flags naming them", async () => {
+    await expect(runLoadtestCommand({ server: cluster.address, "search-rate": "5:1", out: dir }, ["sweep"], log)).rejects.toThrow(/--search-rate 5:1 must be LO:HI with HI > LO/);
     await expect(runLoadtestCommand({ server: cluster.address, out: dir }, ["run"], log)).rejects.toThrow(/give exactly one of --rate R/);
     await expect(runLoadtestCommand({ server: cluster.address, rate: 1, protocol: "http", out: dir }, ["run"], log)).rejects.toThrow(/--protocol "http" must be one of native, kserve, kserve-stream/);
     await expect(runLoadtestCommand({ server: cluster.address, rate: -2, out: dir }, ["run"], log)).rejects.toThrow(/--rate -2 must be a number >= 0.001/);
