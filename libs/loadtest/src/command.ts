@@ -27,6 +27,7 @@ Load (run):
   --concurrency C        closed loop instead        --trace FILE.jsonl   replay {offsetMs, steps, count, label, …}
   --duration S (30)      --requests N (cap)         --warmup S (0)  --cooldown S (0): not measured
   --window S (5)         --stability PCT (10)       measurement windows; stable = last 3 within PCT
+  --until-stable         stop sending once stable (requests in flight finish), within --duration
   --max-inflight N       client-side cap (open loop; waiting time counts)
   --processes N (1)      load processes on this host, histograms merged
   --seed N (1)           --out DIR (required)       --no-charts   --quiet
@@ -156,6 +157,7 @@ async function unloadedLatencies(c: Common, w: Workload, n: number, log: (m: str
 interface ChildResult {
   records: RequestRecord[];
   histograms: Record<keyof RunHistograms, string>;
+  measuredS: number;
   startedAt: string;
   durationMs: number;
   interrupted: boolean;
@@ -186,7 +188,7 @@ async function runOnce(f: Flags, c: Common, signal: AbortSignal, log: (m: string
     const histograms = Object.fromEntries(keys.map((k) => [k, merge(results.map((r) => decode(r.histograms[k])))])) as unknown as RunHistograms;
     log(`merged ${processes} load processes`);
     return {
-      startedAt: results[0]!.startedAt, durationMs: Math.max(...results.map((r) => r.durationMs)), interrupted: results.some((r) => r.interrupted),
+      startedAt: results[0]!.startedAt, durationMs: Math.max(...results.map((r) => r.durationMs)), interrupted: results.some((r) => r.interrupted), stoppedStable: false, measuredS: Math.max(...results.map((r) => r.measuredS)),
       records: results.flatMap((r) => r.records).sort((a, b) => a.intendedMs - b.intendedMs).map((r, index) => ({ ...r, index })),
       histograms, describe: { ...plan.describe, processes },
     };
@@ -198,6 +200,7 @@ async function runOnce(f: Flags, c: Common, signal: AbortSignal, log: (m: string
     const r = await runLoad({
       mode: plan.mode, driver, next: requestStream(workload, c.seed), durationS: c.durationS, warmupS: c.warmupS, cooldownS: c.cooldownS, signal,
       ...(maxRequests !== undefined ? { maxRequests } : {}), ...(maxInflight !== undefined ? { maxInflight } : {}),
+      ...(f["until-stable"] === true ? { untilStable: { windowS: num(f, "window", { min: 0.1 }) ?? 5, pct: num(f, "stability", { min: 0 }) ?? 10 } } : {}),
       ...(shard ? { shard: { index: shard.index, of: shard.of }, startAtMs: shard.startAtMs } : {}),
       ...(!quiet
         ? {
@@ -238,8 +241,8 @@ export async function runLevel(f: Flags, outDir: string, signal: AbortSignal, lo
   const r = await runOnce(f, c, signal, log, quiet);
   const server = await scraper?.stop();
   const summary = summarize(
-    { records: r.records, histograms: r.histograms, measuredS: Math.min(c.durationS, r.durationMs / 1000) - c.warmupS - c.cooldownS, slos, windowS: num(f, "window", { min: 0.1 }) ?? 5, stabilityPct: num(f, "stability", { min: 0 }) ?? 10 },
-    { server: c.server, protocol: c.protocol, model: c.model, ...r.describe, durationS: c.durationS, warmupS: c.warmupS, cooldownS: c.cooldownS, seed: c.seed, workload: workload.classes.map((k) => k.name) },
+    { records: r.records, histograms: r.histograms, measuredS: r.measuredS, slos, windowS: num(f, "window", { min: 0.1 }) ?? 5, stabilityPct: num(f, "stability", { min: 0 }) ?? 10 },
+    { server: c.server, protocol: c.protocol, model: c.model, ...r.describe, ...(r.stoppedStable ? { stoppedStable: true } : {}), durationS: c.durationS, warmupS: c.warmupS, cooldownS: c.cooldownS, seed: c.seed, workload: workload.classes.map((k) => k.name) },
     r,
   );
   if (server) (summary as { server?: unknown }).server = server;
@@ -372,7 +375,7 @@ export async function runLoadtestCommand(flags: Flags, positionals: string[], lo
     process.once("SIGINT", onInt);
     const r = await runOnce(f, commonOf(f), ac.signal, () => undefined, true, shard);
     const keys = ["total", "accepted", "firstProgress", "interStep", "clientQueue"] as const;
-    const res: ChildResult = { records: r.records, histograms: Object.fromEntries(keys.map((k) => [k, encode(r.histograms[k])])) as ChildResult["histograms"], startedAt: r.startedAt, durationMs: r.durationMs, interrupted: r.interrupted };
+    const res: ChildResult = { records: r.records, histograms: Object.fromEntries(keys.map((k) => [k, encode(r.histograms[k])])) as ChildResult["histograms"], startedAt: r.startedAt, durationMs: r.durationMs, interrupted: r.interrupted, measuredS: r.measuredS };
     writeFileSync(out, JSON.stringify(res));
     return;
   }

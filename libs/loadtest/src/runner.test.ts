@@ -80,6 +80,17 @@ describe("load runner", () => {
     expect(r.histograms.total.totalCount).toBe(r.records.filter((x) => x.measured).length);
   });
 
+  it("--until-stable: stops sending once the last 3 finished windows agree, long before the duration", async () => {
+    const t0 = performance.now();
+    const r = await runLoad({ mode: { kind: "closed", concurrency: 2 }, driver: fifoServer({ serviceMs: 10 }), next, durationS: 20, untilStable: { windowS: 0.25, pct: 25 } });
+    const s = (performance.now() - t0) / 1000;
+    expect(r.stoppedStable).toBe(true);
+    expect(s).toBeLessThan(5);
+    expect(r.measuredS).toBeLessThan(5);
+    expect(r.interrupted).toBe(false);
+    expect(r.records.every((x) => x.status === "ok")).toBe(true);
+  }, 20_000);
+
   it("stops on abort and keeps what was measured; shards split a schedule between processes", async () => {
     const ac = new AbortController();
     setTimeout(() => ac.abort(), 500);

@@ -1,6 +1,7 @@
 import { setMaxListeners } from "node:events";
 import type { Driver, Outcome } from "./drivers";
 import { type Histogram, createHistogram, percentiles, recordMs } from "./histogram";
+import { isStable, measurementWindows } from "./summary";
 import type { RequestSpec } from "./workload";
 
 /**
@@ -32,6 +33,11 @@ export interface RunOptions {
   readonly graceMs?: number;
   /** Stops sending at once (Ctrl-C); what was measured is kept. */
   readonly signal?: AbortSignal;
+  /**
+   * Stop sending once the last 3 finished measurement windows are stable (perf_analyzer's
+   * criterion; the newest window, still filling, is left out); requests in flight finish.
+   */
+  readonly untilStable?: { readonly windowS: number; readonly pct: number };
   /** Called every `progressMs` (default 1 s) with the figures so far. */
   readonly onProgress?: (p: Progress) => void;
   readonly progressMs?: number;
@@ -77,6 +83,10 @@ export interface RunResult {
   readonly records: RequestRecord[];
   readonly histograms: RunHistograms;
   readonly interrupted: boolean;
+  /** Sending stopped early because the windows were stable (`untilStable`). */
+  readonly stoppedStable: boolean;
+  /** Length of the measured interval: from the end of warm-up to the start of cool-down, or to when sending stopped, s. */
+  readonly measuredS: number;
 }
 
 /** Latency histograms of the measured requests (ok ones, except `clientQueue`). */
@@ -114,6 +124,21 @@ export async function runLoad(o: RunOptions): Promise<RunResult> {
   o.signal?.addEventListener("abort", () => stop.abort(), { once: true });
   const inflightAbort = new AbortController();
   setMaxListeners(0, inflightAbort.signal); // one listener per request in flight
+  // Sending stops on Ctrl-C or once stable; only Ctrl-C cancels requests in flight.
+  const halt = new AbortController();
+  stop.signal.addEventListener("abort", () => halt.abort(), { once: true });
+  let stoppedStable = false;
+  const stableTimer = o.untilStable
+    ? setInterval(() => {
+        const w = o.untilStable!.windowS;
+        const done = records.filter((r) => r.measured);
+        const windows = measurementWindows(done, w).slice(0, -1);
+        if (isStable(windows, o.untilStable!.pct)) {
+          stoppedStable = true;
+          halt.abort();
+        }
+      }, Math.max(100, (o.untilStable.windowS * 1000) / 2))
+    : undefined;
   // Ctrl-C: no new requests; those in flight get 5 s, then are cancelled.
   stop.signal.addEventListener("abort", () => setTimeout(() => inflightAbort.abort(), 5000).unref(), { once: true });
   let inflight = 0;
@@ -190,16 +215,18 @@ export async function runLoad(o: RunOptions): Promise<RunResult> {
     : undefined;
   const mine = (i: number) => !o.shard || i % o.shard.of === o.shard.index;
   const max = o.maxRequests ?? Number.POSITIVE_INFINITY;
+  let sendingEndedMs = endMs;
   try {
     if (o.mode.kind === "closed") {
       let index = 0;
       const loop = async () => {
-        while (!stop.signal.aborted && now() < endMs && index < max) {
+        while (!halt.signal.aborted && now() < endMs && index < max) {
           const i = index++;
           await issue(i, o.next(), now());
         }
       };
       await Promise.all(Array.from({ length: o.mode.concurrency }, loop));
+      sendingEndedMs = Math.min(endMs, now());
     } else {
       const plan = o.mode.kind === "open" ? o.mode.offsetsMs.map((offsetMs) => ({ offsetMs, spec: undefined as RequestSpec | undefined })) : o.mode.entries;
       for (let i = 0; i < plan.length && i < max; i++) {
@@ -208,10 +235,11 @@ export async function runLoad(o: RunOptions): Promise<RunResult> {
         // Every process draws the same requests in the same order; each sends its share.
         const spec = plan[i]!.spec ?? o.next();
         if (!mine(i)) continue;
-        await sleep(at - now(), stop.signal);
-        if (stop.signal.aborted) break;
+        await sleep(at - now(), halt.signal);
+        if (halt.signal.aborted) break;
         done.push(issue(i, spec, at));
       }
+      sendingEndedMs = halt.signal.aborted ? Math.min(endMs, now()) : endMs;
       let timer: NodeJS.Timeout | undefined;
       const grace = new Promise<void>((r) => (timer = setTimeout(r, stop.signal.aborted ? 5000 : (o.graceMs ?? 60_000))));
       await Promise.race([Promise.all(done), grace]);
@@ -221,7 +249,8 @@ export async function runLoad(o: RunOptions): Promise<RunResult> {
     }
   } finally {
     if (progressTimer) clearInterval(progressTimer);
+    if (stableTimer) clearInterval(stableTimer);
   }
   records.sort((a, b) => a.index - b.index);
-  return { startedAt, durationMs: now(), records, histograms: h, interrupted: !!o.signal?.aborted };
+  return { startedAt, durationMs: now(), records, histograms: h, interrupted: !!o.signal?.aborted, stoppedStable, measuredS: Math.max(0, Math.min(sendingEndedMs, coolFromMs) - warmMs) / 1000 };
 }
