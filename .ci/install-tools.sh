@@ -23,7 +23,7 @@ fi
 # --- Python: Triton's and OpenAI's clients, and ours (stubs generated at build time)
 PIP="python3 -m pip"
 $PIP install -q --disable-pip-version-check --root-user-action=ignore \
-  'tritonclient[grpc,http]==2.73.0' 'openai==3.57.0' numpy pillow pytest 2>&1 | grep -v '^\[notice\]' || true
+  'tritonclient[grpc,http]==2.73.0' 'openai==3.57.0' 'prometheus-client==0.21.1' numpy pillow pytest 2>&1 | grep -v '^\[notice\]' || true
 $PIP install -q --disable-pip-version-check --root-user-action=ignore ./clients/python 2>&1 | grep -v '^\[notice\]' || true
 
 # --- Kubernetes chart checks: helm (built once from its Go module; ~5 min cold) and

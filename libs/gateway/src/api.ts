@@ -153,8 +153,12 @@ export function createGatewayApi(o: GatewayOptions): Gateway {
       };
       const imagesBytes = (imgs: { data: Buffer; png: Buffer }[]) => imgs.reduce((n, i) => n + i.data.byteLength + i.png.byteLength, 64);
       const handle = startRequest(o.bus, o.subjects, m.name, submit, o.submitTimeoutMs ?? DEFAULT_SUBMIT_TIMEOUT_MS, {
-        accepted: (reply) => void send({ accepted: { requestId: id, queuePosition: reply.queuePosition } }, 64),
+        accepted: (reply) => {
+          tracked.accepted();
+          send({ accepted: { requestId: id, queuePosition: reply.queuePosition } }, 64);
+        },
         progress: (e) => {
+          tracked.progress();
           metrics.stepsStreamed++;
           const preview = (e.previews ?? []).map((p) => image(base64ToF32(p)));
           send({ progress: { step: e.step, steps: e.steps, t: e.t, preview } }, imagesBytes(preview));

@@ -292,7 +292,7 @@ export function createHttpHandler(o: HttpApiOptions): (req: IncomingMessage, res
   }
 
   async function openAiGenerate(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const tracked = g.tracker.begin();
+    const tracked = g.tracker.begin("openai");
     try {
       tracked.admit();
       const body = parseOrThrow(imagesSchema, parseJson(await readBody(req, limit), "the request body"));
@@ -318,6 +318,7 @@ export function createHttpHandler(o: HttpApiOptions): (req: IncomingMessage, res
       );
       const images = await new Promise<Float32Array[]>((resolve, reject) => {
         const handle = startRequest(o.bus, o.subjects, m.name, submit, o.submitTimeoutMs, {
+          accepted: () => tracked.accepted(),
           done: (imgs, e) => {
             tracked.succeed(e);
             resolve(imgs);

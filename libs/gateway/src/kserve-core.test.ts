@@ -2,7 +2,11 @@ import { describe, expect, it } from "vitest";
 import { Code } from "@switchyard/errors";
 import { caught } from "@switchyard/errors/testing";
 import { BUNDLED_MODEL_DIR, loadManifest } from "@switchyard/manifest";
-import { type KserveRequest, parseInferRequest } from "./kserve-core";
+import { getEventListeners } from "node:events";
+import { SCHEDULER_QUEUE_GROUP, createMemoryBus, subjects } from "@switchyard/bus";
+import { f32ToBase64 } from "@switchyard/scheduler";
+import { createGatewayMetrics, createRequestTracker } from "./admission";
+import { type KserveRequest, createKserveCore, parseInferRequest } from "./kserve-core";
 
 const m = loadManifest(BUNDLED_MODEL_DIR);
 
@@ -57,5 +61,26 @@ describe("parseInferRequest", () => {
     expect(fail(req({}, [1], { inputs: [{ name: "LABEL", datatype: "INT32", shape: [1, 1], raw: new Uint8Array(3) }] })).message).toContain("raw_input_contents[0] has 3 bytes");
     expect(fail(req({}, [1], { modelName: "x".repeat(10_000) })).code).toBe(Code.NotFound);
     expect(fail(req({}, [1], { modelName: "x".repeat(10_000) })).message.length).toBeLessThan(200);
+  });
+});
+
+describe("KServe core over many requests of one stream", () => {
+  it("leaves no abort listener behind per request (ModelStreamInfer shares one signal; each left listener held its request's images)", async () => {
+    const bus = createMemoryBus();
+    const s = subjects("kl");
+    // A scheduler stand-in: accepts, then sends the image and done.
+    bus.serve(s.intake(m.name), async (p) => {
+      const sub = p as unknown as { requestId: string };
+      setTimeout(() => {
+        bus.publish(s.events(sub.requestId), { type: "image", index: 0, data: f32ToBase64(new Float32Array(m.image.channels * m.image.height * m.image.width)) });
+        bus.publish(s.events(sub.requestId), { type: "done", queueMs: 1, computeMs: 1, tickMs: 1, totalMs: 2, evals: 1, seed: 1 });
+      }, 1);
+      return { accepted: true, queuePosition: 0 };
+    }, { queue: SCHEDULER_QUEUE_GROUP });
+    const core = createKserveCore({ bus, subjects: s, manifest: m, submitTimeoutMs: 1000, tracker: createRequestTracker(createGatewayMetrics(), 100) });
+    const stream = new AbortController();
+    for (let i = 0; i < 20; i++) await core.infer(req({ steps: 2 }, [3], { id: `r${i}` }), undefined, stream.signal);
+    expect(getEventListeners(stream.signal, "abort")).toHaveLength(0);
+    await bus.close();
   });
 });

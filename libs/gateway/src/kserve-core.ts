@@ -232,12 +232,15 @@ export function createKserveCore(o: KserveCoreOptions): KserveCore {
 
   function infer(decode: KserveRequest | (() => KserveRequest), callDeadlineMs: number | undefined, signal?: AbortSignal): Promise<KserveResult> {
     const t0 = Date.now();
-    const tracked = o.tracker.begin();
+    const tracked = o.tracker.begin("kserve");
     const failStat = () => {
       stats.fail.count++;
       stats.fail.ns += (Date.now() - t0) * MS_TO_NS;
     };
-    return new Promise((resolve, reject) => {
+    // Removed when the request settles: a ModelStreamInfer stream's one signal serves all
+    // its requests, and a listener left behind kept each request's images alive.
+    let onAbort: (() => void) | undefined;
+    const settled = new Promise<KserveResult>((resolve, reject) => {
       let parsed: ParsedInfer;
       let req: KserveRequest;
       try {
@@ -260,6 +263,7 @@ export function createKserveCore(o: KserveCoreOptions): KserveCore {
       let computeMs = 0;
       const handles = parsed.submits.map((s, i) =>
         startRequest(o.bus, o.subjects, m.name, { ...s, deadlineMs }, o.submitTimeoutMs, {
+          ...(i === 0 ? { accepted: () => tracked.accepted() } : {}),
           done: (images, e) => {
             out.set(images[0]!, i * P);
             queueMs += e.queueMs;
@@ -289,18 +293,16 @@ export function createKserveCore(o: KserveCoreOptions): KserveCore {
           },
         }),
       );
-      signal?.addEventListener(
-        "abort",
-        () => {
-          if (failed || left === 0) return;
-          failed = true;
-          tracked.cancel();
-          for (const h of handles) h.cancel();
-          reject(new SwitchyardError("the client went away", Code.Canceled));
-        },
-        { once: true },
-      );
+      onAbort = () => {
+        if (failed || left === 0) return;
+        failed = true;
+        tracked.cancel();
+        for (const h of handles) h.cancel();
+        reject(new SwitchyardError("the client went away", Code.Canceled));
+      };
+      signal?.addEventListener("abort", onAbort, { once: true });
     });
+    return settled.finally(() => onAbort && signal?.removeEventListener("abort", onAbort));
   }
 
   return {

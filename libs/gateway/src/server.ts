@@ -114,8 +114,11 @@ export async function startGatewayServer(o: GatewayServerOptions): Promise<Gatew
           return;
         }
       }
-      res.writeHead(200, { "content-type": "text/plain; version=0.0.4" });
-      res.end(renderMetrics(gateway.metrics) + renderClusterMetrics(new Map([...schedulers].map(([g, f]) => [g, f.figures])), o.workerTraffic?.() ?? heard));
+      // The gateway's own series (hand-kept counters, then prom-client's histograms), then the cluster's second-hand figures.
+      void gateway.metrics.registry.metrics().then((own) => {
+        res.writeHead(200, { "content-type": "text/plain; version=0.0.4" });
+        res.end(renderMetrics(gateway.metrics) + own + renderClusterMetrics(new Map([...schedulers].map(([g, f]) => [g, f.figures])), o.workerTraffic?.() ?? heard));
+      });
     });
     metricsPort = await new Promise<number>((resolve, reject) => {
       http!.once("error", reject);

@@ -28,3 +28,5 @@ export type { ChangeSignal } from "./change-signal";
 export { createClassPriors, tickPrediction, unpackExperts, DEFAULT_PRIOR_MIN_SHARE } from "./prediction";
 export type { ClassPriors } from "./prediction";
 export { DEFAULT_WARM_UP_TICKS, warmUpItems } from "./warm-up";
+export { createSchedulerMetrics } from "./metrics";
+export type { SchedulerMetrics } from "./metrics";

@@ -1,5 +1,5 @@
 import { type Bus, type Json, SCHEDULER_QUEUE_GROUP, type Subjects, type Subscription } from "@switchyard/bus";
-import { Code, SwitchyardError } from "@switchyard/errors";
+import { Code, SwitchyardError, codeToString } from "@switchyard/errors";
 import { type Manifest, resolveGenerateParams } from "@switchyard/manifest";
 import type { TickRequestMsg, TickResponseMsg } from "@switchyard/proto";
 import { currentT, gaussianNoise, nextEval, previewX0 } from "@switchyard/sampler";
@@ -7,6 +7,7 @@ import { type RequestEvent, type SubmitMessage, type SubmitReply, asJson, f32ToB
 import { type ClassPriors, createClassPriors, tickPrediction, unpackExperts } from "./prediction";
 import { copyHolders } from "./plan";
 import { warmUpItems } from "./warm-up";
+import type { SchedulerMetrics } from "./metrics";
 import {
   DEFAULT_MAX_QUEUED, DEFAULT_MAX_TICK_ROWS, DEFAULT_MAX_WAIT_TICKS, type RequestState, type RouteGrouping, type SchedulerLimits, admit, affinityHome,
   applyVelocity, isFinished, schedule,
@@ -58,6 +59,8 @@ export interface SchedulerServiceOptions {
    * queued (see warm-up.ts). Default 0 (none); the scheduler service runs DEFAULT_WARM_UP_TICKS.
    */
   readonly warmUpTicks?: number;
+  /** Its own Prometheus figures (createSchedulerMetrics); none when unset. */
+  readonly metrics?: SchedulerMetrics;
 }
 
 export interface SchedulerStats {
@@ -184,6 +187,7 @@ class Scheduler implements SchedulerService {
     this.now = o.now ?? Date.now;
     const img = o.manifest.image;
     this.P = img.channels * img.height * img.width;
+    o.metrics?.bind(() => this.stats());
   }
 
   start(): void {
@@ -281,8 +285,10 @@ class Scheduler implements SchedulerService {
   }
 
   private fail(id: string, e: SwitchyardError): void {
-    if (!this.requests.delete(id)) return;
+    const r = this.requests.get(id);
+    if (!r || !this.requests.delete(id)) return;
     this.failed++;
+    this.o.metrics?.finished(codeToString(e.code), (this.now() - r.state.acceptedAtMs) / 1000);
     this.emit(id, { type: "error", code: e.code, message: e.rawMessage });
   }
 
@@ -386,7 +392,9 @@ class Scheduler implements SchedulerService {
     const tick = ++this.tick;
     for (const [id, home] of homes) {
       const r = this.requests.get(id);
-      if (r) r.state = { ...r.state, home, startedAtMs: r.state.startedAtMs ?? t0 };
+      if (!r) continue;
+      if (r.state.startedAtMs === undefined) this.o.metrics?.started((t0 - r.state.acceptedAtMs) / 1000);
+      r.state = { ...r.state, home, startedAtMs: r.state.startedAtMs ?? t0 };
     }
     const byHome = new Map<string, typeof items>();
     for (const it of items) byHome.set(it.home, [...(byHome.get(it.home) ?? []), it]);
@@ -422,6 +430,7 @@ class Scheduler implements SchedulerService {
     const failures = settled.filter((s): s is PromiseRejectedResult => s.status === "rejected");
     if (failures.length > 0) {
       // Nothing is applied: every request resumes from its last completed eval.
+      this.o.metrics?.tick((this.now() - t0) / 1000, items.reduce((s, i) => s + i.rows, 0), false);
       const failedHomes = new Set(failures.map((f) => (f.reason as { home?: string }).home).filter((h): h is string => !!h));
       // A home that failed because a peer died reports UNAVAILABLE too; drop only workers that no longer answer.
       for (const h of failedHomes) {
@@ -433,6 +442,7 @@ class Scheduler implements SchedulerService {
     const ms = this.now() - t0;
     this.lastTickMs = ms;
     this.lastTickRows = items.reduce((s, i) => s + i.rows, 0);
+    this.o.metrics?.tick(ms / 1000, this.lastTickRows, true);
     const L = m.architecture.numLayers;
     const TK = m.architecture.tokens * m.moe.topK;
     const touched = new Set<string>();
@@ -494,6 +504,7 @@ class Scheduler implements SchedulerService {
     r.state.images.forEach((img, index) => this.emit(id, { type: "image", index, data: f32ToBase64(img.sampler.x) }));
     const now = this.now();
     const started = r.state.startedAtMs ?? now;
+    this.o.metrics?.finished("ok", (now - r.state.acceptedAtMs) / 1000);
     this.emit(id, {
       type: "done",
       queueMs: started - r.state.acceptedAtMs,

@@ -11,3 +11,5 @@ export { DEFAULT_GATE_TURNS, GATE_PRIORITY, createComputeGate, gatedParts } from
 export type { ComputeGate, GateOptions } from "./compute-gate";
 export { DEFAULT_WARM_UP_ROUNDS, expertWarmRows, warmUpDense, warmUpExperts } from "./warm-up";
 export type { WarmUpOptions } from "./warm-up";
+export { createWorkerMetrics } from "./metrics";
+export type { WorkerMetrics } from "./metrics";

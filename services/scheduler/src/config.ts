@@ -10,6 +10,8 @@ export const ENV = {
   SWITCHYARD_NATS_CREDS: "natsCredentials",
   SWITCHYARD_SUBJECT_PREFIX: "subjectPrefix",
   SWITCHYARD_GROUP: "group",
+  SWITCHYARD_METRICS_PORT: "metricsPort",
+  SWITCHYARD_METRICS_TOKEN: "metricsToken",
   SWITCHYARD_DRAIN_TIMEOUT_MS: "drainTimeoutMs",
   SWITCHYARD_MAX_TICK_ROWS: "maxTickRows",
   SWITCHYARD_MAX_QUEUED: "maxQueued",
@@ -30,6 +32,10 @@ export const schedulerConfigSchema = z.strictObject({
   subjectPrefix: z.string().min(1).default("sy"),
   /** Serving group: this scheduler drives only the workers of this group (one scheduler per group). */
   group: z.string().min(1).default(DEFAULT_SERVING_GROUP),
+  /** Prometheus /metrics of this process (prom-client); 0 = any free port (logged), "off" = none. */
+  metricsPort: z.union([port, z.literal("off")]).default(0),
+  /** Bearer token /metrics requires; unset = open. */
+  metricsToken: z.string().min(16).optional(),
   /** On SIGTERM: stop taking requests and let those held finish for up to this long. */
   drainTimeoutMs: intInRange(0, 600_000).default(30_000),
   maxTickRows: intInRange(2, 65536).default(DEFAULT_MAX_TICK_ROWS),

@@ -1,7 +1,8 @@
 import { createNatsBus, subjects as makeSubjects } from "@switchyard/bus";
 import { runService } from "@switchyard/config";
 import { loadManifest } from "@switchyard/manifest";
-import { createRemotePool, createSchedulerService, createTraceRecorder } from "@switchyard/scheduler";
+import { createRemotePool, createSchedulerMetrics, createSchedulerService, createTraceRecorder } from "@switchyard/scheduler";
+import { createServiceRegistry, startMetricsServer } from "@switchyard/telemetry";
 import { createWorkerClients, startHealthServer } from "@switchyard/transport";
 import { resolveSchedulerConfig } from "./config";
 
@@ -19,8 +20,9 @@ runService("scheduler", async () => {
   const traces = cfg.traceDir
     ? createTraceRecorder({ dir: cfg.traceDir, model: manifest.name, layers: manifest.architecture.numLayers, experts: manifest.moe.numExperts, topK: manifest.moe.topK, tokens: manifest.architecture.tokens })
     : undefined;
+  const registry = createServiceRegistry("scheduler", { group: cfg.group });
   const scheduler = createSchedulerService({
-    bus, subjects, manifest, pool, log, routeAwareBatching: cfg.routeAwareBatching, warmUpTicks: cfg.warmUpTicks,
+    bus, subjects, manifest, pool, log, metrics: createSchedulerMetrics(registry), routeAwareBatching: cfg.routeAwareBatching, warmUpTicks: cfg.warmUpTicks,
     limits: { maxTickRows: cfg.maxTickRows, maxQueued: cfg.maxQueued, maxRequestsPerTick: cfg.maxRequestsPerTick },
     ...(traces ? { onRouting: (r) => traces.record(r) } : {}),
   });
@@ -28,6 +30,8 @@ runService("scheduler", async () => {
   // Ready ("switchyard.Scheduler") while a plan over at least one worker is in force.
   const health = await startHealthServer({ host: cfg.host, port: cfg.port, service: "switchyard.Scheduler", serving: false });
   const readiness = setInterval(() => health.setServing(pool.members().length > 0), 500);
+  const metrics = cfg.metricsPort === "off" ? undefined : await startMetricsServer({ host: cfg.host, port: cfg.metricsPort, registry, ...(cfg.metricsToken ? { token: cfg.metricsToken } : {}) });
+  if (metrics) log(`metrics on ${cfg.host}:${metrics.port}/metrics`);
   log(`serving ${manifest.name} for group ${cfg.group} (tick budget ${cfg.maxTickRows} rows, queue ${cfg.maxQueued}); health on ${cfg.host}:${health.port}`);
   return {
     async stop() {
@@ -35,6 +39,7 @@ runService("scheduler", async () => {
       health.setServing(false);
       await scheduler.stop({ drainMs: cfg.drainTimeoutMs });
       await health.stop();
+      await metrics?.close();
       const last = traces?.flush();
       if (last) log(`wrote routing trace ${last}`);
       pool.close();

@@ -15,6 +15,8 @@ export const ENV = {
   SWITCHYARD_NATS_CREDS: "natsCredentials",
   SWITCHYARD_SUBJECT_PREFIX: "subjectPrefix",
   SWITCHYARD_GROUP: "group",
+  SWITCHYARD_METRICS_PORT: "metricsPort",
+  SWITCHYARD_METRICS_TOKEN: "metricsToken",
   SWITCHYARD_DRAIN_TIMEOUT_MS: "drainTimeoutMs",
   SWITCHYARD_WORKER_HOST: "host",
   SWITCHYARD_WORKER_PORT: "port",
@@ -46,6 +48,10 @@ export const workerConfigSchema = z.strictObject({
   subjectPrefix: z.string().min(1).default("sy"),
   /** Serving group: the worker joins this group's scheduler and plan. */
   group: z.string().min(1).default(DEFAULT_SERVING_GROUP),
+  /** Prometheus /metrics of this process (prom-client); 0 = any free port (logged), "off" = none. */
+  metricsPort: z.union([port, z.literal("off")]).default(0),
+  /** Bearer token /metrics requires; unset = open. */
+  metricsToken: z.string().min(16).optional(),
   /** On SIGTERM, how long to wait for the scheduler to plan without this worker before stopping anyway. */
   drainTimeoutMs: intInRange(0, 600_000).default(DEFAULT_DRAIN_TIMEOUT_MS),
   host: z.string().min(1).default("127.0.0.1"),

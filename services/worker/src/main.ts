@@ -5,7 +5,8 @@ import { runService } from "@switchyard/config";
 import { DEFAULT_DENSE_THREADS, DEFAULT_DENSE_THREADS_WITH_DEVICE, createOnnxModel } from "@switchyard/model";
 import type { Heartbeat } from "@switchyard/scheduler";
 import { createWorkerClients, startWorkerServer } from "@switchyard/transport";
-import { createWorkerCache, createWorkerRuntime, parseExpertBudget, trafficTotals, warmUpDense } from "@switchyard/worker";
+import { createServiceRegistry, startMetricsServer } from "@switchyard/telemetry";
+import { createWorkerCache, createWorkerMetrics, createWorkerRuntime, parseExpertBudget, trafficTotals, warmUpDense } from "@switchyard/worker";
 import { resolveWorkerConfig } from "./config";
 
 /** Worker: holds the experts the scheduler assigns, serves ticks and row exchanges. */
@@ -34,8 +35,12 @@ runService("worker", async () => {
   // Warm before the first heartbeat: the scheduler sends no tick to a worker it has not heard of.
   const warmUp = { rows: cfg.warmUpRows, rounds: cfg.warmUpRounds };
   if (warmUp.rows > 0 && warmUp.rounds > 0) log(`warmed up at ${warmUp.rows} rows × ${warmUp.rounds} in ${(await warmUpDense(parts, warmUp)).toFixed(0)} ms`);
-  const runtime = createWorkerRuntime({ id: cfg.id, parts, peers, gate: cfg.gateTurns === "off" ? false : { turns: cfg.gateTurns }, warmUp, ...(residency ? { residency } : {}) });
-  const server = await startWorkerServer(runtime, { host: cfg.host, port: cfg.port });
+  const registry = createServiceRegistry("worker", { group: cfg.group, worker: cfg.id });
+  const instruments = createWorkerMetrics(registry);
+  const runtime = createWorkerRuntime({ id: cfg.id, parts, peers: instruments.peers(peers), gate: cfg.gateTurns === "off" ? false : { turns: cfg.gateTurns }, warmUp, ...(residency ? { residency } : {}) });
+  const server = await startWorkerServer(instruments.handler(runtime), { host: cfg.host, port: cfg.port });
+  const metrics = cfg.metricsPort === "off" ? undefined : await startMetricsServer({ host: cfg.host, port: cfg.metricsPort, registry, ...(cfg.metricsToken ? { token: cfg.metricsToken } : {}) });
+  if (metrics) log(`metrics on ${cfg.host}:${metrics.port}/metrics`);
   // Ready (grpc.health.v1 "switchyard.worker.v1.Worker") while the plan in force names this worker.
   server.setServing(false);
   const inForce = await (await bus.kv(subjects.plansBucket)).watch(`${subjects.planKey(parts.manifest.name)}.in-force`, (e) => {
@@ -66,6 +71,7 @@ runService("worker", async () => {
       bus.publish(subjects.leave, { workerId: cfg.id });
       await bus.flush().catch(() => undefined);
       await server.stop();
+      await metrics?.close();
       await runtime.close();
       peers.close();
       await parts.close();

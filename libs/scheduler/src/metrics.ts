@@ -1,0 +1,39 @@
+import { Counter, FAST_BUCKETS_SECONDS, Gauge, Histogram, LATENCY_BUCKETS_SECONDS, type Registry, rowsBucket } from "@switchyard/telemetry";
+import type { SchedulerStats } from "./service";
+
+/** What the scheduler reports of itself (its own /metrics); a no-op when not given. */
+export interface SchedulerMetrics {
+  tick(seconds: number, rows: number, ok: boolean): void;
+  /** A request's first tick: how long it queued. */
+  started(queueSeconds: number): void;
+  /** A request left: "ok" or its status ("deadline_exceeded", "canceled", …). */
+  finished(outcome: string, seconds: number): void;
+  bind(stats: () => SchedulerStats): void;
+}
+
+/** Tick-scale buckets: 1 ms … 2.5 s, then request scale. */
+const TICK_BUCKETS = [...FAST_BUCKETS_SECONDS.filter((b) => b >= 0.001), 5, 10];
+
+export function createSchedulerMetrics(registry: Registry): SchedulerMetrics {
+  let stats: (() => SchedulerStats) | undefined;
+  const tickDuration = new Histogram({
+    name: "switchyard_scheduler_tick_duration_seconds", help: "Wall time of a tick (one batched step over every request in it), by rows in the tick (power-of-two bucket)",
+    labelNames: ["rows", "outcome"], buckets: TICK_BUCKETS, registers: [registry],
+  });
+  const queue = new Histogram({ name: "switchyard_scheduler_queue_time_seconds", help: "From admission to a request's first tick", buckets: LATENCY_BUCKETS_SECONDS, registers: [registry] });
+  const total = new Histogram({ name: "switchyard_scheduler_request_duration_seconds", help: "From admission to the request's end, by outcome", labelNames: ["outcome"], buckets: LATENCY_BUCKETS_SECONDS, registers: [registry] });
+  const requests = new Counter({ name: "switchyard_scheduler_requests_total", help: "Requests that left the scheduler, by outcome (ok or status)", labelNames: ["outcome"], registers: [registry] });
+  const gauge = (name: string, help: string, f: (s: SchedulerStats) => number) =>
+    new Gauge({ name, help, registers: [registry], collect() { if (stats) this.set(f(stats())); } });
+  gauge("switchyard_scheduler_pending_requests", "Admitted requests not yet finished", (s) => s.queued);
+  gauge("switchyard_scheduler_live_workers", "Workers in the plan in force", (s) => s.workers);
+  return {
+    tick: (seconds, rows, ok) => tickDuration.observe({ rows: rowsBucket(rows), outcome: ok ? "ok" : "failed" }, seconds),
+    started: (s) => queue.observe(s),
+    finished(outcome, seconds) {
+      requests.inc({ outcome });
+      total.observe({ outcome }, seconds);
+    },
+    bind: (f) => void (stats = f),
+  };
+}

@@ -1,0 +1,2 @@
+export { Counter, FAST_BUCKETS_SECONDS, Gauge, Histogram, LATENCY_BUCKETS_SECONDS, Registry, createServiceRegistry, rowsBucket, startMetricsServer } from "./metrics";
+export type { MetricsServer } from "./metrics";
