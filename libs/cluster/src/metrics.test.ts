@@ -36,14 +36,14 @@ print(json.dumps(out))`;
 /** A histogram's observation count, summed over its label sets. */
 const count = (f: Family | undefined) => (f?.samples ?? []).filter(([n]) => n.endsWith("_count")).reduce((a, [, , v]) => a + v, 0);
 
-describe.skipIf(!natsServerAvailable() || !haveParser)("every service's /metrics (processes)", () => {
+describe.skipIf(!natsServerAvailable() || !haveParser)("every service's /metrics and logs (processes)", () => {
   let c: ProcessCluster;
   const ports: Record<string, number> = {};
   beforeAll(async () => {
-    c = await startProcessCluster({ modelDir: BUNDLED_MODEL_DIR, workers: 2, subjectPrefix: `m${process.pid}`, env: { SWITCHYARD_DENSE_THREADS: "1" } });
+    c = await startProcessCluster({ modelDir: BUNDLED_MODEL_DIR, workers: 2, subjectPrefix: `m${process.pid}`, env: { SWITCHYARD_DENSE_THREADS: "1", SWITCHYARD_LOG_FORMAT: "json" } });
     for (const p of [c.scheduler, ...c.workers]) ports[p.name] = Number((await p.waitFor(/metrics on \S+:(\d+)\/metrics/))[1]);
     const client = createClient({ address: c.address });
-    await Promise.all([client.generateImages({ label: 1, count: 2, steps: 4, seed: 1 }), client.generateImages({ label: 2, count: 1, steps: 4, seed: 2, previewInterval: 2 })]);
+    await Promise.all([client.generateImages({ label: 1, count: 2, steps: 4, seed: 1, requestId: "metrics-test-1" }), client.generateImages({ label: 2, count: 1, steps: 4, seed: 2, previewInterval: 2 })]);
     client.close();
   }, 120_000);
   afterAll(async () => c?.stop());
@@ -85,5 +85,22 @@ describe.skipIf(!natsServerAvailable() || !haveParser)("every service's /metrics
       expect(f.switchyard_worker_bytes_sent?.samples[0]?.[2]).toBeGreaterThan(0);
       expect(f.switchyard_worker_tick_duration_seconds!.samples[0]![1]).toMatchObject({ service: "worker", worker: w, group: "default" });
     }
+  });
+
+  it("logs JSON lines with the service and its identity; the scheduler's access log carries the request id", async () => {
+    for (const p of [c.gateway, c.scheduler, ...c.workers]) {
+      const lines = p.output().filter((l) => l.startsWith("{"));
+      expect(lines.length, p.name).toBeGreaterThan(0);
+      for (const l of lines) {
+        const o = JSON.parse(l) as Record<string, unknown>;
+        expect(o).toMatchObject({ level: expect.any(String), time: expect.any(String), msg: expect.any(String) });
+        expect(o.service).toBe(p.name.replace(/-\d+$/, "").replace(/^worker$/, "worker"));
+        if (o.service === "worker") expect(o.worker).toBe(p.name);
+      }
+    }
+    for (let i = 0; i < 20 && !c.scheduler.output().some((l) => l.includes("metrics-test-1")); i++) await new Promise((r) => setTimeout(r, 100));
+    const access = c.scheduler.output().map((l) => JSON.parse(l) as Record<string, unknown>).find((o) => o.requestId === "metrics-test-1");
+    expect(access).toMatchObject({ msg: "request finished", outcome: "ok", images: 2, steps: 4, service: "scheduler", group: "default" });
+    expect(access!.totalMs).toBeGreaterThan(0);
   });
 });

@@ -157,6 +157,8 @@ export async function startProcessCluster(o: ProcessClusterOptions): Promise<Pro
     SWITCHYARD_MODEL_DIR: o.modelDir,
     SWITCHYARD_NATS: nats,
     SWITCHYARD_SUBJECT_PREFIX: o.subjectPrefix ?? "sy",
+    // Human-readable lines (the launcher and `switchyard up` show them); JSON with SWITCHYARD_LOG_FORMAT=json.
+    SWITCHYARD_LOG_FORMAT: "pretty",
     ...(o.env ?? {}),
   };
   const flags = o.nodeFlags ?? DEFAULT_SERVICE_NODE_FLAGS;
@@ -183,7 +185,7 @@ export async function startProcessCluster(o: ProcessClusterOptions): Promise<Pro
     const groups: ServingGroup[] = await Promise.all(
       names.map(async (name) => {
         const label = names.length > 1 ? `scheduler ${name}` : "scheduler";
-        const scheduler = (await startService(label, "scheduler", { ...common, SWITCHYARD_GROUP: name }, o.log, /\[scheduler\] serving/, flags)).sp;
+        const scheduler = (await startService(label, "scheduler", { ...common, SWITCHYARD_GROUP: name }, o.log, /serving \S+ for group/, flags)).sp;
         started.push(scheduler);
         const workers = await Promise.all(Array.from({ length: o.workers }, (_, i) => addWorker(names.length > 1 ? `${name}-worker-${i}` : `worker-${i}`, name)));
         return { name, scheduler, workers };

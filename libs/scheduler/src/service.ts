@@ -61,6 +61,19 @@ export interface SchedulerServiceOptions {
   readonly warmUpTicks?: number;
   /** Its own Prometheus figures (createSchedulerMetrics); none when unset. */
   readonly metrics?: SchedulerMetrics;
+  /** Called once per request that leaves (the access log). */
+  readonly onFinished?: (f: FinishedRequest) => void;
+}
+
+export interface FinishedRequest {
+  readonly requestId: string;
+  /** "ok" or the status name. */
+  readonly outcome: string;
+  readonly images: number;
+  readonly steps: number;
+  readonly queueMs: number;
+  readonly totalMs: number;
+  readonly message?: string;
 }
 
 export interface SchedulerStats {
@@ -288,7 +301,9 @@ class Scheduler implements SchedulerService {
     const r = this.requests.get(id);
     if (!r || !this.requests.delete(id)) return;
     this.failed++;
-    this.o.metrics?.finished(codeToString(e.code), (this.now() - r.state.acceptedAtMs) / 1000);
+    const now = this.now();
+    this.o.metrics?.finished(codeToString(e.code), (now - r.state.acceptedAtMs) / 1000);
+    this.o.onFinished?.({ requestId: id, outcome: codeToString(e.code), images: r.state.images.length, steps: r.state.spec.params.steps, queueMs: (r.state.startedAtMs ?? now) - r.state.acceptedAtMs, totalMs: now - r.state.acceptedAtMs, message: e.rawMessage });
     this.emit(id, { type: "error", code: e.code, message: e.rawMessage });
   }
 
@@ -505,6 +520,7 @@ class Scheduler implements SchedulerService {
     const now = this.now();
     const started = r.state.startedAtMs ?? now;
     this.o.metrics?.finished("ok", (now - r.state.acceptedAtMs) / 1000);
+    this.o.onFinished?.({ requestId: id, outcome: "ok", images: r.state.images.length, steps: r.state.spec.params.steps, queueMs: started - r.state.acceptedAtMs, totalMs: now - r.state.acceptedAtMs });
     this.emit(id, {
       type: "done",
       queueMs: started - r.state.acceptedAtMs,

@@ -2,14 +2,15 @@ import { createNatsBus, subjects as makeSubjects } from "@switchyard/bus";
 import { runService } from "@switchyard/config";
 import { loadManifest } from "@switchyard/manifest";
 import { createRemotePool, createSchedulerMetrics, createSchedulerService, createTraceRecorder } from "@switchyard/scheduler";
-import { createServiceRegistry, startMetricsServer } from "@switchyard/telemetry";
+import { createLogger, createServiceRegistry, startMetricsServer } from "@switchyard/telemetry";
 import { createWorkerClients, startHealthServer } from "@switchyard/transport";
 import { resolveSchedulerConfig } from "./config";
 
 /** Scheduler: owns sampler state, batches steps of many requests per tick. */
 runService("scheduler", async () => {
   const cfg = resolveSchedulerConfig();
-  const log = (m: string) => console.log(`[scheduler] ${m}`);
+  const logger = createLogger("scheduler", { group: cfg.group });
+  const log = (m: string) => logger.info(m);
   const manifest = loadManifest(cfg.modelDir);
   const subjects = makeSubjects(cfg.subjectPrefix, cfg.group);
   const bus = await createNatsBus({ servers: cfg.nats, ...(cfg.natsCredentials ? { credentials: cfg.natsCredentials } : {}), name: `switchyard-scheduler ${cfg.group}` });
@@ -22,7 +23,9 @@ runService("scheduler", async () => {
     : undefined;
   const registry = createServiceRegistry("scheduler", { group: cfg.group });
   const scheduler = createSchedulerService({
-    bus, subjects, manifest, pool, log, metrics: createSchedulerMetrics(registry), routeAwareBatching: cfg.routeAwareBatching, warmUpTicks: cfg.warmUpTicks,
+    bus, subjects, manifest, pool, log, metrics: createSchedulerMetrics(registry),
+    // One line per request that leaves, with its id (the access log).
+    onFinished: (f) => logger.info(f, "request finished"), routeAwareBatching: cfg.routeAwareBatching, warmUpTicks: cfg.warmUpTicks,
     limits: { maxTickRows: cfg.maxTickRows, maxQueued: cfg.maxQueued, maxRequestsPerTick: cfg.maxRequestsPerTick },
     ...(traces ? { onRouting: (r) => traces.record(r) } : {}),
   });

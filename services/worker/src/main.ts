@@ -5,14 +5,15 @@ import { runService } from "@switchyard/config";
 import { DEFAULT_DENSE_THREADS, DEFAULT_DENSE_THREADS_WITH_DEVICE, createOnnxModel } from "@switchyard/model";
 import type { Heartbeat } from "@switchyard/scheduler";
 import { createWorkerClients, startWorkerServer } from "@switchyard/transport";
-import { createServiceRegistry, startMetricsServer } from "@switchyard/telemetry";
+import { createLogger, createServiceRegistry, startMetricsServer } from "@switchyard/telemetry";
 import { createWorkerCache, createWorkerMetrics, createWorkerRuntime, parseExpertBudget, trafficTotals, warmUpDense } from "@switchyard/worker";
 import { resolveWorkerConfig } from "./config";
 
 /** Worker: holds the experts the scheduler assigns, serves ticks and row exchanges. */
 runService("worker", async () => {
   const cfg = resolveWorkerConfig();
-  const log = (m: string) => console.log(`[worker ${cfg.id}] ${m}`);
+  const logger = createLogger("worker", { worker: cfg.id, group: cfg.group });
+  const log = (m: string) => logger.info(m);
   const subjects = makeSubjects(cfg.subjectPrefix, cfg.group);
   const incarnation = randomUUID();
   const bus = await createNatsBus({ servers: cfg.nats, ...(cfg.natsCredentials ? { credentials: cfg.natsCredentials } : {}), name: `switchyard-worker ${cfg.id}` });
