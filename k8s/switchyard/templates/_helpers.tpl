@@ -122,8 +122,11 @@ switchyard.io/group: {{ .group }}
 {{- if ne (len $ports) (len (uniq $ports)) -}}
 {{- fail (printf "gateway.port, gateway.httpPort and gateway.metricsPort must differ (got %v)" $ports) -}}
 {{- end -}}
-{{- if eq (int $v.worker.port) (int $v.scheduler.healthPort) -}}
-{{- fail (printf "worker.port and scheduler.healthPort must differ (both %d)" (int $v.worker.port)) -}}
+{{- if eq (int $v.worker.port) (int $v.worker.metricsPort) -}}
+{{- fail (printf "worker.port and worker.metricsPort must differ (both %d)" (int $v.worker.port)) -}}
+{{- end -}}
+{{- if eq (int $v.scheduler.healthPort) (int $v.scheduler.metricsPort) -}}
+{{- fail (printf "scheduler.healthPort and scheduler.metricsPort must differ (both %d)" (int $v.scheduler.healthPort)) -}}
 {{- end -}}
 {{- if and $v.model.volume (not (hasPrefix (printf "%s/" (trimSuffix "/" $v.model.mountPath)) $v.model.dir)) -}}
 {{- fail (printf "model.dir %q must be under model.mountPath %q when model.volume is set (the model comes from that volume)" $v.model.dir $v.model.mountPath) -}}
@@ -140,4 +143,17 @@ app.kubernetes.io/component: {{ .component }}
 {{- if .group }}
 switchyard.io/group: {{ .group }}
 {{- end }}
+{{- end -}}
+
+{{/* NetworkPolicy ingress rule for a pod's metrics port: from networkPolicy.metricsFrom, or the namespace. */}}
+{{- define "switchyard.metricsIngress" -}}
+- ports:
+    - port: metrics
+      protocol: TCP
+  from:
+    {{- if .Values.networkPolicy.metricsFrom }}
+    {{- toYaml .Values.networkPolicy.metricsFrom | nindent 4 }}
+    {{- else }}
+    - podSelector: {}
+    {{- end }}
 {{- end -}}

@@ -148,15 +148,31 @@ describe.skipIf(!HELM || !VALIDATE)("Helm chart k8s/switchyard", () => {
     expect(peers).toEqual(["a100-east", "a100-east"]);
   });
 
-  it("renders a ServiceMonitor only where the Prometheus Operator's API exists", () => {
-    expect(render("default-values.yaml").objects.some((o) => o.kind === "ServiceMonitor")).toBe(false);
-    expect(render("default-values.yaml", "1.30.0", ["--api-versions", "monitoring.coreos.com/v1/ServiceMonitor"]).objects.some((o) => o.kind === "ServiceMonitor")).toBe(true);
+  it("renders ServiceMonitor, PodMonitor and PrometheusRule only where the Prometheus Operator's API exists", () => {
+    const kinds = ["ServiceMonitor", "PodMonitor", "PrometheusRule"];
+    expect(render("default-values.yaml").objects.filter((o) => kinds.includes(o.kind))).toEqual([]);
+    const apis = kinds.flatMap((k) => ["--api-versions", `monitoring.coreos.com/v1/${k}`]);
+    expect(render("default-values.yaml", "1.30.0", apis).objects.filter((o) => kinds.includes(o.kind)).map((o) => o.kind).sort()).toEqual(["PodMonitor", "PrometheusRule", "ServiceMonitor"]);
+  });
+
+  it("ships a dashboard and alerts that query only series the services export", () => {
+    const apis = ["--api-versions", "monitoring.coreos.com/v1/PrometheusRule"];
+    const { objects } = render("production-values.yaml", "1.30.0", apis);
+    const dashboard = JSON.parse((objects.find((o) => o.kind === "ConfigMap") as unknown as { data: Record<string, string> }).data["switchyard.json"]!) as { panels: { targets: { expr: string }[] }[] };
+    const rules = (objects.find((o) => o.kind === "PrometheusRule")!.spec as { groups: { rules: { alert: string; expr: string }[] }[] }).groups[0]!.rules;
+    expect(rules.map((r) => r.alert)).toEqual(["SwitchyardSloBurn", "SwitchyardWorkerMissing", "SwitchyardWorkerMissing", "SwitchyardExpertImbalance"]);
+    expect(rules[1]!.expr).toContain('group="a100-east"}) < 4');
+    const exprs = [...dashboard.panels.flatMap((p) => p.targets.map((t) => t.expr)), ...rules.map((r) => r.expr)];
+    const names = new Set(exprs.flatMap((e) => e.match(/switchyard_[a-z0-9_]+/g) ?? []).map((n) => n.replace(/_(bucket|count|sum)$/, "")));
+    const sources = ["libs/gateway/src/admission.ts", "libs/scheduler/src/metrics.ts", "libs/worker/src/metrics.ts"].map((f) => readFileSync(join(CHART, "../..", f), "utf8")).join("\n");
+    expect(names.size).toBeGreaterThan(8);
+    for (const n of names) expect(sources, `${n} is exported by a service`).toContain(`"${n}"`);
   });
 
   it("defaults to a secure, complete deployment", () => {
     const { objects } = render("default-values.yaml");
     const kinds = objects.map((o) => o.kind).sort();
-    expect(kinds).toEqual(["Deployment", "Deployment", "NetworkPolicy", "NetworkPolicy", "NetworkPolicy", "PodDisruptionBudget", "PodDisruptionBudget", "PodDisruptionBudget", "Service", "Service", "ServiceAccount", "StatefulSet"]);
+    expect(kinds).toEqual(["ConfigMap", "Deployment", "Deployment", "NetworkPolicy", "NetworkPolicy", "NetworkPolicy", "PodDisruptionBudget", "PodDisruptionBudget", "PodDisruptionBudget", "Service", "Service", "ServiceAccount", "StatefulSet"]);
     for (const w of workloads(objects)) {
       const sc = podTemplate(w).spec.securityContext!;
       expect(sc).toMatchObject({ runAsNonRoot: true, runAsUser: 10001 });
