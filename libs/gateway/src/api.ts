@@ -11,6 +11,7 @@ import { createKserveGrpc, deadlineOf } from "./kserve";
 import { type KserveCore, createKserveCore } from "./kserve-core";
 import { buildSubmit, clip } from "./submit";
 import { startRequest } from "./request-stream";
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, extractContext, injectContext, trace, tracer } from "@switchyard/telemetry";
 
 export interface GatewayOptions {
   readonly bus: Bus;
@@ -121,10 +122,14 @@ export function createGatewayApi(o: GatewayOptions): Gateway {
   const implementation: grpc.UntypedServiceImplementation = {
     Generate(call: grpc.ServerWritableStream<GenerateRequestWire, unknown>) {
       const tracked = tracker.begin();
+      // The request's span here continues the client's trace (traceparent metadata) and goes with the submit.
+      const span = tracer().startSpan("gateway.Generate", { kind: SpanKind.SERVER }, extractContext(call.metadata.getMap(), ROOT_CONTEXT));
       let finished = false;
       const fail = (err: unknown) => {
         if (finished) return;
         finished = true;
+        span.setStatus({ code: SpanStatusCode.ERROR, message: SwitchyardError.from(err).rawMessage });
+        span.end();
         tracked.fail(err);
         call.emit("error", toGrpcStatus(SwitchyardError.from(err, Code.Internal)));
       };
@@ -138,6 +143,9 @@ export function createGatewayApi(o: GatewayOptions): Gateway {
         return;
       }
       const id = submit.requestId;
+      span.setAttribute("switchyard.request_id", id);
+      const traceContext = injectContext(trace.setSpan(ROOT_CONTEXT, span));
+      if (Object.keys(traceContext).length > 0) submit = { ...submit, trace: traceContext };
       // Bytes written to this stream that the client has not taken yet (a write's
       // callback fires once HTTP/2 flow control lets it out). A client that stops
       // reading is cut off past the bound instead of growing the gateway's memory.
@@ -168,6 +176,7 @@ export function createGatewayApi(o: GatewayOptions): Gateway {
           // the result is always sent, whatever is buffered: it is what the client asked for
           call.write({ result: { requestId: id, images: images.map(image), timings: { queueMs: e.queueMs, computeMs: e.computeMs, totalMs: e.totalMs, modelEvals: e.evals }, seed: e.seed } });
           finished = true;
+          span.end();
           tracked.succeed(e);
           call.end();
         },
@@ -177,6 +186,7 @@ export function createGatewayApi(o: GatewayOptions): Gateway {
         if (finished) return;
         handle.cancel();
         finished = true;
+        span.end();
         tracked.cancel();
       });
     },

@@ -21,6 +21,8 @@ export interface SubmitMessage {
   readonly deadlineMs: number | null;
   /** Preview every N completed steps; 0 = never. */
   readonly previewInterval: number;
+  /** W3C trace context of the gateway's span (`traceparent`, `tracestate`), when tracing. */
+  readonly trace?: Readonly<Record<string, string>>;
 }
 
 export interface SubmitReply {

@@ -8,6 +8,7 @@ import { type ClassPriors, createClassPriors, tickPrediction, unpackExperts } fr
 import { copyHolders } from "./plan";
 import { warmUpItems } from "./warm-up";
 import type { SchedulerMetrics } from "./metrics";
+import { type Context, ROOT_CONTEXT, type Span, SpanKind, SpanStatusCode, extractContext, inSpan, trace, tracer } from "@switchyard/telemetry";
 import {
   DEFAULT_MAX_QUEUED, DEFAULT_MAX_TICK_ROWS, DEFAULT_MAX_WAIT_TICKS, type RequestState, type RouteGrouping, type SchedulerLimits, admit, affinityHome,
   applyVelocity, isFinished, schedule,
@@ -122,6 +123,9 @@ interface Live {
   predicted: Set<number> | undefined;
   /** Ticks route-aware grouping held it back although its priority would have run it. */
   waited: number;
+  /** Its span here (admission to end), continuing the gateway's trace; no-op when tracing is off. */
+  span?: Span;
+  ctx?: Context;
 }
 
 /**
@@ -263,7 +267,9 @@ class Scheduler implements SchedulerService {
       this.seq++,
       this.now(),
     );
-    this.requests.set(msg.requestId, { state, msg, computeMs: 0, tickMs: 0, cancelled: false, preview: new Array(p.count), affinity: undefined, predicted: undefined, waited: 0 });
+    const parent = msg.trace ? extractContext(msg.trace as Record<string, string>, ROOT_CONTEXT) : ROOT_CONTEXT;
+    const span = tracer().startSpan("scheduler.request", { kind: SpanKind.CONSUMER, attributes: { "switchyard.request_id": msg.requestId, "switchyard.images": p.count, "switchyard.steps": p.steps } }, parent);
+    this.requests.set(msg.requestId, { state, msg, computeMs: 0, tickMs: 0, cancelled: false, preview: new Array(p.count), affinity: undefined, predicted: undefined, waited: 0, span, ctx: trace.setSpan(parent, span) });
     this.wake?.();
     const reply: SubmitReply = { accepted: true, queuePosition: this.requests.size - 1 };
     return asJson(reply);
@@ -303,6 +309,8 @@ class Scheduler implements SchedulerService {
     this.failed++;
     const now = this.now();
     this.o.metrics?.finished(codeToString(e.code), (now - r.state.acceptedAtMs) / 1000);
+    r.span?.setStatus({ code: SpanStatusCode.ERROR, message: e.rawMessage });
+    r.span?.end();
     this.o.onFinished?.({ requestId: id, outcome: codeToString(e.code), images: r.state.images.length, steps: r.state.spec.params.steps, queueMs: (r.state.startedAtMs ?? now) - r.state.acceptedAtMs, totalMs: now - r.state.acceptedAtMs, message: e.rawMessage });
     this.emit(id, { type: "error", code: e.code, message: e.rawMessage });
   }
@@ -346,7 +354,12 @@ class Scheduler implements SchedulerService {
         await this.idle(members.length === 0 && this.requests.size > 0 ? 200 : 1000);
         continue;
       }
-      await this.execute(plan.items, plan.homes);
+      // One span per tick, in the trace of its oldest request, linking every request in it;
+      // the workers' RunTick and Exchange spans continue it.
+      const inTick = [...new Set(plan.items.map((it) => it.requestId))].map((id) => this.requests.get(id)).filter((r): r is Live => !!r);
+      const first = inTick.reduce<Live | undefined>((a, r) => (!a || r.state.acceptedAtMs < a.state.acceptedAtMs ? r : a), undefined);
+      const links = inTick.flatMap((r) => (r.span ? [{ context: r.span.spanContext() }] : []));
+      await inSpan("scheduler.tick", { ...(first?.ctx ? { parent: first.ctx } : {}), attributes: { "switchyard.tick": this.tick + 1, "switchyard.rows": plan.items.reduce((n, i) => n + i.rows, 0), "switchyard.requests": inTick.length }, links }, () => this.execute(plan.items, plan.homes));
     }
   }
 
@@ -408,7 +421,10 @@ class Scheduler implements SchedulerService {
     for (const [id, home] of homes) {
       const r = this.requests.get(id);
       if (!r) continue;
-      if (r.state.startedAtMs === undefined) this.o.metrics?.started((t0 - r.state.acceptedAtMs) / 1000);
+      if (r.state.startedAtMs === undefined) {
+        this.o.metrics?.started((t0 - r.state.acceptedAtMs) / 1000);
+        if (r.ctx) tracer().startSpan("scheduler.queue", { startTime: r.state.acceptedAtMs }, r.ctx).end(t0);
+      }
       r.state = { ...r.state, home, startedAtMs: r.state.startedAtMs ?? t0 };
     }
     const byHome = new Map<string, typeof items>();
@@ -520,6 +536,7 @@ class Scheduler implements SchedulerService {
     const now = this.now();
     const started = r.state.startedAtMs ?? now;
     this.o.metrics?.finished("ok", (now - r.state.acceptedAtMs) / 1000);
+    r.span?.end();
     this.o.onFinished?.({ requestId: id, outcome: "ok", images: r.state.images.length, steps: r.state.spec.params.steps, queueMs: started - r.state.acceptedAtMs, totalMs: now - r.state.acceptedAtMs });
     this.emit(id, {
       type: "done",

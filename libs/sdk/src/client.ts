@@ -58,6 +58,8 @@ export interface CallOptions {
   readonly signal?: AbortSignal;
   /** Deadline relative to now. */
   readonly timeoutMs?: number;
+  /** W3C trace context to continue (`00-<trace id>-<span id>-01`): the request's spans join that trace. */
+  readonly traceparent?: string;
 }
 
 export const DEFAULT_MAX_ATTEMPTS = 3;
@@ -131,9 +133,14 @@ class Client implements SwitchyardClient {
     for (let attempt = 1; ; attempt++) {
       if (options.signal?.aborted) throw new SwitchyardError("generate was aborted", Code.Canceled);
       let received = false;
+      let md = this.md;
+      if (options.traceparent) {
+        md = this.md.clone();
+        md.set("traceparent", options.traceparent);
+      }
       const call = (this.stub.Generate as (r: unknown, md: grpc.Metadata, o: grpc.CallOptions) => grpc.ClientReadableStream<Record<string, unknown>>)(
         req,
-        this.md,
+        md,
         deadline !== undefined ? { deadline } : {},
       );
       const onAbort = () => call.cancel();

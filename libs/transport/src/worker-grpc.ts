@@ -4,6 +4,7 @@ import * as grpc from "@grpc/grpc-js";
 import { HealthImplementation } from "grpc-health-check";
 import { ReflectionService } from "@grpc/reflection";
 import { Code, SwitchyardError } from "@switchyard/errors";
+import { SpanKind, extractContext, inSpan, injectContext } from "@switchyard/telemetry";
 import {
   type ExchangeRequestMsg, type ExchangeResponseMsg, type PeerClient, type TickRequestMsg, type TickResponseMsg,
   clientFor, fromGrpcError, loadContracts, reflectionDefinition, toGrpcStatus,
@@ -88,9 +89,17 @@ function workerService(side: "client" | "server"): grpc.ServiceDefinition {
   };
 }
 
-function unary<Req, Res>(fn: (req: Req) => Promise<Res>) {
+/**
+ * A unary handler. With `span`, it runs in a server span that continues the caller's
+ * trace (W3C traceparent in the call's metadata): a worker's RunTick and Exchange, and
+ * every call it makes meanwhile, join the scheduler's tick.
+ */
+function unary<Req, Res>(fn: (req: Req) => Promise<Res>, span?: { name: string; attributes?: (req: Req) => Record<string, number | string> }) {
   return (call: grpc.ServerUnaryCall<Req, Res>, cb: grpc.sendUnaryData<Res>) => {
-    fn(call.request).then((r) => cb(null, r), (e) => cb(toGrpcStatus(e)));
+    const run = span
+      ? inSpan(span.name, { kind: SpanKind.SERVER, parent: extractContext(call.metadata.getMap()), ...(span.attributes ? { attributes: span.attributes(call.request) } : {}) }, () => fn(call.request))
+      : fn(call.request);
+    run.then((r) => cb(null, r), (e) => cb(toGrpcStatus(e)));
   };
 }
 
@@ -144,8 +153,8 @@ export async function startWorkerServer(handler: WorkerHandler, options: { host?
         velocities: buf(r.velocities), routing: buf(r.routing), routingWeights: buf(r.routingWeights), denseMs: r.denseMs, expertMs: r.expertMs,
         ...(r.expertsUsed ? { expertsUsed: Buffer.from(r.expertsUsed.buffer, r.expertsUsed.byteOffset, r.expertsUsed.byteLength) } : {}),
       };
-    }),
-    Exchange: unary((r: ExchangeRequestMsg) => handler.exchange(r)),
+    }, { name: "worker.RunTick", attributes: (w) => ({ "switchyard.tick": Number((w as { tick?: number }).tick ?? 0), "switchyard.images": ((w as { items?: unknown[] }).items ?? []).length }) }),
+    Exchange: unary((r: ExchangeRequestMsg) => handler.exchange(r), { name: "worker.Exchange", attributes: (r) => ({ "switchyard.tick": r.tick, "switchyard.layer": r.layer, "switchyard.from": r.from, "switchyard.rows": r.rows }) }),
     SetExperts: unary(async (w: { experts: number[] }) => handler.setExperts(w.experts)),
     Stats: unary(async () => handler.stats()),
   });
@@ -200,7 +209,10 @@ export function createWorkerClients(): WorkerClients {
         return;
       }
       const opts: grpc.CallOptions = timeoutMs ? { deadline: Date.now() + timeoutMs } : {};
-      (c[method] as (r: unknown, o: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r?: Res) => void) => void)(req, opts, (e, r) =>
+      // The caller's trace continues in the worker (nothing is added when tracing is off).
+      const md = new grpc.Metadata();
+      for (const [k, v] of Object.entries(injectContext())) md.set(k, v);
+      (c[method] as (r: unknown, m: grpc.Metadata, o: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r?: Res) => void) => void)(req, md, opts, (e, r) =>
         e ? reject(fromGrpcError(e)) : resolve(r as Res),
       );
     });

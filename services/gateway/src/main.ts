@@ -2,13 +2,15 @@ import { createNatsBus, subjects as makeSubjects } from "@switchyard/bus";
 import { runService } from "@switchyard/config";
 import { startGatewayServer } from "@switchyard/gateway";
 import { loadManifest } from "@switchyard/manifest";
-import { createLogger } from "@switchyard/telemetry";
+import { createLogger, setupTracing } from "@switchyard/telemetry";
 import { resolveGatewayConfig } from "./config";
 
 /** Gateway: the public gRPC API; hands requests to the scheduler over NATS. */
 runService("gateway", async () => {
   const cfg = resolveGatewayConfig();
   const logger = createLogger("gateway");
+  // OpenTelemetry when SWITCHYARD_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_ENDPOINT) is set; off otherwise.
+  const tracing = setupTracing("gateway");
   const manifest = loadManifest(cfg.modelDir);
   const bus = await createNatsBus({ servers: cfg.nats, ...(cfg.natsCredentials ? { credentials: cfg.natsCredentials } : {}), name: "switchyard-gateway" });
   const server = await startGatewayServer({
@@ -23,6 +25,7 @@ runService("gateway", async () => {
     async stop() {
       await server.stop({ drainMs: cfg.drainTimeoutMs });
       await bus.close();
+      await tracing.shutdown();
     },
   };
 });

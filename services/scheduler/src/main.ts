@@ -2,7 +2,7 @@ import { createNatsBus, subjects as makeSubjects } from "@switchyard/bus";
 import { runService } from "@switchyard/config";
 import { loadManifest } from "@switchyard/manifest";
 import { createRemotePool, createSchedulerMetrics, createSchedulerService, createTraceRecorder } from "@switchyard/scheduler";
-import { createLogger, createServiceRegistry, startMetricsServer } from "@switchyard/telemetry";
+import { createLogger, createServiceRegistry, setupTracing, startMetricsServer } from "@switchyard/telemetry";
 import { createWorkerClients, startHealthServer } from "@switchyard/transport";
 import { resolveSchedulerConfig } from "./config";
 
@@ -10,6 +10,8 @@ import { resolveSchedulerConfig } from "./config";
 runService("scheduler", async () => {
   const cfg = resolveSchedulerConfig();
   const logger = createLogger("scheduler", { group: cfg.group });
+  // OpenTelemetry when SWITCHYARD_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_ENDPOINT) is set; off otherwise.
+  const tracing = setupTracing("scheduler", { "switchyard.group": cfg.group });
   const log = (m: string) => logger.info(m);
   const manifest = loadManifest(cfg.modelDir);
   const subjects = makeSubjects(cfg.subjectPrefix, cfg.group);
@@ -48,6 +50,7 @@ runService("scheduler", async () => {
       pool.close();
       clients.close();
       await bus.close();
+      await tracing.shutdown();
     },
   };
 });

@@ -5,7 +5,7 @@ import { runService } from "@switchyard/config";
 import { DEFAULT_DENSE_THREADS, DEFAULT_DENSE_THREADS_WITH_DEVICE, createOnnxModel } from "@switchyard/model";
 import type { Heartbeat } from "@switchyard/scheduler";
 import { createWorkerClients, startWorkerServer } from "@switchyard/transport";
-import { createLogger, createServiceRegistry, startMetricsServer } from "@switchyard/telemetry";
+import { createLogger, createServiceRegistry, setupTracing, startMetricsServer } from "@switchyard/telemetry";
 import { createWorkerCache, createWorkerMetrics, createWorkerRuntime, parseExpertBudget, trafficTotals, warmUpDense } from "@switchyard/worker";
 import { resolveWorkerConfig } from "./config";
 
@@ -13,6 +13,8 @@ import { resolveWorkerConfig } from "./config";
 runService("worker", async () => {
   const cfg = resolveWorkerConfig();
   const logger = createLogger("worker", { worker: cfg.id, group: cfg.group });
+  // OpenTelemetry when SWITCHYARD_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_ENDPOINT) is set; off otherwise.
+  const tracing = setupTracing("worker", { "switchyard.group": cfg.group, "switchyard.worker": cfg.id });
   const log = (m: string) => logger.info(m);
   const subjects = makeSubjects(cfg.subjectPrefix, cfg.group);
   const incarnation = randomUUID();
@@ -77,6 +79,7 @@ runService("worker", async () => {
       peers.close();
       await parts.close();
       await bus.close();
+      await tracing.shutdown();
       log("stopped");
     },
   };
