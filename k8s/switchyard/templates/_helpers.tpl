@@ -57,6 +57,14 @@ switchyard.io/group: {{ .group }}
   value: {{ .Values.nats.url | quote }}
 - name: SWITCHYARD_SUBJECT_PREFIX
   value: {{ .Values.nats.subjectPrefix | quote }}
+- name: SWITCHYARD_LOG_FORMAT
+  value: {{ .Values.logs.format | quote }}
+- name: SWITCHYARD_LOG_LEVEL
+  value: {{ .Values.logs.level | quote }}
+{{- if .Values.tracing.otlpEndpoint }}
+- name: SWITCHYARD_OTLP_ENDPOINT
+  value: {{ .Values.tracing.otlpEndpoint | quote }}
+{{- end }}
 {{- if .Values.nats.credentials.existingSecret }}
 - name: SWITCHYARD_NATS_CREDS
   value: /etc/switchyard/nats/{{ .Values.nats.credentials.key }}

@@ -107,6 +107,21 @@ function contract(name: string, make: () => Promise<Bus>, skip = false) {
       expect(got).toEqual([["c1.events.r1", { step: 1 }]]);
     });
 
+    it("carries request headers (W3C traceparent) to the server", async () => {
+      const tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+      const seen: Record<string, string>[] = [];
+      const sub = bus.serve("h1.x", async (p, headers) => {
+        seen.push({ ...headers });
+        return p;
+      });
+      await bus.flush();
+      expect(await bus.request("h1.x", { a: 1 }, { headers: { traceparent: tp } })).toEqual({ a: 1 });
+      await bus.request("h1.x", { a: 2 });
+      expect(seen[0]!.traceparent).toBe(tp);
+      expect(seen[1]!.traceparent).toBeUndefined();
+      sub.unsubscribe();
+    });
+
     it("serves requests across a queue group, one member each", async () => {
       const hits = [0, 0];
       const s1 = other.serve("c2.intake", async (p) => (hits[0]!++, { echo: p }), { queue: "q" });

@@ -35,10 +35,13 @@ export interface Bus {
   publish(subject: string, payload: Json): void;
   /** `subject` may use NATS wildcards (`*` one token, `>` the rest). */
   subscribe(subject: string, handler: (payload: Json, subject: string) => void): Subscription;
-  /** Serves requests; with a queue group, each request goes to one member only. */
-  serve(subject: string, handler: (payload: Json) => Promise<Json>, options?: { queue?: string }): Subscription;
-  /** One request, one reply; UNAVAILABLE when nobody serves the subject, DEADLINE_EXCEEDED on timeout. */
-  request(subject: string, payload: Json, options?: { timeoutMs?: number }): Promise<Json>;
+  /** Serves requests; with a queue group, each request goes to one member only. `headers`: the request's message headers. */
+  serve(subject: string, handler: (payload: Json, headers: Readonly<Record<string, string>>) => Promise<Json>, options?: { queue?: string }): Subscription;
+  /**
+   * One request, one reply; UNAVAILABLE when nobody serves the subject, DEADLINE_EXCEEDED on timeout.
+   * `headers` travel as NATS message headers (e.g. W3C `traceparent`).
+   */
+  request(subject: string, payload: Json, options?: { timeoutMs?: number; headers?: Readonly<Record<string, string>> }): Promise<Json>;
   kv(bucket: string): Promise<Kv>;
   /** Waits until published messages have reached the server (no-op in memory). */
   flush(): Promise<void>;

@@ -5,7 +5,7 @@ interface Sub {
   pattern: string;
   handler: (payload: Json, subject: string) => void;
   queue: string | undefined;
-  serve: ((payload: Json) => Promise<Json>) | undefined;
+  serve: ((payload: Json, headers: Readonly<Record<string, string>>) => Promise<Json>) | undefined;
 }
 
 /**
@@ -90,13 +90,13 @@ class MemoryBus implements Bus {
     return { unsubscribe: () => this.subs.delete(s) };
   }
 
-  serve(subject: string, handler: (payload: Json) => Promise<Json>, options: { queue?: string } = {}): Subscription {
+  serve(subject: string, handler: (payload: Json, headers: Readonly<Record<string, string>>) => Promise<Json>, options: { queue?: string } = {}): Subscription {
     const s: Sub = { pattern: subject, handler: () => undefined, queue: options.queue, serve: handler };
     this.subs.add(s);
     return { unsubscribe: () => this.subs.delete(s) };
   }
 
-  async request(subject: string, payload: Json, options: { timeoutMs?: number } = {}): Promise<Json> {
+  async request(subject: string, payload: Json, options: { timeoutMs?: number; headers?: Readonly<Record<string, string>> } = {}): Promise<Json> {
     if (this.closed) throw new SwitchyardError("bus is closed", Code.Unavailable);
     const servers = [...this.subs].filter((s) => s.serve && subjectMatches(s.pattern, subject));
     if (servers.length === 0) throw new SwitchyardError(`no responders for ${subject}`, Code.Unavailable);
@@ -106,7 +106,7 @@ class MemoryBus implements Bus {
     try {
       return wire(
         await Promise.race([
-          (async () => s.serve!(wire(payload)))(),
+          (async () => s.serve!(wire(payload), { ...(options.headers ?? {}) }))(),
           new Promise<never>((_, reject) => {
             timer = setTimeout(() => reject(new SwitchyardError(`request to ${subject} timed out after ${timeoutMs} ms`, Code.DeadlineExceeded)), timeoutMs);
           }),

@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import { type NatsConnection, connect, credsAuthenticator } from "@nats-io/transport-node";
+import { type MsgHdrs, type NatsConnection, connect, credsAuthenticator, headers as natsHeaders } from "@nats-io/transport-node";
 import { Kvm, type KV } from "@nats-io/kv";
 import { Code, SwitchyardError } from "@switchyard/errors";
 import { type Bus, DEFAULT_REQUEST_TIMEOUT_MS, type Json, type Kv, type KvEntry, type Subscription } from "./bus";
@@ -97,7 +97,7 @@ class NatsBus implements Bus {
     return { unsubscribe: () => sub.unsubscribe() };
   }
 
-  serve(subject: string, handler: (payload: Json) => Promise<Json>, options: { queue?: string } = {}): Subscription {
+  serve(subject: string, handler: (payload: Json, headers: Readonly<Record<string, string>>) => Promise<Json>, options: { queue?: string } = {}): Subscription {
     const sub = this.nc.subscribe(subject, {
       ...(options.queue ? { queue: options.queue } : {}),
       callback: (err, msg) => {
@@ -105,7 +105,9 @@ class NatsBus implements Bus {
         void (async () => {
           let reply: Json;
           try {
-            reply = await handler(dec(msg.data));
+            const h: Record<string, string> = {};
+            if (msg.headers) for (const k of msg.headers.keys()) h[k] = msg.headers.get(k);
+            reply = await handler(dec(msg.data), h);
           } catch (e) {
             const se = SwitchyardError.from(e);
             reply = { error: { code: se.code, message: se.rawMessage } };
@@ -117,10 +119,15 @@ class NatsBus implements Bus {
     return { unsubscribe: () => sub.unsubscribe() };
   }
 
-  async request(subject: string, payload: Json, options: { timeoutMs?: number } = {}): Promise<Json> {
+  async request(subject: string, payload: Json, options: { timeoutMs?: number; headers?: Readonly<Record<string, string>> } = {}): Promise<Json> {
     let reply: Json;
     try {
-      const m = await this.nc.request(subject, enc(payload), { timeout: options.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS });
+      let hs: MsgHdrs | undefined;
+      if (options.headers && Object.keys(options.headers).length > 0) {
+        hs = natsHeaders();
+        for (const [k, v] of Object.entries(options.headers)) hs.set(k, v);
+      }
+      const m = await this.nc.request(subject, enc(payload), { timeout: options.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS, ...(hs ? { headers: hs } : {}) });
       reply = dec(m.data);
     } catch (e) {
       throw fromNatsError(e, `request ${subject}`);

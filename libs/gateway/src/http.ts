@@ -3,6 +3,7 @@ import { z } from "zod";
 import type { Bus, Subjects } from "@switchyard/bus";
 import { parseOrThrow } from "@switchyard/config";
 import { Code, SwitchyardError } from "@switchyard/errors";
+import { ROOT_CONTEXT, type Span, SpanKind, SpanStatusCode, extractContext, injectContext, trace, tracer } from "@switchyard/telemetry";
 import { MAX_IMAGES_PER_REQUEST, type Manifest } from "@switchyard/manifest";
 import type { Gateway } from "./api";
 import { type KserveRequest, type KserveResult, KSERVE_INPUT, KSERVE_MAX_BATCH, KSERVE_OUTPUT, checkModel } from "./kserve-core";
@@ -287,12 +288,13 @@ export function createHttpHandler(o: HttpApiOptions): (req: IncomingMessage, res
     res.on("close", () => {
       if (!res.writableFinished) ac.abort();
     });
-    const r = await g.kserve.infer(() => parseRestInfer(body, Array.isArray(h) ? h[0] : h, model, version), undefined, ac.signal);
+    const r = await g.kserve.infer(() => parseRestInfer(body, Array.isArray(h) ? h[0] : h, model, version), undefined, ac.signal, req.headers);
     renderRestInfer(res, r);
   }
 
   async function openAiGenerate(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const tracked = g.tracker.begin("openai");
+    let span: Span | undefined;
     try {
       tracked.admit();
       const body = parseOrThrow(imagesSchema, parseJson(await readBody(req, limit), "the request body"));
@@ -312,10 +314,14 @@ export function createHttpHandler(o: HttpApiOptions): (req: IncomingMessage, res
           { field: "response_format" },
         );
       }
-      const submit = buildSubmit(
+      const built = buildSubmit(
         { params: { label, count: body.n ?? 1, steps: body.steps, sampler: body.sampler, guidance: body.guidance, shift: body.shift, seed: body.seed }, priority: body.priority ?? 0 },
         m,
       );
+      // The caller's traceparent header continues into the scheduler and the workers.
+      span = tracer().startSpan("gateway.ImagesGenerate", { kind: SpanKind.SERVER, attributes: { "switchyard.request_id": built.requestId } }, extractContext(req.headers, ROOT_CONTEXT));
+      const traceContext = injectContext(trace.setSpan(ROOT_CONTEXT, span));
+      const submit = Object.keys(traceContext).length ? { ...built, trace: traceContext } : built;
       const images = await new Promise<Float32Array[]>((resolve, reject) => {
         const handle = startRequest(o.bus, o.subjects, m.name, submit, o.submitTimeoutMs, {
           accepted: () => tracked.accepted(),
@@ -337,8 +343,11 @@ export function createHttpHandler(o: HttpApiOptions): (req: IncomingMessage, res
         data: images.map((x) => ({ b64_json: g.png(x).toString("base64"), revised_prompt: classNames[label] })),
       });
     } catch (e) {
+      span?.setStatus({ code: SpanStatusCode.ERROR, message: SwitchyardError.from(e).rawMessage });
       tracked.fail(e);
       throw e;
+    } finally {
+      span?.end();
     }
   }
 

@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { Bus, Subjects } from "@switchyard/bus";
 import { Code, SwitchyardError } from "@switchyard/errors";
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, extractContext, injectContext, trace, tracer } from "@switchyard/telemetry";
 import type { Manifest } from "@switchyard/manifest";
 import type { SubmitMessage } from "@switchyard/scheduler";
 import type { RequestTracker } from "./admission";
@@ -207,7 +208,8 @@ export interface KserveCore {
    * the images, rejects with a SwitchyardError. `signal` aborts it (client gone). Pass
    * the transport's decoder as a function so that a request failing to decode is counted.
    */
-  infer(req: KserveRequest | (() => KserveRequest), callDeadlineMs: number | undefined, signal?: AbortSignal): Promise<KserveResult>;
+  /** `trace`: the caller's W3C trace context carrier (gRPC metadata or HTTP headers as a map). */
+  infer(req: KserveRequest | (() => KserveRequest), callDeadlineMs: number | undefined, signal?: AbortSignal, trace?: Record<string, unknown>): Promise<KserveResult>;
   /** Model metadata as KServe v2 defines it (REST field names; gRPC maps them). */
   metadata(): { name: string; versions: string[]; platform: string; inputs: TensorMeta[]; outputs: TensorMeta[] };
   readonly server: { name: string; version: string; extensions: string[] };
@@ -230,9 +232,11 @@ export function createKserveCore(o: KserveCoreOptions): KserveCore {
     inferenceCount: 0, executionCount: 0, lastInference: 0,
   };
 
-  function infer(decode: KserveRequest | (() => KserveRequest), callDeadlineMs: number | undefined, signal?: AbortSignal): Promise<KserveResult> {
+  function infer(decode: KserveRequest | (() => KserveRequest), callDeadlineMs: number | undefined, signal?: AbortSignal, carrier?: Record<string, unknown>): Promise<KserveResult> {
     const t0 = Date.now();
     const tracked = o.tracker.begin("kserve");
+    const span = tracer().startSpan("gateway.ModelInfer", { kind: SpanKind.SERVER }, carrier ? extractContext(carrier, ROOT_CONTEXT) : ROOT_CONTEXT);
+    const traceContext = injectContext(trace.setSpan(ROOT_CONTEXT, span));
     const failStat = () => {
       stats.fail.count++;
       stats.fail.ns += (Date.now() - t0) * MS_TO_NS;
@@ -262,7 +266,7 @@ export function createKserveCore(o: KserveCoreOptions): KserveCore {
       let queueMs = 0;
       let computeMs = 0;
       const handles = parsed.submits.map((s, i) =>
-        startRequest(o.bus, o.subjects, m.name, { ...s, deadlineMs }, o.submitTimeoutMs, {
+        startRequest(o.bus, o.subjects, m.name, { ...s, deadlineMs, ...(Object.keys(traceContext).length ? { trace: traceContext } : {}) }, o.submitTimeoutMs, {
           ...(i === 0 ? { accepted: () => tracked.accepted() } : {}),
           done: (images, e) => {
             out.set(images[0]!, i * P);
@@ -302,7 +306,15 @@ export function createKserveCore(o: KserveCoreOptions): KserveCore {
       };
       signal?.addEventListener("abort", onAbort, { once: true });
     });
-    return settled.finally(() => onAbort && signal?.removeEventListener("abort", onAbort));
+    return settled
+      .catch((e: unknown) => {
+        span.setStatus({ code: SpanStatusCode.ERROR, message: SwitchyardError.from(e).rawMessage });
+        throw e;
+      })
+      .finally(() => {
+        span.end();
+        if (onAbort) signal?.removeEventListener("abort", onAbort);
+      });
   }
 
   return {

@@ -135,7 +135,7 @@ export function createKserveGrpc(o: KserveGrpcOptions): grpc.UntypedServiceImple
   const check = (r: { name: string; version: string }) => checkModel(m, r.name, r.version, { name: "name", version: "version" });
   const dur = (d: { count: number; ns: number }) => ({ count: d.count, ns: Math.round(d.ns) });
 
-  const runInfer = (wire: InferRequestWire, deadlineMs: number | undefined, signal: AbortSignal) => core.infer(() => fromWire(wire), deadlineMs, signal);
+  const runInfer = (wire: InferRequestWire, deadlineMs: number | undefined, signal: AbortSignal, md: grpc.Metadata) => core.infer(() => fromWire(wire), deadlineMs, signal, md.getMap());
 
   return {
     ServerLive: unary(() => ({ live: true })),
@@ -194,7 +194,7 @@ export function createKserveGrpc(o: KserveGrpcOptions): grpc.UntypedServiceImple
       }
       const ac = new AbortController();
       call.on("cancelled", () => ac.abort());
-      runInfer(call.request, deadlineOf(call), ac.signal).then((r) => cb(null, toWireResponse(r, false)), (e) => cb(toGrpcStatus(e)));
+      runInfer(call.request, deadlineOf(call), ac.signal, call.metadata).then((r) => cb(null, toWireResponse(r, false)), (e) => cb(toGrpcStatus(e)));
     },
     ModelStreamInfer(call: grpc.ServerDuplexStream<InferRequestWire, unknown>) {
       try {
@@ -212,7 +212,7 @@ export function createKserveGrpc(o: KserveGrpcOptions): grpc.UntypedServiceImple
       };
       call.on("data", (req: InferRequestWire) => {
         pending++;
-        runInfer(req, deadlineOf(call), ac.signal)
+        runInfer(req, deadlineOf(call), ac.signal, call.metadata)
           .then(
             (r) => call.write({ errorMessage: "", inferResponse: toWireResponse(r, true) }),
             (e) => {

@@ -48,7 +48,9 @@ export function startRequest(bus: Bus, subjects: Subjects, model: string, submit
   void (async () => {
     try {
       await bus.flush();
-      const reply = unwrapReply(await bus.request(subjects.intake(model), submit as unknown as Json, { timeoutMs: submitTimeoutMs })) as unknown as SubmitReply;
+      // The trace context goes as NATS headers (W3C traceparent), the way NATS carries it.
+      const { trace, ...body } = submit;
+      const reply = unwrapReply(await bus.request(subjects.intake(model), body as unknown as Json, { timeoutMs: submitTimeoutMs, ...(trace ? { headers: trace } : {}) })) as unknown as SubmitReply;
       if (!finished) h.accepted?.(reply);
     } catch (err) {
       if (finished) return;

@@ -75,6 +75,8 @@ export interface FinishedRequest {
   readonly queueMs: number;
   readonly totalMs: number;
   readonly message?: string;
+  /** Its trace, when tracing. */
+  readonly traceId?: string;
 }
 
 export interface SchedulerStats {
@@ -212,7 +214,7 @@ class Scheduler implements SchedulerService {
     this.running = true;
     const s = this.o.subjects;
     // The intake comes first: stop({ drainMs }) unsubscribes it alone.
-    this.subs.push(this.o.bus.serve(s.intake(this.o.manifest.name), (p) => this.onSubmit(p), { queue: SCHEDULER_QUEUE_GROUP }));
+    this.subs.push(this.o.bus.serve(s.intake(this.o.manifest.name), (p, headers) => this.onSubmit(p, headers), { queue: SCHEDULER_QUEUE_GROUP }));
     this.subs.push(this.o.bus.subscribe(s.cancel, (p) => this.onCancel(p)));
     this.metricsTimer = setInterval(() => this.o.bus.publish(s.schedulerMetrics, asJson(this.stats())), METRICS_INTERVAL_MS);
     this.metricsTimer.unref?.();
@@ -248,7 +250,7 @@ class Scheduler implements SchedulerService {
     };
   }
 
-  private async onSubmit(payload: Json): Promise<Json> {
+  private async onSubmit(payload: Json, headers: Readonly<Record<string, string>> = {}): Promise<Json> {
     const msg = payload as unknown as SubmitMessage;
     if (typeof msg?.requestId !== "string" || msg.requestId === "") {
       throw new SwitchyardError("request_id must be a non-empty string", Code.InvalidArgument, { field: "request_id" });
@@ -267,7 +269,9 @@ class Scheduler implements SchedulerService {
       this.seq++,
       this.now(),
     );
-    const parent = msg.trace ? extractContext(msg.trace as Record<string, string>, ROOT_CONTEXT) : ROOT_CONTEXT;
+    // The gateway's trace context, from the NATS headers (or a `trace` field of the message).
+    const carrier = headers.traceparent ? headers : msg.trace;
+    const parent = carrier ? extractContext(carrier as Record<string, string>, ROOT_CONTEXT) : ROOT_CONTEXT;
     const span = tracer().startSpan("scheduler.request", { kind: SpanKind.CONSUMER, attributes: { "switchyard.request_id": msg.requestId, "switchyard.images": p.count, "switchyard.steps": p.steps } }, parent);
     this.requests.set(msg.requestId, { state, msg, computeMs: 0, tickMs: 0, cancelled: false, preview: new Array(p.count), affinity: undefined, predicted: undefined, waited: 0, span, ctx: trace.setSpan(parent, span) });
     this.wake?.();
@@ -311,7 +315,7 @@ class Scheduler implements SchedulerService {
     this.o.metrics?.finished(codeToString(e.code), (now - r.state.acceptedAtMs) / 1000);
     r.span?.setStatus({ code: SpanStatusCode.ERROR, message: e.rawMessage });
     r.span?.end();
-    this.o.onFinished?.({ requestId: id, outcome: codeToString(e.code), images: r.state.images.length, steps: r.state.spec.params.steps, queueMs: (r.state.startedAtMs ?? now) - r.state.acceptedAtMs, totalMs: now - r.state.acceptedAtMs, message: e.rawMessage });
+    this.o.onFinished?.({ requestId: id, outcome: codeToString(e.code), images: r.state.images.length, steps: r.state.spec.params.steps, queueMs: (r.state.startedAtMs ?? now) - r.state.acceptedAtMs, totalMs: now - r.state.acceptedAtMs, message: e.rawMessage, ...traceIdOf(r) });
     this.emit(id, { type: "error", code: e.code, message: e.rawMessage });
   }
 
@@ -537,7 +541,7 @@ class Scheduler implements SchedulerService {
     const started = r.state.startedAtMs ?? now;
     this.o.metrics?.finished("ok", (now - r.state.acceptedAtMs) / 1000);
     r.span?.end();
-    this.o.onFinished?.({ requestId: id, outcome: "ok", images: r.state.images.length, steps: r.state.spec.params.steps, queueMs: started - r.state.acceptedAtMs, totalMs: now - r.state.acceptedAtMs });
+    this.o.onFinished?.({ requestId: id, outcome: "ok", images: r.state.images.length, steps: r.state.spec.params.steps, queueMs: started - r.state.acceptedAtMs, totalMs: now - r.state.acceptedAtMs, ...traceIdOf(r) });
     this.emit(id, {
       type: "done",
       queueMs: started - r.state.acceptedAtMs,
@@ -548,6 +552,12 @@ class Scheduler implements SchedulerService {
       seed: r.msg.params.seed,
     });
   }
+}
+
+/** `{ traceId }` of a request's span when it is being traced. */
+function traceIdOf(r: Live): { traceId?: string } {
+  const c = r.span?.spanContext();
+  return c && c.traceFlags & 1 ? { traceId: c.traceId } : {};
 }
 
 /**

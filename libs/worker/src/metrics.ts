@@ -1,5 +1,5 @@
 import type { ExchangeRequestMsg, ExchangeResponseMsg, PeerClient, TickRequestMsg, TickResponseMsg } from "@switchyard/proto";
-import { Counter, FAST_BUCKETS_SECONDS, Gauge, Histogram, type Registry, rowsBucket } from "@switchyard/telemetry";
+import { Counter, FAST_BUCKETS_SECONDS, Gauge, Histogram, type Registry, rowsBucket, trace } from "@switchyard/telemetry";
 import type { WorkerStats } from "./runtime";
 
 /**
@@ -49,10 +49,18 @@ export function createWorkerMetrics(registry: Registry): WorkerMetrics {
       return {
         async runTick(req) {
           const s0 = stallMs();
+          let stalled = 0;
           try {
-            return await timed((s) => tick.observe({ images: rowsBucket(req.items.length) }, s), () => runtime.runTick(req));
+            const r = await timed((s) => tick.observe({ images: rowsBucket(req.items.length) }, s), () => runtime.runTick(req));
+            // Where the tick's time went, on its RunTick span (when tracing).
+            trace.getActiveSpan()?.setAttributes({ "switchyard.dense_ms": r.denseMs, "switchyard.expert_ms": r.expertMs, "switchyard.images": req.items.length });
+            return r;
           } finally {
-            if (s0 !== undefined) stall.observe(((stallMs() ?? s0) - s0) / 1000);
+            if (s0 !== undefined) {
+              stalled = (stallMs() ?? s0) - s0;
+              stall.observe(stalled / 1000);
+              trace.getActiveSpan()?.setAttribute("switchyard.expert_load_stall_ms", stalled);
+            }
           }
         },
         exchange: (req) => timed((s) => exchange.observe({ side: "server" }, s), () => runtime.exchange(req)),

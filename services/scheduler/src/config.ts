@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { LOG_FORMATS } from "@switchyard/telemetry";
 import { DEFAULT_SERVING_GROUP } from "@switchyard/bus";
 import { intInRange, parseOrThrow, port, readEnv } from "@switchyard/config";
 import { BUNDLED_MODEL_DIR } from "@switchyard/manifest";
@@ -8,6 +9,9 @@ export const ENV = {
   SWITCHYARD_MODEL_DIR: "modelDir",
   SWITCHYARD_NATS: "nats",
   SWITCHYARD_NATS_CREDS: "natsCredentials",
+  SWITCHYARD_LOG_FORMAT: "logFormat",
+  SWITCHYARD_LOG_LEVEL: "logLevel",
+  SWITCHYARD_OTLP_ENDPOINT: "otlpEndpoint",
   SWITCHYARD_SUBJECT_PREFIX: "subjectPrefix",
   SWITCHYARD_GROUP: "group",
   SWITCHYARD_METRICS_PORT: "metricsPort",
@@ -29,6 +33,10 @@ export const schedulerConfigSchema = z.strictObject({
   nats: z.string().min(1).default("127.0.0.1:4222"),
   /** NATS .creds file (user JWT + nkey seed); unset = none (user:password may be in the URL). */
   natsCredentials: z.string().min(1).optional(),
+  /** Read by @switchyard/telemetry; declared here so that a bad value is refused by name. */
+  logFormat: z.enum(LOG_FORMATS).optional(),
+  logLevel: z.enum(["debug", "info", "warn", "error"]).default("info"),
+  otlpEndpoint: z.url({ protocol: /^https?$/ }).optional(),
   subjectPrefix: z.string().min(1).default("sy"),
   /** Serving group: this scheduler drives only the workers of this group (one scheduler per group). */
   group: z.string().min(1).default(DEFAULT_SERVING_GROUP),

@@ -25,7 +25,9 @@ runService("scheduler", async () => {
     : undefined;
   const registry = createServiceRegistry("scheduler", { group: cfg.group });
   const scheduler = createSchedulerService({
-    bus, subjects, manifest, pool, log, metrics: createSchedulerMetrics(registry),
+    bus, subjects, manifest, pool, log,
+    // SWITCHYARD_METRICS_PORT=off: no instruments at all (the overhead baseline).
+    ...(cfg.metricsPort === "off" ? {} : { metrics: createSchedulerMetrics(registry) }),
     // One line per request that leaves, with its id (the access log).
     onFinished: (f) => logger.info(f, "request finished"), routeAwareBatching: cfg.routeAwareBatching, warmUpTicks: cfg.warmUpTicks,
     limits: { maxTickRows: cfg.maxTickRows, maxQueued: cfg.maxQueued, maxRequestsPerTick: cfg.maxRequestsPerTick },

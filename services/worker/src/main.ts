@@ -40,8 +40,10 @@ runService("worker", async () => {
   if (warmUp.rows > 0 && warmUp.rounds > 0) log(`warmed up at ${warmUp.rows} rows × ${warmUp.rounds} in ${(await warmUpDense(parts, warmUp)).toFixed(0)} ms`);
   const registry = createServiceRegistry("worker", { group: cfg.group, worker: cfg.id });
   const instruments = createWorkerMetrics(registry);
-  const runtime = createWorkerRuntime({ id: cfg.id, parts, peers: instruments.peers(peers), gate: cfg.gateTurns === "off" ? false : { turns: cfg.gateTurns }, warmUp, ...(residency ? { residency } : {}) });
-  const server = await startWorkerServer(instruments.handler(runtime), { host: cfg.host, port: cfg.port });
+  // SWITCHYARD_METRICS_PORT=off: no instruments at all (the overhead baseline).
+  const instrumented = cfg.metricsPort !== "off";
+  const runtime = createWorkerRuntime({ id: cfg.id, parts, peers: instrumented ? instruments.peers(peers) : peers, gate: cfg.gateTurns === "off" ? false : { turns: cfg.gateTurns }, warmUp, ...(residency ? { residency } : {}) });
+  const server = await startWorkerServer(instrumented ? instruments.handler(runtime) : runtime, { host: cfg.host, port: cfg.port });
   const metrics = cfg.metricsPort === "off" ? undefined : await startMetricsServer({ host: cfg.host, port: cfg.metricsPort, registry, ...(cfg.metricsToken ? { token: cfg.metricsToken } : {}) });
   if (metrics) log(`metrics on ${cfg.host}:${metrics.port}/metrics`);
   // Ready (grpc.health.v1 "switchyard.worker.v1.Worker") while the plan in force names this worker.
