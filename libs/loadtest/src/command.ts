@@ -7,7 +7,7 @@ import { ARRIVAL_KINDS, type ArrivalKind, arrivalSchedule } from "./arrivals";
 import { cdfChart, renderChart, sweepCharts, timeSeriesChart } from "./charts";
 import { compareSummaries, formatDeltas } from "./compare";
 import { PROTOCOLS, type Protocol, createDriver } from "./drivers";
-import { cdf, createHistogram, decode, encode, merge } from "./histogram";
+import { type Histogram, cdf, decode, encode, merge } from "./histogram";
 import { sweepCsv, writeRunFiles } from "./output";
 import { type LoadMode, type RequestRecord, type RunHistograms, type RunResult, runLoad } from "./runner";
 import { startScraper } from "./scrape";
@@ -79,7 +79,7 @@ interface LoadPlan {
   readonly describe: Record<string, unknown>;
 }
 
-function planOf(f: Flags, workload: Workload, durationS: number, seed: number): LoadPlan {
+function planOf(f: Flags, durationS: number, seed: number): LoadPlan {
   const rate = num(f, "rate", { min: 0.001 });
   const concurrency = num(f, "concurrency", { min: 1, max: 100_000, int: true });
   const trace = str(f, "trace");
@@ -91,7 +91,6 @@ function planOf(f: Flags, workload: Workload, durationS: number, seed: number): 
   const arrival = (str(f, "arrival") ?? "poisson") as ArrivalKind;
   if (!ARRIVAL_KINDS.includes(arrival)) throw new SwitchyardError(`--arrival ${JSON.stringify(arrival)} must be one of ${ARRIVAL_KINDS.join(", ")}`, Code.InvalidArgument, { field: "arrival" });
   const burstiness = num(f, "burstiness", { min: 0.001 });
-  void workload;
   return {
     mode: { kind: "open", offsetsMs: arrivalSchedule({ kind: arrival, rate: rate!, durationS, seed, ...(burstiness !== undefined ? { burstiness } : {}) }) },
     describe: { mode: "open", rate, arrival, ...(burstiness !== undefined ? { burstiness } : {}) },
@@ -163,9 +162,8 @@ interface ChildResult {
   interrupted: boolean;
 }
 
-async function runOnce(f: Flags, c: Common, signal: AbortSignal, log: (m: string) => void, quiet: boolean, shard?: { index: number; of: number; startAtMs: number }): Promise<RunResult & { describe: Record<string, unknown> }> {
-  const workload = workloadOf(f);
-  const plan = planOf(f, workload, c.durationS, c.seed);
+async function runOnce(f: Flags, c: Common, workload: Workload, signal: AbortSignal, log: (m: string) => void, quiet: boolean, shard?: { index: number; of: number; startAtMs: number }): Promise<RunResult & { describe: Record<string, unknown> }> {
+  const plan = planOf(f, c.durationS, c.seed);
   const processes = shard ? 1 : (num(f, "processes", { min: 1, max: 64, int: true }) ?? 1);
   if (processes > 1) {
     // Several load processes on this host: each sends its share, histograms merged.
@@ -227,7 +225,7 @@ function metricsUrlOf(f: Flags, server: string): string | undefined {
 }
 
 /** One load level: run it, scrape the server, summarize, write the files and charts. */
-export async function runLevel(f: Flags, outDir: string, signal: AbortSignal, log: (m: string) => void): Promise<Summary> {
+export async function runLevel(f: Flags, outDir: string, signal: AbortSignal, log: (m: string) => void): Promise<{ summary: Summary; total: Histogram }> {
   const c = commonOf(f);
   const quiet = f.quiet === true;
   const workload = workloadOf(f);
@@ -238,7 +236,7 @@ export async function runLevel(f: Flags, outDir: string, signal: AbortSignal, lo
   const scraper = metricsUrl ? startScraper(metricsUrl, { ...(str(f, "metrics-token") ? { token: str(f, "metrics-token")! } : {}) }) : undefined;
   await scraper?.before;
   scraper?.start();
-  const r = await runOnce(f, c, signal, log, quiet);
+  const r = await runOnce(f, c, workload, signal, log, quiet);
   const server = await scraper?.stop();
   const summary = summarize(
     { records: r.records, histograms: r.histograms, measuredS: r.measuredS, slos, windowS: num(f, "window", { min: 0.1 }) ?? 5, stabilityPct: num(f, "stability", { min: 0 }) ?? 10 },
@@ -251,7 +249,7 @@ export async function runLevel(f: Flags, outDir: string, signal: AbortSignal, lo
     await renderChart(cdfChart([{ name: String(r.describe.mode === "closed" ? `concurrency ${r.describe.concurrency}` : r.describe.mode === "open" ? `${r.describe.rate}/s ${r.describe.arrival}` : "trace"), points: cdf(r.histograms.total) }], "Latency CDF"), join(outDir, "latency-cdf"));
     await renderChart(timeSeriesChart(ts, "Per second"), join(outDir, "timeseries"));
   }
-  return summary;
+  return { summary, total: r.histograms.total };
 }
 
 export function formatSummary(s: Summary): string {
@@ -289,7 +287,7 @@ async function runSweep(f: Flags, out: string, signal: AbortSignal, log: (m: str
   const conc = str(f, "concurrencies");
   const search = str(f, "search-rate");
   if ([rates, conc, search].filter(Boolean).length !== 1) throw new SwitchyardError("give one of --rates LIST, --concurrencies LIST or --search-rate LO:HI", Code.InvalidArgument, { field: "rates" });
-  const levels: { load: number; rate?: number; concurrency?: number; summary: Summary }[] = [];
+  const levels: { load: number; rate?: number; concurrency?: number; summary: Summary; total: Histogram }[] = [];
   const base = { ...f };
   delete base.rates;
   delete base.concurrencies;
@@ -297,9 +295,9 @@ async function runSweep(f: Flags, out: string, signal: AbortSignal, log: (m: str
   const level = async (load: number, kind: "rate" | "concurrency") => {
     const dir = join(out, `${kind}-${load}`);
     log(`--- ${kind} ${load}`);
-    const s = await runLevel({ ...base, [kind]: load }, dir, signal, log);
+    const { summary: s, total } = await runLevel({ ...base, [kind]: load }, dir, signal, log);
     log(formatSummary(s));
-    levels.push({ load, [kind]: load, summary: s });
+    levels.push({ load, [kind]: load, summary: s, total });
     return s;
   };
   if (search) {
@@ -341,20 +339,7 @@ async function runSweep(f: Flags, out: string, signal: AbortSignal, log: (m: str
   const charts = sweepCharts(levels, title);
   await renderChart(charts.latency, join(out, "latency-vs-load"));
   await renderChart(charts.throughput, join(out, "throughput-vs-load"));
-  await renderChart(cdfChart(levels.map((l) => ({ name: `${l.load}`, points: cdf(decodeTotal(join(out, `${rates || search ? "rate" : "concurrency"}-${l.load}`))) })), `Latency CDF per ${title}`), join(out, "latency-cdf"));
-}
-
-/** The total-latency histogram of a level, rebuilt from its requests.csv. */
-function decodeTotal(dir: string) {
-  const lines = readFileSync(join(dir, "requests.csv"), "utf8").trim().split("\n");
-  const cols = lines[0]!.split(",");
-  const [iLat, iStatus, iMeasured] = ["latency_ms", "status", "measured"].map((c) => cols.indexOf(c));
-  const h = createHistogram();
-  for (const l of lines.slice(1)) {
-    const v = l.split(",");
-    if (v[iStatus!] === "ok" && v[iMeasured!] === "1") h.recordValue(Math.max(1, Math.round(Number(v[iLat!]) * 1000)));
-  }
-  return h;
+  await renderChart(cdfChart(levels.map((l) => ({ name: `${l.load}`, points: cdf(l.total) })), `Latency CDF per ${title}`), join(out, "latency-cdf"));
 }
 
 function readSummary(path: string): Summary {
@@ -373,7 +358,7 @@ export async function runLoadtestCommand(flags: Flags, positionals: string[], lo
     // A load process of a multi-process run (see runOnce).
     const { flags: f, shard, out } = JSON.parse(readFileSync(rest[0]!, "utf8")) as { flags: Flags; shard: { index: number; of: number; startAtMs: number }; out: string };
     process.once("SIGINT", onInt);
-    const r = await runOnce(f, commonOf(f), ac.signal, () => undefined, true, shard);
+    const r = await runOnce(f, commonOf(f), workloadOf(f), ac.signal, () => undefined, true, shard);
     const keys = ["total", "accepted", "firstProgress", "interStep", "clientQueue"] as const;
     const res: ChildResult = { records: r.records, histograms: Object.fromEntries(keys.map((k) => [k, encode(r.histograms[k])])) as ChildResult["histograms"], startedAt: r.startedAt, durationMs: r.durationMs, interrupted: r.interrupted, measuredS: r.measuredS };
     writeFileSync(out, JSON.stringify(res));
@@ -391,7 +376,7 @@ export async function runLoadtestCommand(flags: Flags, positionals: string[], lo
   process.once("SIGINT", onInt);
   try {
     if (sub === "run") {
-      const s = await runLevel(flags, out, ac.signal, log);
+      const { summary: s } = await runLevel(flags, out, ac.signal, log);
       log(formatSummary(s));
       log(`wrote ${out}/summary.json, requests.csv, timeseries.csv${flags["no-charts"] === true ? "" : ", latency-cdf.png/svg, timeseries.png/svg"}`);
     } else {

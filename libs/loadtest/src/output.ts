@@ -38,18 +38,27 @@ export interface SecondRow {
 
 /** Per second of the run: sent, completed, errors, in flight at its end, latency of what completed in it. */
 export function timeSeries(records: readonly RequestRecord[], durationMs: number): SecondRow[] {
-  const n = Math.max(1, Math.ceil(Math.max(durationMs, ...records.map((r) => r.doneMs)) / 1000));
+  const n = Math.max(1, Math.ceil(records.reduce((m, r) => Math.max(m, r.doneMs), durationMs) / 1000));
+  // One pass over the requests: what was sent and what completed in each second, and the
+  // seconds each was in flight at the end of ([sent second, done second)).
+  const sent = new Array<number>(n).fill(0);
+  const inflight = new Array<number>(n + 1).fill(0); // differences
+  const done: RequestRecord[][] = Array.from({ length: n }, () => []);
+  for (const r of records) {
+    const a = Math.min(n, Math.floor(r.sentMs / 1000));
+    const b = Math.min(n, Math.floor(r.doneMs / 1000));
+    if (a < n) sent[a]!++;
+    if (b < n) done[b]!.push(r);
+    inflight[a]!++;
+    inflight[b]!--;
+  }
   const rows: SecondRow[] = [];
+  let open = 0;
   for (let s = 0; s < n; s++) {
-    const a = s * 1000;
-    const b = a + 1000;
-    const doneIn = records.filter((r) => r.doneMs >= a && r.doneMs < b);
-    const lat = doneIn.filter((r) => r.status === "ok").map((r) => r.doneMs - r.intendedMs).sort((x, y) => x - y);
+    open += inflight[s]!;
+    const lat = done[s]!.filter((r) => r.status === "ok").map((r) => r.doneMs - r.intendedMs).sort((x, y) => x - y);
     const q = (p: number) => (lat.length ? lat[Math.min(lat.length - 1, Math.floor(p * lat.length))]! : 0);
-    rows.push({
-      second: s, sent: records.filter((r) => r.sentMs >= a && r.sentMs < b).length, completed: doneIn.length, errors: doneIn.filter((r) => r.status !== "ok").length,
-      inflight: records.filter((r) => r.sentMs < b && r.doneMs >= b).length, p50Ms: q(0.5), p99Ms: q(0.99),
-    });
+    rows.push({ second: s, sent: sent[s]!, completed: done[s]!.length, errors: done[s]!.filter((r) => r.status !== "ok").length, inflight: open, p50Ms: q(0.5), p99Ms: q(0.99) });
   }
   return rows;
 }

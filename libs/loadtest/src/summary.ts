@@ -109,13 +109,13 @@ export function summarize(input: SummaryInput, run: Record<string, unknown>, met
 export function measurementWindows(measured: readonly RequestRecord[], windowS: number): { startS: number; requestsPerS: number; p50Ms: number }[] {
   if (measured.length === 0) return [];
   const w = windowS * 1000;
-  const first = Math.min(...measured.map((r) => r.intendedMs));
+  const first = measured.reduce((m, r) => Math.min(m, r.intendedMs), Infinity);
   const byWindow = new Map<number, RequestRecord[]>();
   for (const r of measured) {
     const k = Math.floor((r.intendedMs - first) / w);
     byWindow.set(k, [...(byWindow.get(k) ?? []), r]);
   }
-  const last = Math.max(...byWindow.keys());
+  const last = [...byWindow.keys()].reduce((m, k) => Math.max(m, k), 0);
   const out: { startS: number; requestsPerS: number; p50Ms: number }[] = [];
   for (let k = 0; k <= last; k++) {
     const rs = (byWindow.get(k) ?? []).filter((r) => r.status === "ok");

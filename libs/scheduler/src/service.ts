@@ -309,7 +309,8 @@ class Scheduler implements SchedulerService {
 
   private fail(id: string, e: SwitchyardError): void {
     const r = this.requests.get(id);
-    if (!r || !this.requests.delete(id)) return;
+    if (!r) return;
+    this.requests.delete(id);
     this.failed++;
     const now = this.now();
     this.o.metrics?.finished(codeToString(e.code), (now - r.state.acceptedAtMs) / 1000);
