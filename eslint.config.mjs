@@ -22,6 +22,11 @@ export default [
             { sourceTag: "type:lib", onlyDependOnLibsWithTags: ["type:lib", "type:util", "type:contract"] },
             { sourceTag: "type:contract", onlyDependOnLibsWithTags: ["type:util", "type:contract"] },
             { sourceTag: "type:util", onlyDependOnLibsWithTags: ["type:util"] },
+            // Gateway, scheduler and worker are peers on the contract library (@switchyard/contract):
+            // no role's library stands on another's.
+            { sourceTag: "role:gateway", notDependOnLibsWithTags: ["role:scheduler", "role:worker"] },
+            { sourceTag: "role:scheduler", notDependOnLibsWithTags: ["role:gateway", "role:worker"] },
+            { sourceTag: "role:worker", notDependOnLibsWithTags: ["role:gateway", "role:scheduler"] },
             // The ONNX runtime stays out of the control plane (gateway, scheduler, bus, sdk).
             {
               sourceTag: "scope:control",

@@ -9,7 +9,8 @@
 //   services/<role>/dist/main.mjs, tools/cli/dist/main.mjs   the entry points
 //   proto/, models/                                          read at run time
 // Each bundle sits three directories below OUT, as its sources do below the repository
-// root: the libraries find proto/ and models/ as `new URL("../../../proto", import.meta.url)`.
+// root: the libraries find models/ as `new URL("../../../models", import.meta.url)`; the
+// image sets SWITCHYARD_PROTO_DIR=/app/proto for @switchyard/proto's contracts.
 import { build } from "esbuild";
 import { cpSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -45,7 +46,7 @@ await build({
 });
 // The expert device's thread is a plain ES module loaded next to its caller.
 for (const dir of ["services/worker/dist", "tools/cli/dist"]) cpSync("libs/model/src/expert-device-thread.mjs", join(out, dir, "expert-device-thread.mjs"));
-cpSync("proto", join(out, "proto"), { recursive: true });
+cpSync("libs/proto/proto", join(out, "proto"), { recursive: true });
 mkdirSync(join(out, "models"), { recursive: true });
 cpSync("models/dit-moe-fmnist", join(out, "models/dit-moe-fmnist"), { recursive: true });
 writeFileSync(join(out, "package.json"), JSON.stringify({ name: "switchyard-app", private: true, type: "module" }, null, 2) + "\n");

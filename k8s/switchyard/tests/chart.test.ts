@@ -5,9 +5,9 @@ import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { parseAllDocuments } from "yaml";
 import { readEnv } from "@switchyard/config";
-import { ENV as GATEWAY_ENV, gatewayConfigSchema } from "../../../services/gateway/src/config";
-import { ENV as SCHEDULER_ENV, resolveSchedulerConfig } from "../../../services/scheduler/src/config";
-import { ENV as WORKER_ENV, resolveWorkerConfig } from "../../../services/worker/src/config";
+import { GATEWAY_ENV, gatewayConfigSchema } from "@switchyard/gateway";
+import { SCHEDULER_ENV, resolveSchedulerConfig } from "@switchyard/scheduler";
+import { WORKER_ENV, resolveWorkerConfig } from "@switchyard/worker";
 import { type K8sObject, checkRelease, podTemplate, workloads } from "./checks";
 
 /**

@@ -1,6 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Code, SwitchyardError } from "@switchyard/errors";
-import { type Bus, createMemoryBus, createNatsBus, groupOf, subjectMatches, subjects } from "./index";
+import { type Bus, groupOf, subjects } from "@switchyard/contract";
+import { createMemoryBus } from "./memory-bus";
+import { createNatsBus } from "./nats-bus";
+import { subjectMatches } from "./bus";
 import { type NatsServer, natsServerAvailable, startNatsServer } from "./testing/index";
 import { caught, rejection } from "@switchyard/errors/testing";
 

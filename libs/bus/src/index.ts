@@ -1,8 +1,9 @@
-export { subjects, token, groupOf, DEFAULT_SUBJECT_PREFIX, DEFAULT_SERVING_GROUP, SCHEDULER_QUEUE_GROUP } from "./subjects";
-export type { Subjects } from "./subjects";
-export { subjectMatches, DEFAULT_REQUEST_TIMEOUT_MS, DEFAULT_MAX_PAYLOAD_BYTES } from "./bus";
-export type { Bus, Json, Kv, KvEntry, Subscription } from "./bus";
+export { subjectMatches } from "./bus";
 export { createMemoryBus } from "./memory-bus";
 export { createNatsBus, unwrapReply, DEFAULT_KV_HISTORY } from "./nats-bus";
 export type { NatsBusOptions } from "./nats-bus";
 export { fromNatsError } from "./nats-error";
+export { BUS_ENV, DEFAULT_NATS_SERVERS, busConfigShape, connectBus } from "./config";
+export type { BusConfig } from "./config";
+export { startNatsServer, natsServerAvailable } from "./nats-server";
+export type { NatsServer } from "./nats-server";

@@ -8,9 +8,11 @@ import { createEngine, generate } from "@switchyard/engine";
 import { resolveGenerateParams } from "@switchyard/manifest";
 import { BUNDLED_MODEL_DIR, type ModelParts, createOnnxModel } from "@switchyard/model";
 import { maxAbsDiff } from "@switchyard/tensor";
-import { type Bus, type Subjects, createNatsBus, subjects as makeSubjects } from "@switchyard/bus";
+import { createNatsBus } from "@switchyard/bus";
+import { type Bus, type Subjects, subjects as makeSubjects, toPlanFile } from "@switchyard/contract";
 import { natsServerAvailable } from "@switchyard/bus/testing";
-import { addReplicas, contiguousPlacement, readTrace, solveHeuristic, toPlanFile } from "@switchyard/placement";
+import { addReplicas, contiguousPlacement, solveHeuristic } from "@switchyard/placement";
+import { readTrace } from "@switchyard/trace";
 import * as http2 from "node:http2";
 import * as grpc from "@grpc/grpc-js";
 import { clientFor, loadContracts } from "@switchyard/proto";
@@ -349,7 +351,7 @@ describe.skipIf(!haveNats)("events over the bus payload limit (processes, real n
       const gotError = new Promise<void>((resolve) => bus.subscribe(s.events("big-1"), (p) => (events.push(p as (typeof events)[number]), (p as { type: string }).type === "error" && resolve())));
       await bus.flush();
       await bus.request(s.intake("dit-moe-fmnist"), {
-        requestId: "big-1", model: "dit-moe-fmnist", params: { label: 1, count: 256, steps: 2, sampler: "euler", guidance: 2, shift: 1, seed: 1 }, priority: 0, deadlineMs: null, previewInterval: 1,
+        requestId: "big-1", model: "dit-moe-fmnist", params: { label: 1, conditional: true, count: 256, steps: 2, sampler: "euler", guidance: 2, shift: 1, seed: 1 }, priority: 0, deadlineMs: null, previewInterval: 1,
       });
       await gotError;
       expect(events.at(-1)).toMatchObject({ type: "error", code: Code.ResourceExhausted, message: expect.stringContaining("could not send the request's progress event") });

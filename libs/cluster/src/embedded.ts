@@ -1,13 +1,17 @@
-import { type Bus, createMemoryBus, subjects as makeSubjects } from "@switchyard/bus";
-import { type GatewayServer, startGatewayServer } from "@switchyard/gateway";
-import { DEFAULT_DENSE_THREADS_WITH_DEVICE, type ModelParts, createOnnxModel, loadManifest } from "@switchyard/model";
-import { DEFAULT_WARM_UP_TICKS, type SchedulerService, type SchedulerLimits, type TraceRecorder, createSchedulerService, createTraceRecorder } from "@switchyard/scheduler";
-import { type ExpertBudget, type LocalPool, type WarmUpOptions, type WorkerRuntime, contiguousPlan, warmUpDense, warmUpExperts, createWorkerCache, createLocalPeers, createLocalPool, createWorkerRuntime, expertsOf, trafficTotals } from "@switchyard/worker";
+import { createMemoryBus } from "@switchyard/bus";
+import { type Bus, contiguousPlan } from "@switchyard/contract";
+import { type GatewayServer, gatewayConfigSchema, startGateway, withSecrets } from "@switchyard/gateway";
+import { loadManifest } from "@switchyard/model";
+import { DEFAULT_WARM_UP_TICKS, type SchedulerLimits, type SchedulerService, type TraceRecorder, schedulerConfigSchema, startScheduler } from "@switchyard/scheduler";
+import { type ExpertBudget, type LocalPool, type StartedWorker, type WarmUpOptions, type WorkerRuntime, createLocalPeers, createLocalPool, startWorker, trafficTotals, workerConfigSchema } from "@switchyard/worker";
 
 /**
  * The whole system in one process: gateway (real gRPC server), scheduler and N
- * workers over the in-memory bus, workers exchanging rows by direct calls. Used by
- * `switchyard up` when no nats-server is installed, and by tests.
+ * workers over the in-memory bus, workers exchanging rows by direct calls. Each role is
+ * started by the same function its service uses (startGateway, startScheduler,
+ * startWorker), with the same configuration schema and defaults; only the bus (in
+ * memory), the data plane (direct calls) and the pool (the runtimes here) differ. Used
+ * by `switchyard up` when no nats-server is installed, and by tests.
  */
 export interface EmbeddedClusterOptions {
   readonly modelDir: string;
@@ -45,71 +49,68 @@ export interface EmbeddedCluster {
   stop(): Promise<void>;
 }
 
+/** An expert budget in the form the worker's configuration takes (SWITCHYARD_EXPERT_BUDGET). */
+function budgetText(b: ExpertBudget): string {
+  return "fraction" in b ? `${b.fraction * 100}%` : `${b.bytes}`;
+}
+
 export async function startEmbeddedCluster(o: EmbeddedClusterOptions): Promise<EmbeddedCluster> {
   const manifest = loadManifest(o.modelDir);
   const ids = Array.from({ length: o.workers }, (_, i) => `worker-${i}`);
   const plan = contiguousPlan(ids, manifest.architecture.numLayers, manifest.moe.numExperts);
   const peers = createLocalPeers();
-  const parts: ModelParts[] = [];
-  const runtimes: WorkerRuntime[] = [];
-  for (const id of ids) {
-    const mine = new Set(expertsOf(plan, id));
-    const p = await createOnnxModel({ dir: o.modelDir, experts: (l, e) => !o.cache && mine.has(l * manifest.moe.numExperts + e), ...(o.cache ? { denseThreads: DEFAULT_DENSE_THREADS_WITH_DEVICE } : {}) });
-    parts.push(p);
-    const residency = o.cache ? createWorkerCache({ modelDir: o.modelDir, manifest, budget: o.cache.budget, policy: o.cache.policy, ...(o.cache.lookahead !== undefined ? { lookahead: o.cache.lookahead } : {}) }) : undefined;
-    if (residency) await residency.setHeld([...mine]);
-    if (o.warmUp) {
-      const E = manifest.moe.numExperts;
-      const ms = (await warmUpDense(p, o.warmUp)) + (residency ? 0 : await warmUpExperts(p, [...mine].map((g) => [Math.floor(g / E), g % E] as const), o.warmUp));
-      o.log?.(`[${id}] warmed up at ${o.warmUp.rows} rows × ${o.warmUp.rounds} in ${ms.toFixed(0)} ms`);
-    }
-    const rt = createWorkerRuntime({ id, parts: p, peers, ...(residency ? { residency } : {}), ...(o.warmUp ? { warmUp: o.warmUp } : {}) });
-    peers.add(rt);
-    runtimes.push(rt);
-  }
-  const pool = createLocalPool(runtimes, plan, (id) => peers.remove(id));
   const bus = createMemoryBus();
-  const subjects = makeSubjects();
-  const traces = o.traceDir
-    ? createTraceRecorder({ dir: o.traceDir, model: manifest.name, layers: manifest.architecture.numLayers, experts: manifest.moe.numExperts, topK: manifest.moe.topK, tokens: manifest.architecture.tokens })
-    : undefined;
-  const scheduler = createSchedulerService({
-    bus, subjects, manifest, pool,
-    ...(o.limits ? { limits: o.limits } : {}),
-    ...(o.log ? { log: o.log } : {}),
-    ...(traces ? { onRouting: (r) => traces.record(r) } : {}),
-    ...(o.routeAware === false ? { routeAwareBatching: false } : {}),
-    ...(o.warmUp ? { warmUpTicks: DEFAULT_WARM_UP_TICKS } : {}),
-  });
-  scheduler.start();
+  const workers: StartedWorker[] = [];
+  for (const id of ids) {
+    const cfg = workerConfigSchema.parse({
+      id, modelDir: o.modelDir, metricsPort: "off", drainTimeoutMs: 0,
+      warmUpRows: o.warmUp?.rows ?? 0, warmUpRounds: o.warmUp?.rounds ?? 0,
+      ...(o.cache ? { expertBudget: budgetText(o.cache.budget), cachePolicy: o.cache.policy, ...(o.cache.lookahead !== undefined ? { cacheLookahead: o.cache.lookahead } : {}) } : {}),
+    });
+    workers.push(await startWorker(cfg, { bus, inProcess: { peers, plan }, ...(o.log ? { log: (m: string) => o.log!(`[${id}] ${m}`) } : {}) }));
+  }
+  const runtimes = workers.map((w) => w.runtime);
+  const pool = createLocalPool(runtimes, plan, (id) => peers.remove(id));
+  const scheduler = await startScheduler(
+    schedulerConfigSchema.parse({
+      modelDir: o.modelDir, port: "off", metricsPort: "off", drainTimeoutMs: 0,
+      ...(o.limits?.maxTickRows !== undefined ? { maxTickRows: o.limits.maxTickRows } : {}),
+      ...(o.limits?.maxQueued !== undefined ? { maxQueued: o.limits.maxQueued } : {}),
+      ...(o.limits?.maxRequestsPerTick !== undefined ? { maxRequestsPerTick: o.limits.maxRequestsPerTick } : {}),
+      ...(o.traceDir ? { traceDir: o.traceDir } : {}),
+      routeAwareBatching: o.routeAware !== false,
+      warmUpTicks: o.warmUp ? DEFAULT_WARM_UP_TICKS : 0,
+    }),
+    { bus, pool, ...(o.log ? { log: o.log } : {}) },
+  );
   // Serve once the workers are warm (with warm-up; without it the plan is in force at once).
-  if (o.warmUp) await scheduler.whenReady(o.workers);
-  const gateway = await startGatewayServer({
-    bus, subjects, manifest,
-    ...(o.host ? { host: o.host } : {}),
-    ...(o.port !== undefined ? { port: o.port } : {}),
-    ...(o.metricsPort !== undefined ? { metricsPort: o.metricsPort } : {}),
-    ...(o.httpPort !== undefined ? { httpPort: o.httpPort } : {}),
-    ...(o.apiTokens ? { apiTokens: o.apiTokens } : {}),
-    ...(o.maxStreamBufferBytes !== undefined ? { maxStreamBufferBytes: o.maxStreamBufferBytes } : {}),
-    ...(o.tls ? { tls: o.tls } : {}),
-    workerTraffic: () => new Map(runtimes.map((r) => [r.id, trafficTotals(r.stats())])),
-  });
+  if (o.warmUp) await scheduler.service.whenReady(o.workers);
+  const gateway = await startGateway(
+    {
+      ...withSecrets(
+        gatewayConfigSchema.parse({
+          modelDir: o.modelDir, host: o.host, port: o.port ?? 0, metricsPort: o.metricsPort ?? "off", httpPort: o.httpPort ?? "off", drainTimeoutMs: 0,
+          ...(o.maxStreamBufferBytes !== undefined ? { maxStreamBufferBytes: o.maxStreamBufferBytes } : {}),
+        }),
+      ),
+      tokens: o.apiTokens ?? [],
+      ...(o.tls ? { tls: o.tls } : {}),
+    },
+    { bus, workerTraffic: () => new Map(runtimes.map((r) => [r.id, trafficTotals(r.stats())])) },
+  );
   return {
-    address: gateway.address,
-    gateway,
-    scheduler,
+    address: gateway.server.address,
+    gateway: gateway.server,
+    scheduler: scheduler.service,
     pool,
     bus,
     runtimes,
-    traces,
+    traces: scheduler.traces,
     async stop() {
       await gateway.stop();
       await scheduler.stop();
-      traces?.flush();
-      await Promise.all(runtimes.map((r) => r.close()));
+      await Promise.all(workers.map((w) => w.stop()));
       await bus.close();
-      await Promise.all(parts.map((p) => p.close()));
     },
   };
 }

@@ -1,7 +1,8 @@
+import { createRequire } from "node:module";
 import { type ChildProcess, spawn } from "node:child_process";
 import { createInterface } from "node:readline";
 import { Code, SwitchyardError } from "@switchyard/errors";
-import { type NatsServer, startNatsServer } from "@switchyard/bus/testing";
+import { type NatsServer, startNatsServer } from "@switchyard/bus";
 
 /**
  * The cluster as separate processes: nats-server, N workers, a scheduler and a
@@ -81,7 +82,8 @@ export function groupNames(count: number): string[] {
   return count <= 1 ? ["default"] : Array.from({ length: count }, (_, i) => `g${i}`);
 }
 
-const SERVICE_MAIN = (name: string) => new URL(`../../../services/${name}/src/main.ts`, import.meta.url).pathname;
+/** A service's entry point, resolved by package name (`@switchyard/<name>-service/main`), not by where it sits in the repository. */
+const SERVICE_MAIN = (name: string) => createRequire(import.meta.url).resolve(`@switchyard/${name}-service/main`);
 
 function startService(name: string, service: string, env: Record<string, string>, log: ((l: string) => void) | undefined, readyPattern: RegExp, nodeFlags: readonly string[], timeoutMs = 60_000): Promise<{ sp: ServiceProcess; match: RegExpExecArray }> {
   const proc = spawn(process.execPath, [...nodeFlags, "--import", "tsx", SERVICE_MAIN(service)], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });

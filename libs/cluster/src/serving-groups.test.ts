@@ -135,6 +135,7 @@ describe.skipIf(!haveNats)("rolling restart under load", () => {
           `(${during.length} during the restart), ${failures.length} failed, ${ticksFailed} ticks failed; latency during it p50 ${p(0.5)} ms, p99 ${p(0.99)} ms, max ${p(1)} ms`,
       );
       expect(failures).toEqual([]);
+      if (ticksFailed) console.log(cluster.scheduler.output().filter((l) => / failed: |drain|plan v/.test(l)).join("\n"));
       expect(ticksFailed).toBe(0);
       expect(during.length).toBeGreaterThan(8);
       gone.close();

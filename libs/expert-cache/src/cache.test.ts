@@ -1,7 +1,7 @@
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { Code } from "@switchyard/errors";
-import { readTrace } from "@switchyard/placement";
+import { readTrace } from "@switchyard/trace";
 import { createExpertCache, createPolicy, lfuPolicy, lruPolicy, predictivePolicy, replayTrace } from "./index";
 import { caught } from "@switchyard/errors/testing";
 

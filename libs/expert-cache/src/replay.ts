@@ -1,6 +1,6 @@
-import type { Trace } from "@switchyard/placement";
+import type { Trace } from "@switchyard/trace";
 import type { ExpertId } from "./cache";
-import { addRouting, classPriorsFromTrace, emptyPrediction } from "./predict";
+import { addExperts, addRouting, classPriorsFromTrace, emptyPrediction } from "./prediction";
 import { DEFAULT_RESIDENCY_LOOKAHEAD, type DeviceRun, type ExpertDevice, createResidency } from "./residency";
 
 /**
@@ -112,8 +112,8 @@ export async function replayTrace(trace: Trace, o: ReplayOptions): Promise<Repla
           const prev = byReqStep.get(`${r}/${s - 1}`);
           if (prev) addRouting(prediction, routingOf(prev), E);
           else {
-            priors.add(prediction, labelOf.get(r) ?? nullLabel);
-            priors.add(prediction, nullLabel);
+            addExperts(prediction, priors.prior(labelOf.get(r) ?? nullLabel), E);
+            addExperts(prediction, priors.prior(nullLabel), E);
           }
         }
       }

@@ -1,10 +1,9 @@
 import type * as grpc from "@grpc/grpc-js";
-import type { Bus, Subjects } from "@switchyard/bus";
+import { type Bus, type Subjects, type SubmitMessage, base64ToF32 } from "@switchyard/contract";
 import { Code, SwitchyardError } from "@switchyard/errors";
 import { encodePng, toBytes } from "@switchyard/image";
 import type { Manifest } from "@switchyard/manifest";
 import { toGrpcStatus } from "@switchyard/proto";
-import { type SubmitMessage, base64ToF32 } from "@switchyard/scheduler";
 import { type GatewayMetrics, type RequestTracker, createGatewayMetrics, createRequestTracker } from "./admission";
 import { checkToken } from "./auth";
 import { createKserveGrpc, deadlineOf } from "./kserve";

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { z } from "zod";
-import type { Bus, Subjects } from "@switchyard/bus";
+import type { Bus, Subjects } from "@switchyard/contract";
 import { parseOrThrow } from "@switchyard/config";
 import { Code, SwitchyardError } from "@switchyard/errors";
 import { ROOT_CONTEXT, type Span, SpanKind, SpanStatusCode, extractContext, injectContext, trace, tracer } from "@switchyard/telemetry";

@@ -11,3 +11,7 @@ export { parseInferRequest, KSERVE_INPUT, KSERVE_OUTPUT, KSERVE_MAX_BATCH, KSERV
 export type { KserveStats, KserveRequest } from "./kserve-core";
 export { createHttpHandler, parseRestInfer, httpStatusOf, DEFAULT_HTTP_PORT, DEFAULT_MAX_HTTP_BODY_BYTES } from "./http";
 export type { HttpApiOptions } from "./http";
+export { startGateway } from "./start";
+export type { StartedGateway, GatewayDeps } from "./start";
+export { ENV as GATEWAY_ENV, gatewayConfigSchema, resolveGatewayConfig, withSecrets } from "./config";
+export type { GatewayConfig, ResolvedGatewayConfig } from "./config";

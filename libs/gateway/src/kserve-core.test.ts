@@ -3,8 +3,8 @@ import { Code } from "@switchyard/errors";
 import { caught } from "@switchyard/errors/testing";
 import { BUNDLED_MODEL_DIR, loadManifest } from "@switchyard/manifest";
 import { getEventListeners } from "node:events";
-import { SCHEDULER_QUEUE_GROUP, createMemoryBus, subjects } from "@switchyard/bus";
-import { f32ToBase64 } from "@switchyard/scheduler";
+import { createMemoryBus } from "@switchyard/bus";
+import { f32ToBase64, SCHEDULER_QUEUE_GROUP, subjects } from "@switchyard/contract";
 import { createGatewayMetrics, createRequestTracker } from "./admission";
 import { type KserveRequest, createKserveCore, parseInferRequest } from "./kserve-core";
 
@@ -26,7 +26,7 @@ const fail = (r: KserveRequest) => caught(() => parseInferRequest(r, m, 1000));
 describe("parseInferRequest", () => {
   it("gives image i seed + i, with the same options", () => {
     const p = parseInferRequest(req({ steps: 4, seed: 10, sampler: "heun" }, [3, -1]), m);
-    expect(p.submits.map((s) => [s.params.label, s.params.seed, s.params.steps, s.params.sampler])).toEqual([
+    expect(p.submits.map((s) => [s.params.conditional ? s.params.label : null, s.params.seed, s.params.steps, s.params.sampler])).toEqual([
       [3, 10, 4, "heun"],
       [null, 11, 4, "heun"],
     ]);

@@ -1,9 +1,8 @@
 import { randomUUID } from "node:crypto";
-import type { Bus, Subjects } from "@switchyard/bus";
+import type { Bus, Subjects, SubmitMessage } from "@switchyard/contract";
 import { Code, SwitchyardError } from "@switchyard/errors";
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, extractContext, injectContext, trace, tracer } from "@switchyard/telemetry";
 import type { Manifest } from "@switchyard/manifest";
-import type { SubmitMessage } from "@switchyard/scheduler";
 import type { RequestTracker } from "./admission";
 import { startRequest } from "./request-stream";
 import { buildSubmit, clip } from "./submit";

@@ -1,5 +1,4 @@
-import type { SchedulerStats } from "@switchyard/scheduler";
-import { DEFAULT_SERVING_GROUP } from "@switchyard/bus";
+import { DEFAULT_SERVING_GROUP, type SchedulerStats } from "@switchyard/contract";
 import type { CacheFigures, WorkerTraffic } from "@switchyard/proto";
 import type { GatewayMetrics } from "./admission";
 

@@ -1,11 +1,10 @@
-import { type Bus, type Json, type Subjects, unwrapReply } from "@switchyard/bus";
+import { type Bus, type DoneEvent, type ProgressEvent, type SubmitMessage, type SubmitReply, type Subjects, base64ToF32, channels, publish, request, subscribe } from "@switchyard/contract";
 import { Code, SwitchyardError } from "@switchyard/errors";
-import { type RequestEvent, type SubmitMessage, type SubmitReply, base64ToF32 } from "@switchyard/scheduler";
 
 export interface RequestHandlers {
   accepted?(reply: SubmitReply): void;
-  progress?(e: Extract<RequestEvent, { type: "progress" }>): void;
-  done(images: Float32Array[], e: Extract<RequestEvent, { type: "done" }>): void;
+  progress?(e: ProgressEvent): void;
+  done(images: Float32Array[], e: DoneEvent): void;
   error(e: SwitchyardError): void;
 }
 
@@ -25,9 +24,15 @@ export function startRequest(bus: Bus, subjects: Subjects, model: string, submit
     finished = true;
     sub.unsubscribe();
   };
-  const sub = bus.subscribe(subjects.events(submit.requestId), (payload) => {
+  const ch = channels(subjects);
+  // An event that does not fit the contract fails the request (INTERNAL: the scheduler is broken), rather than hanging it.
+  const invalid = (e: SwitchyardError) => {
     if (finished) return;
-    const e = payload as unknown as RequestEvent;
+    finish();
+    h.error(new SwitchyardError(`the scheduler sent an invalid event: ${e.rawMessage}`, Code.Internal, { cause: e }));
+  };
+  const sub = subscribe(bus, ch.events(submit.requestId), (e) => {
+    if (finished) return;
     switch (e.type) {
       case "progress":
         h.progress?.(e);
@@ -44,13 +49,13 @@ export function startRequest(bus: Bus, subjects: Subjects, model: string, submit
         h.error(new SwitchyardError(e.message, e.code as Code));
         break;
     }
-  });
+  }, invalid);
   void (async () => {
     try {
       await bus.flush();
       // The trace context goes as NATS headers (W3C traceparent), the way NATS carries it.
       const { trace, ...body } = submit;
-      const reply = unwrapReply(await bus.request(subjects.intake(model), body as unknown as Json, { timeoutMs: submitTimeoutMs, ...(trace ? { headers: trace } : {}) })) as unknown as SubmitReply;
+      const reply = await request(bus, ch.intake(model), body, { timeoutMs: submitTimeoutMs, ...(trace ? { headers: trace } : {}) });
       if (!finished) h.accepted?.(reply);
     } catch (err) {
       if (finished) return;
@@ -64,7 +69,7 @@ export function startRequest(bus: Bus, subjects: Subjects, model: string, submit
     cancel() {
       if (finished) return;
       finish();
-      bus.publish(subjects.cancel, { requestId: submit.requestId });
+      publish(bus, ch.cancel, { requestId: submit.requestId });
     },
   };
 }

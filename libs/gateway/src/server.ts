@@ -3,7 +3,7 @@ import { createServer as createHttpsServer } from "node:https";
 import * as grpc from "@grpc/grpc-js";
 import { HealthImplementation } from "grpc-health-check";
 import { ReflectionService } from "@grpc/reflection";
-import { groupOf } from "@switchyard/bus";
+import { channels, groupOf, subscribe } from "@switchyard/contract";
 import { Code, SwitchyardError } from "@switchyard/errors";
 import { loadContracts, reflectionDefinition } from "@switchyard/proto";
 import { DEFAULT_SUBMIT_TIMEOUT_MS, type Gateway, type GatewayOptions, createGatewayApi } from "./api";
@@ -70,13 +70,13 @@ export async function startGatewayServer(o: GatewayServerOptions): Promise<Gatew
   // workers carry traffic totals in their heartbeats.
   const schedulers = new Map<string, { figures: SchedulerFigures; atMs: number }>();
   const heard = new Map<string, WorkerTraffic & { group: string }>();
+  const ch = channels(o.subjects);
   const subs = [
-    o.bus.subscribe(o.subjects.anySchedulerMetrics, (p, subject) => void schedulers.set(groupOf(subject), { figures: p as unknown as SchedulerFigures, atMs: Date.now() })),
-    o.bus.subscribe(o.subjects.anyHeartbeat, (p, subject) => {
-      const hb = p as { workerId?: string; traffic?: WorkerTraffic };
-      if (hb?.workerId && hb.traffic) heard.set(hb.workerId, { ...hb.traffic, group: groupOf(subject) });
+    subscribe(o.bus, ch.anySchedulerMetrics, (figures, subject) => void schedulers.set(groupOf(subject), { figures, atMs: Date.now() })),
+    subscribe(o.bus, ch.anyHeartbeat, (hb, subject) => {
+      if (hb.traffic) heard.set(hb.workerId, { ...hb.traffic, group: groupOf(subject) });
     }),
-    o.bus.subscribe(o.subjects.anyLeave, (p) => void heard.delete(String((p as { workerId?: string })?.workerId))),
+    subscribe(o.bus, ch.anyLeave, (m) => void heard.delete(m.workerId)),
   ];
   // Ready (the API services' health) while some group's scheduler was heard lately: a
   // gateway that reaches no scheduler cannot serve, so a load balancer should skip it.

@@ -1,8 +1,7 @@
 import { randomInt, randomUUID } from "node:crypto";
-import { DEFAULT_MAX_PAYLOAD_BYTES } from "@switchyard/bus";
+import { DEFAULT_MAX_PAYLOAD_BYTES, MAX_REQUEST_ID_CHARS, type SubmitMessage } from "@switchyard/contract";
 import { Code, SwitchyardError } from "@switchyard/errors";
-import { type Manifest, resolveGenerateParams } from "@switchyard/manifest";
-import type { SubmitMessage } from "@switchyard/scheduler";
+import { type Manifest, resolveGenerateParams, toResolvedParams } from "@switchyard/manifest";
 
 /**
  * One submit builder for every protocol (native gRPC, KServe gRPC and REST, the
@@ -37,8 +36,6 @@ export const NATIVE_FIELDS: SubmitFieldNames = { priority: "priority", previewIn
 
 /** Client priorities are bounded so that no client can jump every queue by picking a huge number. */
 export const MAX_PRIORITY = 1000;
-/** Client request ids are echoed in events and errors; bounded. */
-export const MAX_REQUEST_ID_CHARS = 128;
 /** Seeds drawn for requests that give none: 47 bits fit a double exactly and any wire int. */
 const RANDOM_SEED_LIMIT = 2 ** 47;
 
@@ -99,7 +96,7 @@ export function buildSubmit(input: SubmitInput, m: Manifest, names: SubmitFieldN
   return {
     requestId: requestId || randomUUID(),
     model: m.name,
-    params: { label: p.label ?? null, count: p.count, steps: p.steps, sampler: p.sampler, guidance: p.guidance, shift: p.shift, seed: p.seed },
+    params: toResolvedParams(p, m),
     priority,
     deadlineMs: input.deadlineMs ?? null,
     previewInterval,

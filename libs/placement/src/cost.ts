@@ -1,6 +1,7 @@
 import { Code, SwitchyardError } from "@switchyard/errors";
-import { type Placement, copiesOf, servingCopy } from "./placement";
-import type { Trace } from "./trace";
+import { copiesOf, servingCopy } from "@switchyard/contract";
+import type { Placement } from "./placement";
+import type { Trace } from "@switchyard/trace";
 
 /**
  * What a placement costs on a trace, per generated image (a trace request), for both
@@ -116,7 +117,7 @@ export function placementCost(trace: Trace, p: Placement, o: CostOptions): Place
       for (let l = 0; l < trace.layers; l++) {
         const base = ((i * trace.layers + l) * trace.tokens + tok) * K;
         stamp++;
-        const loc = p.owner[l * E + trace.routing[base]!]!; // token-stays: lives with its top-1 expert
+        const loc = p.owners[l * E + trace.routing[base]!]!; // token-stays: lives with its top-1 expert
         stayFloats += 2 * D * (W - 1);
         if (prevLoc >= 0 && prevLoc !== loc) stayFloats += D;
         prevLoc = loc;

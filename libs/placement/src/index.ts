@@ -1,13 +1,7 @@
-export { parseTrace, readTrace, parseNpyTrace, mergeTraces, encodeTrace, encodeNpyTrace } from "./trace";
-export type { Trace } from "./trace";
-export { contiguousPlacement, roundRobinPlacement, loadGreedyPlacement, expertLoad, transitions, addReplicas, copiesOf, servingCopy } from "./placement";
+export { contiguousPlacement, roundRobinPlacement, loadGreedyPlacement, addReplicas } from "./placement";
 export type { Placement } from "./placement";
 export { placementCost, chooseHomes, crossWorkerLowerBound, DEFAULT_HOMING_SLACK } from "./cost";
 export type { PlacementCost, CostOptions, HomingPolicy } from "./cost";
 export { solveExact, solveHeuristic, solvePlacement, SOLVERS, DEFAULT_BALANCE, DEFAULT_ROUNDS, DEFAULT_LAYER_TIME_LIMIT_S } from "./solve";
 export type { SolveOptions, SolveResult, SolverName } from "./solve";
-export { PLAN_FORMAT, planFileSchema, toPlanFile, parsePlanFile, diffPlans } from "./plan-file";
-export type { PlanFile } from "./plan-file";
-export { traceStats, coActivation, coActivationMatrix } from "./stats";
-export type { TraceStats, CoActivation, GroupActivation } from "./stats";
 export type { BoundOptions, CostBound } from "./cost";

@@ -1,33 +1,12 @@
 import { Code, SwitchyardError } from "@switchyard/errors";
-import type { Trace } from "./trace";
+import type { IndexedPlan } from "@switchyard/contract";
+import { type Trace, expertLoad } from "@switchyard/trace";
 
 /**
- * A placement: which worker owns each expert. `owner[layer * experts + e]` is a worker
- * index in 0..workers-1. `replicas[layer * experts + e]`, when present, lists the other
- * workers holding a redundant copy (DeepSeek EPLB-style) of a heavily loaded expert.
- *
- * Dispatch with copies: a home that holds a copy uses it; other homes spread the
- * expert's rows over its copies by token (row index modulo the number of copies).
+ * A placement: the solvers' name for an expert plan over worker indices 0..workers-1
+ * (`IndexedPlan`, with the one dispatch rule `copiesOf`/`servingCopy`, in @switchyard/contract).
  */
-export interface Placement {
-  readonly workers: number;
-  readonly layers: number;
-  readonly experts: number;
-  readonly owner: Int32Array;
-  readonly replicas?: readonly (readonly number[])[];
-}
-
-/** Workers holding global expert g: the owner first, then its replicas. */
-export function copiesOf(p: Placement, g: number): readonly number[] {
-  const r = p.replicas?.[g];
-  return r && r.length ? [p.owner[g]!, ...r] : [p.owner[g]!];
-}
-
-/** The worker that serves an assignment of row `row` from `home` (see Placement). */
-export function servingCopy(copies: readonly number[], home: number, row: number): number {
-  if (copies.length === 1) return copies[0]!;
-  return copies.includes(home) ? home : copies[row % copies.length]!;
-}
+export type Placement = IndexedPlan;
 
 /**
  * EPLB-style redundant copies (DeepSeek's expert-parallel load balancer) on top of any
@@ -49,7 +28,7 @@ export function addReplicas(trace: Trace, p: Placement, slots: number): Placemen
     const wl = (): Float64Array => {
       const out = new Float64Array(W);
       for (let e = 0; e < E; e++) {
-        const copies = [p.owner[l * E + e]!, ...replicas[l * E + e]!];
+        const copies = [p.owners[l * E + e]!, ...replicas[l * E + e]!];
         for (const w of copies) out[w]! += load[e]! / copies.length;
       }
       return out;
@@ -61,10 +40,10 @@ export function addReplicas(trace: Trace, p: Placement, slots: number): Placemen
       for (const hot of order) {
         // the heaviest expert (per copy) that this worker serves and that can get another copy
         const cands = Array.from({ length: E }, (_, e) => e)
-          .filter((e) => p.owner[l * E + e] === hot || replicas[l * E + e]!.includes(hot))
+          .filter((e) => p.owners[l * E + e] === hot || replicas[l * E + e]!.includes(hot))
           .sort((a, b) => load[b]! / (1 + replicas[l * E + b]!.length) - load[a]! / (1 + replicas[l * E + a]!.length));
         for (const e of cands) {
-          const copies = new Set([p.owner[l * E + e]!, ...replicas[l * E + e]!]);
+          const copies = new Set([p.owners[l * E + e]!, ...replicas[l * E + e]!]);
           let best = -1;
           for (let w = 0; w < W; w++) if (!copies.has(w) && held[w]! < extra && (best < 0 || loads[w]! < loads[best]!)) best = w;
           // only where it lowers the hottest worker's load without making another hotter
@@ -95,7 +74,7 @@ export function contiguousPlacement(workers: number, layers: number, experts: nu
   check(workers, layers, experts);
   const owner = new Int32Array(layers * experts);
   for (let l = 0; l < layers; l++) for (let e = 0; e < experts; e++) owner[l * experts + e] = Math.floor((e * workers) / experts);
-  return { workers, layers, experts, owner };
+  return { version: 0, workers, layers, experts, owners: Array.from(owner) };
 }
 
 /** Expert e of every layer on worker e mod W. */
@@ -103,20 +82,9 @@ export function roundRobinPlacement(workers: number, layers: number, experts: nu
   check(workers, layers, experts);
   const owner = new Int32Array(layers * experts);
   for (let l = 0; l < layers; l++) for (let e = 0; e < experts; e++) owner[l * experts + e] = e % workers;
-  return { workers, layers, experts, owner };
+  return { version: 0, workers, layers, experts, owners: Array.from(owner) };
 }
 
-/** Assignments per (layer, expert) over a trace: [layers][experts]. */
-export function expertLoad(trace: Trace): Float64Array[] {
-  const load = Array.from({ length: trace.layers }, () => new Float64Array(trace.experts));
-  const per = trace.tokens * trace.topK;
-  for (let r = 0; r < trace.records; r++)
-    for (let l = 0; l < trace.layers; l++) {
-      const base = (r * trace.layers + l) * per;
-      for (let i = 0; i < per; i++) load[l]![trace.routing[base + i]!]! += 1;
-    }
-  return load;
-}
 
 /**
  * DeepSeek-EPLB-like load-only greedy (without replicas): per layer, experts in
@@ -140,20 +108,6 @@ export function loadGreedyPlacement(trace: Trace, workers: number): Placement {
       used[best]!++;
     }
   });
-  return { workers, layers: trace.layers, experts: E, owner };
+  return { version: 0, workers, layers: trace.layers, experts: E, owners: Array.from(owner) };
 }
 
-/** Inter-layer affinity (ExFlow): counts of top-1 expert i at layer l → top-1 expert j at l+1, [L-1][E*E]. */
-export function transitions(trace: Trace): Float64Array[] {
-  const E = trace.experts;
-  const out = Array.from({ length: Math.max(0, trace.layers - 1) }, () => new Float64Array(E * E));
-  const K = trace.topK;
-  for (let r = 0; r < trace.records; r++)
-    for (let tok = 0; tok < trace.tokens; tok++)
-      for (let l = 0; l + 1 < trace.layers; l++) {
-        const a = trace.routing[((r * trace.layers + l) * trace.tokens + tok) * K]!;
-        const b = trace.routing[((r * trace.layers + l + 1) * trace.tokens + tok) * K]!;
-        out[l]![a * E + b]! += 1;
-      }
-  return out;
-}

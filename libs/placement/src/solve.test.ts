@@ -1,9 +1,11 @@
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import {
-  type Placement, type Trace, addReplicas, contiguousPlacement, copiesOf, crossWorkerLowerBound, expertLoad, loadGreedyPlacement, parsePlanFile, placementCost, readTrace,
-  diffPlans, solveExact, solveHeuristic, solvePlacement, toPlanFile,
-} from "./index";
+import { copiesOf, diffPlans, parsePlanFile, toPlanFile } from "@switchyard/contract";
+import { type Placement, addReplicas, contiguousPlacement, loadGreedyPlacement } from "./placement";
+import { expertLoad } from "@switchyard/trace";
+import { crossWorkerLowerBound, placementCost } from "./cost";
+import { solveExact, solveHeuristic, solvePlacement } from "./solve";
+import { type Trace, readTrace } from "@switchyard/trace";
 
 const MODEL = new URL("../../../models/dit-moe-fmnist", import.meta.url).pathname;
 
@@ -47,7 +49,7 @@ function checkConstraints(p: Placement, trace: Trace, beta: number): void {
     const count = new Array(p.workers).fill(0);
     const load = new Array(p.workers).fill(0);
     for (let e = 0; e < p.experts; e++) {
-      const w = p.owner[l * p.experts + e]!;
+      const w = p.owners[l * p.experts + e]!;
       count[w]++;
       load[w] += loads[l]![e]!;
     }
@@ -69,7 +71,7 @@ describe("solvers", () => {
     expect(r.cost).toBe(0);
     // experts of one group share a worker
     for (let l = 0; l < 3; l++)
-      for (let e = 0; e < 16; e++) for (let f = 0; f < 16; f++) if (groupOf(e, l) === groupOf(f, l)) expect(r.placement.owner[l * 16 + e]).toBe(r.placement.owner[l * 16 + f]);
+      for (let e = 0; e < 16; e++) for (let f = 0; f < 16; f++) if (groupOf(e, l) === groupOf(f, l)) expect(r.placement.owners[l * 16 + e]).toBe(r.placement.owners[l * 16 + f]);
     checkConstraints(r.placement, trace, 0.1);
     expect(placementCost(trace, r.placement, { hidden: 8 }).bytesPerImage).toBe(0);
   });
@@ -128,7 +130,7 @@ describe("redundant copies (EPLB-style)", () => {
       for (let e = 0; e < real.experts; e++) {
         const g = l * real.experts + e;
         const r = withCopies.replicas![g]!;
-        expect(r).not.toContain(withCopies.owner[g]);
+        expect(r).not.toContain(withCopies.owners[g]);
         expect(new Set(r).size).toBe(r.length);
         for (const w of r) extra[w]!++;
         copies += r.length;

@@ -1,7 +1,8 @@
 import { Code, SwitchyardError } from "@switchyard/errors";
 import { chooseHomes } from "./cost";
-import { type Placement, addReplicas, contiguousPlacement, expertLoad, loadGreedyPlacement, roundRobinPlacement } from "./placement";
-import type { Trace } from "./trace";
+import { type Placement, addReplicas, contiguousPlacement, loadGreedyPlacement, roundRobinPlacement } from "./placement";
+import { expertLoad } from "@switchyard/trace";
+import type { Trace } from "@switchyard/trace";
 
 /**
  * Affinity placement (after ExFlow, adapted to dispatch-and-return). With the homes of
@@ -73,7 +74,7 @@ function totalCost(c: Float64Array[], p: Placement): number {
   let s = 0;
   const W = p.workers;
   c.forEach((cl, l) => {
-    for (let e = 0; e < p.experts; e++) s += cl[e * W + p.owner[l * p.experts + e]!]!;
+    for (let e = 0; e < p.experts; e++) s += cl[e * W + p.owners[l * p.experts + e]!]!;
   });
   return s;
 }
@@ -231,7 +232,7 @@ async function alternate(trace: Trace, o: SolveOptions, solver: LayerSolver | un
       owner.set(r.owner, l * E);
       bound += r.bound;
     }
-    placement = { workers: W, layers: trace.layers, experts: E, owner };
+    placement = { version: 0, workers: W, layers: trace.layers, experts: E, owners: Array.from(owner) };
     homes = chooseHomes(trace, placement, "affinity", o.homingSlack);
     const cost = totalCost(costMatrix(trace, homes, W), placement);
     o.onProgress?.(`round ${round + 1}: ${cost} remote assignments${solver ? ` (layer bounds sum ${bound.toFixed(0)} for the previous homes)` : ""}`);

@@ -1,14 +1,17 @@
+import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { fixMapEntryNames } from "./reflection-fix";
 
 /**
- * The contracts in proto/ loaded at run time with @grpc/proto-loader (no generated
- * code to keep in sync). Loader options fix how messages look in TypeScript:
- * 64-bit integers as numbers, enums as their names, bytes as Buffers, defaults filled,
- * oneofs named by a virtual field.
+ * The contracts in this package's proto/ (the repository's top-level `proto` links to
+ * it) loaded at run time with @grpc/proto-loader (no generated code to keep in sync).
+ * Loader options fix how messages look in TypeScript: 64-bit integers as numbers, enums
+ * as their names, bytes as Buffers, defaults filled, oneofs named by a virtual field.
+ * SWITCHYARD_PROTO_DIR overrides where they are read from (the container image, whose
+ * entry points are bundles: /app/proto).
  */
-export const PROTO_DIR = new URL("../../../proto", import.meta.url).pathname;
+export const PROTO_DIR = process.env.SWITCHYARD_PROTO_DIR ?? new URL("../proto", import.meta.url).pathname;
 
 export const LOADER_OPTIONS: protoLoader.Options = {
   keepCase: false,
@@ -31,7 +34,8 @@ export interface Contracts {
 let cached: Contracts | undefined;
 let reflection: protoLoader.PackageDefinition | undefined;
 
-const HEALTH_PROTO_DIR = new URL("../../../node_modules/grpc-health-check/proto", import.meta.url).pathname;
+/** grpc.health.v1, vendored from grpc-health-check 2.1.0 (Apache-2.0; the canonical copy is grpc/grpc-proto's). */
+const HEALTH_PROTO_DIR = join(PROTO_DIR, "grpc-health");
 
 /**
  * The same contracts plus grpc.health.v1, loaded with the proto's own field names, as

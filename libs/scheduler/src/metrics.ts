@@ -1,5 +1,5 @@
 import { Counter, FAST_BUCKETS_SECONDS, Gauge, Histogram, LATENCY_BUCKETS_SECONDS, type Registry, rowsBucket } from "@switchyard/telemetry";
-import type { SchedulerStats } from "./service";
+import type { SchedulerStats } from "@switchyard/contract";
 
 /** What the scheduler reports of itself (its own /metrics); a no-op when not given. */
 export interface SchedulerMetrics {

@@ -1,11 +1,10 @@
-import type { Bus, Json, Subjects, Subscription } from "@switchyard/bus";
+import {
+  type Bus, type ExpertPlan, type PlanInForce, type Subjects, type Subscription, type WorkerPool, PLAN_FORMAT, channels, contiguousPlan, createChangeSignal, expertsOf, parsePlanFile,
+  reassign, serve, subscribe,
+} from "@switchyard/contract";
 import { Code, SwitchyardError } from "@switchyard/errors";
-import { PLAN_FORMAT, parsePlanFile } from "@switchyard/placement";
 import type { TickRequestMsg, TickResponseMsg, WorkerTraffic } from "@switchyard/proto";
 import type { WorkerClients } from "@switchyard/transport";
-import { createChangeSignal } from "./change-signal";
-import { type ExpertPlan, contiguousPlan, expertsOf, reassign } from "./plan";
-import type { WorkerPool } from "./service";
 
 /**
  * Workers in other processes. Membership comes from heartbeats on the bus; ticks and
@@ -13,21 +12,6 @@ import type { WorkerPool } from "./service";
  * (`prepare()`): new experts are loaded before the plan switches, old ones dropped
  * after; the plan in force is written to the KV bucket.
  */
-export interface Heartbeat {
-  readonly workerId: string;
-  readonly address: string;
-  /** Traffic totals since the worker started (bytes and rows it exchanged, ticks it was home in). */
-  readonly traffic?: WorkerTraffic;
-  /** Distinguishes a process from an earlier one under the same id (a restarted pod). */
-  readonly incarnation?: string;
-}
-
-/** A worker's request to leave its group (`subjects.drain`), answered once a plan without it is in force. */
-export interface DrainRequest {
-  readonly workerId: string;
-  readonly incarnation?: string;
-}
-
 export interface RemotePoolOptions {
   readonly bus: Bus;
   readonly subjects: Subjects;
@@ -58,7 +42,7 @@ export function createRemotePool(o: RemotePoolOptions): RemotePool {
   let version = 0;
   let dirty = false;
   /** An operator's plan from the KV bucket, waiting for the next tick boundary. */
-  let operatorPlan: { owners: string[]; replicas: string[][] | undefined; workers: string[]; version: number } | undefined;
+  let operatorPlan: { plan: ExpertPlan; workers: readonly string[] } | undefined;
   /** An operator plan arrived, or a tick failed, since the last plan was applied: re-plan even if membership is the same. */
   let forced = false;
   const signal = createChangeSignal();
@@ -74,10 +58,10 @@ export function createRemotePool(o: RemotePoolOptions): RemotePool {
     }
   };
   const subs: Subscription[] = [];
+  const ch = channels(o.subjects);
+  const invalid = (e: SwitchyardError, subject: string) => o.log?.(`ignoring a message on ${subject}: ${e.message}`);
   subs.push(
-    o.bus.subscribe(o.subjects.heartbeat, (p: Json) => {
-      const hb = p as unknown as Heartbeat;
-      if (typeof hb?.workerId !== "string" || typeof hb.address !== "string") return;
+    subscribe(o.bus, ch.heartbeat, (hb) => {
       if (hb.incarnation !== undefined && departed.has(`${hb.workerId}/${hb.incarnation}`)) return;
       const prev = seen.get(hb.workerId);
       seen.set(hb.workerId, { address: hb.address, lastMs: Date.now() });
@@ -87,24 +71,21 @@ export function createRemotePool(o: RemotePoolOptions): RemotePool {
         dirty = true;
         notify();
       }
-    }),
+    }, invalid),
   );
   subs.push(
-    o.bus.subscribe(o.subjects.leave, (p: Json) => {
-      const id = (p as { workerId?: string })?.workerId;
-      if (typeof id === "string" && seen.delete(id)) {
+    subscribe(o.bus, ch.leave, ({ workerId }) => {
+      if (seen.delete(workerId)) {
         dirty = true;
         notify();
       }
-    }),
+    }, invalid),
   );
   // Graceful drain: the worker stops heartbeating, asks to leave, and keeps serving until
   // this answers, i.e. until a plan without it is in force (its experts moved, no tick of
   // the old plan in flight: plans change only between ticks).
   subs.push(
-    o.bus.serve(o.subjects.drain, async (p: Json) => {
-      const d = p as unknown as DrainRequest;
-      if (typeof d?.workerId !== "string") throw new SwitchyardError("workerId must be a string", Code.InvalidArgument, { field: "workerId" });
+    serve(o.bus, ch.drain, async (d) => {
       if (d.incarnation !== undefined) departed.add(`${d.workerId}/${d.incarnation}`);
       const t0 = Date.now();
       const left = new Promise<void>((resolve) => draining.set(d.workerId, [...(draining.get(d.workerId) ?? []), resolve]));
@@ -124,17 +105,15 @@ export function createRemotePool(o: RemotePoolOptions): RemotePool {
     .kv(o.subjects.plansBucket)
     .then((kv) =>
       kv.watch(o.subjects.planKey(o.model), (e) => {
-        const v = e.value as { format?: string; version?: number } | null;
-        if (v?.format !== PLAN_FORMAT) return;
+        const v = e.value;
+        // Other writers' keys under the same name are not plans; a plan that does not parse is reported.
+        if (!v || typeof v !== "object" || Array.isArray(v) || v.format !== PLAN_FORMAT) return;
         try {
-          const { plan } = parsePlanFile(v);
+          const { plan, expertPlan } = parsePlanFile(v);
           if (plan.layers !== o.layers || plan.experts !== o.experts) {
             throw new SwitchyardError(`plan is for ${plan.layers}×${plan.experts} experts, the model has ${o.layers}×${o.experts}`, Code.InvalidArgument);
           }
-          operatorPlan = {
-            workers: plan.workers, owners: plan.owners.flatMap((row) => row.map((w) => plan.workers[w]!)), version: plan.version ?? 0,
-            replicas: plan.replicas?.flatMap((row) => row.map((ws) => ws.map((w) => plan.workers[w]!))),
-          };
+          operatorPlan = { plan: expertPlan, workers: plan.workers };
           o.log?.(`operator plan v${plan.version} received; switching at the next tick boundary`);
           forced = true;
           dirty = true;
@@ -172,7 +151,7 @@ export function createRemotePool(o: RemotePoolOptions): RemotePool {
     active = members;
     const kv = await o.bus.kv(o.subjects.plansBucket);
     // The plan in force (operator plans stay under planKey, untouched).
-    await kv.put(`${o.subjects.planKey(o.model)}.in-force`, {
+    const record: PlanInForce = {
       version: next.version, layers: next.layers, experts: next.experts, owners: [...next.owners], workers: [...members],
       ...(next.replicas ? { replicas: next.replicas.map((r) => [...r]) } : {}),
       appliedAt: new Date().toISOString(),
@@ -182,7 +161,8 @@ export function createRemotePool(o: RemotePoolOptions): RemotePool {
           return [w, { ticks, rowsSent, rowsReceived, bytesSent, bytesReceived, expertRows }];
         }),
       ),
-    });
+    };
+    await kv.put(o.subjects.planInForceKey(o.model), record);
     await Promise.all(members.map((w) => o.clients.setExperts(w, expertsOf(next, w))));
     o.log?.(`plan v${next.version} in force over ${members.join(", ")}`);
   }
@@ -211,11 +191,10 @@ export function createRemotePool(o: RemotePoolOptions): RemotePool {
       let next: ExpertPlan;
       if (operatorPlan && operatorPlan.workers.every((w) => seen.has(w))) {
         // The operator's plan, for the workers it names (others hold no experts).
-        next = { version: ++version, layers: o.layers, experts: o.experts, owners: operatorPlan.owners, ...(operatorPlan.replicas ? { replicas: operatorPlan.replicas } : {}) };
+        next = { ...operatorPlan.plan, version: ++version };
       } else if (operatorPlan) {
         // Some of its workers are gone: keep it, moving their experts to survivors.
-        const base: ExpertPlan = { version, layers: o.layers, experts: o.experts, owners: operatorPlan.owners, ...(operatorPlan.replicas ? { replicas: operatorPlan.replicas } : {}) };
-        next = reassign(base, new Set(operatorPlan.workers.filter((w) => !seen.has(w))), ++version);
+        next = reassign(operatorPlan.plan, new Set(operatorPlan.workers.filter((w) => !seen.has(w))), ++version);
       } else {
         // A worker leaving keeps the others' experts where they are; a join re-balances.
         next = plan && joined.length === 0 && gone.size > 0 ? reassign(plan, gone, ++version) : contiguousPlan(members, o.layers, o.experts, ++version);

@@ -1,11 +1,12 @@
-import { type Bus, type Json, SCHEDULER_QUEUE_GROUP, type Subjects, type Subscription } from "@switchyard/bus";
+import {
+  type Bus, type Channels, type RequestEvent, SCHEDULER_QUEUE_GROUP, type SchedulerStats, type SubmitMessage, type SubmitReply, type Subjects, type Subscription, type WorkerPool,
+  channels, copiesOf, encodePrediction, expertsUsedBy, f32ToBase64, publish, serve, subscribe,
+} from "@switchyard/contract";
 import { Code, SwitchyardError, codeToString } from "@switchyard/errors";
-import { type Manifest, resolveGenerateParams } from "@switchyard/manifest";
-import type { TickRequestMsg, TickResponseMsg } from "@switchyard/proto";
+import { type Manifest, checkResolvedParams } from "@switchyard/manifest";
+import type { TickRequestMsg } from "@switchyard/proto";
 import { currentT, gaussianNoise, nextEval, previewX0 } from "@switchyard/sampler";
-import { type RequestEvent, type SubmitMessage, type SubmitReply, asJson, f32ToBase64 } from "./events";
-import { type ClassPriors, createClassPriors, tickPrediction, unpackExperts } from "./prediction";
-import { copyHolders } from "./plan";
+import { type ClassPriors, createClassPriors } from "@switchyard/expert-cache";
 import { warmUpItems } from "./warm-up";
 import type { SchedulerMetrics } from "./metrics";
 import { type Context, ROOT_CONTEXT, type Span, SpanKind, SpanStatusCode, extractContext, inSpan, trace, tracer } from "@switchyard/telemetry";
@@ -13,24 +14,6 @@ import {
   DEFAULT_MAX_QUEUED, DEFAULT_MAX_TICK_ROWS, DEFAULT_MAX_WAIT_TICKS, type RequestState, type RouteGrouping, type SchedulerLimits, admit, affinityHome,
   applyVelocity, isFinished, schedule,
 } from "./policy";
-
-/** The workers as the scheduler sees them. */
-export interface WorkerPool {
-  /** Live workers, sorted. */
-  members(): readonly string[];
-  /** Owner worker per global expert id under the plan in force. */
-  owners(): readonly string[];
-  /** Redundant copies per global expert id under the plan in force, if any. */
-  replicas?(): readonly (readonly string[])[] | undefined;
-  planVersion(): number;
-  runTick(worker: string, req: TickRequestMsg): Promise<TickResponseMsg>;
-  /** A worker failed a tick: drop it and move its experts to the survivors. */
-  markFailed(worker: string, reason: SwitchyardError): Promise<void>;
-  /** Resolves when membership changes or after `ms`. */
-  changed(ms: number): Promise<void>;
-  /** Called at every tick boundary: apply pending membership and plan changes. */
-  prepare?(): Promise<void>;
-}
 
 /** One routing record per image eval (conditional row), for the trace recorder. */
 export interface RoutingRecord {
@@ -77,21 +60,6 @@ export interface FinishedRequest {
   readonly message?: string;
   /** Its trace, when tracing. */
   readonly traceId?: string;
-}
-
-export interface SchedulerStats {
-  readonly queued: number;
-  readonly ticks: number;
-  readonly completed: number;
-  readonly failed: number;
-  readonly lastTickRows: number;
-  readonly lastTickMs: number;
-  /** Image evals computed, and sampler steps completed (per request). */
-  readonly evals: number;
-  readonly steps: number;
-  readonly workers: number;
-  /** Warm-up ticks run (included in `ticks`). */
-  readonly warmUpTicks: number;
 }
 
 export interface SchedulerService {
@@ -196,7 +164,10 @@ class Scheduler implements SchedulerService {
     return r ? (r.predicted ?? this.priors.prior(r.state.spec.label)) : undefined;
   }
 
+  private readonly ch: Channels;
+
   constructor(private readonly o: SchedulerServiceOptions) {
+    this.ch = channels(o.subjects);
     this.priors = createClassPriors(o.manifest.architecture.numLayers * o.manifest.moe.numExperts);
     this.limits = {
       maxTickRows: o.limits?.maxTickRows ?? DEFAULT_MAX_TICK_ROWS,
@@ -212,11 +183,11 @@ class Scheduler implements SchedulerService {
   start(): void {
     if (this.running) return;
     this.running = true;
-    const s = this.o.subjects;
+    const ch = this.ch;
     // The intake comes first: stop({ drainMs }) unsubscribes it alone.
-    this.subs.push(this.o.bus.serve(s.intake(this.o.manifest.name), (p, headers) => this.onSubmit(p, headers), { queue: SCHEDULER_QUEUE_GROUP }));
-    this.subs.push(this.o.bus.subscribe(s.cancel, (p) => this.onCancel(p)));
-    this.metricsTimer = setInterval(() => this.o.bus.publish(s.schedulerMetrics, asJson(this.stats())), METRICS_INTERVAL_MS);
+    this.subs.push(serve(this.o.bus, ch.intake(this.o.manifest.name), (msg, headers) => this.onSubmit(msg, headers), { queue: SCHEDULER_QUEUE_GROUP }));
+    this.subs.push(subscribe(this.o.bus, ch.cancel, (msg) => this.onCancel(msg.requestId)));
+    this.metricsTimer = setInterval(() => publish(this.o.bus, ch.schedulerMetrics, this.stats()), METRICS_INTERVAL_MS);
     this.metricsTimer.unref?.();
     this.loop = this.run();
   }
@@ -250,22 +221,17 @@ class Scheduler implements SchedulerService {
     };
   }
 
-  private async onSubmit(payload: Json, headers: Readonly<Record<string, string>> = {}): Promise<Json> {
-    const msg = payload as unknown as SubmitMessage;
-    if (typeof msg?.requestId !== "string" || msg.requestId === "") {
-      throw new SwitchyardError("request_id must be a non-empty string", Code.InvalidArgument, { field: "request_id" });
-    }
+  /** An accepted request, as the gateway resolved it (the contract parsed it: ids and parameters are well-formed). */
+  private async onSubmit(msg: SubmitMessage, headers: Readonly<Record<string, string>> = {}): Promise<SubmitReply> {
     if (this.requests.has(msg.requestId)) throw new SwitchyardError(`request_id ${JSON.stringify(msg.requestId)} is already running`, Code.AlreadyExists, { field: "request_id" });
     if (this.requests.size >= this.limits.maxQueued) {
       throw new SwitchyardError(`queue is full (${this.limits.maxQueued} requests); retry later`, Code.ResourceExhausted);
     }
-    const m = this.o.manifest;
-    const p = resolveGenerateParams({ ...msg.params, label: msg.params.label ?? undefined }, m);
-    const label = p.label ?? m.conditioning.nullLabel;
-    const guidance = p.label === undefined ? 1 : p.guidance;
+    // Resolved at the gateway; checked here against this model (a bus client may not be a gateway).
+    const p = checkResolvedParams(msg.params, this.o.manifest);
     const noise = Array.from({ length: p.count }, (_, i) => gaussianNoise(p.seed, i, this.P));
     const state = admit(
-      { id: msg.requestId, params: { sampler: p.sampler, steps: p.steps, shift: p.shift }, label, guidance, priority: msg.priority, deadlineMs: msg.deadlineMs ?? undefined, noise },
+      { id: msg.requestId, params: { sampler: p.sampler, steps: p.steps, shift: p.shift }, label: p.label, guidance: p.guidance, priority: msg.priority, deadlineMs: msg.deadlineMs ?? undefined, noise },
       this.seq++,
       this.now(),
     );
@@ -275,13 +241,10 @@ class Scheduler implements SchedulerService {
     const span = tracer().startSpan("scheduler.request", { kind: SpanKind.CONSUMER, attributes: { "switchyard.request_id": msg.requestId, "switchyard.images": p.count, "switchyard.steps": p.steps } }, parent);
     this.requests.set(msg.requestId, { state, msg, computeMs: 0, tickMs: 0, cancelled: false, preview: new Array(p.count), affinity: undefined, predicted: undefined, waited: 0, span, ctx: trace.setSpan(parent, span) });
     this.wake?.();
-    const reply: SubmitReply = { accepted: true, queuePosition: this.requests.size - 1 };
-    return asJson(reply);
+    return { accepted: true, queuePosition: this.requests.size - 1 };
   }
 
-  private onCancel(payload: Json): void {
-    const id = (payload as { requestId?: unknown })?.requestId;
-    if (typeof id !== "string") return;
+  private onCancel(id: string): void {
     const r = this.requests.get(id);
     if (!r) return;
     r.cancelled = true; // takes effect before the next tick
@@ -295,7 +258,7 @@ class Scheduler implements SchedulerService {
    */
   private emit(id: string, e: RequestEvent): void {
     try {
-      this.o.bus.publish(this.o.subjects.events(id), asJson(e));
+      publish(this.o.bus, this.ch.events(id), e);
     } catch (err) {
       const se = SwitchyardError.from(err, Code.Unavailable);
       this.o.log?.(`could not publish ${e.type} of request ${id}: ${se.message}`);
@@ -439,7 +402,7 @@ class Scheduler implements SchedulerService {
     // Every worker hears of the tick (owners without images too): the prediction of the
     // experts it will need lets each prefetch ahead of compute.
     const m = this.o.manifest;
-    const predicted = tickPrediction(items.map((it) => this.predictedOf(it.requestId)), m.architecture.numLayers * m.moe.numExperts);
+    const predicted = encodePrediction(items.map((it) => this.predictedOf(it.requestId)), m.architecture.numLayers * m.moe.numExperts);
     const targets = predicted ? [...new Set([...homeIds, ...this.o.pool.members()])].sort() : homeIds;
     const frame = this.tickFrame(tick, homeIds, homeIds.map((h) => byHome.get(h)!.length), targets);
     const { owners, replicas } = frame;
@@ -512,11 +475,10 @@ class Scheduler implements SchedulerService {
           for (let q = 0; q < TK; q++) {
             const g = l * E + routing[l * TK + q]!;
             predicted.add(g);
-            if (owners[g] !== undefined) for (const w of copyHolders({ owners, replicas }, g)) affinity.set(w, (affinity.get(w) ?? 0) + 1);
+            if (owners[g] !== undefined) for (const w of copiesOf({ owners, replicas }, g)) affinity.set(w, (affinity.get(w) ?? 0) + 1);
           }
         // Both CFG branches' experts when the worker reports them (the unconditional row routes differently).
-        const stride = Math.ceil((L * E) / 8);
-        if (res.expertsUsed && res.expertsUsed.length >= (j + 1) * stride) for (const g of unpackExperts(res.expertsUsed.subarray(j * stride, (j + 1) * stride), L * E)) predicted.add(g);
+        for (const g of expertsUsedBy(res.expertsUsed, L * E, j) ?? []) predicted.add(g);
         if (firstEval) this.priors.observe(r.state.spec.label, predicted);
         this.o.onRouting?.({ requestId: it.requestId, step: before, label: r.state.spec.label, t: ev.t, experts: res.routing.subarray(j * L * TK, (j + 1) * L * TK), weights: res.routingWeights.subarray(j * L * TK, (j + 1) * L * TK) });
         const interval = r.msg.previewInterval;

@@ -1,8 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { type Json, createMemoryBus, subjects as makeSubjects } from "@switchyard/bus";
+import { createMemoryBus } from "@switchyard/bus";
+import { type Json, type SubmitMessage, type WorkerPool, contiguousPlan, subjects as makeSubjects } from "@switchyard/contract";
 import { BUNDLED_MODEL_DIR, loadManifest } from "@switchyard/manifest";
 import type { TickRequestMsg, TickResponseMsg } from "@switchyard/proto";
-import { MICRO_BATCH_MIN_IMAGES, type SubmitMessage, type WorkerPool, contiguousPlan, createSchedulerService, warmUpItems } from "./index";
+import { MICRO_BATCH_MIN_IMAGES, createSchedulerService } from "./service";
+import { warmUpItems } from "./warm-up";
 
 const manifest = loadManifest(BUNDLED_MODEL_DIR);
 const P = 784;
@@ -30,7 +32,7 @@ function fakePool(members: string[], ms = 5): WorkerPool & { calls: { worker: st
 }
 
 const submit = (id: string): SubmitMessage => ({
-  requestId: id, model: manifest.name, params: { label: 3, count: 1, steps: 2, sampler: "euler", guidance: 2, shift: 1, seed: 1 }, priority: 0, deadlineMs: null, previewInterval: 0,
+  requestId: id, model: manifest.name, params: { label: 3, conditional: true, count: 1, steps: 2, sampler: "euler", guidance: 2, shift: 1, seed: 1 }, priority: 0, deadlineMs: null, previewInterval: 0,
 });
 
 describe("warm-up ticks", () => {

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { Code, SwitchyardError } from "@switchyard/errors";
 import { type Residency, createPolicy, createResidency, successorsFrom } from "@switchyard/expert-cache";
 import { type Manifest, createThreadExpertDevice, loadManifest } from "@switchyard/model";
-import { readTrace, transitions } from "@switchyard/placement";
+import { readTrace, transitions } from "@switchyard/trace";
 
 /** A worker's device memory for experts: bytes, or a fraction of the experts it holds. */
 export type ExpertBudget = { readonly bytes: number } | { readonly fraction: number };

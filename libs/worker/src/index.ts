@@ -1,7 +1,5 @@
 export { createWorkerRuntime, createLocalPeers, trafficTotals, DEFAULT_EXCHANGE_TIMEOUT_MS } from "./runtime";
 export type { WorkerRuntime, WorkerRuntimeOptions, WorkerStats, LayerTraffic } from "./runtime";
-export { contiguousPlan, expertsOf, reassign } from "@switchyard/scheduler";
-export type { ExpertPlan } from "@switchyard/scheduler";
 export type { TickItemMsg, TickRequestMsg, TickResponseMsg, ExchangeRequestMsg, ExchangeResponseMsg, PeerClient } from "@switchyard/proto";
 export { createLocalPool } from "./local-pool";
 export type { LocalPool } from "./local-pool";
@@ -13,3 +11,7 @@ export { DEFAULT_WARM_UP_ROUNDS, expertWarmRows, warmUpDense, warmUpExperts } fr
 export type { WarmUpOptions } from "./warm-up";
 export { createWorkerMetrics } from "./metrics";
 export type { WorkerMetrics } from "./metrics";
+export { startWorker } from "./start";
+export type { StartedWorker, WorkerDeps } from "./start";
+export { ENV as WORKER_ENV, workerConfigSchema, resolveWorkerConfig, DEFAULT_DRAIN_TIMEOUT_MS, DEFAULT_HEARTBEAT_MS } from "./config";
+export type { WorkerConfig } from "./config";

@@ -1,7 +1,6 @@
 import { Code, SwitchyardError } from "@switchyard/errors";
 import type { TickRequestMsg, TickResponseMsg } from "@switchyard/proto";
-import type { WorkerPool } from "@switchyard/scheduler";
-import { type ExpertPlan, createChangeSignal, expertsOf, reassign } from "@switchyard/scheduler";
+import { type ExpertPlan, type WorkerPool, createChangeSignal, expertsOf, reassign } from "@switchyard/contract";
 import type { WorkerRuntime } from "./runtime";
 
 /**

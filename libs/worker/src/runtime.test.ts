@@ -3,7 +3,9 @@ import { createEngine } from "@switchyard/engine";
 import { BUNDLED_MODEL_DIR, type ModelParts, createOnnxModel } from "@switchyard/model";
 import { gaussianNoise } from "@switchyard/sampler";
 import { maxAbsDiff } from "@switchyard/tensor";
-import { type TickItemMsg, contiguousPlan, createLocalPeers, createWorkerRuntime, expertsOf, reassign } from "./index";
+import { contiguousPlan, expertsOf, reassign } from "@switchyard/contract";
+import type { TickItemMsg } from "@switchyard/proto";
+import { createLocalPeers, createWorkerRuntime } from "./runtime";
 
 const models: ModelParts[] = [];
 let reference: ModelParts;

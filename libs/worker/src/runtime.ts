@@ -1,3 +1,4 @@
+import { copiesOf, createExpertsUsed, markExpertUsed, servingCopy } from "@switchyard/contract";
 import { type ExpertExecutor, type ExpertGroups, type LayerExpertRunner, alongside, createEngine, expertChunks, partsExpertRunner } from "@switchyard/engine";
 import { Code, SwitchyardError } from "@switchyard/errors";
 import type { ModelParts } from "@switchyard/model";
@@ -152,8 +153,7 @@ class Runtime implements WorkerRuntime {
     const velocities = new Float32Array(n * P);
     const routing = new Int16Array(n * L * T * K);
     const routingWeights = new Float32Array(n * L * T * K);
-    const stride = Math.ceil((L * this.E) / 8);
-    const expertsUsed = new Uint8Array(n * stride);
+    const expertsUsed = createExpertsUsed(n, L * this.E);
     const parts = Array.from({ length: micros }, (_, k) => req.items.map((_, i) => i).filter((i) => i % micros === k));
     let denseMs = 0;
     let expertMs = 0;
@@ -176,10 +176,7 @@ class Runtime implements WorkerRuntime {
           for (const r of res.rows[j]!)
             for (let l = 0; l < L; l++) {
               const ex = res.routing[l]!.experts;
-              for (let q = r * T * K; q < (r + 1) * T * K; q++) {
-                const g = l * this.E + ex[q]!;
-                expertsUsed[i * stride + (g >> 3)]! |= 1 << (g & 7);
-              }
+              for (let q = r * T * K; q < (r + 1) * T * K; q++) markExpertUsed(expertsUsed, L * this.E, i, l * this.E + ex[q]!);
             }
         });
       }),
@@ -199,7 +196,8 @@ class Runtime implements WorkerRuntime {
   private executor(req: TickRequestMsg, micro = 0, micros = 1): ExpertExecutor {
     // Every home sends every expert holder one message per layer (holders wait for all homes).
     const owners = [...new Set([...req.owners, ...(req.replicas ?? []).flat()])].sort();
-    const copies = (g: number): readonly string[] | undefined => (req.replicas?.[g]?.length ? [req.owners[g]!, ...req.replicas[g]!] : undefined);
+    // Experts with redundant copies (the rest have one holder, their owner).
+    const copies = (g: number): readonly string[] | undefined => (req.replicas?.[g]?.length ? copiesOf(req, g) : undefined);
     const slot = new Map(owners.map((w, k) => [w, k]));
     const W = owners.length;
     return {
@@ -219,14 +217,13 @@ class Runtime implements WorkerRuntime {
         for (let e = 0; e < groups.numExperts; e++) {
           const g = layer * this.E + e;
           const owner = req.owners[g]!;
-          // With copies: ours if we hold one, else spread over the copies by row.
+          // With copies, the one dispatch rule (servingCopy) picks the copy per row.
           const c = copies(g);
-          const mine = c?.includes(this.id) === true;
-          const fixed = slot.get(!c ? owner : mine ? this.id : owner);
+          const fixed = slot.get(owner);
           if (fixed === undefined) throw new SwitchyardError(`expert ${layer}/${e} owner ${owner} is unknown`, Code.Internal);
           for (let i = groups.offsets[e]!; i < groups.offsets[e + 1]!; i++) {
             const r = groups.row[i]!;
-            const k = !c || mine ? fixed : slot.get(c[r % c.length]!)!;
+            const k = c ? slot.get(servingCopy(c, this.id, r))! : fixed;
             let l = local[r * W + k]!;
             if (l < 0) {
               l = nRows[k]!++;
@@ -555,7 +552,10 @@ function predictionOf(counts: Int32Array | undefined, layers: number, experts: n
 }
 
 /** Peers as direct calls into runtimes of the same process (embedded mode, tests). */
-export function createLocalPeers(): PeerClient & { add(rt: WorkerRuntime): void; remove(id: string): void } {
+/** Workers in this process reaching each other by direct calls. */
+export type LocalPeers = PeerClient & { add(rt: WorkerRuntime): void; remove(id: string): void };
+
+export function createLocalPeers(): LocalPeers {
   const map = new Map<string, WorkerRuntime>();
   return {
     add: (rt) => void map.set(rt.id, rt),

@@ -21,7 +21,7 @@ import { createClient } from "@switchyard/client";
 import { startEmbeddedCluster } from "@switchyard/cluster";
 import { DEFAULT_RESIDENCY_LOOKAHEAD, replayTrace } from "@switchyard/expert-cache";
 import { BUNDLED_MODEL_DIR, loadManifest } from "@switchyard/manifest";
-import { readTrace } from "@switchyard/placement";
+import { readTrace } from "@switchyard/trace";
 import { type LiveResult, createLiveBench } from "./cache-live";
 import { median, table } from "./stats";
 

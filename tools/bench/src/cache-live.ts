@@ -7,12 +7,13 @@
  * of every request of the set, sent as the scheduler sends it (micro-batches, prediction).
  */
 import { join } from "node:path";
-import { type CacheStats, type ClassPriors, type ExpertDevice, classPriorsFromTrace, createResidency, emptyPrediction } from "@switchyard/expert-cache";
+import { type CacheStats, type ClassPriors, type ExpertDevice, addExperts, classPriorsFromTrace, createResidency, emptyPrediction } from "@switchyard/expert-cache";
 import { DEFAULT_DENSE_THREADS_WITH_DEVICE, type ModelParts, createOnnxModel, createThreadExpertDevice } from "@switchyard/model";
 import type { Manifest } from "@switchyard/manifest";
-import { readTrace } from "@switchyard/placement";
+import { readTrace } from "@switchyard/trace";
 import { advance, gaussianNoise, initState, nextEval, type SamplerState } from "@switchyard/sampler";
-import { microBatchesFor, tickPrediction, unpackExperts } from "@switchyard/scheduler";
+import { microBatchesFor } from "@switchyard/scheduler";
+import { encodePrediction, unpackExperts } from "@switchyard/contract";
 import { type WorkerRuntime, createLocalPeers, createWorkerRuntime } from "@switchyard/worker";
 
 export interface LiveConfig {
@@ -72,8 +73,8 @@ export async function createLiveBench(dir: string): Promise<LiveBench> {
   const stride = Math.ceil((L * E) / 8);
   const priorSet = (label: number): Set<number> => {
     const p = emptyPrediction(L);
-    priors.add(p, label);
-    priors.add(p, m.conditioning.nullLabel);
+    addExperts(p, priors.prior(label), E);
+    addExperts(p, priors.prior(m.conditioning.nullLabel), E);
     return new Set(p.flatMap((layer) => [...layer.keys()]));
   };
   let tickNo = 0;
@@ -88,7 +89,7 @@ export async function createLiveBench(dir: string): Promise<LiveBench> {
     const labels = Array.from({ length: batch }, (_, i) => (seed + i) % 10);
     let used: Set<number>[] | undefined;
     for (let s = 0; s < steps; s++) {
-      const predicted = predictive ? tickPrediction(used ?? labels.map(priorSet), L * E) : undefined;
+      const predicted = predictive ? encodePrediction(used ?? labels.map(priorSet), L * E) : undefined;
       const evals = states.map(nextEval);
       const items = evals.map((e, i) => ({ requestId: `r${i}`, imageIndex: 0, x: e.x, t: e.t, label: labels[i]!, guidance: GUIDANCE }));
       const t0 = performance.now();

@@ -13,14 +13,13 @@
  */
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { createNatsBus, subjects as makeSubjects } from "@switchyard/bus";
-import { natsServerAvailable } from "@switchyard/bus/testing";
+import { createNatsBus, natsServerAvailable } from "@switchyard/bus";
+import { channels, subjects as makeSubjects, subscribe, toPlanFile } from "@switchyard/contract";
 import { createClient } from "@switchyard/client";
 import { startProcessCluster } from "@switchyard/cluster";
 import { BUNDLED_MODEL_DIR } from "@switchyard/manifest";
-import {
-  type Trace, addReplicas, contiguousPlacement, crossWorkerLowerBound, loadGreedyPlacement, placementCost, readTrace, solveExact, solveHeuristic, toPlanFile,
-} from "@switchyard/placement";
+import { addReplicas, contiguousPlacement, crossWorkerLowerBound, loadGreedyPlacement, placementCost, solveExact, solveHeuristic } from "@switchyard/placement";
+import { type Trace, readTrace } from "@switchyard/trace";
 import { createRng } from "@switchyard/sampler";
 import { table } from "./stats";
 
@@ -111,10 +110,7 @@ async function live(): Promise<void> {
   const bus = await createNatsBus({ servers: cluster.nats, name: "pbench" });
   const s = makeSubjects(prefix);
   const traffic = new Map<string, number>();
-  bus.subscribe(s.heartbeat, (p) => {
-    const hb = p as { workerId: string; traffic?: { bytesReceived: number } };
-    if (hb.traffic) traffic.set(hb.workerId, hb.traffic.bytesReceived);
-  });
+  subscribe(bus, channels(s).heartbeat, (hb) => void (hb.traffic && traffic.set(hb.workerId, hb.traffic.bytesReceived)));
   const total = () => [...traffic.values()].reduce((a, b) => a + b, 0);
   const client = createClient({ address: cluster.address });
   const n = Number(flags.requests);

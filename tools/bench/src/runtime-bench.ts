@@ -11,15 +11,15 @@
  * Needs nats-server (the workers are real processes).
  */
 import { parseArgs } from "node:util";
-import { type Bus, createNatsBus, subjects as makeSubjects } from "@switchyard/bus";
-import { natsServerAvailable } from "@switchyard/bus/testing";
+import { createNatsBus, natsServerAvailable } from "@switchyard/bus";
+import { type Bus, channels, contiguousPlan, expertsOf, subjects as makeSubjects, subscribe } from "@switchyard/contract";
 import { createClient } from "@switchyard/client";
 import { type ProcessCluster, startProcessCluster } from "@switchyard/cluster";
 import { createEngine } from "@switchyard/engine";
 import { BUNDLED_MODEL_DIR, createOnnxModel } from "@switchyard/model";
 import type { TickItemMsg } from "@switchyard/proto";
 import { createRng, gaussianNoise } from "@switchyard/sampler";
-import { contiguousPlan, expertsOf, microBatchesFor } from "@switchyard/scheduler";
+import { microBatchesFor } from "@switchyard/scheduler";
 import { createWorkerClients } from "@switchyard/transport";
 import { median, percentile, table } from "./stats";
 
@@ -59,8 +59,7 @@ async function bytesMoved(clients: ReturnType<typeof createWorkerClients>, ids: 
 async function workerClients(bus: Bus, prefix: string) {
   const clients = createWorkerClients();
   const seen = new Set<string>();
-  bus.subscribe(makeSubjects(prefix).heartbeat, (p) => {
-    const hb = p as { workerId: string; address: string };
+  subscribe(bus, channels(makeSubjects(prefix)).heartbeat, (hb) => {
     clients.setAddress(hb.workerId, hb.address);
     seen.add(hb.workerId);
   });

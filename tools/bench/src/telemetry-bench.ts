@@ -10,7 +10,7 @@
  */
 import { createServer } from "node:http";
 import { parseArgs } from "node:util";
-import { startNatsServer } from "@switchyard/bus/testing";
+import { startNatsServer } from "@switchyard/bus";
 import { createClient } from "@switchyard/client";
 import { type ProcessCluster, startProcessCluster } from "@switchyard/cluster";
 import { BUNDLED_MODEL_DIR } from "@switchyard/model";

@@ -1,4 +1,5 @@
-import { DEFAULT_SERVING_GROUP, createNatsBus, subjects as makeSubjects } from "@switchyard/bus";
+import { createNatsBus } from "@switchyard/bus";
+import { DEFAULT_SERVING_GROUP, channels, subjects as makeSubjects, subscribe } from "@switchyard/contract";
 import { Code, SwitchyardError } from "@switchyard/errors";
 import type { CacheFigures } from "@switchyard/proto";
 import { num, str } from "../args";
@@ -39,10 +40,7 @@ export async function runCache(flags: Record<string, unknown>, positionals: stri
   const subjects = makeSubjects(str(flags, "prefix") ?? "sy", str(flags, "group") ?? DEFAULT_SERVING_GROUP);
   const heard = new Map<string, CacheFigures>();
   try {
-    const sub2 = bus.subscribe(subjects.heartbeat, (p) => {
-      const hb = p as { workerId?: string; traffic?: { cache?: CacheFigures } };
-      if (hb.workerId && hb.traffic?.cache) heard.set(hb.workerId, hb.traffic.cache);
-    });
+    const sub2 = subscribe(bus, channels(subjects).heartbeat, (hb) => void (hb.traffic?.cache && heard.set(hb.workerId, hb.traffic.cache)));
     await new Promise((r) => setTimeout(r, listenMs));
     sub2.unsubscribe();
   } finally {

@@ -1,11 +1,10 @@
 import { readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { DEFAULT_SERVING_GROUP, createNatsBus, subjects as makeSubjects } from "@switchyard/bus";
+import { createNatsBus } from "@switchyard/bus";
 import { Code, SwitchyardError } from "@switchyard/errors";
-import {
-  type Placement, type PlanFile, type Trace, contiguousPlacement, crossWorkerLowerBound, diffPlans, encodeNpyTrace, encodeTrace, mergeTraces, parseNpyTrace, parsePlanFile, placementCost, readTrace, solvePlacement,
-  coActivation, toPlanFile, traceStats,
-} from "@switchyard/placement";
+import { type Placement, contiguousPlacement, crossWorkerLowerBound, placementCost, solvePlacement } from "@switchyard/placement";
+import { type Trace, encodeNpyTrace, encodeTrace, mergeTraces, parseNpyTrace, readTrace, coActivation, traceStats } from "@switchyard/trace";
+import { DEFAULT_SERVING_GROUP, type PlanFile, channels, decode, diffPlans, parsePlanFile, planInForce, subjects as makeSubjects, subscribe, toPlanFile } from "@switchyard/contract";
 import type { WorkerTraffic } from "@switchyard/proto";
 import { num, str } from "../args";
 
@@ -168,7 +167,7 @@ export async function runPlacement(flags: Record<string, unknown>, positionals: 
       try {
         const key = subjects.planKey(plan.model);
         const cur = await kv.get(key);
-        const version = ((cur?.value as { version?: number } | null)?.version ?? 0) + 1;
+        const version = (cur ? parsePlanFile(cur.value).plan.version ?? 0 : 0) + 1;
         const rev = cur ? await kv.update(key, { ...plan, version }, cur.revision) : await kv.create(key, { ...plan, version });
         console.log(`applied plan v${version} for ${plan.model} (KV revision ${rev}); the scheduler switches at the next tick boundary`);
       } finally {
@@ -186,23 +185,22 @@ export async function runPlacement(flags: Record<string, unknown>, positionals: 
         const cur = hist.at(-1);
         if (!cur) throw new SwitchyardError(`no plan stored for ${model}`, Code.NotFound);
         if (sub === "rollback") {
-          const curPlan = cur.value as PlanFile;
-          const prev = [...hist].reverse().find((h) => (h.value as PlanFile).version !== curPlan.version && JSON.stringify((h.value as PlanFile).owners) !== JSON.stringify(curPlan.owners));
+          const plans = hist.map((h) => parsePlanFile(h.value).plan);
+          const curPlan = plans.at(-1)!;
+          const prev = [...plans].reverse().find((p) => p.version !== curPlan.version && JSON.stringify(p.owners) !== JSON.stringify(curPlan.owners));
           if (!prev) throw new SwitchyardError(`plan v${curPlan.version} has no earlier, different plan to roll back to`, Code.FailedPrecondition);
           const version = (curPlan.version ?? 0) + 1;
-          await kv.update(key, { ...(prev.value as PlanFile), version }, cur.revision);
-          console.log(`rolled back to the plan of v${(prev.value as PlanFile).version} as v${version}`);
+          await kv.update(key, { ...prev, version }, cur.revision);
+          console.log(`rolled back to the plan of v${prev.version} as v${version}`);
           return;
         }
-        const plan = cur.value as PlanFile;
-        const applied = (await kv.get(`${key}.in-force`))?.value as { owners?: string[]; version?: number; appliedAt?: string; trafficAtApply?: Record<string, WorkerTraffic> } | undefined;
+        const { plan } = parsePlanFile(cur.value);
+        const stored = await kv.get(subjects.planInForceKey(model));
+        const applied = stored ? decode(planInForce, stored.value, "the plan in force") : undefined;
         const wanted = plan.owners.flatMap((row) => row.map((w) => plan.workers[w]));
         const inForce = applied?.owners !== undefined && applied.owners.join(",") === wanted.join(",");
         const traffic = new Map<string, WorkerTraffic>();
-        const sub2 = bus.subscribe(subjects.heartbeat, (p) => {
-          const hb = p as { workerId?: string; traffic?: WorkerTraffic };
-          if (hb.workerId && hb.traffic) traffic.set(hb.workerId, hb.traffic);
-        });
+        const sub2 = subscribe(bus, channels(subjects).heartbeat, (hb) => void (hb.traffic && traffic.set(hb.workerId, hb.traffic)));
         await new Promise((r) => setTimeout(r, 1500));
         sub2.unsubscribe();
         // Measured since the plan in force was applied: today's totals minus those recorded at the switch.

@@ -1,7 +1,7 @@
-import { natsServerAvailable } from "@switchyard/bus/testing";
+import { natsServerAvailable } from "@switchyard/bus";
 import { startEmbeddedCluster, startProcessCluster } from "@switchyard/cluster";
 import { DEFAULT_HTTP_PORT } from "@switchyard/gateway";
-import { DEFAULT_MAX_TICK_ROWS } from "@switchyard/scheduler";
+import { DEFAULT_MAX_TICK_ROWS } from "@switchyard/contract";
 import { DEFAULT_WARM_UP_ROUNDS, parseExpertBudget } from "@switchyard/worker";
 import { createPolicy } from "@switchyard/expert-cache";
 import { Code, SwitchyardError } from "@switchyard/errors";

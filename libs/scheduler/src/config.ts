@@ -1,21 +1,19 @@
 import { z } from "zod";
-import { LOG_FORMATS } from "@switchyard/telemetry";
-import { DEFAULT_SERVING_GROUP } from "@switchyard/bus";
+import { BUS_ENV, busConfigShape } from "@switchyard/bus";
+import { TELEMETRY_ENV, telemetryConfigShape } from "@switchyard/telemetry";
+import { DEFAULT_MAX_TICK_ROWS, DEFAULT_SERVING_GROUP } from "@switchyard/contract";
 import { intInRange, parseOrThrow, port, readEnv } from "@switchyard/config";
 import { BUNDLED_MODEL_DIR } from "@switchyard/manifest";
-import { DEFAULT_LIVENESS_MS, DEFAULT_MAX_QUEUED, DEFAULT_MAX_TICK_ROWS, DEFAULT_WARM_UP_TICKS } from "@switchyard/scheduler";
+import { DEFAULT_MAX_QUEUED } from "./policy";
+import { DEFAULT_LIVENESS_MS } from "./remote-pool";
+import { DEFAULT_WARM_UP_TICKS } from "./warm-up";
 
 export const ENV = {
+  ...BUS_ENV,
+  ...TELEMETRY_ENV,
   SWITCHYARD_MODEL_DIR: "modelDir",
-  SWITCHYARD_NATS: "nats",
-  SWITCHYARD_NATS_CREDS: "natsCredentials",
-  SWITCHYARD_LOG_FORMAT: "logFormat",
-  SWITCHYARD_LOG_LEVEL: "logLevel",
-  SWITCHYARD_OTLP_ENDPOINT: "otlpEndpoint",
-  SWITCHYARD_SUBJECT_PREFIX: "subjectPrefix",
   SWITCHYARD_GROUP: "group",
   SWITCHYARD_METRICS_PORT: "metricsPort",
-  SWITCHYARD_METRICS_TOKEN: "metricsToken",
   SWITCHYARD_DRAIN_TIMEOUT_MS: "drainTimeoutMs",
   SWITCHYARD_MAX_TICK_ROWS: "maxTickRows",
   SWITCHYARD_MAX_QUEUED: "maxQueued",
@@ -29,21 +27,13 @@ export const ENV = {
 } as const;
 
 export const schedulerConfigSchema = z.strictObject({
+  ...busConfigShape,
+  ...telemetryConfigShape,
   modelDir: z.string().min(1).default(BUNDLED_MODEL_DIR),
-  nats: z.string().min(1).default("127.0.0.1:4222"),
-  /** NATS .creds file (user JWT + nkey seed); unset = none (user:password may be in the URL). */
-  natsCredentials: z.string().min(1).optional(),
-  /** Read by @switchyard/telemetry; declared here so that a bad value is refused by name. */
-  logFormat: z.enum(LOG_FORMATS).optional(),
-  logLevel: z.enum(["debug", "info", "warn", "error"]).default("info"),
-  otlpEndpoint: z.url({ protocol: /^https?$/ }).optional(),
-  subjectPrefix: z.string().min(1).default("sy"),
   /** Serving group: this scheduler drives only the workers of this group (one scheduler per group). */
   group: z.string().min(1).default(DEFAULT_SERVING_GROUP),
   /** Prometheus /metrics of this process (prom-client); 0 = any free port (logged), "off" = none. */
   metricsPort: z.union([port, z.literal("off")]).default(0),
-  /** Bearer token /metrics requires; unset = open. */
-  metricsToken: z.string().min(16).optional(),
   /** On SIGTERM: stop taking requests and let those held finish for up to this long. */
   drainTimeoutMs: intInRange(0, 600_000).default(30_000),
   maxTickRows: intInRange(2, 65536).default(DEFAULT_MAX_TICK_ROWS),
@@ -55,9 +45,9 @@ export const schedulerConfigSchema = z.strictObject({
   traceDir: z.string().min(1).optional(),
   /** Group requests whose predicted experts overlap when not all fit in a tick. */
   routeAwareBatching: z.boolean().default(true),
-  /** grpc.health.v1 + reflection listener (probes); 0 = any free port. */
+  /** grpc.health.v1 + reflection listener (probes); 0 = any free port, "off" = none (in process). */
   host: z.string().min(1).default("127.0.0.1"),
-  port: port.default(0),
+  port: z.union([port, z.literal("off")]).default(0),
   /** Synthetic full-budget ticks when a plan comes into force and nothing is queued; 0 = none. */
   warmUpTicks: intInRange(0, 64).default(DEFAULT_WARM_UP_TICKS),
 });

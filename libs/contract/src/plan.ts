@@ -1,22 +1,39 @@
 import { Code, SwitchyardError } from "@switchyard/errors";
 
 /**
- * Which worker holds which expert. `owners[layer * E + e]` is the worker id;
- * `replicas[layer * E + e]`, when present, the workers with redundant copies (a home
- * holding a copy uses it, other homes spread the expert's rows over its copies).
+ * The one expert-plan type of placement, scheduler and worker: which worker holds which
+ * expert. `owners[layer * experts + e]` names the owner; `replicas[layer * experts + e]`,
+ * when present, the workers with redundant copies (DeepSeek EPLB-style) of a heavily
+ * loaded expert. `W` is how workers are named: ids (strings) on the bus, on the wire and
+ * in the runtime; indices 0..workers-1 in the solvers (an `IndexedPlan`).
+ *
+ * Dispatch (`servingCopy`): a home holding a copy uses it; other homes spread the
+ * expert's rows over its copies by row (row index modulo the number of copies).
  */
-export interface ExpertPlan {
+export interface ExpertPlan<W extends string | number = string> {
+  /** Increases with every plan put in force; 0 for a solver's output not yet in force. */
   readonly version: number;
   readonly layers: number;
   readonly experts: number;
-  readonly owners: readonly string[];
-  readonly replicas?: readonly (readonly string[])[];
+  readonly owners: readonly W[];
+  readonly replicas?: readonly (readonly W[])[];
 }
 
-/** Workers holding global expert g: the owner, then its replicas. */
-export function copyHolders(plan: Pick<ExpertPlan, "owners" | "replicas">, g: number): readonly string[] {
+/** A plan over worker indices, as the solvers make and score them. */
+export interface IndexedPlan extends ExpertPlan<number> {
+  readonly workers: number;
+}
+
+/** Workers holding global expert g: the owner first, then its replicas. */
+export function copiesOf<W extends string | number>(plan: Pick<ExpertPlan<W>, "owners" | "replicas">, g: number): readonly W[] {
   const r = plan.replicas?.[g];
   return r && r.length ? [plan.owners[g]!, ...r] : [plan.owners[g]!];
+}
+
+/** The copy that serves an assignment of row `row` sent from `home` (see ExpertPlan). */
+export function servingCopy<W extends string | number>(copies: readonly W[], home: W, row: number): W {
+  if (copies.length === 1) return copies[0]!;
+  return copies.includes(home) ? home : copies[row % copies.length]!;
 }
 
 /** DeepSpeed-MoE-like default: worker i holds a contiguous block of each layer's experts. */
@@ -30,7 +47,7 @@ export function contiguousPlan(workers: readonly string[], layers: number, exper
 }
 
 /** Global expert ids a worker holds under a plan. */
-export function expertsOf(plan: ExpertPlan, worker: string): number[] {
+export function expertsOf<W extends string | number>(plan: ExpertPlan<W>, worker: W): number[] {
   const out: number[] = [];
   plan.owners.forEach((w, g) => (w === worker || plan.replicas?.[g]?.includes(worker)) && out.push(g));
   return out;

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { Code, SwitchyardError } from "@switchyard/errors";
-import { type SafeTensors, encodeSafeTensors, parseSafeTensors, tensor, toFloat32 } from "@switchyard/tensor";
+import { type SafeTensors, encodeSafeTensors, floatToHalf, parseSafeTensors, tensor, toFloat32 } from "@switchyard/tensor";
 
 /**
  * A routing trace in memory. A *record* is one image pass (or, for LLM traces, one
@@ -32,7 +32,7 @@ function bad(source: string, why: string): SwitchyardError {
 /** Reads the runtime's own format (`switchyard-trace` v1, see models/README.md). */
 export function parseTrace(st: SafeTensors, source = "trace"): Trace {
   const md = st.metadata;
-  if (md.format !== "switchyard-trace") throw bad(source, `format ${JSON.stringify(md.format)} must be "switchyard-trace"`);
+  if (md.format !== TRACE_FORMAT) throw bad(source, `format ${JSON.stringify(md.format)} must be "${TRACE_FORMAT}"`);
   if (md.version !== "1") throw bad(source, `version ${JSON.stringify(md.version)} must be "1"`);
   const ex = st.get("experts");
   if (ex.shape.length !== 4) throw bad(source, `experts has shape [${ex.shape.join(", ")}], must be [records, layers, tokens, top_k]`);
@@ -141,10 +141,30 @@ export function mergeTraces(traces: readonly Trace[]): Trace {
   return { layers: first.layers, experts: first.experts, topK: first.topK, tokens: first.tokens, records, request, step, branch, label, t: tt, routing, weights };
 }
 
-/** The runtime's own format (`switchyard-trace` v1), as the scheduler's recorder writes it. */
-export function encodeTrace(t: Trace, model: string): Uint8Array {
+export const TRACE_FORMAT = "switchyard-trace";
+
+export interface EncodeTraceOptions {
+  /** Written as the file's `source` (who recorded it). */
+  readonly source?: string;
+  /** Routing weights as float16 (the recorder: half the bytes; what routing analysis needs) or float32 (default: exact). */
+  readonly weights?: "float16" | "float32";
+}
+
+/**
+ * The one writer of the runtime's own format (`switchyard-trace` v1, models/README.md):
+ * the scheduler's recorder (float16 weights) and `switchyard placement trace export`
+ * (float32) both call it.
+ */
+export function encodeTrace(t: Trace, model: string, options: EncodeTraceOptions = {}): Uint8Array {
   const shape = [t.records, t.layers, t.tokens, t.topK];
   const ex = t.experts <= 256 ? tensor("uint8", shape, Uint8Array.from(t.routing)) : tensor("int16", shape, t.routing);
+  const w = t.weights;
+  let weights: Record<string, ReturnType<typeof tensor>> = {};
+  if (w && options.weights === "float16") {
+    const half = new Uint16Array(w.length);
+    for (let i = 0; i < w.length; i++) half[i] = floatToHalf(w[i]!);
+    weights = { weights: tensor("float16", shape, half) };
+  } else if (w) weights = { weights: tensor("float32", shape, w) };
   return encodeSafeTensors(
     {
       request: tensor("int32", [t.records], t.request),
@@ -153,10 +173,50 @@ export function encodeTrace(t: Trace, model: string): Uint8Array {
       label: tensor("int32", [t.records], t.label),
       t: tensor("float32", [t.records], t.t),
       experts: ex,
-      ...(t.weights ? { weights: tensor("float32", shape, t.weights) } : {}),
+      ...weights,
     },
-    { format: "switchyard-trace", version: "1", model, layers: String(t.layers), experts: String(t.experts), top_k: String(t.topK), tokens: String(t.tokens), source: "switchyard trace export" },
+    {
+      format: TRACE_FORMAT, version: "1", model, layers: String(t.layers), experts: String(t.experts), top_k: String(t.topK), tokens: String(t.tokens),
+      source: options.source ?? "switchyard trace export",
+    },
   );
+}
+
+/** A trace's dimensions. */
+export type TraceShape = Pick<Trace, "layers" | "experts" | "topK" | "tokens">;
+
+/** One record as a recorder sees it: a request's image eval (conditional pass) with its routing. */
+export interface TraceRecord {
+  readonly requestId: string;
+  readonly step: number;
+  readonly label: number;
+  readonly t: number;
+  /** [layers, tokens, topK] */
+  readonly experts: ArrayLike<number>;
+  /** [layers, tokens, topK] */
+  readonly weights: ArrayLike<number>;
+}
+
+/** A trace from records (request ids numbered in order of first appearance, `ids` carried across calls). */
+export function buildTrace(shape: TraceShape, records: readonly TraceRecord[], ids: Map<string, number> = new Map()): Trace {
+  const per = shape.layers * shape.tokens * shape.topK;
+  const n = records.length;
+  const routing = new Int16Array(n * per);
+  const weights = new Float32Array(n * per);
+  records.forEach((r, i) => {
+    if (!ids.has(r.requestId)) ids.set(r.requestId, ids.size);
+    routing.set(r.experts, i * per);
+    weights.set(r.weights, i * per);
+  });
+  return {
+    ...shape, records: n,
+    request: Int32Array.from(records, (r) => ids.get(r.requestId)!),
+    step: Int32Array.from(records, (r) => r.step),
+    branch: new Uint8Array(n),
+    label: Int32Array.from(records, (r) => r.label),
+    t: Float32Array.from(records, (r) => r.t),
+    routing, weights,
+  };
 }
 
 /** The `[tokens, layers, top_k]` int16 `.npy` layout of LLM engines: one row per token of every record. */

@@ -1,11 +1,12 @@
 import { z } from "zod";
 import { parseOrThrow } from "@switchyard/config";
 import { Code, SwitchyardError } from "@switchyard/errors";
-import type { Placement } from "./placement";
+import type { ExpertPlan, IndexedPlan } from "./plan";
 
 /**
- * A placement plan as operators handle it (files, NATS KV): worker ids plus the
- * owner (index into `workers`) of every expert, per layer.
+ * A placement plan as operators handle it (files, the KV key `planKey`): worker ids plus
+ * the owner (index into `workers`) of every expert, per layer. `parsePlanFile` gives the
+ * one plan type (ExpertPlan) over indices and over worker ids.
  */
 export const PLAN_FORMAT = "switchyard-plan/v1";
 
@@ -27,11 +28,11 @@ export const planFileSchema = z.strictObject({
 
 export type PlanFile = z.output<typeof planFileSchema>;
 
-export function toPlanFile(p: Placement, model: string, workers: readonly string[], solver?: string): PlanFile {
+export function toPlanFile(p: IndexedPlan, model: string, workers: readonly string[], solver?: string): PlanFile {
   if (workers.length !== p.workers) throw new SwitchyardError(`workers lists ${workers.length} ids, the placement has ${p.workers}`, Code.InvalidArgument, { field: "workers" });
   return {
     format: PLAN_FORMAT, model, workers: [...workers], layers: p.layers, experts: p.experts,
-    owners: Array.from({ length: p.layers }, (_, l) => Array.from(p.owner.subarray(l * p.experts, (l + 1) * p.experts))),
+    owners: Array.from({ length: p.layers }, (_, l) => p.owners.slice(l * p.experts, (l + 1) * p.experts)),
     ...(p.replicas?.some((r) => r.length > 0)
       ? { replicas: Array.from({ length: p.layers }, (_, l) => Array.from({ length: p.experts }, (_, e) => [...(p.replicas![l * p.experts + e] ?? [])])) }
       : {}),
@@ -39,8 +40,12 @@ export function toPlanFile(p: Placement, model: string, workers: readonly string
   };
 }
 
-/** Validates a plan (INVALID_ARGUMENT naming the field) and returns it with its placement. */
-export function parsePlanFile(raw: unknown): { plan: PlanFile; placement: Placement } {
+/**
+ * Validates a plan (INVALID_ARGUMENT naming the field) and returns it with the plan over
+ * worker indices (`placement`, as the solvers score it) and over worker ids (`expertPlan`,
+ * as the scheduler puts it in force; version: the file's, else 0).
+ */
+export function parsePlanFile(raw: unknown): { plan: PlanFile; placement: IndexedPlan; expertPlan: ExpertPlan } {
   const plan = parseOrThrow(planFileSchema, raw, { what: "plan" });
   if (new Set(plan.workers).size !== plan.workers.length) throw new SwitchyardError("plan workers must be distinct", Code.InvalidArgument, { field: "workers" });
   if (plan.owners.length !== plan.layers) throw new SwitchyardError(`owners has ${plan.owners.length} layers, must have ${plan.layers}`, Code.InvalidArgument, { field: "owners" });
@@ -66,7 +71,11 @@ export function parsePlanFile(raw: unknown): { plan: PlanFile; placement: Placem
       });
     });
   }
-  return { plan, placement: { workers: plan.workers.length, layers: plan.layers, experts: plan.experts, owner, ...(replicas ? { replicas } : {}) } };
+  const version = plan.version ?? 0;
+  const placement: IndexedPlan = { version, workers: plan.workers.length, layers: plan.layers, experts: plan.experts, owners: Array.from(owner), ...(replicas ? { replicas } : {}) };
+  const id = (w: number) => plan.workers[w]!;
+  const expertPlan: ExpertPlan = { version, layers: plan.layers, experts: plan.experts, owners: placement.owners.map(id), ...(replicas ? { replicas: replicas.map((ws) => ws.map(id)) } : {}) };
+  return { plan, placement, expertPlan };
 }
 
 /** Experts whose owner changes between two plans (by worker id), and experts whose redundant copies change. */

@@ -1,26 +1,23 @@
 import { hostname } from "node:os";
 import { z } from "zod";
-import { LOG_FORMATS } from "@switchyard/telemetry";
-import { DEFAULT_SERVING_GROUP } from "@switchyard/bus";
+import { BUS_ENV, busConfigShape } from "@switchyard/bus";
+import { TELEMETRY_ENV, telemetryConfigShape } from "@switchyard/telemetry";
+import { DEFAULT_MAX_TICK_ROWS, DEFAULT_SERVING_GROUP } from "@switchyard/contract";
 import { intInRange, parseOrThrow, port, readEnv } from "@switchyard/config";
 import { DEFAULT_RESIDENCY_LOOKAHEAD } from "@switchyard/expert-cache";
 import { BUNDLED_MODEL_DIR, DEFAULT_DEVICE_STREAMS, DEFAULT_EXPERT_THREADS } from "@switchyard/model";
-import { DEFAULT_MAX_TICK_ROWS } from "@switchyard/scheduler";
-import { DEFAULT_GATE_TURNS, DEFAULT_WARM_UP_ROUNDS, parseExpertBudget } from "@switchyard/worker";
+import { parseExpertBudget } from "./cache";
+import { DEFAULT_GATE_TURNS } from "./compute-gate";
+import { DEFAULT_WARM_UP_ROUNDS } from "./warm-up";
 
 /** Raw → resolved worker configuration (environment variables listed in the README). */
 export const ENV = {
+  ...BUS_ENV,
+  ...TELEMETRY_ENV,
   SWITCHYARD_WORKER_ID: "id",
   SWITCHYARD_MODEL_DIR: "modelDir",
-  SWITCHYARD_NATS: "nats",
-  SWITCHYARD_NATS_CREDS: "natsCredentials",
-  SWITCHYARD_LOG_FORMAT: "logFormat",
-  SWITCHYARD_LOG_LEVEL: "logLevel",
-  SWITCHYARD_OTLP_ENDPOINT: "otlpEndpoint",
-  SWITCHYARD_SUBJECT_PREFIX: "subjectPrefix",
   SWITCHYARD_GROUP: "group",
   SWITCHYARD_METRICS_PORT: "metricsPort",
-  SWITCHYARD_METRICS_TOKEN: "metricsToken",
   SWITCHYARD_DRAIN_TIMEOUT_MS: "drainTimeoutMs",
   SWITCHYARD_WORKER_HOST: "host",
   SWITCHYARD_WORKER_PORT: "port",
@@ -44,22 +41,14 @@ export const DEFAULT_DRAIN_TIMEOUT_MS = 30_000;
 export const DEFAULT_HEARTBEAT_MS = 1000;
 
 export const workerConfigSchema = z.strictObject({
+  ...busConfigShape,
+  ...telemetryConfigShape,
   id: z.string().min(1).default(() => `${hostname()}-${process.pid}`),
   modelDir: z.string().min(1).default(BUNDLED_MODEL_DIR),
-  nats: z.string().min(1).default("127.0.0.1:4222"),
-  /** NATS .creds file (user JWT + nkey seed); unset = none (user:password may be in the URL). */
-  natsCredentials: z.string().min(1).optional(),
-  /** Read by @switchyard/telemetry; declared here so that a bad value is refused by name. */
-  logFormat: z.enum(LOG_FORMATS).optional(),
-  logLevel: z.enum(["debug", "info", "warn", "error"]).default("info"),
-  otlpEndpoint: z.url({ protocol: /^https?$/ }).optional(),
-  subjectPrefix: z.string().min(1).default("sy"),
   /** Serving group: the worker joins this group's scheduler and plan. */
   group: z.string().min(1).default(DEFAULT_SERVING_GROUP),
   /** Prometheus /metrics of this process (prom-client); 0 = any free port (logged), "off" = none. */
   metricsPort: z.union([port, z.literal("off")]).default(0),
-  /** Bearer token /metrics requires; unset = open. */
-  metricsToken: z.string().min(16).optional(),
   /** On SIGTERM, how long to wait for the scheduler to plan without this worker before stopping anyway. */
   drainTimeoutMs: intInRange(0, 600_000).default(DEFAULT_DRAIN_TIMEOUT_MS),
   host: z.string().min(1).default("127.0.0.1"),

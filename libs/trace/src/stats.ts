@@ -1,5 +1,4 @@
-import { expertLoad } from "./placement";
-import type { Trace } from "./trace";
+import type { Trace } from "./format";
 
 export interface TraceStats {
   readonly records: number;
@@ -159,4 +158,31 @@ export function coActivationMatrix(t: Trace, layer: number, filter?: (record: nu
     for (let a = 0; a < E; a++) if (used[a]) for (let b = 0; b < E; b++) if (used[b]) m[a * E + b]! += 1;
   }
   return m;
+}
+
+/** Assignments per (layer, expert) over a trace: [layers][experts]. */
+export function expertLoad(trace: Trace): Float64Array[] {
+  const load = Array.from({ length: trace.layers }, () => new Float64Array(trace.experts));
+  const per = trace.tokens * trace.topK;
+  for (let r = 0; r < trace.records; r++)
+    for (let l = 0; l < trace.layers; l++) {
+      const base = (r * trace.layers + l) * per;
+      for (let i = 0; i < per; i++) load[l]![trace.routing[base + i]!]! += 1;
+    }
+  return load;
+}
+
+/** Inter-layer affinity (ExFlow): counts of top-1 expert i at layer l → top-1 expert j at l+1, [L-1][E*E]. */
+export function transitions(trace: Trace): Float64Array[] {
+  const E = trace.experts;
+  const out = Array.from({ length: Math.max(0, trace.layers - 1) }, () => new Float64Array(E * E));
+  const K = trace.topK;
+  for (let r = 0; r < trace.records; r++)
+    for (let tok = 0; tok < trace.tokens; tok++)
+      for (let l = 0; l + 1 < trace.layers; l++) {
+        const a = trace.routing[((r * trace.layers + l) * trace.tokens + tok) * K]!;
+        const b = trace.routing[((r * trace.layers + l + 1) * trace.tokens + tok) * K]!;
+        out[l]![a * E + b]! += 1;
+      }
+  return out;
 }

@@ -12,8 +12,10 @@ import { Code, SwitchyardError } from "@switchyard/errors";
  *                               once a plan without it is in force, so it can stop serving
  *   <p>.workers.<g>.leave       a worker is gone (peers and gateways forget it)
  *   <p>.metrics.scheduler.<g>   scheduler → gateways: queue and tick figures (every second)
- *   KV bucket <p>-plans, key plan.<g>.<model>: an operator's placement plan; with
- *                               ".in-force": the plan in force (versioned)
+ *   KV bucket <p>-plans, key plan.<g>.<model>: an operator's placement plan (PlanFile);
+ *                               key plan.<g>.<model>.in-force: the plan in force (PlanInForce)
+ *
+ * The payload of each is in messages.ts, paired with its subject in channels.ts.
  *
  * <g> is the serving group: one copy of the model split over its workers, driven by its
  * own scheduler. Every group's scheduler takes requests from the one intake queue group,
@@ -39,7 +41,10 @@ export interface Subjects {
   readonly anyLeave: string;
   readonly anySchedulerMetrics: string;
   readonly plansBucket: string;
+  /** An operator's plan for a model (`switchyard placement apply`). */
   planKey(model: string): string;
+  /** The plan in force for a model, written by its group's scheduler. */
+  planInForceKey(model: string): string;
 }
 
 /** Strings that stand for themselves in a subject token or KV key. */
@@ -89,5 +94,6 @@ export function subjects(prefix = DEFAULT_SUBJECT_PREFIX, group = DEFAULT_SERVIN
     anySchedulerMetrics: `${p}.metrics.scheduler.*`,
     plansBucket: `${p}-plans`,
     planKey: (model) => `plan.${group}.${token(model)}`,
+    planInForceKey: (model) => `plan.${group}.${token(model)}.in-force`,
   };
 }
