@@ -1,7 +1,7 @@
 export {
   SAMPLERS,
   sigmaAt,
-  schedule,
+  timesteps,
   evalsPerRun,
   initState,
   isDone,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { Code, SwitchyardError } from "@switchyard/errors";
-import { advance, combineGuidance, evalsPerRun, gaussianNoise, initState, isDone, nextEval, previewX0, schedule, type SamplerName, type SamplerState } from "./index";
+import { advance, combineGuidance, evalsPerRun, gaussianNoise, initState, isDone, nextEval, previewX0, timesteps, type SamplerName, type SamplerState } from "./index";
 
 /** Runs a sampler against an analytic velocity field and counts evals. */
 function run(sampler: SamplerName, steps: number, v: (x: Float32Array, t: number) => Float32Array, x1: Float32Array) {
@@ -15,10 +15,10 @@ function run(sampler: SamplerName, steps: number, v: (x: Float32Array, t: number
   return { x: s.x, evals: s.evals, completed };
 }
 
-describe("schedule", () => {
+describe("timesteps", () => {
   it("runs from 1 to 0 and shifts toward noise", () => {
-    expect(schedule(4)).toEqual([1, 0.75, 0.5, 0.25, 0]);
-    const sh = schedule(4, 3);
+    expect(timesteps(4)).toEqual([1, 0.75, 0.5, 0.25, 0]);
+    const sh = timesteps(4, 3);
     expect(sh[0]).toBe(1);
     expect(sh[4]).toBe(0);
     expect(sh[2]).toBeCloseTo((3 * 0.5) / (1 + 2 * 0.5));

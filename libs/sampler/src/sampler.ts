@@ -50,8 +50,8 @@ export function sigmaAt(params: SamplingParams, i: number): number {
   return (params.shift * s) / (1 + (params.shift - 1) * s);
 }
 
-/** The whole shifted schedule, steps + 1 values from 1 down to 0. */
-export function schedule(steps: number, shift = 1): number[] {
+/** The whole shifted schedule (the timesteps of a run), steps + 1 values from 1 down to 0. */
+export function timesteps(steps: number, shift = 1): number[] {
   const p: SamplingParams = { sampler: "euler", steps, shift };
   return Array.from({ length: steps + 1 }, (_, i) => sigmaAt(p, i));
 }

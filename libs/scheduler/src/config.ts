@@ -6,7 +6,7 @@ import { intInRange, parseOrThrow, port, readEnv } from "@switchyard/config";
 import { BUNDLED_MODEL_DIR } from "@switchyard/manifest";
 import { DEFAULT_MAX_QUEUED } from "./policy";
 import { DEFAULT_LIVENESS_MS } from "./remote-pool";
-import { DEFAULT_WARM_UP_TICKS } from "./warm-up";
+import { DEFAULT_WARM_UP_TICKS } from "./warm-up-ticks";
 
 export const ENV = {
   ...BUS_ENV,

@@ -1,5 +1,5 @@
 export {
-  schedule,
+  planTick,
   admit,
   applyVelocity,
   isFinished,
@@ -19,7 +19,7 @@ export { createRemotePool, DEFAULT_LIVENESS_MS } from "./remote-pool";
 export type { RemotePool, RemotePoolOptions } from "./remote-pool";
 export { createTraceRecorder, DEFAULT_TRACE_MAX_RECORDS } from "./trace-recorder";
 export type { TraceRecorder, TraceRecorderOptions } from "./trace-recorder";
-export { DEFAULT_WARM_UP_TICKS, warmUpItems } from "./warm-up";
+export { DEFAULT_WARM_UP_TICKS, warmUpItems } from "./warm-up-ticks";
 export { createSchedulerMetrics } from "./metrics";
 export type { SchedulerMetrics } from "./metrics";
 export { startScheduler } from "./start";

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { MICRO_BATCH_MIN_IMAGES, type RequestSpec, type RequestState, admit, affinityHome, applyVelocity, isFinished, microBatchesFor, schedule } from "./index";
+import { MICRO_BATCH_MIN_IMAGES, type RequestSpec, type RequestState, admit, affinityHome, applyVelocity, isFinished, microBatchesFor, planTick } from "./index";
 
 describe("route-aware batching", () => {
   const A = new Set([1, 2, 3, 4]);
@@ -8,14 +8,14 @@ describe("route-aware batching", () => {
     const rs = ["a1", "b1", "a2", "b2"].map((id) => req(id, { guidance: 1 }));
     const pred = (id: string) => (id.startsWith("a") ? A : B);
     const grouping = (waited: number) => ({ predicted: pred, waited: (id: string) => (id === "b1" ? waited : 0), maxWaitTicks: 3 });
-    const plan = schedule(rs, ["w0"], { maxTickRows: 2 }, 0, undefined, grouping(0));
+    const plan = planTick(rs, ["w0"], { maxTickRows: 2 }, 0, undefined, grouping(0));
     expect(plan.items.map((i) => i.requestId)).toEqual(["a1", "a2"]); // not a1, b1
     expect(plan.bypassed).toEqual(["b1"]); // held back: only it counts towards the wait bound
-    const starving = schedule(rs, ["w0"], { maxTickRows: 2 }, 0, undefined, grouping(3));
+    const starving = planTick(rs, ["w0"], { maxTickRows: 2 }, 0, undefined, grouping(3));
     expect(starving.items.map((i) => i.requestId)).toEqual(["a1", "b1"]);
     expect(starving.bypassed).toEqual([]);
     // everything fits: plain priority order
-    expect(schedule(rs, ["w0"], { maxTickRows: 10 }, 0, undefined, grouping(0)).items.map((i) => i.requestId)).toEqual(["a1", "b1", "a2", "b2"]);
+    expect(planTick(rs, ["w0"], { maxTickRows: 10 }, 0, undefined, grouping(0)).items.map((i) => i.requestId)).toEqual(["a1", "b1", "a2", "b2"]);
   });
 });
 
@@ -35,26 +35,26 @@ function req(id: string, over: Partial<RequestSpec> & { count?: number } = {}): 
   return admit(spec, seq++, 0);
 }
 
-describe("schedule", () => {
+describe("planTick", () => {
   it("orders by priority, then deadline, then arrival, within the row budget", () => {
     const a = req("a");
     const b = req("b", { priority: 5 });
     const c = req("c", { deadlineMs: 1000 });
     const d = req("d");
-    const plan = schedule([a, b, c, d], ["w0"], { maxTickRows: 6 }, 0);
+    const plan = planTick([a, b, c, d], ["w0"], { maxTickRows: 6 }, 0);
     expect(plan.items.map((i) => i.requestId)).toEqual(["b", "c", "a"]);
     expect(plan.rows).toBe(6);
   });
 
   it("counts two rows for guided images and one for unguided", () => {
-    const plan = schedule([req("g", { count: 2 }), req("u", { count: 3, guidance: 1 })], ["w0"], { maxTickRows: 100 }, 0);
+    const plan = planTick([req("g", { count: 2 }), req("u", { count: 3, guidance: 1 })], ["w0"], { maxTickRows: 100 }, 0);
     expect(plan.rows).toBe(2 * 2 + 3);
   });
 
   it("splits a request that does not fit and lets smaller ones fill the rest", () => {
     const big = req("big", { count: 5, guidance: 1 });
     const small = req("small", { guidance: 1 });
-    const plan = schedule([big, small], ["w0"], { maxTickRows: 4 }, 0);
+    const plan = planTick([big, small], ["w0"], { maxTickRows: 4 }, 0);
     expect(plan.items.filter((i) => i.requestId === "big")).toHaveLength(4);
     expect(plan.rows).toBe(4);
   });
@@ -64,27 +64,27 @@ describe("schedule", () => {
     let done = req("done", { params: { sampler: "euler", steps: 1, shift: 1 } });
     done = applyVelocity(done, 0, new Float32Array(4)).state;
     expect(isFinished(done)).toBe(true);
-    const plan = schedule([late, done, req("ok")], ["w0"], { maxTickRows: 10 }, 50);
+    const plan = planTick([late, done, req("ok")], ["w0"], { maxTickRows: 10 }, 50);
     expect(plan.expired).toEqual(["late"]);
     expect(plan.items.map((i) => i.requestId)).toEqual(["ok"]);
   });
 
   it("balances new requests over workers and keeps a live home", () => {
     const rs = [req("a"), req("b"), req("c"), req("d")];
-    const plan = schedule(rs, ["w0", "w1"], { maxTickRows: 100 }, 0);
+    const plan = planTick(rs, ["w0", "w1"], { maxTickRows: 100 }, 0);
     const homes = plan.items.map((i) => i.home);
     expect(homes.filter((h) => h === "w0")).toHaveLength(2);
     expect(homes.filter((h) => h === "w1")).toHaveLength(2);
     const kept = { ...rs[0]!, home: "w1" };
-    expect(schedule([kept], ["w0", "w1"], { maxTickRows: 100 }, 0).items[0]!.home).toBe("w1");
+    expect(planTick([kept], ["w0", "w1"], { maxTickRows: 100 }, 0).items[0]!.home).toBe("w1");
     // its home died: it is re-homed
-    const moved = schedule([kept], ["w0"], { maxTickRows: 100 }, 0);
+    const moved = planTick([kept], ["w0"], { maxTickRows: 100 }, 0);
     expect(moved.items[0]!.home).toBe("w0");
     expect(moved.homes.get("a")).toBe("w0");
   });
 
   it("runs one request at a time when maxRequestsPerTick is 1", () => {
-    const plan = schedule([req("a", { count: 2 }), req("b")], ["w0"], { maxTickRows: 100, maxRequestsPerTick: 1 }, 0);
+    const plan = planTick([req("a", { count: 2 }), req("b")], ["w0"], { maxTickRows: 100, maxRequestsPerTick: 1 }, 0);
     expect(plan.items.map((i) => i.requestId)).toEqual(["a", "a"]);
   });
 
@@ -92,7 +92,7 @@ describe("schedule", () => {
     const rs = ["a", "b", "c", "d"].map((id) => req(id));
     // every request's experts live mostly on w1
     const scores = (id: string) => (id === "d" ? undefined : new Map([["w0", 1], ["w1", 9]]));
-    const plan = schedule(rs, ["w0", "w1"], { maxTickRows: 100 }, 0, affinityHome(scores, 0.25));
+    const plan = planTick(rs, ["w0", "w1"], { maxTickRows: 100 }, 0, affinityHome(scores, 0.25));
     const homes = Object.fromEntries(plan.items.map((i) => [i.requestId, i.home]));
     expect(homes.a).toBe("w1");
     // the bound stops w1 from taking everyone: (1.25 × rows so far) / 2 workers
@@ -101,7 +101,7 @@ describe("schedule", () => {
   });
 
   it("plans nothing without workers", () => {
-    expect(schedule([req("a")], [], { maxTickRows: 10 }, 0).items).toHaveLength(0);
+    expect(planTick([req("a")], [], { maxTickRows: 10 }, 0).items).toHaveLength(0);
   });
 });
 

@@ -3,7 +3,7 @@ import { type SamplerState, type SamplingParams, advance, initState, isDone, nee
 
 /**
  * Continuous batching at the granularity of sampler evals (Orca-style iteration-level
- * scheduling). Decide, then apply: `schedule()` returns a TickPlan and changes
+ * scheduling). Decide, then apply: `planTick()` returns a TickPlan and changes
  * nothing; the caller executes it and folds results back with `update()`.
  *
  * Glossary: a *tick* is one scheduler iteration = one forward over a batch; a *row* is
@@ -113,7 +113,7 @@ export const leastLoadedHome: HomePolicy = (r, rowsByWorker) => {
  * a request that does not fit whole takes the images that fit (its others wait, so
  * one huge request cannot block the rest forever).
  */
-export function schedule(
+export function planTick(
   requests: Iterable<RequestState>,
   workers: readonly string[],
   limits: Pick<SchedulerLimits, "maxTickRows" | "maxRequestsPerTick">,

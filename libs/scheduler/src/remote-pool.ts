@@ -4,7 +4,7 @@ import {
 } from "@switchyard/contract";
 import { Code, SwitchyardError } from "@switchyard/errors";
 import type { TickRequestMsg, TickResponseMsg, WorkerTraffic } from "@switchyard/proto";
-import type { WorkerClients } from "@switchyard/transport";
+import type { WorkerClients } from "@switchyard/data-plane";
 
 /**
  * Workers in other processes. Membership comes from heartbeats on the bus; ticks and

@@ -7,12 +7,12 @@ import { type Manifest, checkResolvedParams } from "@switchyard/manifest";
 import type { TickRequestMsg } from "@switchyard/proto";
 import { currentT, gaussianNoise, nextEval, previewX0 } from "@switchyard/sampler";
 import { type ClassPriors, createClassPriors } from "@switchyard/expert-cache";
-import { warmUpItems } from "./warm-up";
+import { warmUpItems } from "./warm-up-ticks";
 import type { SchedulerMetrics } from "./metrics";
 import { type Context, ROOT_CONTEXT, type Span, SpanKind, SpanStatusCode, extractContext, inSpan, trace, tracer } from "@switchyard/telemetry";
 import {
   DEFAULT_MAX_QUEUED, DEFAULT_MAX_TICK_ROWS, DEFAULT_MAX_WAIT_TICKS, type RequestState, type RouteGrouping, type SchedulerLimits, admit, affinityHome,
-  applyVelocity, isFinished, schedule,
+  applyVelocity, isFinished, planTick,
 } from "./policy";
 
 /** One routing record per image eval (conditional row), for the trace recorder. */
@@ -40,7 +40,7 @@ export interface SchedulerServiceOptions {
   readonly log?: (msg: string) => void;
   /**
    * Synthetic ticks at the full budget when a plan comes into force and nothing is
-   * queued (see warm-up.ts). Default 0 (none); the scheduler service runs DEFAULT_WARM_UP_TICKS.
+   * queued (see warm-up-ticks.ts). Default 0 (none); the scheduler service runs DEFAULT_WARM_UP_TICKS.
    */
   readonly warmUpTicks?: number;
   /** Its own Prometheus figures (createSchedulerMetrics); none when unset. */
@@ -307,7 +307,7 @@ class Scheduler implements SchedulerService {
           else this.readyWaiters.push(w);
         }
       }
-      const plan = schedule(
+      const plan = planTick(
         [...this.requests.values()].map((r) => r.state),
         members,
         this.limits,
@@ -383,7 +383,7 @@ class Scheduler implements SchedulerService {
     }).finally(() => (this.wake = undefined));
   }
 
-  private async execute(items: ReturnType<typeof schedule>["items"], homes: ReadonlyMap<string, string>): Promise<void> {
+  private async execute(items: ReturnType<typeof planTick>["items"], homes: ReadonlyMap<string, string>): Promise<void> {
     const t0 = this.now();
     const tick = ++this.tick;
     for (const [id, home] of homes) {

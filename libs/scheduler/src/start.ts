@@ -1,7 +1,7 @@
 import { type Bus, type WorkerPool, subjects as makeSubjects } from "@switchyard/contract";
 import { loadManifest } from "@switchyard/manifest";
 import { createServiceRegistry, startMetricsServer } from "@switchyard/telemetry";
-import { createWorkerClients, startHealthServer } from "@switchyard/transport";
+import { createWorkerClients, startHealthServer } from "@switchyard/data-plane";
 import type { SchedulerConfig } from "./config";
 import { createSchedulerMetrics } from "./metrics";
 import { createRemotePool } from "./remote-pool";

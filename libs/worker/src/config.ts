@@ -6,9 +6,9 @@ import { DEFAULT_MAX_TICK_ROWS, DEFAULT_SERVING_GROUP } from "@switchyard/contra
 import { intInRange, parseOrThrow, port, readEnv } from "@switchyard/config";
 import { DEFAULT_RESIDENCY_LOOKAHEAD } from "@switchyard/expert-cache";
 import { BUNDLED_MODEL_DIR, DEFAULT_DEVICE_STREAMS, DEFAULT_EXPERT_THREADS } from "@switchyard/model";
-import { parseExpertBudget } from "./cache";
+import { parseExpertBudget } from "./worker-cache";
 import { DEFAULT_GATE_TURNS } from "./compute-gate";
-import { DEFAULT_WARM_UP_ROUNDS } from "./warm-up";
+import { DEFAULT_WARM_UP_ROUNDS } from "./warm-up-parts";
 
 /** Raw → resolved worker configuration (environment variables listed in the README). */
 export const ENV = {

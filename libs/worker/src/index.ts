@@ -3,12 +3,12 @@ export type { WorkerRuntime, WorkerRuntimeOptions, WorkerStats, LayerTraffic } f
 export type { TickItemMsg, TickRequestMsg, TickResponseMsg, ExchangeRequestMsg, ExchangeResponseMsg, PeerClient } from "@switchyard/proto";
 export { createLocalPool } from "./local-pool";
 export type { LocalPool } from "./local-pool";
-export { createWorkerCache, parseExpertBudget } from "./cache";
-export type { ExpertBudget, WorkerCacheOptions } from "./cache";
+export { createWorkerCache, parseExpertBudget } from "./worker-cache";
+export type { ExpertBudget, WorkerCacheOptions } from "./worker-cache";
 export { DEFAULT_GATE_TURNS, GATE_PRIORITY, createComputeGate, gatedParts } from "./compute-gate";
 export type { ComputeGate, GateOptions } from "./compute-gate";
-export { DEFAULT_WARM_UP_ROUNDS, expertWarmRows, warmUpDense, warmUpExperts } from "./warm-up";
-export type { WarmUpOptions } from "./warm-up";
+export { DEFAULT_WARM_UP_ROUNDS, expertWarmRows, warmUpDense, warmUpExperts } from "./warm-up-parts";
+export type { WarmUpOptions } from "./warm-up-parts";
 export { createWorkerMetrics } from "./metrics";
 export type { WorkerMetrics } from "./metrics";
 export { startWorker } from "./start";

@@ -4,7 +4,7 @@ import { Code, SwitchyardError } from "@switchyard/errors";
 import type { ModelParts } from "@switchyard/model";
 import type { CacheStats, Residency, TickPrediction } from "@switchyard/expert-cache";
 import { type GateOptions, createComputeGate, gatedParts } from "./compute-gate";
-import { type WarmUpOptions, warmUpExperts } from "./warm-up";
+import { type WarmUpOptions, warmUpExperts } from "./warm-up-parts";
 import { type ExchangeRequestMsg, type ExchangeResponseMsg, type PeerClient, type TickRequestMsg, type TickResponseMsg, type WorkerTraffic, rowSource } from "@switchyard/proto";
 
 /**
@@ -66,7 +66,7 @@ export interface WorkerRuntimeOptions {
   readonly gate?: GateOptions | false;
   /**
    * Experts that SetExperts loads are run at this tick size before it answers (see
-   * warm-up.ts), so a new owner's first tick is not slow. Default: no warm-up. Not used
+   * warm-up-parts.ts), so a new owner's first tick is not slow. Default: no warm-up. Not used
    * under a residency (the cache decides what is loaded when).
    */
   readonly warmUp?: WarmUpOptions;

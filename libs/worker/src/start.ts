@@ -3,12 +3,12 @@ import { type Bus, channels, expertsOf, planInForce, publish, request, subjects 
 import { SwitchyardError } from "@switchyard/errors";
 import { DEFAULT_DENSE_THREADS, DEFAULT_DENSE_THREADS_WITH_DEVICE, type ModelParts, createOnnxModel, loadManifest } from "@switchyard/model";
 import { createServiceRegistry, startMetricsServer } from "@switchyard/telemetry";
-import { createWorkerClients, startWorkerServer } from "@switchyard/transport";
-import { createWorkerCache, parseExpertBudget } from "./cache";
+import { createWorkerClients, startWorkerServer } from "@switchyard/data-plane";
+import { createWorkerCache, parseExpertBudget } from "./worker-cache";
 import type { WorkerConfig } from "./config";
 import { createWorkerMetrics } from "./metrics";
 import { type LocalPeers, type WorkerRuntime, createWorkerRuntime, trafficTotals } from "./runtime";
-import { warmUpDense, warmUpExperts } from "./warm-up";
+import { warmUpDense, warmUpExperts } from "./warm-up-parts";
 
 /**
  * One worker, as `services/worker` runs it and as the embedded cluster runs each of its

@@ -20,7 +20,7 @@ import { BUNDLED_MODEL_DIR, createOnnxModel } from "@switchyard/model";
 import type { TickItemMsg } from "@switchyard/proto";
 import { createRng, gaussianNoise } from "@switchyard/sampler";
 import { microBatchesFor } from "@switchyard/scheduler";
-import { createWorkerClients } from "@switchyard/transport";
+import { createWorkerClients } from "@switchyard/data-plane";
 import { median, percentile, table } from "./stats";
 
 const { values: flags } = parseArgs({

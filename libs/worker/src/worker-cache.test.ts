@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { Code } from "@switchyard/errors";
 import { caught } from "@switchyard/errors/testing";
-import { parseExpertBudget } from "./cache";
+import { parseExpertBudget } from "./worker-cache";
 
 describe("expert budget", () => {
   it("reads all, percentages and byte sizes", () => {

@@ -8,7 +8,7 @@ import { gaussianNoise } from "@switchyard/sampler";
  * split, and throws the results away (like Triton's model_warmup).
  *
  * Why: a cluster's first full ticks are slow even after each worker has run its own
- * parts at that size (see @switchyard/worker warm-up.ts): the workers' gRPC channels to
+ * parts at that size (see @switchyard/worker warm-up-parts.ts): the workers' gRPC channels to
  * each other still have small HTTP/2 windows, and the JavaScript of the tick and
  * exchange paths is not yet optimized. Measured with 80 requests at 40/s on 2 workers:
  * the first pass on a fresh cluster took 10.3 s, the same load again 8.8 s (first

@@ -4,7 +4,7 @@ import { type Json, type SubmitMessage, type WorkerPool, contiguousPlan, subject
 import { BUNDLED_MODEL_DIR, loadManifest } from "@switchyard/manifest";
 import type { TickRequestMsg, TickResponseMsg } from "@switchyard/proto";
 import { MICRO_BATCH_MIN_IMAGES, createSchedulerService } from "./service";
-import { warmUpItems } from "./warm-up";
+import { warmUpItems } from "./warm-up-ticks";
 
 const manifest = loadManifest(BUNDLED_MODEL_DIR);
 const P = 784;
