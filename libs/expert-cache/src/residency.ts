@@ -1,6 +1,7 @@
 import { Code, SwitchyardError } from "@switchyard/errors";
 import type { CacheFigures } from "@switchyard/proto";
 import { type ExpertCache, type ExpertId, createExpertCache, createPolicy, predictivePolicy } from "./cache";
+import { PredictedTick } from "./predicted-tick";
 
 /**
  * Where experts run: the resident set of one accelerator and the stream that runs
@@ -102,13 +103,7 @@ export interface Residency {
   close(): Promise<void>;
 }
 
-/**
- * Prefetch threshold (rows an expert served the last time it ran). Measured on the live
- * cache bench at batch 1 (50 % budget): bytes loaded per tick 82 with every prediction
- * prefetched, 73 at 4 rows, 70 from 5 to 8 rows (LFU: 71); batches of 4 and more are
- * unaffected (their experts serve tens of rows).
- */
-export const MIN_PREFETCH_ROWS = 6;
+export { MIN_PREFETCH_ROWS } from "./predicted-tick";
 
 /** One layer ahead: two evict experts needed sooner at tight budgets (measured by replay). */
 export const DEFAULT_RESIDENCY_LOOKAHEAD = 1;
@@ -125,14 +120,11 @@ class ResidencyImpl implements Residency {
   private readonly lookahead: number;
   private readonly held = new Set<ExpertId>();
   private readonly c: Counters;
-  private pred: Set<ExpertId>[] | undefined;
+  /** What this tick is predicted to need, and how each expert's rows went last time. */
+  private readonly tick: PredictedTick;
   private loadedThisTick = new Set<ExpertId>();
   private usedThisTick = new Set<ExpertId>();
-  /** Runs of each layer still to come in this tick. */
-  private runsLeft: Int32Array;
   private clock = 0;
-  /** Rows each expert ran over the last time it was used (tiny ones are unstable predictions). */
-  private readonly lastRows: Int32Array;
   private tail: Promise<unknown> = Promise.resolve();
   private readonly device: ExpertDevice;
   private readonly largest: number;
@@ -157,8 +149,7 @@ class ResidencyImpl implements Residency {
       this.predictive = name === "predictive" ? predictivePolicy() : undefined;
       this.cache = createExpertCache({ budgetBytes: o.budgetBytes ?? largest, policy: this.predictive ?? createPolicy(name), sizeOf: o.sizeOf });
     } else createPolicy(name); // validates the name
-    this.lastRows = new Int32Array(o.layers * o.experts);
-    this.runsLeft = new Int32Array(o.layers);
+    this.tick = new PredictedTick(o.layers, o.experts);
     this.c = {
       policy: this.cache ? name : "all-resident", budgetBytes: this.cache?.budgetBytes, residentBytes: 0, residentExperts: 0, heldExperts: 0,
       ticks: 0, layerRuns: 0, needed: 0, hits: 0, misses: 0, loads: 0, bytesLoaded: 0, prefetchLoads: 0, wastedBytes: 0,
@@ -204,32 +195,13 @@ class ResidencyImpl implements Residency {
 
   beginTick(prediction?: TickPrediction, runsPerLayer = 1): void {
     this.c.ticks++;
-    this.runsLeft.fill(Math.max(1, Math.floor(runsPerLayer)));
     this.loadedThisTick = new Set();
     this.usedThisTick = new Set();
-    this.pred = prediction?.map((m) => new Set([...m.keys()].filter((id) => this.held.has(id))));
-    if (this.pred && this.cache && this.predictive) {
-      this.scorePredictions(0);
+    this.tick.begin(prediction, this.held, runsPerLayer);
+    if (this.tick.predicted && this.cache && this.predictive) {
+      this.predictive.setPrediction(this.tick.scores(0));
       for (let k = 0; k < Math.min(this.o.layers, this.lookahead); k++) this.prefetch(k, new Set());
     }
-  }
-
-  /**
-   * Belady-like scores: layers run in a cycle, so the layer just finished is needed last.
-   * A layer some micro-batch has still to run counts as needed first. Within a layer (same
-   * next use), experts that served more rows last time stay: they are the ones the next
-   * tick most surely uses again.
-   */
-  private scorePredictions(layer: number): void {
-    if (!this.pred || !this.predictive) return;
-    const L = this.o.layers;
-    const scores = new Map<ExpertId, number>();
-    this.pred.forEach((set, k) => {
-      // (above the layer about to run: a prefetch never displaces experts in use)
-      const soon = k < layer && this.runsLeft[k]! > 0 ? L + 1 : L - ((k - layer + L) % L);
-      for (const id of set) scores.set(id, Math.max(scores.get(id) ?? 0, soon + Math.min(0.999, this.lastRows[id]! / 1e6)));
-    });
-    this.predictive.setPrediction(scores);
   }
 
   /**
@@ -240,7 +212,7 @@ class ResidencyImpl implements Residency {
    */
   private prefetch(k: number, pinned: ReadonlySet<ExpertId>): void {
     const cache = this.cache!;
-    const ids = [...(this.pred?.[k] ?? [])].filter((id) => !cache.isResident(id) && this.lastRows[id]! >= MIN_PREFETCH_ROWS);
+    const ids = this.tick.prefetchable(k).filter((id) => !cache.isResident(id));
     if (!ids.length) return;
     const plan = cache.plan([], ids, pinned);
     if (!plan.load.length) return;
@@ -262,32 +234,19 @@ class ResidencyImpl implements Residency {
   private async run(layer: number, experts: Int32Array, offsets: Int32Array, x: Float32Array): Promise<Float32Array> {
     const E = this.o.experts;
     const D = offsets[experts.length]! > 0 ? x.length / offsets[experts.length]! : 0;
-    const need: ExpertId[] = [];
-    for (let i = 0; i < experts.length; i++) {
-      if (offsets[i + 1]! > offsets[i]!) need.push(layer * E + experts[i]!);
-      this.lastRows[layer * E + experts[i]!] = offsets[i + 1]! - offsets[i]!;
-    }
+    const need = this.tick.ran(layer, experts, offsets);
     this.c.layerRuns++;
-    if (this.runsLeft[layer]! > 0) this.runsLeft[layer]!--;
     this.c.needed += need.length;
     for (const id of need) this.usedThisTick.add(id);
-    const predicted = this.pred?.[layer];
-    if (predicted) {
-      this.c.predicted += predicted.size;
-      for (const id of need) if (predicted.has(id)) this.c.predictedHits++;
-      // Correct the rest of the tick: experts nobody predicted pull in their likely successors.
-      if (this.o.successors && layer + 1 < this.o.layers) {
-        const next = this.pred![layer + 1]!;
-        for (const id of need)
-          if (!predicted.has(id)) for (const s of this.o.successors(layer, id - layer * E)) if (this.held.has((layer + 1) * E + s)) next.add((layer + 1) * E + s);
-      }
-    }
+    const seen = this.tick.observe(layer, need, this.o.successors, this.held);
+    this.c.predicted += seen.predicted;
+    this.c.predictedHits += seen.hits;
     if (!this.cache) {
       this.c.hits += need.length;
       return this.dispatch(layer, experts, offsets, x, true);
     }
     const cache = this.cache;
-    this.scorePredictions(layer);
+    if (this.predictive && this.tick.predicted) this.predictive.setPrediction(this.tick.scores(layer));
     // Experts the budget cannot hold at once run in chunks that fit.
     const chunks: ExpertId[][] = [];
     let cur: ExpertId[] = [];
@@ -345,8 +304,8 @@ class ResidencyImpl implements Residency {
     // they make room first; the device runs commands in order, so evicting them cannot
     // overtake the run just issued and nothing needs pinning. Only the experts that
     // do not stay resident rotate: the bytes loaded per tick stay near the minimum.
-    if (prefetchAfter && this.cache && this.predictive && this.pred && layer + 1 < this.o.layers) {
-      this.scorePredictions(layer + 1);
+    if (prefetchAfter && this.cache && this.predictive && this.tick.predicted && layer + 1 < this.o.layers) {
+      this.predictive.setPrediction(this.tick.scores(layer + 1));
       for (let k = layer + 1; k <= Math.min(this.o.layers - 1, layer + this.lookahead); k++) this.prefetch(k, new Set());
     }
     const r = await p;
@@ -361,7 +320,7 @@ class ResidencyImpl implements Residency {
     for (const id of this.loadedThisTick) if (!this.usedThisTick.has(id)) this.c.wastedBytes += this.o.sizeOf(id);
     this.loadedThisTick = new Set();
     this.usedThisTick = new Set();
-    this.pred = undefined;
+    this.tick.end();
     this.predictive?.setPrediction(new Map());
   }
 

@@ -1,18 +1,18 @@
 import {
   type Bus, type Channels, type RequestEvent, SCHEDULER_QUEUE_GROUP, type SchedulerStats, type SubmitMessage, type SubmitReply, type Subjects, type Subscription, type WorkerPool,
-  channels, copiesOf, encodePrediction, expertsUsedBy, f32ToBase64, publish, serve, subscribe,
+  channels, f32ToBase64, publish, serve, subscribe,
 } from "@switchyard/contract";
 import { Code, SwitchyardError, codeToString } from "@switchyard/errors";
-import { type Manifest, checkResolvedParams } from "@switchyard/manifest";
-import type { TickRequestMsg } from "@switchyard/proto";
-import { currentT, gaussianNoise, nextEval, previewX0 } from "@switchyard/sampler";
+import type { Manifest } from "@switchyard/manifest";
 import { type ClassPriors, createClassPriors } from "@switchyard/expert-cache";
-import { warmUpItems } from "./warm-up-ticks";
+import { runWarmUpTicks } from "./warm-up-ticks";
+import { createReadiness } from "./readiness";
 import type { SchedulerMetrics } from "./metrics";
-import { type Context, ROOT_CONTEXT, type Span, SpanKind, SpanStatusCode, extractContext, inSpan, trace, tracer } from "@switchyard/telemetry";
+import { SpanStatusCode, inSpan, tracer } from "@switchyard/telemetry";
+import { type Live, admitRequest, doneEvent, traceIdOf } from "./request";
+import { type TickFrame, buildTick, itemsByHome, runTick, updateRequests } from "./tick";
 import {
-  DEFAULT_MAX_QUEUED, DEFAULT_MAX_TICK_ROWS, DEFAULT_MAX_WAIT_TICKS, type RequestState, type RouteGrouping, type SchedulerLimits, admit, affinityHome,
-  applyVelocity, isFinished, planTick,
+  DEFAULT_MAX_QUEUED, DEFAULT_MAX_TICK_ROWS, DEFAULT_MAX_WAIT_TICKS, type RouteGrouping, type SchedulerLimits, affinityHome, planTick,
 } from "./policy";
 
 /** One routing record per image eval (conditional row), for the trace recorder. */
@@ -78,26 +78,6 @@ export interface SchedulerService {
   whenReady(workers?: number): Promise<string>;
 }
 
-interface Live {
-  state: RequestState;
-  readonly msg: SubmitMessage;
-  computeMs: number;
-  /** Wall time of the ticks it took part in, ms (each tick once). */
-  tickMs: number;
-  cancelled: boolean;
-  /** x̂0 = x_t − t·v of each image at its latest eval (previews). */
-  readonly preview: (Float32Array | undefined)[];
-  /** Assignments of its latest eval served by each worker (affinity homing). */
-  affinity: Map<string, number> | undefined;
-  /** Experts (global ids) of its latest eval: the prediction for the next (route-aware batching). */
-  predicted: Set<number> | undefined;
-  /** Ticks route-aware grouping held it back although its priority would have run it. */
-  waited: number;
-  /** Its span here (admission to end), continuing the gateway's trace; no-op when tracing is off. */
-  span?: Span;
-  ctx?: Context;
-}
-
 /**
  * Homes with at least this many images in a tick split them into two micro-batches, so
  * one's exchange overlaps the other's dense part. Two micro-batches double the messages
@@ -139,8 +119,7 @@ class Scheduler implements SchedulerService {
   private metricsTimer: NodeJS.Timeout | undefined;
   private stepCount = 0;
   private warmUpTicks = 0;
-  private readonly readyWaiters: { workers: number | undefined; resolve: (line: string) => void }[] = [];
-  private lastReady: { workers: number; line: string } | undefined;
+  private readonly readiness = createReadiness();
   /** Plan version the workers were last warmed under (or warm-up skipped for). */
   private warmedPlan: number | undefined;
   private readonly limits: SchedulerLimits;
@@ -208,9 +187,7 @@ class Scheduler implements SchedulerService {
   }
 
   whenReady(workers?: number): Promise<string> {
-    const r = this.lastReady;
-    if (r && (workers === undefined || r.workers === workers)) return Promise.resolve(r.line);
-    return new Promise((resolve) => this.readyWaiters.push({ workers, resolve }));
+    return this.readiness.when(workers);
   }
 
   stats(): SchedulerStats {
@@ -227,19 +204,7 @@ class Scheduler implements SchedulerService {
     if (this.requests.size >= this.limits.maxQueued) {
       throw new SwitchyardError(`queue is full (${this.limits.maxQueued} requests); retry later`, Code.ResourceExhausted);
     }
-    // Resolved at the gateway; checked here against this model (a bus client may not be a gateway).
-    const p = checkResolvedParams(msg.params, this.o.manifest);
-    const noise = Array.from({ length: p.count }, (_, i) => gaussianNoise(p.seed, i, this.P));
-    const state = admit(
-      { id: msg.requestId, params: { sampler: p.sampler, steps: p.steps, shift: p.shift }, label: p.label, guidance: p.guidance, priority: msg.priority, deadlineMs: msg.deadlineMs ?? undefined, noise },
-      this.seq++,
-      this.now(),
-    );
-    // The gateway's trace context, from the NATS headers (or a `trace` field of the message).
-    const carrier = headers.traceparent ? headers : msg.trace;
-    const parent = carrier ? extractContext(carrier as Record<string, string>, ROOT_CONTEXT) : ROOT_CONTEXT;
-    const span = tracer().startSpan("scheduler.request", { kind: SpanKind.CONSUMER, attributes: { "switchyard.request_id": msg.requestId, "switchyard.images": p.count, "switchyard.steps": p.steps } }, parent);
-    this.requests.set(msg.requestId, { state, msg, computeMs: 0, tickMs: 0, cancelled: false, preview: new Array(p.count), affinity: undefined, predicted: undefined, waited: 0, span, ctx: trace.setSpan(parent, span) });
+    this.requests.set(msg.requestId, admitRequest(msg, headers, this.o.manifest, this.seq++, this.now()));
     this.wake?.();
     return { accepted: true, queuePosition: this.requests.size - 1 };
   }
@@ -301,11 +266,7 @@ class Scheduler implements SchedulerService {
         // Launchers wait for this line (startProcessCluster) or for whenReady().
         const line = `ready: plan v${v} over ${members.length} workers, ${warm}`;
         this.o.log?.(line);
-        this.lastReady = { workers: members.length, line };
-        for (const w of this.readyWaiters.splice(0)) {
-          if (w.workers === undefined || w.workers === members.length) w.resolve(line);
-          else this.readyWaiters.push(w);
-        }
+        this.readiness.announce(members.length, line);
       }
       const plan = planTick(
         [...this.requests.values()].map((r) => r.state),
@@ -336,7 +297,7 @@ class Scheduler implements SchedulerService {
    * batches per home (two for large ticks, so one's exchange overlaps the other's dense
    * part). `targets`: the workers the tick is sent to.
    */
-  private tickFrame(tick: number, homes: readonly string[], imagesPerHome: readonly number[], targets: readonly string[]): Omit<TickRequestMsg, "items"> {
+  private tickFrame(tick: number, homes: readonly string[], imagesPerHome: readonly number[], targets: readonly string[]): TickFrame {
     const owners = this.o.pool.owners();
     const replicas = this.o.pool.replicas?.();
     const microBatches = microBatchesFor(imagesPerHome, new Set([...targets, ...owners]).size);
@@ -347,27 +308,14 @@ class Scheduler implements SchedulerService {
     };
   }
 
-  /** Runs warm-up ticks over `members` until done or a request arrives; results are dropped. Says what it did. */
-  private async warmUp(members: readonly string[]): Promise<string> {
-    const t0 = this.now();
-    const byHome = warmUpItems(this.o.manifest, this.limits.maxTickRows, members);
-    const homes = [...byHome.keys()].filter((h) => byHome.get(h)!.length > 0);
-    let done = 0;
-    const version = this.o.pool.planVersion();
-    for (; done < (this.o.warmUpTicks ?? 0) && this.requests.size === 0 && this.running; done++) {
-      // A tick boundary: a worker that joined meanwhile makes a new plan, warmed up in its turn.
-      if (done > 0) await this.o.pool.prepare?.();
-      if (this.o.pool.planVersion() !== version) return `warm-up cut short by plan v${this.o.pool.planVersion()}`;
-      const frame = this.tickFrame(++this.tick, homes, homes.map((h) => byHome.get(h)!.length), members);
-      const settled = await Promise.allSettled(homes.map((h) => this.o.pool.runTick(h, { ...frame, items: byHome.get(h)! })));
-      const failed = settled.find((s): s is PromiseRejectedResult => s.status === "rejected");
-      this.warmUpTicks++;
-      if (failed) {
-        // The next real tick finds out who is gone and re-plans.
-        return `warm-up tick failed (${SwitchyardError.from(failed.reason).message})`;
-      }
-    }
-    return `warmed up: ${done} ticks of ${homes.reduce((s, h) => s + byHome.get(h)!.length, 0)} images in ${this.now() - t0} ms`;
+  /** Runs warm-up ticks over `members` until done or a request arrives; says what it did. */
+  private warmUp(members: readonly string[]): Promise<string> {
+    return runWarmUpTicks({
+      pool: this.o.pool, manifest: this.o.manifest, maxTickRows: this.limits.maxTickRows, ticks: this.o.warmUpTicks ?? 0, members, now: this.now,
+      idle: () => this.requests.size === 0 && this.running,
+      frame: (homes, perHome) => this.tickFrame(++this.tick, homes, perHome, members),
+      ran: () => void this.warmUpTicks++,
+    });
   }
 
   private idle(ms: number): Promise<void> {
@@ -383,9 +331,47 @@ class Scheduler implements SchedulerService {
     }).finally(() => (this.wake = undefined));
   }
 
+  /** One tick: decide (what each worker is sent), apply (the calls), update (fold the results), then publish. */
   private async execute(items: ReturnType<typeof planTick>["items"], homes: ReadonlyMap<string, string>): Promise<void> {
     const t0 = this.now();
     const tick = ++this.tick;
+    this.markStarted(homes, t0);
+    const m = this.o.manifest;
+    const L = m.architecture.numLayers;
+    const byHome = itemsByHome(items);
+    const built = buildTick(byHome, (id) => this.requests.get(id)!.state, (id) => this.predictedOf(id), this.o.pool.members(), L * m.moe.numExperts, (targets) =>
+      this.tickFrame(tick, [...byHome.keys()], [...byHome.values()].map((v) => v.length), targets),
+    );
+    const rows = items.reduce((s, i) => s + i.rows, 0);
+    const outcome = await runTick(this.o.pool, built.calls);
+    if (!outcome.ok) {
+      // Nothing is applied: every request resumes from its last completed eval.
+      this.o.metrics?.tick((this.now() - t0) / 1000, rows, false);
+      // A home that failed because a peer died reports UNAVAILABLE too; drop only workers that no longer answer.
+      for (const h of outcome.failedHomes) {
+        this.o.log?.(`tick ${tick}: worker ${h} failed: ${outcome.reason.message}`);
+        await this.o.pool.markFailed(h, outcome.reason);
+      }
+      return;
+    }
+    const ms = this.now() - t0;
+    this.lastTickMs = ms;
+    this.lastTickRows = rows;
+    this.o.metrics?.tick(ms / 1000, rows, true);
+    const frame = built.calls[0]!.req;
+    const u = updateRequests(this.requests, outcome.results, built.evals, {
+      layers: L, experts: m.moe.numExperts, tokensTopK: m.architecture.tokens * m.moe.topK, imageSize: this.P,
+      owners: frame.owners, replicas: frame.replicas, tickMs: ms, tickItems: items.length, priors: this.priors,
+    });
+    this.evalCount += u.evals;
+    this.stepCount += u.steps;
+    if (this.o.onRouting) for (const r of u.routing) this.o.onRouting(r);
+    for (const { requestId, ...e } of u.progress) this.emit(requestId, { type: "progress", ...e });
+    for (const id of u.finished) this.finish(id, this.requests.get(id)!);
+  }
+
+  /** Requests homed in this tick for the first time start now (queue time ends). */
+  private markStarted(homes: ReadonlyMap<string, string>, t0: number): void {
     for (const [id, home] of homes) {
       const r = this.requests.get(id);
       if (!r) continue;
@@ -395,105 +381,6 @@ class Scheduler implements SchedulerService {
       }
       r.state = { ...r.state, home, startedAtMs: r.state.startedAtMs ?? t0 };
     }
-    const byHome = new Map<string, typeof items>();
-    for (const it of items) byHome.set(it.home, [...(byHome.get(it.home) ?? []), it]);
-    const homeIds = [...byHome.keys()].sort();
-    const evals = new Map<string, { x: Float32Array; t: number }>();
-    // Every worker hears of the tick (owners without images too): the prediction of the
-    // experts it will need lets each prefetch ahead of compute.
-    const m = this.o.manifest;
-    const predicted = encodePrediction(items.map((it) => this.predictedOf(it.requestId)), m.architecture.numLayers * m.moe.numExperts);
-    const targets = predicted ? [...new Set([...homeIds, ...this.o.pool.members()])].sort() : homeIds;
-    const frame = this.tickFrame(tick, homeIds, homeIds.map((h) => byHome.get(h)!.length), targets);
-    const { owners, replicas } = frame;
-    const calls = targets.map(async (home) => {
-      const mine = byHome.get(home) ?? [];
-      const req: TickRequestMsg = {
-        ...frame,
-        ...(predicted ? { predicted } : {}),
-        items: mine.map((it) => {
-          const r = this.requests.get(it.requestId)!;
-          const s = r.state.images[it.imageIndex]!.sampler;
-          const e = nextEval(s);
-          evals.set(`${it.requestId}/${it.imageIndex}`, e);
-          return { requestId: it.requestId, imageIndex: it.imageIndex, x: e.x, t: e.t, label: r.state.spec.label, guidance: r.state.spec.guidance };
-        }),
-      };
-      try {
-        return { home, mine, res: await this.o.pool.runTick(home, req) };
-      } catch (e) {
-        throw Object.assign(SwitchyardError.from(e, Code.Unavailable), { home });
-      }
-    });
-    const settled = await settleOrFirstFailure(calls);
-    const failures = settled.filter((s): s is PromiseRejectedResult => s.status === "rejected");
-    if (failures.length > 0) {
-      // Nothing is applied: every request resumes from its last completed eval.
-      this.o.metrics?.tick((this.now() - t0) / 1000, items.reduce((s, i) => s + i.rows, 0), false);
-      const failedHomes = new Set(failures.map((f) => (f.reason as { home?: string }).home).filter((h): h is string => !!h));
-      // A home that failed because a peer died reports UNAVAILABLE too; drop only workers that no longer answer.
-      for (const h of failedHomes) {
-        this.o.log?.(`tick ${tick}: worker ${h} failed: ${(failures[0]!.reason as Error).message}`);
-        await this.o.pool.markFailed(h, SwitchyardError.from(failures[0]!.reason));
-      }
-      return;
-    }
-    const ms = this.now() - t0;
-    this.lastTickMs = ms;
-    this.lastTickRows = items.reduce((s, i) => s + i.rows, 0);
-    this.o.metrics?.tick(ms / 1000, this.lastTickRows, true);
-    const L = m.architecture.numLayers;
-    const TK = m.architecture.tokens * m.moe.topK;
-    const touched = new Set<string>();
-    for (const s of settled) {
-      if (s.status !== "fulfilled") continue;
-      const { mine, res } = s.value;
-      mine.forEach((it, j) => {
-        const r = this.requests.get(it.requestId);
-        if (!r) return; // cancelled meanwhile
-        const v = res.velocities.subarray(j * this.P, (j + 1) * this.P);
-        const ev = evals.get(`${it.requestId}/${it.imageIndex}`)!;
-        const before = r.state.images[it.imageIndex]!.sampler.step;
-        const a = applyVelocity(r.state, it.imageIndex, v);
-        r.state = a.state;
-        this.evalCount++;
-        if (a.stepCompleted) this.stepCount++;
-        r.computeMs += ms / Math.max(1, items.length);
-        // affinity: which worker served each of this image's assignments
-        const E = m.moe.numExperts;
-        const firstEval = r.predicted === undefined;
-        if (!touched.has(it.requestId)) {
-          touched.add(it.requestId);
-          r.tickMs += ms;
-          r.affinity = new Map();
-          r.predicted = new Set();
-        }
-        const affinity = r.affinity!;
-        const predicted = r.predicted!;
-        const routing = res.routing.subarray(j * L * TK, (j + 1) * L * TK);
-        for (let l = 0; l < L; l++)
-          for (let q = 0; q < TK; q++) {
-            const g = l * E + routing[l * TK + q]!;
-            predicted.add(g);
-            if (owners[g] !== undefined) for (const w of copiesOf({ owners, replicas }, g)) affinity.set(w, (affinity.get(w) ?? 0) + 1);
-          }
-        // Both CFG branches' experts when the worker reports them (the unconditional row routes differently).
-        for (const g of expertsUsedBy(res.expertsUsed, L * E, j) ?? []) predicted.add(g);
-        if (firstEval) this.priors.observe(r.state.spec.label, predicted);
-        this.o.onRouting?.({ requestId: it.requestId, step: before, label: r.state.spec.label, t: ev.t, experts: res.routing.subarray(j * L * TK, (j + 1) * L * TK), weights: res.routingWeights.subarray(j * L * TK, (j + 1) * L * TK) });
-        const interval = r.msg.previewInterval;
-        if (interval > 0) r.preview[it.imageIndex] = previewX0(ev.x, ev.t, v);
-        if (a.stepCompleted) {
-          const step = r.state.step;
-          const previews =
-            interval > 0 && (step % interval === 0 || step === r.state.spec.params.steps)
-              ? r.preview.map((x, i) => f32ToBase64(x ?? r.state.images[i]!.sampler.x))
-              : undefined;
-          this.emit(it.requestId, { type: "progress", step, steps: r.state.spec.params.steps, t: currentT(r.state.images[0]!.sampler), ...(previews ? { previews } : {}) });
-        }
-        if (isFinished(r.state)) this.finish(it.requestId, r);
-      });
-    }
   }
 
   private finish(id: string, r: Live): void {
@@ -501,55 +388,12 @@ class Scheduler implements SchedulerService {
     this.completed++;
     r.state.images.forEach((img, index) => this.emit(id, { type: "image", index, data: f32ToBase64(img.sampler.x) }));
     const now = this.now();
-    const started = r.state.startedAtMs ?? now;
-    this.o.metrics?.finished("ok", (now - r.state.acceptedAtMs) / 1000);
+    const done = doneEvent(r, now);
+    this.o.metrics?.finished("ok", done.totalMs / 1000);
     r.span?.end();
-    this.o.onFinished?.({ requestId: id, outcome: "ok", images: r.state.images.length, steps: r.state.spec.params.steps, queueMs: started - r.state.acceptedAtMs, totalMs: now - r.state.acceptedAtMs, ...traceIdOf(r) });
-    this.emit(id, {
-      type: "done",
-      queueMs: started - r.state.acceptedAtMs,
-      computeMs: r.computeMs,
-      tickMs: r.tickMs,
-      totalMs: now - r.state.acceptedAtMs,
-      evals: r.state.images[0]!.sampler.evals,
-      seed: r.msg.params.seed,
-    });
+    this.o.onFinished?.({ requestId: id, outcome: "ok", images: r.state.images.length, steps: r.state.spec.params.steps, queueMs: done.queueMs, totalMs: done.totalMs, ...traceIdOf(r) });
+    this.emit(id, done);
   }
-}
-
-/** `{ traceId }` of a request's span when it is being traced. */
-function traceIdOf(r: Live): { traceId?: string } {
-  const c = r.span?.spanContext();
-  return c && c.traceFlags & 1 ? { traceId: c.traceId } : {};
-}
-
-/**
- * Like Promise.allSettled, but returns as soon as one promise rejects: when a home dies
- * the others block on its rows until their exchange timeout, and nothing of a failed
- * tick is applied anyway. Abandoned calls fail in the workers on their own.
- */
-function settleOrFirstFailure<T>(ps: Promise<T>[]): Promise<PromiseSettledResult<T>[]> {
-  return new Promise((resolve) => {
-    const out: PromiseSettledResult<T>[] = new Array(ps.length);
-    let left = ps.length;
-    let done = false;
-    if (left === 0) resolve(out);
-    ps.forEach((p, i) =>
-      p.then(
-        (value) => {
-          out[i] = { status: "fulfilled", value };
-          if (--left === 0 && !done) resolve(out);
-        },
-        (reason: unknown) => {
-          out[i] = { status: "rejected", reason };
-          if (!done) {
-            done = true;
-            resolve(out.filter((x) => x !== undefined));
-          }
-        },
-      ),
-    );
-  });
 }
 
 export function createSchedulerService(options: SchedulerServiceOptions): SchedulerService {

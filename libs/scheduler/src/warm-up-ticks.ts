@@ -1,5 +1,7 @@
+import type { WorkerPool } from "@switchyard/contract";
+import { SwitchyardError } from "@switchyard/errors";
 import type { Manifest } from "@switchyard/manifest";
-import type { TickItemMsg } from "@switchyard/proto";
+import type { TickItemMsg, TickRequestMsg } from "@switchyard/proto";
 import { gaussianNoise } from "@switchyard/sampler";
 
 /**
@@ -32,4 +34,45 @@ export function warmUpItems(manifest: Manifest, maxTickRows: number, members: re
     out.get(members[i % members.length]!)!.push({ requestId: `warm-up-${i}`, imageIndex: 0, x: gaussianNoise(0x5717c4, i, P), t: 0.5, label: i % classes, guidance: 2 });
   }
   return out;
+}
+
+export interface WarmUpTicksOptions {
+  readonly pool: WorkerPool;
+  readonly manifest: Manifest;
+  readonly maxTickRows: number;
+  readonly ticks: number;
+  readonly members: readonly string[];
+  readonly now: () => number;
+  /** Whether to go on: nothing queued and still running. */
+  idle(): boolean;
+  /** The frame of the next tick (numbered by the scheduler) for these homes. */
+  frame(homes: readonly string[], imagesPerHome: readonly number[]): Omit<TickRequestMsg, "items">;
+  /** Called once per warm-up tick run. */
+  ran(): void;
+}
+
+/**
+ * Runs warm-up ticks over `members` until `ticks` are done, a request arrives or the plan
+ * changes; results are dropped. Says what it did (the scheduler's "ready" line).
+ */
+export async function runWarmUpTicks(o: WarmUpTicksOptions): Promise<string> {
+  const t0 = o.now();
+  const byHome = warmUpItems(o.manifest, o.maxTickRows, o.members);
+  const homes = [...byHome.keys()].filter((h) => byHome.get(h)!.length > 0);
+  let done = 0;
+  const version = o.pool.planVersion();
+  for (; done < o.ticks && o.idle(); done++) {
+    // A tick boundary: a worker that joined meanwhile makes a new plan, warmed up in its turn.
+    if (done > 0) await o.pool.prepare?.();
+    if (o.pool.planVersion() !== version) return `warm-up cut short by plan v${o.pool.planVersion()}`;
+    const frame = o.frame(homes, homes.map((h) => byHome.get(h)!.length));
+    const settled = await Promise.allSettled(homes.map((h) => o.pool.runTick(h, { ...frame, items: byHome.get(h)! })));
+    const failed = settled.find((s): s is PromiseRejectedResult => s.status === "rejected");
+    o.ran();
+    if (failed) {
+      // The next real tick finds out who is gone and re-plans.
+      return `warm-up tick failed (${SwitchyardError.from(failed.reason).message})`;
+    }
+  }
+  return `warmed up: ${done} ticks of ${homes.reduce((s, h) => s + byHome.get(h)!.length, 0)} images in ${o.now() - t0} ms`;
 }
