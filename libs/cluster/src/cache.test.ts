@@ -6,7 +6,8 @@ import { resolveGenerateParams } from "@switchyard/manifest";
 import { BUNDLED_MODEL_DIR, type ModelParts, createOnnxModel, createThreadExpertDevice } from "@switchyard/model";
 import { natsServerAvailable } from "@switchyard/bus/testing";
 import { maxAbsDiff } from "@switchyard/tensor";
-import { startEmbeddedCluster, startProcessCluster } from "./index";
+import { startEmbeddedCluster } from "./embedded";
+import { startProcessCluster } from "./processes";
 
 /**
  * The expert cache on the real model: experts on an expert device (a thread holding

@@ -16,7 +16,8 @@ import { readTrace } from "@switchyard/trace";
 import * as http2 from "node:http2";
 import * as grpc from "@grpc/grpc-js";
 import { clientFor, loadContracts } from "@switchyard/proto";
-import { type ProcessCluster, startEmbeddedCluster, startProcessCluster } from "./index";
+import { type ProcessCluster, startProcessCluster } from "./processes";
+import { startEmbeddedCluster } from "./embedded";
 import { rejection as failure } from "@switchyard/errors/testing";
 
 /** What the tests need of either kind of cluster. */

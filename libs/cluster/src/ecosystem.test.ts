@@ -8,7 +8,7 @@ import { createMemoryBus } from "@switchyard/bus";
 import { subjects as makeSubjects } from "@switchyard/contract";
 import { type GatewayServer, startGatewayServer } from "@switchyard/gateway";
 import { BUNDLED_MODEL_DIR, loadManifest } from "@switchyard/manifest";
-import { type EmbeddedCluster, startEmbeddedCluster } from "./index";
+import { type EmbeddedCluster, startEmbeddedCluster } from "./embedded";
 
 /**
  * The ecosystem's own clients against a running cluster, each the real program:

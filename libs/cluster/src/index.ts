@@ -1,4 +1,4 @@
 export { startEmbeddedCluster } from "./embedded";
-export type { EmbeddedCluster, EmbeddedClusterOptions } from "./embedded";
-export { DEFAULT_SERVICE_NODE_FLAGS, groupNames, startProcessCluster } from "./processes";
-export type { ProcessCluster, ProcessClusterOptions, ServiceProcess, ServingGroup } from "./processes";
+export type { EmbeddedCluster } from "./embedded";
+export { startProcessCluster } from "./processes";
+export type { ProcessCluster } from "./processes";

@@ -10,7 +10,7 @@ import { resolveGenerateParams } from "@switchyard/manifest";
 import { BUNDLED_MODEL_DIR, type ModelParts, createOnnxModel } from "@switchyard/model";
 import { clientFor, loadContracts } from "@switchyard/proto";
 import { maxAbsDiff } from "@switchyard/tensor";
-import { type EmbeddedCluster, startEmbeddedCluster } from "./index";
+import { type EmbeddedCluster, startEmbeddedCluster } from "./embedded";
 
 /** KServe v2 / Open Inference Protocol over a real gRPC socket. */
 let cluster: EmbeddedCluster;

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createClient } from "@switchyard/client";
 import { natsServerAvailable } from "@switchyard/bus/testing";
 import { BUNDLED_MODEL_DIR } from "@switchyard/model";
-import { type ProcessCluster, startProcessCluster } from "./index";
+import { type ProcessCluster, startProcessCluster } from "./processes";
 
 /**
  * Every service is the source of its own Prometheus figures (#15): the gateway, the

@@ -3,7 +3,7 @@ import { type SwitchyardClient, createClient } from "@switchyard/client";
 import { natsServerAvailable } from "@switchyard/bus/testing";
 import { SwitchyardError } from "@switchyard/errors";
 import { BUNDLED_MODEL_DIR } from "@switchyard/model";
-import { type ProcessCluster, startProcessCluster } from "./index";
+import { type ProcessCluster, startProcessCluster } from "./processes";
 
 /**
  * What Kubernetes does to Switchyard's pods, done to processes: serving groups sharing

@@ -7,7 +7,7 @@ import { createEngine } from "@switchyard/engine";
 import { BUNDLED_MODEL_DIR, createOnnxModel } from "@switchyard/model";
 import { gaussianNoise, initState, isDone } from "@switchyard/sampler";
 import { readSafeTensors } from "@switchyard/tensor";
-import { startEmbeddedCluster } from "./index";
+import { startEmbeddedCluster } from "./embedded";
 
 const dir = mkdtempSync(join(tmpdir(), "sy-trace-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createClient } from "@switchyard/client";
 import { natsServerAvailable } from "@switchyard/bus/testing";
 import { BUNDLED_MODEL_DIR } from "@switchyard/model";
-import { type ProcessCluster, startProcessCluster } from "./index";
+import { type ProcessCluster, startProcessCluster } from "./processes";
 
 /**
  * One request's trace across processes (#15): the client's traceparent → the gateway →

@@ -1,7 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { Code, SwitchyardError } from "@switchyard/errors";
-import { intInRange, mergeRaw, numberInRange, parseOrThrow, readEnv } from "./index";
+import { intInRange, numberInRange } from "./schemas";
+import { mergeRaw, readEnv } from "./env";
+import { parseOrThrow } from "./zod-errors";
 
 const schema = z.strictObject({
   steps: intInRange(1, 1000).default(20),

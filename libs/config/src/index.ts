@@ -1,5 +1,4 @@
-export { parseOrThrow, fromZodError, describeIssue } from "./zod-errors";
-export { intInRange, numberInRange, port, hostPort } from "./schemas";
-export { readEnv, mergeRaw } from "./env";
-export type { EnvMap } from "./env";
+export { parseOrThrow } from "./zod-errors";
+export { intInRange, numberInRange, port } from "./schemas";
+export { readEnv } from "./env";
 export { runService } from "./lifecycle";

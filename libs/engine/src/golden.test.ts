@@ -4,7 +4,8 @@ import { BUNDLED_MODEL_DIR, type ModelParts, createOnnxModel, indexParts } from 
 import { type SamplerName, gaussianNoise, initState, isDone } from "@switchyard/sampler";
 import { type SafeTensors, maxAbsDiff, readSafeTensors } from "@switchyard/tensor";
 import { resolveGenerateParams } from "@switchyard/manifest";
-import { type Engine, type StepTask, createEngine, generate } from "./index";
+import { type Engine, type StepTask, createEngine } from "./engine";
+import { generate } from "./generate";
 
 /** Golden tolerance of the issue: max abs error vs PyTorch. */
 const GOLDEN_TOL = 1e-4;

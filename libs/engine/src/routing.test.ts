@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { activeExperts, gatherRows, groupByExpert, routeTopK, scatterAddWeighted } from "./index";
+import { activeExperts, gatherRows, groupByExpert, routeTopK, scatterAddWeighted } from "./routing";
 
 describe("routeTopK", () => {
   it("picks the top-k and renormalises the softmax over them", () => {

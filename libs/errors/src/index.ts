@@ -1,3 +1,2 @@
-export { Code, codeToString, codeFromValue } from "./code";
+export { Code, codeToString } from "./code";
 export { SwitchyardError, invalidArgument, formatFieldPath } from "./switchyard-error";
-export type { FieldPath } from "./switchyard-error";

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { Code, SwitchyardError, codeFromValue, formatFieldPath, invalidArgument } from "./index";
+import { Code, codeFromValue } from "./code";
+import { SwitchyardError, formatFieldPath, invalidArgument } from "./switchyard-error";
 
 describe("SwitchyardError", () => {
   it("leads the message with the code and keeps the cause", () => {

@@ -2,7 +2,8 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { Code } from "@switchyard/errors";
 import { readTrace } from "@switchyard/trace";
-import { createExpertCache, createPolicy, lfuPolicy, lruPolicy, predictivePolicy, replayTrace } from "./index";
+import { createExpertCache, createPolicy, lfuPolicy, lruPolicy, predictivePolicy } from "./cache";
+import { replayTrace } from "./replay";
 import { caught } from "@switchyard/errors/testing";
 
 const TRACES = new URL("../../../models/dit-moe-fmnist/traces", import.meta.url).pathname;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { Code } from "@switchyard/errors";
 import { caught } from "@switchyard/errors/testing";
-import { type DeviceRun, type ExpertDevice, MIN_PREFETCH_ROWS, type TickPrediction, createResidency, successorsFrom } from "./index";
+import { type DeviceRun, type ExpertDevice, MIN_PREFETCH_ROWS, type TickPrediction, createResidency, successorsFrom } from "./residency";
 
 const L = 4;
 const E = 8;

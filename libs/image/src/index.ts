@@ -1,1 +1,1 @@
-export { encodePng, decodePng, toBytes, tileGrid } from "./png";
+export { encodePng, toBytes, tileGrid } from "./png";

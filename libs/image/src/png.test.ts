@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { decodePng, encodePng, tileGrid, toBytes } from "./index";
+import { decodePng, encodePng, tileGrid, toBytes } from "./png";
 
 describe("png", () => {
   it("round-trips grayscale pixels and starts with the PNG signature", () => {

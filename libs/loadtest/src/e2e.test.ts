@@ -4,7 +4,9 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type EmbeddedCluster, startEmbeddedCluster } from "@switchyard/cluster";
 import { BUNDLED_MODEL_DIR } from "@switchyard/model";
-import { REQUESTS_CSV_COLUMNS, runLoadtestCommand, summarySchema } from "./index";
+import { REQUESTS_CSV_COLUMNS } from "./output";
+import { runLoadtestCommand } from "./command";
+import { summarySchema } from "./summary";
 
 /** `switchyard loadtest` end to end, against an embedded cluster over a real gRPC socket. */
 let cluster: EmbeddedCluster;

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { Code, SwitchyardError } from "@switchyard/errors";
-import { BUNDLED_MODEL_DIR, loadManifest, parseManifest } from "./index";
+import { BUNDLED_MODEL_DIR, loadManifest, parseManifest } from "./manifest";
 
 const base = JSON.parse(readFileSync(join(BUNDLED_MODEL_DIR, "manifest.json"), "utf8")) as Record<string, unknown>;
 

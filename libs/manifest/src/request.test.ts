@@ -2,8 +2,8 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { Code, SwitchyardError } from "@switchyard/errors";
-import { resolveGenerateParams } from "./index";
-import { BUNDLED_MODEL_DIR, parseManifest } from "./index";
+import { resolveGenerateParams } from "./request";
+import { BUNDLED_MODEL_DIR, parseManifest } from "./manifest";
 
 
 const manifest = parseManifest(JSON.parse(readFileSync(join(BUNDLED_MODEL_DIR, "manifest.json"), "utf8")));

@@ -1,7 +1,6 @@
 export { createOnnxModel, createClassifier, DEFAULT_DENSE_THREADS, DEFAULT_DENSE_THREADS_WITH_DEVICE, DEFAULT_EXPERT_THREADS } from "./onnx-model";
-export type { ModelParts, DenseOutputs, OnnxModelOptions, Classifier } from "./onnx-model";
+export type { ModelParts, Classifier } from "./onnx-model";
 // The manifest lives in @switchyard/manifest (no ONNX Runtime); re-exported for compute-side callers.
-export { BUNDLED_MODEL_DIR, loadManifest, parseManifest, indexParts } from "@switchyard/manifest";
-export type { Manifest, PartSpec, PartIndex } from "@switchyard/manifest";
-export { createThreadExpertDevice, DEFAULT_DEVICE_GRAPH_OPTIMIZATION, DEFAULT_DEVICE_STREAMS } from "./expert-device";
-export type { ThreadExpertDeviceOptions } from "./expert-device";
+export { BUNDLED_MODEL_DIR, loadManifest, indexParts } from "@switchyard/manifest";
+export type { Manifest } from "@switchyard/manifest";
+export { createThreadExpertDevice, DEFAULT_DEVICE_STREAMS } from "./expert-device";

@@ -1,7 +1,8 @@
 import { createRequire } from "node:module";
 import { describe, expect, it } from "vitest";
 import { Code, SwitchyardError } from "@switchyard/errors";
-import { fromGrpcError, loadContracts, reflectionDefinition, toGrpcStatus } from "./index";
+import { fromGrpcError, toGrpcStatus } from "./grpc-error";
+import { loadContracts, reflectionDefinition } from "./load";
 
 const require = createRequire(import.meta.url);
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { frechetDistance, meanCov, sqrtPsd } from "./index";
+import { frechetDistance, meanCov, sqrtPsd } from "./frechet";
 
 describe("frechet", () => {
   it("is zero for identical Gaussians and |mu1-mu2|^2 for shifted ones", () => {

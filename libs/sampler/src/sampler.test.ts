@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { Code, SwitchyardError } from "@switchyard/errors";
-import { advance, combineGuidance, evalsPerRun, gaussianNoise, initState, isDone, nextEval, previewX0, timesteps, type SamplerName, type SamplerState } from "./index";
+import { advance, combineGuidance, evalsPerRun, initState, isDone, nextEval, previewX0, timesteps, type SamplerName, type SamplerState } from "./sampler";
+import { gaussianNoise } from "./noise";
 
 /** Runs a sampler against an analytic velocity field and counts evals. */
 function run(sampler: SamplerName, steps: number, v: (x: Float32Array, t: number) => Float32Array, x1: Float32Array) {

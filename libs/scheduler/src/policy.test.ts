@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { MICRO_BATCH_MIN_IMAGES, type RequestSpec, type RequestState, admit, affinityHome, applyVelocity, isFinished, microBatchesFor, planTick } from "./index";
+import { MICRO_BATCH_MIN_IMAGES, microBatchesFor } from "./service";
+import { type RequestSpec, type RequestState, admit, affinityHome, applyVelocity, isFinished, planTick } from "./policy";
 
 describe("route-aware batching", () => {
   const A = new Set([1, 2, 3, 4]);

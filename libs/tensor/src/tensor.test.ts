@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { Code, SwitchyardError } from "@switchyard/errors";
-import { encodeSafeTensors, floatToHalf, halfToFloat, parseSafeTensors, shapeSize, tensor, toFloat32, viewAs } from "./index";
+import { encodeSafeTensors, parseSafeTensors } from "./safetensors";
+import { floatToHalf, halfToFloat, shapeSize, tensor, toFloat32, viewAs } from "./tensor";
 
 function code(fn: () => unknown): Code | undefined {
   try {

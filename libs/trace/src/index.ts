@@ -1,4 +1,3 @@
-export { parseTrace, readTrace, parseNpyTrace, mergeTraces, encodeTrace, encodeNpyTrace, buildTrace, TRACE_FORMAT } from "./format";
-export type { Trace, TraceRecord, TraceShape, EncodeTraceOptions } from "./format";
-export { traceStats, coActivation, coActivationMatrix, expertLoad, transitions } from "./stats";
-export type { TraceStats, CoActivation, GroupActivation } from "./stats";
+export { readTrace, parseNpyTrace, mergeTraces, encodeTrace, encodeNpyTrace, buildTrace } from "./format";
+export type { Trace } from "./format";
+export { traceStats, coActivation, expertLoad, transitions } from "./stats";

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BUNDLED_MODEL_DIR, type ModelParts, createOnnxModel } from "@switchyard/model";
-import { createLocalPeers, createWorkerRuntime, expertWarmRows, warmUpDense, warmUpExperts } from "./index";
+import { createLocalPeers, createWorkerRuntime } from "./runtime";
+import { expertWarmRows, warmUpDense, warmUpExperts } from "./warm-up-parts";
 
 let parts: ModelParts;
 beforeAll(async () => {
