@@ -1,5 +1,5 @@
 export { createMemoryBus } from "./memory-bus";
 export { createNatsBus } from "./nats-bus";
-export { BUS_ENV, busConfigShape, connectBus } from "./config";
+export { BUS_ENV, DEFAULT_NATS_SERVERS, busConfigShape, connectBus } from "./config";
 export { startNatsServer, natsServerAvailable } from "./nats-server";
 export type { NatsServer } from "./nats-server";

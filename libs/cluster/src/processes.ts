@@ -1,6 +1,7 @@
 import { createRequire } from "node:module";
 import { type ChildProcess, spawn } from "node:child_process";
 import { createInterface } from "node:readline";
+import { DEFAULT_SUBJECT_PREFIX } from "@switchyard/contract";
 import { Code, SwitchyardError } from "@switchyard/errors";
 import { type NatsServer, startNatsServer } from "@switchyard/bus";
 
@@ -158,7 +159,7 @@ export async function startProcessCluster(o: ProcessClusterOptions): Promise<Pro
   const common: Record<string, string> = {
     SWITCHYARD_MODEL_DIR: o.modelDir,
     SWITCHYARD_NATS: nats,
-    SWITCHYARD_SUBJECT_PREFIX: o.subjectPrefix ?? "sy",
+    SWITCHYARD_SUBJECT_PREFIX: o.subjectPrefix ?? DEFAULT_SUBJECT_PREFIX,
     // Human-readable lines (the launcher and `switchyard up` show them); JSON with SWITCHYARD_LOG_FORMAT=json.
     SWITCHYARD_LOG_FORMAT: "pretty",
     ...(o.env ?? {}),

@@ -1,5 +1,5 @@
 import type * as grpc from "@grpc/grpc-js";
-import { type Bus, type Subjects, type SubmitMessage, base64ToF32 } from "@switchyard/contract";
+import { type Bus, MAX_REQUEST_ID_CHARS, type Subjects, type SubmitMessage, base64ToF32, channels as busChannels, publish } from "@switchyard/contract";
 import { Code, SwitchyardError } from "@switchyard/errors";
 import { encodePng, toBytes } from "@switchyard/image";
 import type { Manifest } from "@switchyard/manifest";
@@ -9,6 +9,7 @@ import { checkToken } from "./auth";
 import { createKserveGrpc, deadlineOf } from "./kserve";
 import { type KserveCore, createKserveCore } from "./kserve-core";
 import { buildSubmit, clip } from "./submit";
+import { unaryHandler } from "./unary";
 import { startRequest } from "./request-stream";
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, extractContext, injectContext, trace, tracer } from "@switchyard/telemetry";
 
@@ -110,6 +111,7 @@ export function createGatewayApi(o: GatewayOptions): Gateway {
     const h = md.get("authorization")[0];
     authorizeHeader(typeof h === "string" ? h : undefined);
   }
+  const unary = unaryHandler(authorize);
 
   const modelInfo = () => ({
     name: m.name, version: m.version, numClasses: m.conditioning.numClasses, classNames: m.conditioning.classNames ?? [],
@@ -190,35 +192,19 @@ export function createGatewayApi(o: GatewayOptions): Gateway {
       });
     },
 
-    Cancel(call: grpc.ServerUnaryCall<{ requestId: string }, unknown>, cb: grpc.sendUnaryData<unknown>) {
-      try {
-        authorize(call.metadata);
-        if (!call.request.requestId) throw new SwitchyardError("request_id must be set", Code.InvalidArgument, { field: "request_id" });
-        o.bus.publish(o.subjects.cancel, { requestId: call.request.requestId });
-        cb(null, { cancelled: true });
-      } catch (e) {
-        cb(toGrpcStatus(e));
-      }
-    },
+    Cancel: unary((r: { requestId: string }) => {
+      if (!r.requestId) throw new SwitchyardError("request_id must be set", Code.InvalidArgument, { field: "request_id" });
+      if (r.requestId.length > MAX_REQUEST_ID_CHARS) throw new SwitchyardError(`request_id has ${r.requestId.length} characters; at most ${MAX_REQUEST_ID_CHARS} allowed`, Code.InvalidArgument, { field: "request_id" });
+      publish(o.bus, busChannels(o.subjects).cancel, { requestId: r.requestId });
+      return { cancelled: true };
+    }),
 
-    ListModels(call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) {
-      try {
-        authorize(call.metadata);
-        cb(null, { models: [modelInfo()] });
-      } catch (e) {
-        cb(toGrpcStatus(e));
-      }
-    },
+    ListModels: unary(() => ({ models: [modelInfo()] })),
 
-    GetModel(call: grpc.ServerUnaryCall<{ name: string }, unknown>, cb: grpc.sendUnaryData<unknown>) {
-      try {
-        authorize(call.metadata);
-        if (call.request.name && call.request.name !== m.name) throw new SwitchyardError(`model ${JSON.stringify(clip(call.request.name))} not found (serving ${m.name})`, Code.NotFound, { field: "name" });
-        cb(null, modelInfo());
-      } catch (e) {
-        cb(toGrpcStatus(e));
-      }
-    },
+    GetModel: unary((r: { name: string }) => {
+      if (r.name && r.name !== m.name) throw new SwitchyardError(`model ${JSON.stringify(clip(r.name))} not found (serving ${m.name})`, Code.NotFound, { field: "name" });
+      return modelInfo();
+    }),
   };
   const kserve = createKserveCore({ bus: o.bus, subjects: o.subjects, manifest: m, submitTimeoutMs: o.submitTimeoutMs ?? DEFAULT_SUBMIT_TIMEOUT_MS, tracker });
   const inference = createKserveGrpc({ core: kserve, manifest: m, authorize });

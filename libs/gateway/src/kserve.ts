@@ -2,6 +2,7 @@ import type * as grpc from "@grpc/grpc-js";
 import { Code, SwitchyardError } from "@switchyard/errors";
 import type { Manifest } from "@switchyard/manifest";
 import { toGrpcStatus } from "@switchyard/proto";
+import { unaryHandler } from "./unary";
 import { type KserveCore, type KserveRequest, type KserveResult, KSERVE_INPUT, KSERVE_MAX_BATCH, KSERVE_OUTPUT, checkModel } from "./kserve-core";
 
 /**
@@ -124,13 +125,7 @@ export function createKserveGrpc(o: KserveGrpcOptions): grpc.UntypedServiceImple
   const { core } = o;
   const { channels, height, width } = m.image;
 
-  const unary = <Req>(fn: (req: Req, call: grpc.ServerUnaryCall<Req, unknown>) => unknown | Promise<unknown>) =>
-    (call: grpc.ServerUnaryCall<Req, unknown>, cb: grpc.sendUnaryData<unknown>) => {
-      (async () => {
-        o.authorize(call.metadata);
-        return fn(call.request, call);
-      })().then((r) => cb(null, r), (e) => cb(toGrpcStatus(e)));
-    };
+  const unary = unaryHandler(o.authorize);
 
   const check = (r: { name: string; version: string }) => checkModel(m, r.name, r.version, { name: "name", version: "version" });
   const dur = (d: { count: number; ns: number }) => ({ count: d.count, ns: Math.round(d.ns) });

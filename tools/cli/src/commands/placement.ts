@@ -1,10 +1,10 @@
 import { readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { createNatsBus } from "@switchyard/bus";
+import { DEFAULT_NATS_SERVERS, createNatsBus } from "@switchyard/bus";
 import { Code, SwitchyardError } from "@switchyard/errors";
 import { type Placement, contiguousPlacement, crossWorkerLowerBound, placementCost, solvePlacement } from "@switchyard/placement";
 import { type Trace, encodeNpyTrace, encodeTrace, mergeTraces, parseNpyTrace, readTrace, coActivation, traceStats } from "@switchyard/trace";
-import { DEFAULT_SERVING_GROUP, type PlanFile, channels, decode, diffPlans, parsePlanFile, planInForce, subjects as makeSubjects, subscribe, toPlanFile } from "@switchyard/contract";
+import { DEFAULT_SERVING_GROUP, DEFAULT_SUBJECT_PREFIX, type PlanFile, channels, decode, diffPlans, parsePlanFile, planInForce, subjects as makeSubjects, subscribe, toPlanFile } from "@switchyard/contract";
 import type { WorkerTraffic } from "@switchyard/proto";
 import { num, str } from "../args";
 
@@ -103,8 +103,8 @@ export async function runTrace(flags: Record<string, unknown>, positionals: stri
 }
 
 async function kvFor(flags: Record<string, unknown>) {
-  const bus = await createNatsBus({ servers: str(flags, "nats") ?? process.env.SWITCHYARD_NATS ?? "127.0.0.1:4222", name: "switchyard-cli" });
-  const subjects = makeSubjects(str(flags, "prefix") ?? "sy", str(flags, "group") ?? DEFAULT_SERVING_GROUP);
+  const bus = await createNatsBus({ servers: str(flags, "nats") ?? process.env.SWITCHYARD_NATS ?? DEFAULT_NATS_SERVERS, name: "switchyard-cli" });
+  const subjects = makeSubjects(str(flags, "prefix") ?? DEFAULT_SUBJECT_PREFIX, str(flags, "group") ?? DEFAULT_SERVING_GROUP);
   return { bus, subjects, kv: await bus.kv(subjects.plansBucket) };
 }
 
