@@ -1,26 +1,12 @@
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { caught } from "@switchyard/errors/testing";
-import { type Trace, readTrace } from "@switchyard/trace";
+import { readTrace } from "@switchyard/trace";
 import { chooseHomes, placementCost } from "./cost";
 import { type Placement, contiguousPlacement, loadGreedyPlacement, roundRobinPlacement } from "./placement";
+import { syntheticTrace as synthetic } from "@switchyard/trace/testing";
 
 const MODEL = new URL("../../../models/dit-moe-fmnist", import.meta.url).pathname;
-
-/** A trace built by hand: records × layers × tokens × K expert ids. */
-function synthetic(routing: number[][][][], experts: number, request?: number[]): Trace {
-  const records = routing.length;
-  const layers = routing[0]!.length;
-  const tokens = routing[0]![0]!.length;
-  const topK = routing[0]![0]![0]!.length;
-  return {
-    layers, experts, topK, tokens, records,
-    request: Int32Array.from(request ?? routing.map((_, i) => i)),
-    step: new Int32Array(records), branch: new Uint8Array(records), label: new Int32Array(records), t: new Float32Array(records),
-    routing: Int16Array.from(routing.flat(3)), weights: undefined,
-  };
-}
-
 
 describe("baselines", () => {
   it("fill every worker with the same number of experts", () => {

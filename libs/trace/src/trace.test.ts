@@ -5,23 +5,9 @@ import { caught } from "@switchyard/errors/testing";
 import { type Trace, encodeNpyTrace, encodeTrace, mergeTraces, parseNpyTrace, parseTrace, readTrace } from "./format";
 import { coActivation, coActivationMatrix, expertLoad, transitions } from "./stats";
 import { parseSafeTensors } from "@switchyard/tensor";
+import { syntheticTrace as synthetic } from "./testing";
 
 const MODEL = new URL("../../../models/dit-moe-fmnist", import.meta.url).pathname;
-
-/** A trace built by hand: records × layers × tokens × K expert ids. */
-function synthetic(routing: number[][][][], experts: number, request?: number[]): Trace {
-  const records = routing.length;
-  const layers = routing[0]!.length;
-  const tokens = routing[0]![0]!.length;
-  const topK = routing[0]![0]![0]!.length;
-  return {
-    layers, experts, topK, tokens, records,
-    request: Int32Array.from(request ?? routing.map((_, i) => i)),
-    step: new Int32Array(records), branch: new Uint8Array(records), label: new Int32Array(records), t: new Float32Array(records),
-    routing: Int16Array.from(routing.flat(3)), weights: undefined,
-  };
-}
-
 
 describe("trace readers", () => {
   it("read the runtime's own format (the committed holdout trace)", () => {
