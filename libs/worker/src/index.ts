@@ -6,7 +6,6 @@ export { parseExpertBudget } from "./worker-cache";
 export type { ExpertBudget } from "./worker-cache";
 export { DEFAULT_WARM_UP_ROUNDS } from "./warm-up-parts";
 export type { WarmUpOptions } from "./warm-up-parts";
-export { createWorkerMetrics } from "./metrics";
 export { startWorker } from "./start";
 export type { StartedWorker } from "./start";
 export { ENV as WORKER_ENV, workerConfigSchema, resolveWorkerConfig } from "./config";

@@ -12,7 +12,7 @@ import { DEFAULT_DENSE_THREADS_WITH_DEVICE, type ModelParts, createOnnxModel, cr
 import type { Manifest } from "@switchyard/manifest";
 import { readTrace } from "@switchyard/trace";
 import { advance, gaussianNoise, initState, nextEval, type SamplerState } from "@switchyard/sampler";
-import { microBatchesFor } from "@switchyard/scheduler";
+import { microBatchesFor } from "@switchyard/scheduler/internal";
 import { encodePrediction, unpackExperts } from "@switchyard/contract";
 import { type WorkerRuntime, createLocalPeers, createWorkerRuntime } from "@switchyard/worker";
 

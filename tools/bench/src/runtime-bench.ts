@@ -19,7 +19,7 @@ import { createEngine } from "@switchyard/engine";
 import { BUNDLED_MODEL_DIR, createOnnxModel } from "@switchyard/model";
 import type { TickItemMsg } from "@switchyard/proto";
 import { createRng, gaussianNoise } from "@switchyard/sampler";
-import { microBatchesFor } from "@switchyard/scheduler";
+import { microBatchesFor } from "@switchyard/scheduler/internal";
 import { createWorkerClients } from "@switchyard/data-plane";
 import { median, percentile, table } from "./stats";
 

@@ -11,8 +11,8 @@
 import { parseArgs } from "node:util";
 import { BatchSpanProcessor, TracerProvider } from "@opentelemetry/sdk-trace";
 import { SpanKind, context, createServiceRegistry, inSpan, trace } from "@switchyard/telemetry";
-import { createWorkerMetrics } from "@switchyard/worker";
-import { createSchedulerMetrics } from "@switchyard/scheduler";
+import { createWorkerMetrics } from "@switchyard/worker/internal";
+import { createSchedulerMetrics } from "@switchyard/scheduler/internal";
 import type { ExchangeRequestMsg, TickRequestMsg } from "@switchyard/proto";
 
 const { values: flags } = parseArgs({ options: { calls: { type: "string", default: "200000" }, "tick-ms": { type: "string", default: "100" }, layers: { type: "string", default: "6" } } });
