@@ -3,7 +3,8 @@ import { z } from "zod";
 import { Code, SwitchyardError } from "@switchyard/errors";
 import { intInRange, numberInRange } from "./schemas";
 import { mergeRaw, readEnv } from "./env";
-import { parseOrThrow } from "./zod-errors";
+import { MAX_LISTED_ISSUES, parseOrThrow } from "./zod-errors";
+
 
 const schema = z.strictObject({
   steps: intInRange(1, 1000).default(20),
@@ -53,5 +54,22 @@ describe("env", () => {
 
   it("merges with later sources winning", () => {
     expect(mergeRaw({ a: { b: 1, c: 2 } }, { a: { c: 3 } }, undefined)).toEqual({ a: { b: 1, c: 3 } });
+  });
+});
+
+describe("error messages stay bounded (#12 defect 7)", () => {
+  it("name the first few offending fields and count the rest, however many a request gets wrong", () => {
+    const schema = z.strictObject({ inputs: z.array(z.strictObject({ name: z.string() })) });
+    const bad = { inputs: Array.from({ length: 1000 }, () => ({ name: 7 })) };
+    let message = "";
+    try {
+      parseOrThrow(schema, bad, { what: "request" });
+    } catch (e) {
+      message = (e as Error).message;
+    }
+    expect(message).toContain("inputs[0].name 7 must be string");
+    expect(message).toContain(`… and ${1000 - MAX_LISTED_ISSUES} more`);
+    expect(message.length).toBeLessThan(600);
+    // before: every one of the 1000 issues was listed (about 33,000 characters)
   });
 });

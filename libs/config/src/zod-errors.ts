@@ -63,13 +63,24 @@ export function describeIssue(issue: z.core.$ZodIssue, input: unknown, prefix: r
   }
 }
 
+/** Issues named in one error message; the rest are counted. */
+export const MAX_LISTED_ISSUES = 5;
+/** Longest description of one issue (field paths are client strings too). */
+const MAX_ISSUE_CHARS = 200;
+
+function clipPart(s: string): string {
+  return s.length <= MAX_ISSUE_CHARS ? s : `${s.slice(0, MAX_ISSUE_CHARS)}…`;
+}
+
 /**
- * Converts a zod failure into INVALID_ARGUMENT naming every offending field; the
- * first field is kept on `error.field`.
+ * Converts a zod failure into INVALID_ARGUMENT naming the offending fields (the first
+ * MAX_LISTED_ISSUES, then how many more); the first field is kept on `error.field`.
  */
 export function fromZodError(error: z.ZodError, input: unknown, options: { what?: string; prefix?: readonly (string | number)[] } = {}): SwitchyardError {
   const prefix = options.prefix ?? [];
-  const parts = error.issues.map((i) => describeIssue(i, input, prefix));
+  // Bounded: a request with a thousand bad fields gets the first few named, not an echo of itself.
+  const parts = error.issues.slice(0, MAX_LISTED_ISSUES).map((i) => clipPart(describeIssue(i, input, prefix)));
+  if (error.issues.length > MAX_LISTED_ISSUES) parts.push(`… and ${error.issues.length - MAX_LISTED_ISSUES} more`);
   const first = error.issues[0];
   const field = first ? formatFieldPath([...prefix, ...(first.path as (string | number)[])]) : undefined;
   const lead = options.what ? `${options.what}: ` : "";
