@@ -24,8 +24,8 @@ const MAX_MESSAGE_CHARS = 600;
 
 let bus: Bus;
 let server: GatewayServer;
-let generate: grpc.Client & Record<string, (...a: unknown[]) => grpc.ClientReadableStream<unknown>>;
-let infer: grpc.Client & Record<string, (req: unknown, cb: (e: grpc.ServiceError | null, r: unknown) => void) => void>;
+let generate: grpc.Client & { Generate(req: unknown): grpc.ClientReadableStream<unknown> };
+let infer: grpc.Client & { ModelInfer(req: unknown, cb: (e: grpc.ServiceError | null, r: unknown) => void): void };
 let http: string;
 const accepted = { n: 0 };
 
@@ -45,8 +45,8 @@ beforeAll(async () => {
   });
   server = await startGatewayServer({ bus, subjects, manifest, port: 0, httpPort: 0, maxInflight: 64 });
   const c = loadContracts();
-  generate = new (clientFor(c.switchyard, "Switchyard"))(server.address, grpc.credentials.createInsecure()) as typeof generate;
-  infer = new (clientFor(c.inference, "GRPCInferenceService"))(server.address, grpc.credentials.createInsecure()) as typeof infer;
+  generate = new (clientFor(c.switchyard, "Switchyard"))(server.address, grpc.credentials.createInsecure()) as unknown as typeof generate;
+  infer = new (clientFor(c.inference, "GRPCInferenceService"))(server.address, grpc.credentials.createInsecure()) as unknown as typeof infer;
   http = `http://127.0.0.1:${server.httpPort}`;
 });
 afterAll(async () => {
