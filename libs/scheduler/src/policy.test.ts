@@ -56,8 +56,28 @@ describe("planTick", () => {
     const big = req("big", { count: 5, guidance: 1 });
     const small = req("small", { guidance: 1 });
     const plan = planTick([big, small], ["w0"], { maxTickRows: 4 }, 0);
-    expect(plan.items.filter((i) => i.requestId === "big")).toHaveLength(4);
+    // (before #12 defect 6's fix: big took all 4 rows and small waited)
+    expect(plan.items.filter((i) => i.requestId === "big")).toHaveLength(3);
+    expect(plan.items.filter((i) => i.requestId === "small")).toHaveLength(1);
     expect(plan.rows).toBe(4);
+    // alone, a request still takes the whole budget
+    expect(planTick([big], ["w0"], { maxTickRows: 4 }, 0).rows).toBe(4);
+  });
+
+  it("keeps small requests moving behind a huge one (#12 defect 6)", () => {
+    // 256 guided images (512 rows) ahead of three one-image requests, a 256-row budget:
+    // before, the huge one took every row of every tick until it was done.
+    const huge = req("huge", { count: 256 });
+    const small = ["s1", "s2", "s3"].map((id) => req(id));
+    const plan = planTick([huge, ...small], ["w0", "w1"], { maxTickRows: 256 }, 0);
+    for (const s of small) expect(plan.items.filter((i) => i.requestId === s.spec.id)).toHaveLength(1);
+    expect(plan.items.filter((i) => i.requestId === "huge")).toHaveLength(125); // the other 250 rows
+    expect(plan.rows).toBe(256);
+    // a higher priority still comes first: it is served its share before the rest
+    const urgent = req("urgent", { count: 200, priority: 5 });
+    const p2 = planTick([huge, urgent, ...small], ["w0"], { maxTickRows: 256 }, 0);
+    expect(p2.items[0]!.requestId).toBe("urgent");
+    for (const s of small) expect(p2.items.some((i) => i.requestId === s.spec.id)).toBe(true);
   });
 
   it("expires requests past their deadline and skips finished ones", () => {

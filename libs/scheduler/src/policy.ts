@@ -109,9 +109,12 @@ export const leastLoadedHome: HomePolicy = (r, rowsByWorker) => {
 };
 
 /**
- * Decides the next tick. Requests are taken in order until the row budget is spent;
- * a request that does not fit whole takes the images that fit (its others wait, so
- * one huge request cannot block the rest forever).
+ * Decides the next tick. Requests are taken in order (priority, deadline, arrival) within
+ * the row budget, with a fair share each: first every request in the tick gets up to
+ * `maxTickRows / runnable requests` rows (at least one image), then what is left goes to
+ * them in order. So a huge request cannot hold the whole budget while small ones wait
+ * behind it (#12 defect 6: one 256-image request starved everyone), and requests that fit
+ * whole still run whole when the budget allows.
  */
 export function planTick(
   requests: Iterable<RequestState>,
@@ -142,22 +145,38 @@ export function planTick(
   const items: TickItem[] = [];
   const homes = new Map<string, string>();
   let rows = 0;
-  let taken = 0;
   const maxRequests = limits.maxRequestsPerTick ?? Infinity;
+  const share = Math.floor(limits.maxTickRows / Math.max(1, Math.min(runnable.length, maxRequests)));
+  /** Requests in this tick: their home and the next image to consider. */
+  const taken = new Map<string, { home: string; next: number }>();
+  const takeImages = (r: RequestState, t: { home: string; next: number }, upTo: number) => {
+    const per = rowsPerImage(r.spec.guidance);
+    let mine = 0;
+    for (; t.next < r.images.length; t.next++) {
+      if (isDone(r.images[t.next]!.sampler)) continue;
+      if (rows + per > limits.maxTickRows || (mine > 0 && mine + per > upTo)) break;
+      items.push({ requestId: r.spec.id, imageIndex: t.next, home: t.home, rows: per });
+      rows += per;
+      mine += per;
+      load.set(t.home, (load.get(t.home) ?? 0) + per);
+    }
+  };
+  // First pass: every request its share (at least one image), in order.
   for (const r of runnable) {
-    if (workers.length === 0 || taken >= maxRequests) break;
+    if (workers.length === 0 || taken.size >= maxRequests) break;
     const per = rowsPerImage(r.spec.guidance);
     if (rows + per > limits.maxTickRows) continue;
     const home = homePolicy(r, load);
     if (!live.has(home)) throw new SwitchyardError(`home policy chose ${home}, which is not a live worker`, Code.Internal);
-    taken++;
     if (home !== r.home) homes.set(r.spec.id, home);
-    r.images.forEach((img, i) => {
-      if (isDone(img.sampler) || rows + per > limits.maxTickRows) return;
-      items.push({ requestId: r.spec.id, imageIndex: i, home, rows: per });
-      rows += per;
-      load.set(home, (load.get(home) ?? 0) + per);
-    });
+    const t = { home, next: 0 };
+    taken.set(r.spec.id, t);
+    takeImages(r, t, share);
+  }
+  // Second pass: what is left, in order.
+  for (const r of runnable) {
+    const t = taken.get(r.spec.id);
+    if (t && rows < limits.maxTickRows) takeImages(r, t, Infinity);
   }
   const scheduled = new Set(items.map((i) => i.requestId));
   return { items, rows, expired, homes, bypassed: [...inOrder].filter((id) => !scheduled.has(id)) };
