@@ -67,6 +67,21 @@ export interface SchedulerLimits {
   readonly maxRequestsPerTick?: number;
   /** Most requests admitted and not finished; beyond it admission says RESOURCE_EXHAUSTED. */
   readonly maxQueued: number;
+  /**
+   * Most work held, in image-steps (images × sampler steps still to run, summed over the
+   * requests admitted); a request that would go beyond it is refused RESOURCE_EXHAUSTED
+   * unless nothing is held. So the queue bounds work, not only requests: one
+   * 256-image × 1000-step request counts as 256,000, a one-image 20-step one as 20.
+   */
+  readonly maxQueuedWork?: number;
+}
+
+/** Two of the largest requests (256 images × 1000 steps). */
+export const DEFAULT_MAX_QUEUED_WORK = 512_000;
+
+/** Image-steps a request still has to run. */
+export function workLeft(r: RequestState): number {
+  return r.images.reduce((s, img) => s + (isDone(img.sampler) ? 0 : r.spec.params.steps - img.sampler.step), 0);
 }
 
 export { DEFAULT_MAX_TICK_ROWS } from "@switchyard/contract";

@@ -12,7 +12,7 @@ import { SpanStatusCode, inSpan, tracer } from "@switchyard/telemetry";
 import { type Live, admitRequest, doneEvent, traceIdOf } from "./request";
 import { type TickFrame, buildTick, itemsByHome, runTick, updateRequests } from "./tick";
 import {
-  DEFAULT_MAX_QUEUED, DEFAULT_MAX_TICK_ROWS, DEFAULT_MAX_WAIT_TICKS, type RouteGrouping, type SchedulerLimits, affinityHome, planTick,
+  DEFAULT_MAX_QUEUED, DEFAULT_MAX_QUEUED_WORK, DEFAULT_MAX_TICK_ROWS, DEFAULT_MAX_WAIT_TICKS, type RouteGrouping, type SchedulerLimits, affinityHome, planTick, workLeft,
 } from "./policy";
 
 /** One routing record per image eval (conditional row), for the trace recorder. */
@@ -152,6 +152,7 @@ class Scheduler implements SchedulerService {
       maxTickRows: o.limits?.maxTickRows ?? DEFAULT_MAX_TICK_ROWS,
       maxQueued: o.limits?.maxQueued ?? DEFAULT_MAX_QUEUED,
       ...(o.limits?.maxRequestsPerTick ? { maxRequestsPerTick: o.limits.maxRequestsPerTick } : {}),
+      ...(o.limits?.maxQueuedWork ? { maxQueuedWork: o.limits.maxQueuedWork } : {}),
     };
     this.now = o.now ?? Date.now;
     const img = o.manifest.image;
@@ -204,7 +205,18 @@ class Scheduler implements SchedulerService {
     if (this.requests.size >= this.limits.maxQueued) {
       throw new SwitchyardError(`queue is full (${this.limits.maxQueued} requests); retry later`, Code.ResourceExhausted);
     }
-    this.requests.set(msg.requestId, admitRequest(msg, headers, this.o.manifest, this.seq++, this.now()));
+    const live = admitRequest(msg, headers, this.o.manifest, this.seq++, this.now());
+    const max = this.limits.maxQueuedWork ?? DEFAULT_MAX_QUEUED_WORK;
+    if (this.requests.size > 0) {
+      let held = 0;
+      for (const r of this.requests.values()) held += workLeft(r.state);
+      const asked = workLeft(live.state);
+      if (held + asked > max) {
+        live.span?.end();
+        throw new SwitchyardError(`queue holds ${held} of ${max} image-steps of work; this request adds ${asked} (images × steps); retry later`, Code.ResourceExhausted);
+      }
+    }
+    this.requests.set(msg.requestId, live);
     this.wake?.();
     return { accepted: true, queuePosition: this.requests.size - 1 };
   }

@@ -53,7 +53,7 @@ export async function startScheduler(cfg: SchedulerConfig, deps: SchedulerDeps):
     ...(cfg.metricsPort === "off" ? {} : { metrics: createSchedulerMetrics(registry) }),
     ...(deps.onFinished ? { onFinished: deps.onFinished } : {}),
     routeAwareBatching: cfg.routeAwareBatching, warmUpTicks: cfg.warmUpTicks,
-    limits: { maxTickRows: cfg.maxTickRows, maxQueued: cfg.maxQueued, maxRequestsPerTick: cfg.maxRequestsPerTick },
+    limits: { maxTickRows: cfg.maxTickRows, maxQueued: cfg.maxQueued, maxRequestsPerTick: cfg.maxRequestsPerTick, maxQueuedWork: cfg.maxQueuedWork },
     ...(traces ? { onRouting: (r) => traces.record(r) } : {}),
   });
   service.start();
