@@ -374,10 +374,10 @@ class Scheduler implements SchedulerService {
     const u = updateRequests(this.requests, outcome.results, built.evals, {
       layers: L, experts: m.moe.numExperts, tokensTopK: m.architecture.tokens * m.moe.topK, imageSize: this.P,
       owners: frame.owners, replicas: frame.replicas, tickMs: ms, tickItems: items.length, priors: this.priors,
+      ...(this.o.onRouting ? { onRouting: this.o.onRouting } : {}),
     });
     this.evalCount += u.evals;
     this.stepCount += u.steps;
-    if (this.o.onRouting) for (const r of u.routing) this.o.onRouting(r);
     for (const { requestId, ...e } of u.progress) this.emit(requestId, { type: "progress", ...e });
     for (const id of u.finished) this.finish(id, this.requests.get(id)!);
   }

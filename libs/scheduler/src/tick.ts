@@ -33,7 +33,11 @@ export interface BuiltTick {
 /** Items grouped by home; homes sorted. */
 export function itemsByHome(items: readonly TickItem[]): Map<string, TickItem[]> {
   const byHome = new Map<string, TickItem[]>();
-  for (const it of items) byHome.set(it.home, [...(byHome.get(it.home) ?? []), it]);
+  for (const it of items) {
+    const mine = byHome.get(it.home);
+    if (mine) mine.push(it);
+    else byHome.set(it.home, [it]);
+  }
   return new Map([...byHome].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }
 
@@ -101,8 +105,6 @@ export interface TickUpdate {
   /** Image evals applied and sampler steps completed (per request). */
   readonly evals: number;
   readonly steps: number;
-  /** One routing record per applied eval, in item order (the trace recorder). */
-  readonly routing: readonly RoutingRecord[];
   /** Progress events of requests that completed a step, in order. */
   readonly progress: readonly { readonly requestId: string; readonly step: number; readonly steps: number; readonly t: number; readonly previews?: string[] }[];
   /** Requests whose last step completed (in order). */
@@ -123,6 +125,8 @@ export interface UpdateContext {
   readonly tickMs: number;
   readonly tickItems: number;
   readonly priors: ClassPriors;
+  /** Hears each applied eval's routing, in item order (the trace recorder); no record is built without it. */
+  readonly onRouting?: (r: RoutingRecord) => void;
 }
 
 /**
@@ -137,7 +141,6 @@ export function updateRequests(requests: ReadonlyMap<string, Live>, results: Ext
   const TK = c.tokensTopK;
   const P = c.imageSize;
   const touched = new Set<string>();
-  const routing: RoutingRecord[] = [];
   const progress: { requestId: string; step: number; steps: number; t: number; previews?: string[] }[] = [];
   const finished: string[] = [];
   let evalCount = 0;
@@ -174,7 +177,7 @@ export function updateRequests(requests: ReadonlyMap<string, Live>, results: Ext
       // Both CFG branches' experts when the worker reports them (the unconditional row routes differently).
       for (const g of expertsUsedBy(res.expertsUsed, L * E, j) ?? []) predicted.add(g);
       if (firstEval) c.priors.observe(r.state.spec.label, predicted);
-      routing.push({ requestId: it.requestId, step: before, label: r.state.spec.label, t: ev.t, experts: routed, weights: res.routingWeights.subarray(j * L * TK, (j + 1) * L * TK) });
+      c.onRouting?.({ requestId: it.requestId, step: before, label: r.state.spec.label, t: ev.t, experts: routed, weights: res.routingWeights.subarray(j * L * TK, (j + 1) * L * TK) });
       const interval = r.msg.previewInterval;
       if (interval > 0) r.preview[it.imageIndex] = previewX0(ev.x, ev.t, v);
       if (a.stepCompleted) {
@@ -185,7 +188,7 @@ export function updateRequests(requests: ReadonlyMap<string, Live>, results: Ext
       }
       if (isFinished(r.state)) finished.push(it.requestId);
     });
-  return { evals: evalCount, steps, routing, progress, finished };
+  return { evals: evalCount, steps, progress, finished };
 }
 
 /** Like Promise.allSettled, but resolves as soon as one promise rejects (with what has settled by then). */

@@ -66,7 +66,8 @@ export async function startWorker(cfg: WorkerConfig, deps: WorkerDeps): Promise<
   const gate = cfg.gateTurns === "off" ? (false as const) : { turns: cfg.gateTurns };
   const runtimeWarmUp = warmUp.rows > 0 && warmUp.rounds > 0 ? { warmUp } : {};
 
-  if (deps.inProcess || !peers) {
+  if (!peers) {
+    // In process (peers are the local runtimes).
     const local = deps.inProcess!.peers;
     const runtime = createWorkerRuntime({ id: cfg.id, parts, peers: local, gate, ...runtimeWarmUp, ...(residency ? { residency } : {}) });
     local.add(runtime);
