@@ -163,6 +163,20 @@ function contract(name: string, make: () => Promise<Bus>, skip = false) {
       expect(seen).toEqual([1, 2]);
       expect(await kv.get("nope")).toBeUndefined();
     });
+
+    it("lists keys by wildcard and deletes them with their history (the request journal's use)", async () => {
+      const kv = await bus.kv(`requests-${Math.random().toString(36).slice(2, 8)}`);
+      await kv.put("g0.a", 1);
+      await kv.put("g0.b", 2);
+      await kv.put("g1.a", 3);
+      expect((await kv.keys("g0.*")).sort()).toEqual(["g0.a", "g0.b"]);
+      await kv.delete("g0.a");
+      await kv.delete("g0.never");
+      expect(await kv.get("g0.a")).toBeUndefined();
+      expect(await kv.history("g0.a")).toEqual([]);
+      expect(await kv.keys("g0.*")).toEqual(["g0.b"]);
+      expect((await kv.keys(">")).sort()).toEqual(["g0.b", "g1.a"]);
+    });
   });
 }
 

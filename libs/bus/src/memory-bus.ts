@@ -60,6 +60,12 @@ class MemoryKv implements Kv {
   async history(key: string) {
     return [...(this.entries.get(key) ?? [])];
   }
+  async delete(key: string) {
+    this.entries.delete(key);
+  }
+  async keys(filter: string) {
+    return [...this.entries.keys()].filter((k) => subjectMatches(filter, k));
+  }
 }
 
 class MemoryBus implements Bus {

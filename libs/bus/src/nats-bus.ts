@@ -71,6 +71,22 @@ class NatsKv implements Kv {
     for await (const e of it) if (e.operation === "PUT") out.push({ key: e.key, value: dec(e.value), revision: e.revision });
     return out;
   }
+  async delete(key: string) {
+    try {
+      await this.kv.purge(key);
+    } catch (err) {
+      throw fromNatsError(err, `kv delete ${key}`);
+    }
+  }
+  async keys(filter: string) {
+    try {
+      const out: string[] = [];
+      for await (const k of await this.kv.keys(filter)) out.push(k);
+      return out;
+    } catch (err) {
+      throw fromNatsError(err, `kv keys ${filter}`);
+    }
+  }
 }
 
 class NatsBus implements Bus {

@@ -3,31 +3,47 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-/** A real nats-server on a random loopback port, with JetStream in a temp dir. */
+/** A real nats-server on a loopback port, with JetStream in a temp dir. */
 export interface NatsServer {
   readonly url: string;
   readonly port: number;
+  /** The running process (a new one after each restart). */
+  readonly proc: ChildProcess;
+  /** Times it was restarted after exiting unasked. */
+  readonly restarts: number;
   stop(): Promise<void>;
+}
+
+export interface NatsServerOptions {
+  readonly bin?: string;
+  readonly timeoutMs?: number;
+  /**
+   * Restart the server when it exits unasked, on the same port and JetStream store (as a
+   * supervisor or Kubernetes would): the streams, KV buckets and their contents survive,
+   * and clients reconnect.
+   */
+  readonly restart?: boolean;
+  /** How long it stays down before the restart (default 200 ms). */
+  readonly restartDelayMs?: number;
+  /** Told of each restart. */
+  readonly onRestart?: (why: string) => void;
 }
 
 export function natsServerAvailable(bin = process.env.NATS_SERVER_BIN ?? "nats-server"): boolean {
   return spawnSync(bin, ["--version"], { stdio: "ignore" }).status === 0;
 }
 
-/** Starts `nats-server -a 127.0.0.1 -p -1 -js` and resolves once it listens. */
-export async function startNatsServer(options: { bin?: string; timeoutMs?: number } = {}): Promise<NatsServer> {
-  const bin = options.bin ?? process.env.NATS_SERVER_BIN ?? "nats-server";
-  const dir = mkdtempSync(join(tmpdir(), "sy-nats-"));
-  const proc: ChildProcess = spawn(bin, ["-a", "127.0.0.1", "-p", "-1", "-js", "-sd", dir], { stdio: ["ignore", "pipe", "pipe"] });
-  const port = await new Promise<number>((resolve, reject) => {
+function launch(bin: string, port: number, dir: string, timeoutMs: number): Promise<{ proc: ChildProcess; port: number }> {
+  const proc: ChildProcess = spawn(bin, ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", dir], { stdio: ["ignore", "pipe", "pipe"] });
+  return new Promise((resolve, reject) => {
     let log = "";
-    const timer = setTimeout(() => reject(new Error(`nats-server did not start in time:\n${log}`)), options.timeoutMs ?? 10_000);
+    const timer = setTimeout(() => reject(new Error(`nats-server did not start in time:\n${log}`)), timeoutMs);
     const onData = (b: Buffer) => {
       log += b.toString();
       const m = /Listening for client connections on [^\s]*:(\d+)/.exec(log);
       if (m) {
         clearTimeout(timer);
-        resolve(Number(m[1]));
+        resolve({ proc, port: Number(m[1]) });
       }
     };
     proc.stdout?.on("data", onData);
@@ -37,11 +53,50 @@ export async function startNatsServer(options: { bin?: string; timeoutMs?: numbe
       reject(new Error(`nats-server exited with ${code}:\n${log}`));
     });
   });
+}
+
+/** Starts `nats-server -a 127.0.0.1 -p <free port> -js` and resolves once it listens. */
+export async function startNatsServer(options: NatsServerOptions = {}): Promise<NatsServer> {
+  const bin = options.bin ?? process.env.NATS_SERVER_BIN ?? "nats-server";
+  const timeoutMs = options.timeoutMs ?? 10_000;
+  const dir = mkdtempSync(join(tmpdir(), "sy-nats-"));
+  const first = await launch(bin, -1, dir, timeoutMs);
+  const port = first.port;
+  let proc = first.proc;
+  let stopping = false;
+  let restarts = 0;
+  const supervise = (p: ChildProcess) =>
+    p.once("exit", (code, signal) => {
+      if (stopping || !options.restart) return;
+      const why = `nats-server exited (${signal ?? `code ${code}`}); restarting it on port ${port}`;
+      options.onRestart?.(why);
+      const again = async (delay: number): Promise<void> => {
+        await new Promise((r) => setTimeout(r, delay));
+        if (stopping) return;
+        try {
+          ({ proc } = await launch(bin, port, dir, timeoutMs));
+          restarts++;
+          supervise(proc);
+        } catch (e) {
+          options.onRestart?.(`nats-server did not come back (${(e as Error).message.split("\n")[0]}); retrying`);
+          return again(Math.min(Math.max(delay, 100) * 2, 5000));
+        }
+      };
+      void again(options.restartDelayMs ?? 200);
+    });
+  supervise(proc);
   return {
     url: `127.0.0.1:${port}`,
     port,
+    get proc() {
+      return proc;
+    },
+    get restarts() {
+      return restarts;
+    },
     async stop() {
-      if (proc.exitCode === null) {
+      stopping = true;
+      if (proc.exitCode === null && proc.signalCode === null) {
         const exited = new Promise((r) => proc.once("exit", r));
         proc.kill("SIGTERM");
         await exited;

@@ -33,6 +33,13 @@ export interface ProcessClusterOptions {
   readonly log?: (line: string) => void;
   /** Node.js flags of every service process (default `DEFAULT_SERVICE_NODE_FLAGS`). */
   readonly nodeFlags?: readonly string[];
+  /**
+   * Supervise: restart every service (and the nats-server started here, on its port and
+   * store) that exits unasked, with RESTART_BACKOFF. `switchyard up` does; default off.
+   */
+  readonly restart?: boolean;
+  /** Told of each restart (default: `log`). */
+  readonly onRestart?: (line: string) => void;
 }
 
 /**
@@ -44,8 +51,16 @@ export const DEFAULT_SERVICE_NODE_FLAGS: readonly string[] = ["--single-threaded
 
 export interface ServiceProcess {
   readonly name: string;
+  /** The running process (a new one after each restart). */
   readonly proc: ChildProcess;
-  /** Sends `signal` and waits for the exit; SIGKILL after `graceMs` (default 5 s). */
+  /** Times the supervisor restarted it (`ProcessClusterOptions.restart`). */
+  readonly restarts: number;
+  /** Resolves once the current incarnation is ready (after a restart: the new one). */
+  ready(): Promise<void>;
+  /**
+   * Stops it for good (no restart): sends `signal` and waits for the exit; SIGKILL after
+   * `graceMs` (default 5 s). To make it crash instead, signal `proc` itself.
+   */
   kill(signal?: NodeJS.Signals, graceMs?: number): Promise<void>;
   /** Every output line so far (the last 1000). */
   output(): readonly string[];
@@ -65,6 +80,8 @@ export interface ProcessCluster {
   readonly scheduler: ServiceProcess;
   readonly groups: readonly ServingGroup[];
   readonly gateway: ServiceProcess;
+  /** The nats-server started for this cluster (none with `nats`). */
+  readonly natsServer: NatsServer | undefined;
   /** Starts one more worker (e.g. to replace a dead one) in `group` (default: the first). */
   addWorker(id: string, group?: string): Promise<ServiceProcess>;
   /** Starts another gateway on free ports; resolves with it and its gRPC address. */
@@ -86,20 +103,84 @@ export function groupNames(count: number): string[] {
 /** A service's entry point, resolved by package name (`@switchyard/<name>-service/main`), not by where it sits in the repository. */
 const SERVICE_MAIN = (name: string) => createRequire(import.meta.url).resolve(`@switchyard/${name}-service/main`);
 
-function startService(name: string, service: string, env: Record<string, string>, log: ((l: string) => void) | undefined, readyPattern: RegExp, nodeFlags: readonly string[], timeoutMs = 60_000): Promise<{ sp: ServiceProcess; match: RegExpExecArray }> {
-  const proc = spawn(process.execPath, [...nodeFlags, "--import", "tsx", SERVICE_MAIN(service)], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
-  /** Its output so far (the last 1000 lines): for waitFor and for error messages. */
+/**
+ * Restarts of a service that exits unasked (`ProcessClusterOptions.restart`): after
+ * 0.5 s, doubling to 10 s while it keeps dying, back to 0.5 s once it ran 30 s — the
+ * way Kubernetes restarts a container (restartPolicy Always, with its crash backoff).
+ */
+export const RESTART_BACKOFF = { firstMs: 500, maxMs: 10_000, resetAfterMs: 30_000 } as const;
+
+interface Supervision {
+  readonly restart: boolean;
+  readonly onRestart?: ((line: string) => void) | undefined;
+}
+
+function startService(name: string, service: string, env: Record<string, string>, log: ((l: string) => void) | undefined, readyPattern: RegExp, nodeFlags: readonly string[], sup: Supervision, timeoutMs = 60_000): Promise<{ sp: ServiceProcess; match: RegExpExecArray }> {
+  const spawnOne = () => spawn(process.execPath, [...nodeFlags, "--import", "tsx", SERVICE_MAIN(service)], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  /** Its output so far (the last 1000 lines, over every incarnation): for waitFor and for error messages. */
   const lines: string[] = [];
   const watchers = new Set<(line: string) => void>();
+  let proc = spawnOne();
+  let stopping = false;
+  let restarts = 0;
+  let failures = 0;
+  let startedAt = Date.now();
+  /** Resolves when the current incarnation prints its ready line. */
+  let ready!: Promise<void>;
+  let markReady!: () => void;
+  const newReady = () => (ready = new Promise<void>((r) => (markReady = r)));
+  newReady();
+  let first: ((m: RegExpExecArray) => void) | undefined;
+  const onLine = (line: string) => {
+    lines.push(line);
+    if (lines.length > 1000) lines.shift();
+    for (const w of [...watchers]) w(line);
+    log?.(`${name}: ${line}`);
+    const m = readyPattern.exec(line);
+    if (m) {
+      markReady();
+      first?.(m);
+      first = undefined;
+    }
+  };
+  const attach = (p: ChildProcess) => {
+    createInterface({ input: p.stdout! }).on("line", onLine);
+    createInterface({ input: p.stderr! }).on("line", onLine);
+    p.once("exit", (code, signal) => {
+      if (stopping || !sup.restart || first) return;
+      failures = Date.now() - startedAt > RESTART_BACKOFF.resetAfterMs ? 0 : failures + 1;
+      const delay = Math.min(RESTART_BACKOFF.firstMs * 2 ** Math.max(0, failures - 1), RESTART_BACKOFF.maxMs);
+      const why = `${name} exited (${signal ?? `code ${code}`}); restarting it in ${(delay / 1000).toFixed(1)} s`;
+      onLine(`[supervisor] ${why}`);
+      sup.onRestart?.(why);
+      newReady();
+      setTimeout(() => {
+        if (stopping) return;
+        restarts++;
+        startedAt = Date.now();
+        proc = spawnOne();
+        attach(proc);
+      }, delay).unref();
+    });
+  };
+  attach(proc);
   const sp: ServiceProcess = {
     name,
-    proc,
+    get proc() {
+      return proc;
+    },
+    get restarts() {
+      return restarts;
+    },
+    ready: () => ready,
     output: () => lines,
     async kill(signal: NodeJS.Signals = "SIGTERM", graceMs = 5000) {
-      if (proc.exitCode !== null || proc.signalCode !== null) return;
-      const exited = new Promise((r) => proc.once("exit", r));
-      proc.kill(signal);
-      const t = setTimeout(() => proc.kill("SIGKILL"), graceMs);
+      stopping = true;
+      const p = proc;
+      if (p.exitCode !== null || p.signalCode !== null) return;
+      const exited = new Promise((r) => p.once("exit", r));
+      p.kill(signal);
+      const t = setTimeout(() => p.kill("SIGKILL"), graceMs);
       await exited;
       clearTimeout(t);
     },
@@ -109,10 +190,11 @@ function startService(name: string, service: string, env: Record<string, string>
         if (m) return Promise.resolve(m);
       }
       return new Promise((resolve, reject) => {
+        const p = proc;
         const done = () => {
           clearTimeout(timer);
           watchers.delete(watch);
-          proc.off("exit", onExit);
+          p.off("exit", onExit);
         };
         const watch = (l: string) => {
           const m = pattern.exec(l);
@@ -120,10 +202,15 @@ function startService(name: string, service: string, env: Record<string, string>
           done();
           resolve(m);
         };
-        const onExit = (code: number | null) => (done(), reject(new SwitchyardError(`${name} exited with ${code} before printing ${pattern}:\n${lines.join("\n")}`, Code.Unavailable)));
+        // A supervised service that exits comes back: keep waiting for it.
+        const onExit = (code: number | null) => {
+          if (sup.restart && !stopping) return;
+          done();
+          reject(new SwitchyardError(`${name} exited with ${code} before printing ${pattern}:\n${lines.join("\n")}`, Code.Unavailable));
+        };
         const timer = setTimeout(() => (done(), reject(new SwitchyardError(`${name} did not print ${pattern} within ${ms} ms:\n${lines.join("\n")}`, Code.DeadlineExceeded))), ms);
         watchers.add(watch);
-        proc.once("exit", onExit);
+        p.once("exit", onExit);
       });
     },
   };
@@ -132,20 +219,13 @@ function startService(name: string, service: string, env: Record<string, string>
       void sp.kill("SIGKILL");
       reject(new SwitchyardError(`${name} did not become ready in ${timeoutMs} ms:\n${lines.join("\n")}`, Code.Unavailable));
     }, timeoutMs);
-    const onLine = (line: string) => {
-      lines.push(line);
-      if (lines.length > 1000) lines.shift();
-      for (const w of [...watchers]) w(line);
-      log?.(`${name}: ${line}`);
-      const m = readyPattern.exec(line);
-      if (m) {
-        clearTimeout(timer);
-        resolve({ sp, match: m });
-      }
+    first = (m) => {
+      clearTimeout(timer);
+      resolve({ sp, match: m });
     };
-    createInterface({ input: proc.stdout! }).on("line", onLine);
-    createInterface({ input: proc.stderr! }).on("line", onLine);
     proc.once("exit", (code) => {
+      if (!first) return;
+      first = undefined;
       clearTimeout(timer);
       reject(new SwitchyardError(`${name} exited with ${code} before it was ready:\n${lines.join("\n")}`, Code.Unavailable));
     });
@@ -154,7 +234,8 @@ function startService(name: string, service: string, env: Record<string, string>
 
 export async function startProcessCluster(o: ProcessClusterOptions): Promise<ProcessCluster> {
   let natsServer: NatsServer | undefined;
-  const nats = o.nats ?? (natsServer = await startNatsServer()).url;
+  const sup: Supervision = { restart: o.restart === true, onRestart: o.onRestart ?? o.log };
+  const nats = o.nats ?? (natsServer = await startNatsServer({ restart: sup.restart, ...(sup.onRestart ? { onRestart: sup.onRestart } : {}) })).url;
   const host = o.host ?? "127.0.0.1";
   const common: Record<string, string> = {
     SWITCHYARD_MODEL_DIR: o.modelDir,
@@ -169,7 +250,7 @@ export async function startProcessCluster(o: ProcessClusterOptions): Promise<Pro
   const names = groupNames(o.groups ?? 1);
   try {
     const addWorker = async (id: string, group = names[0]!) => {
-      const { sp } = await startService(id, "worker", { ...common, SWITCHYARD_GROUP: group, SWITCHYARD_WORKER_ID: id, SWITCHYARD_WORKER_HOST: host, SWITCHYARD_WORKER_PORT: "0" }, o.log, /serving data plane on/, flags);
+      const { sp } = await startService(id, "worker", { ...common, SWITCHYARD_GROUP: group, SWITCHYARD_WORKER_ID: id, SWITCHYARD_WORKER_HOST: host, SWITCHYARD_WORKER_PORT: "0" }, o.log, /serving data plane on/, flags, sup);
       started.push(sp);
       return sp;
     };
@@ -181,6 +262,7 @@ export async function startProcessCluster(o: ProcessClusterOptions): Promise<Pro
         o.log,
         /serving .* on (\S+?)(?: \(TLS\))?; metrics on :(\d+)/,
         flags,
+        sup,
       );
       started.push(gw.sp);
       return gw;
@@ -188,7 +270,7 @@ export async function startProcessCluster(o: ProcessClusterOptions): Promise<Pro
     const groups: ServingGroup[] = await Promise.all(
       names.map(async (name) => {
         const label = names.length > 1 ? `scheduler ${name}` : "scheduler";
-        const scheduler = (await startService(label, "scheduler", { ...common, SWITCHYARD_GROUP: name }, o.log, /serving \S+ for group/, flags)).sp;
+        const scheduler = (await startService(label, "scheduler", { ...common, SWITCHYARD_GROUP: name }, o.log, /serving \S+ for group/, flags, sup)).sp;
         started.push(scheduler);
         const workers = await Promise.all(Array.from({ length: o.workers }, (_, i) => addWorker(names.length > 1 ? `${name}-worker-${i}` : `worker-${i}`, name)));
         return { name, scheduler, workers };
@@ -209,6 +291,7 @@ export async function startProcessCluster(o: ProcessClusterOptions): Promise<Pro
       scheduler: groups[0]!.scheduler,
       groups,
       gateway: gw.sp,
+      natsServer,
       addWorker: async (id, group = names[0]!) => {
         const w = await addWorker(id, group);
         workers.push(w);

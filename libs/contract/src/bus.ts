@@ -29,6 +29,10 @@ export interface Kv {
   watch(key: string, onEntry: (e: KvEntry) => void): Promise<Subscription>;
   /** Every stored revision of a key, oldest first. */
   history(key: string): Promise<KvEntry[]>;
+  /** Removes a key and its history (a no-op when absent). */
+  delete(key: string): Promise<void>;
+  /** The keys that exist and match `filter` (NATS wildcards: `a.*`, `a.>`). */
+  keys(filter: string): Promise<string[]>;
 }
 
 export interface Bus {

@@ -3,8 +3,8 @@ import { parseOrThrow } from "@switchyard/config";
 import { Code, SwitchyardError } from "@switchyard/errors";
 import type { Bus, Json, Subscription } from "./bus";
 import {
-  type CancelMessage, type DrainReply, type DrainRequest, type Heartbeat, type LeaveMessage, type RequestEvent, type SchedulerStats, type SubmitMessage, type SubmitReply,
-  cancelMessage, drainReply, drainRequest, heartbeat, leaveMessage, requestEvent, schedulerStats, submitMessage, submitReply,
+  type CancelMessage, type ResendMessage, type DrainReply, type DrainRequest, type Heartbeat, type LeaveMessage, type RequestEvent, type SchedulerStats, type SubmitMessage, type SubmitReply,
+  cancelMessage, resendMessage, drainReply, drainRequest, heartbeat, leaveMessage, requestEvent, schedulerStats, submitMessage, submitReply,
 } from "./messages";
 import type { Subjects } from "./subjects";
 
@@ -29,6 +29,7 @@ export interface Channels {
   intake(model: string): Service<SubmitMessage, SubmitReply>;
   events(requestId: string): Topic<RequestEvent>;
   readonly cancel: Topic<CancelMessage>;
+  readonly resend: Topic<ResendMessage>;
   readonly heartbeat: Topic<Heartbeat>;
   readonly leave: Topic<LeaveMessage>;
   readonly drain: Service<DrainRequest, DrainReply>;
@@ -44,6 +45,7 @@ export function channels(s: Subjects): Channels {
     intake: (model) => ({ subject: s.intake(model), request: submitMessage, reply: submitReply }),
     events: (id) => ({ subject: s.events(id), schema: requestEvent }),
     cancel: { subject: s.cancel, schema: cancelMessage },
+    resend: { subject: s.resend, schema: resendMessage },
     heartbeat: { subject: s.heartbeat, schema: heartbeat },
     leave: { subject: s.leave, schema: leaveMessage },
     drain: { subject: s.drain, request: drainRequest, reply: drainReply },

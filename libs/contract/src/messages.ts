@@ -53,6 +53,7 @@ export const submitMessage = z.object({
 });
 export type SubmitMessage = z.output<typeof submitMessage>;
 
+/** The scheduler stored the request in the request journal before answering. */
 export const submitReply = z.object({ accepted: z.literal(true), queuePosition: count });
 export type SubmitReply = z.output<typeof submitReply>;
 
@@ -72,10 +73,34 @@ export const requestEvent = z.discriminatedUnion("type", [
     seed: count,
   }),
   z.object({ type: z.literal("error"), code: z.number().int().min(1).max(16), message: z.string() }),
+  /** The answer to a `resend` for a request the scheduler holds: it is queued (step 0) or running. */
+  z.object({ type: z.literal("status"), step: count, steps: count }),
 ]);
 export type RequestEvent = z.output<typeof requestEvent>;
 export type ProgressEvent = Extract<RequestEvent, { type: "progress" }>;
 export type DoneEvent = Extract<RequestEvent, { type: "done" }>;
+
+/**
+ * gateway → schedulers (`resend`): a request's stream has been silent. The scheduler
+ * holding it answers with a `status` event; one that finished it lately sends its
+ * final events again (they may have been lost while NATS was away).
+ */
+export const resendMessage = z.object({ requestId: z.string().min(1).max(MAX_REQUEST_ID_CHARS) });
+export type ResendMessage = z.output<typeof resendMessage>;
+
+/**
+ * What the request journal stores per accepted request (KV bucket `<p>-requests`, key
+ * `<group>.<request id token>`): written before the scheduler acknowledges the request,
+ * deleted once its final event is sent. A restarted scheduler resumes every record of
+ * its group from step 0 (the noise is seeded, so the result is the same).
+ */
+export const journalRecord = z.object({
+  submit: submitMessage,
+  /** The request's NATS headers (its trace context). */
+  headers: z.record(z.string().max(64), z.string().max(1024)).optional(),
+  acceptedAtMs: ms,
+});
+export type JournalRecord = z.output<typeof journalRecord>;
 
 /** gateway → schedulers (`cancel`). */
 export const cancelMessage = z.object({ requestId: z.string().min(1).max(MAX_REQUEST_ID_CHARS) });

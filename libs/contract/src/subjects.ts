@@ -7,6 +7,8 @@ import { Code, SwitchyardError } from "@switchyard/errors";
  *   <p>.intake.<model>          gateway → scheduler, request/reply, queue group "schedulers"
  *   <p>.events.<requestId>      scheduler → gateway: progress, images, done, error
  *   <p>.cancel                  gateway → schedulers: cancel a request
+ *   <p>.resend                  gateway → schedulers: a request's stream is silent; its
+ *                               holder answers with a status event (or its final events again)
  *   <p>.workers.<g>.heartbeat   workers → their group's scheduler: membership and load
  *   <p>.workers.<g>.drain       a stopping worker → its scheduler (request/reply): answered
  *                               once a plan without it is in force, so it can stop serving
@@ -14,6 +16,8 @@ import { Code, SwitchyardError } from "@switchyard/errors";
  *   <p>.metrics.scheduler.<g>   scheduler → gateways: queue and tick figures (every second)
  *   KV bucket <p>-plans, key plan.<g>.<model>: an operator's placement plan (PlanFile);
  *                               key plan.<g>.<model>.in-force: the plan in force (PlanInForce)
+ *   KV bucket <p>-requests, key <g>.<request id token>: the request journal (JournalRecord),
+ *                               every accepted request until its final event is sent
  *
  * The payload of each is in messages.ts, paired with its subject in channels.ts.
  *
@@ -29,6 +33,7 @@ export interface Subjects {
   intake(model: string): string;
   events(requestId: string): string;
   readonly cancel: string;
+  readonly resend: string;
   /** The serving group these subjects are for. */
   readonly group: string;
   readonly heartbeat: string;
@@ -41,6 +46,12 @@ export interface Subjects {
   readonly anyLeave: string;
   readonly anySchedulerMetrics: string;
   readonly plansBucket: string;
+  /** The request journal's KV bucket. */
+  readonly requestsBucket: string;
+  /** A request's journal key in `group` (default: these subjects' group; "*" = any group's). */
+  journalKey(requestId: string, group?: string): string;
+  /** Every journal key of these subjects' group. */
+  readonly journalKeys: string;
   /** An operator's plan for a model (`switchyard placement apply`). */
   planKey(model: string): string;
   /** The plan in force for a model, written by its group's scheduler. */
@@ -85,6 +96,7 @@ export function subjects(prefix = DEFAULT_SUBJECT_PREFIX, group = DEFAULT_SERVIN
     intake: (model) => `${p}.intake.${token(model)}`,
     events: (id) => `${p}.events.${token(id)}`,
     cancel: `${p}.cancel`,
+    resend: `${p}.resend`,
     heartbeat: `${p}.workers.${group}.heartbeat`,
     leave: `${p}.workers.${group}.leave`,
     drain: `${p}.workers.${group}.drain`,
@@ -93,6 +105,9 @@ export function subjects(prefix = DEFAULT_SUBJECT_PREFIX, group = DEFAULT_SERVIN
     anyLeave: `${p}.workers.*.leave`,
     anySchedulerMetrics: `${p}.metrics.scheduler.*`,
     plansBucket: `${p}-plans`,
+    requestsBucket: `${p}-requests`,
+    journalKey: (id, g = group) => `${g}.${token(id)}`,
+    journalKeys: `${group}.*`,
     planKey: (model) => `plan.${group}.${token(model)}`,
     planInForceKey: (model) => `plan.${group}.${token(model)}.in-force`,
   };

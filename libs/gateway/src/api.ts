@@ -10,7 +10,7 @@ import { createKserveGrpc, deadlineOf } from "./kserve";
 import { type KserveCore, createKserveCore } from "./kserve-core";
 import { buildSubmit, clip } from "./submit";
 import { unaryHandler } from "./unary";
-import { startRequest } from "./request-stream";
+import { type RequestWatch, startRequest } from "./request-stream";
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, extractContext, injectContext, trace, tracer } from "@switchyard/telemetry";
 
 export interface GatewayOptions {
@@ -25,6 +25,8 @@ export interface GatewayOptions {
   readonly maxStreamBufferBytes?: number;
   /** When set, calls must carry `authorization: Bearer <token>` with one of these. */
   readonly apiTokens?: readonly string[];
+  /** Submit retries and the silent-stream watch (request-stream.ts). */
+  readonly watch?: RequestWatch;
 }
 
 /** Admission control per gateway: a bounded number of concurrent streams. */
@@ -182,7 +184,7 @@ export function createGatewayApi(o: GatewayOptions): Gateway {
           call.end();
         },
         error: (e) => fail(e),
-      });
+      }, o.watch);
       call.on("cancelled", () => {
         if (finished) return;
         handle.cancel();
@@ -206,7 +208,7 @@ export function createGatewayApi(o: GatewayOptions): Gateway {
       return modelInfo();
     }),
   };
-  const kserve = createKserveCore({ bus: o.bus, subjects: o.subjects, manifest: m, submitTimeoutMs: o.submitTimeoutMs ?? DEFAULT_SUBMIT_TIMEOUT_MS, tracker });
+  const kserve = createKserveCore({ bus: o.bus, subjects: o.subjects, manifest: m, submitTimeoutMs: o.submitTimeoutMs ?? DEFAULT_SUBMIT_TIMEOUT_MS, tracker, ...(o.watch ? { watch: o.watch } : {}) });
   const inference = createKserveGrpc({ core: kserve, manifest: m, authorize });
   return { implementation, inference, metrics, tracker, kserve, authorizeHeader, png };
 }

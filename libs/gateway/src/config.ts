@@ -5,6 +5,7 @@ import { TELEMETRY_ENV, telemetryConfigShape } from "@switchyard/telemetry";
 import { intInRange, parseOrThrow, port, readEnv } from "@switchyard/config";
 import { DEFAULT_MAX_INFLIGHT, DEFAULT_MAX_STREAM_BUFFER_BYTES } from "./api";
 import { DEFAULT_HTTP_PORT } from "./http";
+import { DEFAULT_SUBMIT_RETRY_MS } from "./request-stream";
 import { BUNDLED_MODEL_DIR } from "@switchyard/manifest";
 
 export const ENV = {
@@ -21,6 +22,7 @@ export const ENV = {
   SWITCHYARD_TLS_CERT: "tlsCert",
   SWITCHYARD_TLS_KEY: "tlsKey",
   SWITCHYARD_DRAIN_TIMEOUT_MS: "drainTimeoutMs",
+  SWITCHYARD_SUBMIT_RETRY_MS: "submitRetryMs",
 } as const;
 
 export const gatewayConfigSchema = z
@@ -43,6 +45,8 @@ export const gatewayConfigSchema = z
     tlsKey: z.string().optional(),
     /** On SIGTERM: no new calls; streams in flight get this long to finish. */
     drainTimeoutMs: intInRange(0, 600_000).default(30_000),
+    /** A submit nobody answers (a scheduler restarting, NATS away) is retried this long (never past the request's deadline). */
+    submitRetryMs: intInRange(0, 600_000).default(DEFAULT_SUBMIT_RETRY_MS),
   })
   .refine((c) => (c.tlsCert === undefined) === (c.tlsKey === undefined), { error: "must set both tlsCert and tlsKey, or neither", path: ["tlsKey"] });
 

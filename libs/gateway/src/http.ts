@@ -7,7 +7,7 @@ import { ROOT_CONTEXT, type Span, SpanKind, SpanStatusCode, extractContext, inje
 import { MAX_IMAGES_PER_REQUEST, type Manifest } from "@switchyard/manifest";
 import type { Gateway } from "./api";
 import { type KserveRequest, type KserveResult, KSERVE_INPUT, KSERVE_MAX_BATCH, KSERVE_OUTPUT, checkModel } from "./kserve-core";
-import { startRequest } from "./request-stream";
+import { type RequestWatch, startRequest } from "./request-stream";
 import { buildSubmit, clip } from "./submit";
 
 /**
@@ -30,6 +30,7 @@ export interface HttpApiOptions {
   readonly bus: Bus;
   readonly subjects: Subjects;
   readonly submitTimeoutMs: number;
+  readonly watch?: RequestWatch;
   /** Largest request body accepted; larger → 413. */
   readonly maxBodyBytes?: number;
 }
@@ -330,7 +331,7 @@ export function createHttpHandler(o: HttpApiOptions): (req: IncomingMessage, res
             resolve(imgs);
           },
           error: reject,
-        });
+        }, o.watch);
         res.on("close", () => {
           if (res.writableFinished) return;
           handle.cancel();

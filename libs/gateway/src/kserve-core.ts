@@ -4,7 +4,7 @@ import { Code, SwitchyardError } from "@switchyard/errors";
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, extractContext, injectContext, trace, tracer } from "@switchyard/telemetry";
 import type { Manifest } from "@switchyard/manifest";
 import type { RequestTracker } from "./admission";
-import { startRequest } from "./request-stream";
+import { type RequestWatch, startRequest } from "./request-stream";
 import { buildSubmit, clip } from "./submit";
 
 /**
@@ -198,6 +198,7 @@ export interface KserveCoreOptions {
   readonly manifest: Manifest;
   readonly submitTimeoutMs: number;
   readonly tracker: RequestTracker;
+  readonly watch?: RequestWatch;
 }
 
 export interface KserveCore {
@@ -294,7 +295,7 @@ export function createKserveCore(o: KserveCoreOptions): KserveCore {
             for (const h of handles) h.cancel();
             reject(e);
           },
-        }),
+        }, o.watch),
       );
       onAbort = () => {
         if (failed || left === 0) return;

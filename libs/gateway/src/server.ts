@@ -128,7 +128,7 @@ export async function startGatewayServer(o: GatewayServerOptions): Promise<Gatew
   let api: HttpServer | undefined;
   let httpPort: number | undefined;
   if (o.httpPort !== undefined) {
-    const handler = createHttpHandler({ gateway, manifest: o.manifest, bus: o.bus, subjects: o.subjects, submitTimeoutMs: o.submitTimeoutMs ?? DEFAULT_SUBMIT_TIMEOUT_MS });
+    const handler = createHttpHandler({ gateway, manifest: o.manifest, bus: o.bus, subjects: o.subjects, submitTimeoutMs: o.submitTimeoutMs ?? DEFAULT_SUBMIT_TIMEOUT_MS, ...(o.watch ? { watch: o.watch } : {}) });
     // The HTTP API is served over TLS with the same certificate as gRPC when one is set.
     api = o.tls ? createHttpsServer({ cert: o.tls.cert, key: o.tls.key }, handler) : createServer(handler);
     httpPort = await new Promise<number>((resolve, reject) => {

@@ -30,6 +30,7 @@ export async function startGateway(cfg: ResolvedGatewayConfig, deps: GatewayDeps
     maxInflight: cfg.maxInflight, maxStreamBufferBytes: cfg.maxStreamBufferBytes,
     ...(cfg.metricsToken ? { metricsToken: cfg.metricsToken } : {}), apiTokens: cfg.tokens, ...(cfg.tls ? { tls: cfg.tls } : {}),
     ...(deps.workerTraffic ? { workerTraffic: deps.workerTraffic } : {}),
+    watch: { submitRetryMs: cfg.submitRetryMs },
   });
   if (server.httpPort !== undefined) deps.log?.(`HTTP API (KServe v2 REST, OpenAI images) on ${cfg.host}:${server.httpPort}`);
   deps.log?.(`serving ${manifest.name} on ${server.address}${cfg.tls ? " (TLS)" : ""}${server.metricsPort !== undefined ? `; metrics on :${server.metricsPort}/metrics` : ""}`);

@@ -10,6 +10,7 @@ import { createReadiness } from "./readiness";
 import type { SchedulerMetrics } from "./metrics";
 import { SpanStatusCode, inSpan, tracer } from "@switchyard/telemetry";
 import { type Live, admitRequest, doneEvent, traceIdOf } from "./request";
+import type { RequestJournal } from "./journal";
 import { type TickFrame, buildTick, itemsByHome, runTick, updateRequests } from "./tick";
 import {
   DEFAULT_MAX_QUEUED, DEFAULT_MAX_QUEUED_WORK, DEFAULT_MAX_TICK_ROWS, DEFAULT_MAX_WAIT_TICKS, type RouteGrouping, type SchedulerLimits, affinityHome, planTick, workLeft,
@@ -47,7 +48,15 @@ export interface SchedulerServiceOptions {
   readonly metrics?: SchedulerMetrics;
   /** Called once per request that leaves (the access log). */
   readonly onFinished?: (f: FinishedRequest) => void;
+  /**
+   * Where accepted requests are stored before they are acknowledged, and resumed from
+   * when the scheduler starts (journal.ts). None: a request lives only here.
+   */
+  readonly journal?: RequestJournal;
 }
+
+/** Finished requests whose final events a `resend` can repeat: the last this many, for this long, within this many bytes. */
+export const RECENT_FINISHED = { count: 256, ms: 60_000, bytes: 32 * 1024 * 1024 } as const;
 
 export interface FinishedRequest {
   readonly requestId: string;
@@ -66,8 +75,9 @@ export interface SchedulerService {
   start(): void;
   /**
    * Stops. With `drainMs`, first stops taking requests (other groups' schedulers get the
-   * intake) and lets those it holds finish for up to `drainMs`; what is left then fails
-   * UNAVAILABLE (the client retries elsewhere).
+   * intake) and lets those it holds finish for up to `drainMs`; what is left then stays
+   * in the journal for the group's next scheduler (without a journal it fails
+   * UNAVAILABLE, and the client retries elsewhere).
    */
   stop(options?: { drainMs?: number }): Promise<void>;
   stats(): SchedulerStats;
@@ -105,6 +115,12 @@ export const METRICS_INTERVAL_MS = 1000;
 
 class Scheduler implements SchedulerService {
   private readonly requests = new Map<string, Live>();
+  /** Requests being stored in the journal (admitted, not yet acknowledged): their work counts against the limits. */
+  private readonly storing = new Map<string, number>();
+  /** Final events of requests finished lately, for `resend` (oldest first). */
+  private readonly recent = new Map<string, { readonly atMs: number; readonly bytes: number; readonly events: RequestEvent[] }>();
+  private recentBytes = 0;
+  private resumed: Promise<void> = Promise.resolve();
   private subs: Subscription[] = [];
   private seq = 0;
   private running = false;
@@ -167,9 +183,46 @@ class Scheduler implements SchedulerService {
     // The intake comes first: stop({ drainMs }) unsubscribes it alone.
     this.subs.push(serve(this.o.bus, ch.intake(this.o.manifest.name), (msg, headers) => this.onSubmit(msg, headers), { queue: SCHEDULER_QUEUE_GROUP }));
     this.subs.push(subscribe(this.o.bus, ch.cancel, (msg) => this.onCancel(msg.requestId)));
+    this.subs.push(subscribe(this.o.bus, ch.resend, (msg) => this.onResend(msg.requestId)));
     this.metricsTimer = setInterval(() => publish(this.o.bus, ch.schedulerMetrics, this.stats()), METRICS_INTERVAL_MS);
     this.metricsTimer.unref?.();
-    this.loop = this.run();
+    this.resumed = this.resume();
+    this.loop = this.resumed.then(() => this.run());
+  }
+
+  /**
+   * Takes up every request the journal holds for this group (a scheduler before this
+   * one accepted them and died): each starts again from step 0, with the same seeded
+   * noise, so its result is what it would have been. Retries while the journal cannot
+   * be read (NATS restarting).
+   */
+  private async resume(): Promise<void> {
+    const journal = this.o.journal;
+    if (!journal) return;
+    for (let delay = 200; this.running; delay = Math.min(delay * 2, 5000)) {
+      try {
+        const recs = await journal.list();
+        let n = 0;
+        for (const rec of recs) {
+          if (this.requests.has(rec.submit.requestId)) continue;
+          try {
+            this.requests.set(rec.submit.requestId, admitRequest(rec.submit, rec.headers ?? {}, this.o.manifest, this.seq++, this.now()));
+            n++;
+          } catch (e) {
+            // e.g. parameters this model no longer allows: tell the client instead of retrying forever
+            const se = SwitchyardError.from(e);
+            this.o.log?.(`cannot resume request ${rec.submit.requestId}: ${se.message}`);
+            this.emit(rec.submit.requestId, { type: "error", code: se.code, message: se.rawMessage });
+            void journal.remove(rec.submit.requestId).catch(() => undefined);
+          }
+        }
+        if (n > 0) this.o.log?.(`resumed ${n} requests from the request journal (from step 0)`);
+        return;
+      } catch (e) {
+        this.o.log?.(`cannot read the request journal, retrying in ${delay} ms: ${SwitchyardError.from(e).message}`);
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
   }
 
   async stop(options: { drainMs?: number } = {}): Promise<void> {
@@ -184,6 +237,13 @@ class Scheduler implements SchedulerService {
     this.subs = [];
     this.wake?.();
     await this.loop;
+    if (this.o.journal) {
+      // They stay in the journal: the group's next scheduler resumes them, and their gateways wait for it.
+      if (this.requests.size > 0) this.o.log?.(`leaving ${this.requests.size} requests in the request journal for the group's next scheduler`);
+      for (const r of this.requests.values()) r.span?.end();
+      this.requests.clear();
+      return;
+    }
     for (const [id] of this.requests) this.fail(id, new SwitchyardError("scheduler is shutting down", Code.Unavailable));
   }
 
@@ -199,26 +259,74 @@ class Scheduler implements SchedulerService {
     };
   }
 
-  /** An accepted request, as the gateway resolved it (the contract parsed it: ids and parameters are well-formed). */
+  /**
+   * An accepted request, as the gateway resolved it (the contract parsed it: ids and
+   * parameters are well-formed). It is stored in the journal before the reply, so that
+   * an acknowledged request survives this scheduler.
+   */
   private async onSubmit(msg: SubmitMessage, headers: Readonly<Record<string, string>> = {}): Promise<SubmitReply> {
-    if (this.requests.has(msg.requestId)) throw new SwitchyardError(`request_id ${JSON.stringify(msg.requestId)} is already running`, Code.AlreadyExists, { field: "request_id" });
-    if (this.requests.size >= this.limits.maxQueued) {
+    const id = msg.requestId;
+    if (this.requests.has(id) || this.storing.has(id)) throw new SwitchyardError(`request_id ${JSON.stringify(id)} is already running`, Code.AlreadyExists, { field: "request_id" });
+    if (this.requests.size + this.storing.size >= this.limits.maxQueued) {
       throw new SwitchyardError(`queue is full (${this.limits.maxQueued} requests); retry later`, Code.ResourceExhausted);
     }
-    const live = admitRequest(msg, headers, this.o.manifest, this.seq++, this.now());
+    const acceptedAtMs = this.now();
+    const live = admitRequest(msg, headers, this.o.manifest, this.seq++, acceptedAtMs);
     const max = this.limits.maxQueuedWork ?? DEFAULT_MAX_QUEUED_WORK;
-    if (this.requests.size > 0) {
+    const asked = workLeft(live.state);
+    if (this.requests.size + this.storing.size > 0) {
       let held = 0;
       for (const r of this.requests.values()) held += workLeft(r.state);
-      const asked = workLeft(live.state);
+      for (const w of this.storing.values()) held += w;
       if (held + asked > max) {
         live.span?.end();
         throw new SwitchyardError(`queue holds ${held} of ${max} image-steps of work; this request adds ${asked} (images × steps); retry later`, Code.ResourceExhausted);
       }
     }
-    this.requests.set(msg.requestId, live);
+    if (this.o.journal) {
+      this.storing.set(id, asked);
+      try {
+        await this.o.journal.store({ submit: msg, ...(Object.keys(headers).length > 0 ? { headers: { ...headers } } : {}), acceptedAtMs });
+      } catch (e) {
+        live.span?.end();
+        throw e;
+      } finally {
+        this.storing.delete(id);
+      }
+      if (!this.running) {
+        // stopped while storing: the next scheduler of the group resumes it from the journal
+        live.span?.end();
+        throw new SwitchyardError("scheduler is shutting down", Code.Unavailable);
+      }
+    }
+    this.requests.set(id, live);
     this.wake?.();
     return { accepted: true, queuePosition: this.requests.size - 1 };
+  }
+
+  /** A gateway heard nothing of a request for a while: say where it is, or repeat its final events. */
+  private onResend(id: string): void {
+    const r = this.requests.get(id);
+    if (r) return this.emit(id, { type: "status", step: r.state.step, steps: r.state.spec.params.steps });
+    const done = this.recent.get(id);
+    if (done) for (const e of done.events) this.emit(id, e);
+  }
+
+  /**
+   * A request left (its final event is sent): out of the journal, and its final events
+   * kept a while for `resend` (they may be lost if NATS goes away as they are sent).
+   */
+  private forget(id: string, events: RequestEvent[]): void {
+    if (this.o.journal) void this.o.journal.remove(id).catch((e) => this.o.log?.(`could not remove request ${id} from the journal: ${SwitchyardError.from(e).message}`));
+    const now = this.now();
+    const bytes = events.reduce((n, e) => n + (e.type === "image" ? e.data.length : 64), 0);
+    this.recent.set(id, { atMs: now, bytes, events });
+    this.recentBytes += bytes;
+    for (const [k, v] of this.recent) {
+      if (this.recent.size <= RECENT_FINISHED.count && this.recentBytes <= RECENT_FINISHED.bytes && now - v.atMs <= RECENT_FINISHED.ms) break;
+      this.recent.delete(k);
+      this.recentBytes -= v.bytes;
+    }
   }
 
   private onCancel(id: string): void {
@@ -257,7 +365,9 @@ class Scheduler implements SchedulerService {
     r.span?.setStatus({ code: SpanStatusCode.ERROR, message: e.rawMessage });
     r.span?.end();
     this.o.onFinished?.({ requestId: id, outcome: codeToString(e.code), images: r.state.images.length, steps: r.state.spec.params.steps, queueMs: (r.state.startedAtMs ?? now) - r.state.acceptedAtMs, totalMs: now - r.state.acceptedAtMs, message: e.rawMessage, ...traceIdOf(r) });
-    this.emit(id, { type: "error", code: e.code, message: e.rawMessage });
+    const event: RequestEvent = { type: "error", code: e.code, message: e.rawMessage };
+    this.emit(id, event);
+    this.forget(id, [event]);
   }
 
   private async run(): Promise<void> {
@@ -398,13 +508,16 @@ class Scheduler implements SchedulerService {
   private finish(id: string, r: Live): void {
     this.requests.delete(id);
     this.completed++;
-    r.state.images.forEach((img, index) => this.emit(id, { type: "image", index, data: f32ToBase64(img.sampler.x) }));
+    const events: RequestEvent[] = r.state.images.map((img, index) => ({ type: "image", index, data: f32ToBase64(img.sampler.x) }));
+    for (const e of events) this.emit(id, e);
     const now = this.now();
     const done = doneEvent(r, now);
+    events.push(done);
     this.o.metrics?.finished("ok", done.totalMs / 1000);
     r.span?.end();
     this.o.onFinished?.({ requestId: id, outcome: "ok", images: r.state.images.length, steps: r.state.spec.params.steps, queueMs: done.queueMs, totalMs: done.totalMs, ...traceIdOf(r) });
     this.emit(id, done);
+    this.forget(id, events);
   }
 }
 

@@ -5,6 +5,7 @@ import { createWorkerClients, startHealthServer } from "@switchyard/data-plane";
 import type { SchedulerConfig } from "./config";
 import { createSchedulerMetrics } from "./metrics";
 import { createRemotePool } from "./remote-pool";
+import { createRequestJournal } from "./journal";
 import { type FinishedRequest, type SchedulerService, createSchedulerService } from "./service";
 import { type TraceRecorder, createTraceRecorder } from "./trace-recorder";
 
@@ -12,7 +13,9 @@ import { type TraceRecorder, createTraceRecorder } from "./trace-recorder";
  * One group's scheduler, as `services/scheduler` runs it and as the embedded cluster
  * does: the scheduler service over a pool (by default the group's workers in other
  * processes, found by their heartbeats and driven over gRPC), its trace recorder, its
- * health listener (readiness: a plan over ≥ 1 worker in force) and /metrics.
+ * health listener (readiness: a plan over ≥ 1 worker in force) and /metrics. Accepted
+ * requests go through the group's request journal (journal.ts), and the ones a dead
+ * predecessor left there are resumed at start.
  */
 export interface SchedulerDeps {
   readonly bus: Bus;
@@ -49,6 +52,7 @@ export async function startScheduler(cfg: SchedulerConfig, deps: SchedulerDeps):
   const registry = createServiceRegistry("scheduler", { group: cfg.group });
   const service = createSchedulerService({
     bus, subjects, manifest, pool, log,
+    journal: createRequestJournal(bus, subjects, log),
     // SWITCHYARD_METRICS_PORT=off: no instruments at all (the overhead baseline).
     ...(cfg.metricsPort === "off" ? {} : { metrics: createSchedulerMetrics(registry) }),
     ...(deps.onFinished ? { onFinished: deps.onFinished } : {}),

@@ -20,6 +20,8 @@ export const UP_HELP = `switchyard up [options]
   --embedded         one process over the in-memory bus (the default when no
                      nats-server is installed)
   --nats URL         use a running NATS server instead of starting nats-server
+                     (separate processes are supervised: one that dies is restarted,
+                     and the requests a dead scheduler held are resumed)
   --expert-budget B  run each worker's experts on an expert device under budget B:
                      "50%" of the experts it holds, or bytes ("12MiB"); default all resident
   --cache-policy P   lru | lfu | predictive (default predictive)
@@ -62,7 +64,12 @@ export async function runUp(flags: Record<string, unknown>, modelDir: string): P
     const what = groups > 1 ? `${groups} serving groups of a scheduler + ${ws}` : `scheduler + ${ws}`;
     console.log(`starting local cluster: ${nats ? `NATS at ${nats}` : "nats-server"} + gateway + ${what} (separate processes)`);
     const verbose = flags.verbose === true;
-    const c = await startProcessCluster({ modelDir, workers, groups, host, port, metricsPort, ...(httpPort !== undefined ? { httpPort } : {}), env: cacheEnv, ...(nats ? { nats } : {}), ...(verbose ? { log: (l: string) => console.log(l) } : {}) });
+    // Supervised: a service (or the nats-server started here) that dies is restarted, and the
+    // requests a scheduler held are resumed from the request journal.
+    const c = await startProcessCluster({
+      modelDir, workers, groups, host, port, metricsPort, ...(httpPort !== undefined ? { httpPort } : {}), env: cacheEnv, ...(nats ? { nats } : {}),
+      restart: true, onRestart: (l) => console.log(`supervisor: ${l}`), ...(verbose ? { log: (l: string) => console.log(l) } : {}),
+    });
     ({ address } = c);
     mPort = c.metricsPort;
     hPort = c.httpPort;
