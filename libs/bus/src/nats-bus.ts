@@ -12,6 +12,9 @@ export interface NatsBusOptions {
   readonly name?: string;
   /** Path of a NATS .creds file (user JWT and nkey seed), e.g. mounted from a Secret. */
   readonly credentials?: string;
+  /** User and password (nats-auth.ts: one user per role). */
+  readonly user?: string;
+  readonly password?: string;
   /** Revisions kept per KV key (plan history for rollback). */
   readonly kvHistory?: number;
 }
@@ -209,6 +212,7 @@ export async function createNatsBus(options: NatsBusOptions): Promise<Bus> {
     const nc = await connect({
       servers: options.servers,
       ...(creds ? { authenticator: credsAuthenticator(creds) } : {}),
+      ...(options.user ? { user: options.user, pass: options.password ?? "" } : {}),
       ...(options.name ? { name: options.name } : {}),
       maxReconnectAttempts: -1,
     });

@@ -18,7 +18,9 @@ export function fromNatsError(e: unknown, what: string): SwitchyardError {
   }
   // the client refuses a message over the server's max_payload before sending it
   if (/max_payload/i.test(err?.message ?? "")) return new SwitchyardError(`${msg} (the bus payload limit)`, Code.ResourceExhausted, { cause: e });
-  if (name === "PermissionViolationError" || name === "AuthorizationError") return new SwitchyardError(msg, Code.PermissionDenied, { cause: e });
+  // a client the server does not know (no user, a wrong password) is refused at connect
+  if (name === "AuthorizationError" || /authorization violation|authentication/i.test(err?.message ?? "")) return new SwitchyardError(msg, Code.Unauthenticated, { cause: e });
+  if (name === "PermissionViolationError" || /permissions violation/i.test(err?.message ?? "")) return new SwitchyardError(msg, Code.PermissionDenied, { cause: e });
   // JetStream KV compare-and-set failures carry "wrong last sequence"
   if (/wrong last sequence|key exists/i.test(err?.message ?? "")) return new SwitchyardError(msg, Code.Aborted, { cause: e });
   return new SwitchyardError(msg, Code.Unavailable, { cause: e });

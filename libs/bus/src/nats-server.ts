@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -27,14 +27,16 @@ export interface NatsServerOptions {
   readonly restartDelayMs?: number;
   /** Told of each restart. */
   readonly onRestart?: (why: string) => void;
+  /** More server configuration (e.g. `natsAuthorizationConfig`), written to a file only this user can read. */
+  readonly config?: string;
 }
 
 export function natsServerAvailable(bin = process.env.NATS_SERVER_BIN ?? "nats-server"): boolean {
   return spawnSync(bin, ["--version"], { stdio: "ignore" }).status === 0;
 }
 
-function launch(bin: string, port: number, dir: string, timeoutMs: number): Promise<{ proc: ChildProcess; port: number }> {
-  const proc: ChildProcess = spawn(bin, ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", dir], { stdio: ["ignore", "pipe", "pipe"] });
+function launch(bin: string, port: number, dir: string, timeoutMs: number, config: string | undefined): Promise<{ proc: ChildProcess; port: number }> {
+  const proc: ChildProcess = spawn(bin, [...(config ? ["-c", config] : []), "-a", "127.0.0.1", "-p", String(port), "-js", "-sd", dir], { stdio: ["ignore", "pipe", "pipe"] });
   return new Promise((resolve, reject) => {
     let log = "";
     const timer = setTimeout(() => reject(new Error(`nats-server did not start in time:\n${log}`)), timeoutMs);
@@ -60,7 +62,9 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   const bin = options.bin ?? process.env.NATS_SERVER_BIN ?? "nats-server";
   const timeoutMs = options.timeoutMs ?? 10_000;
   const dir = mkdtempSync(join(tmpdir(), "sy-nats-"));
-  const first = await launch(bin, -1, dir, timeoutMs);
+  let config: string | undefined;
+  if (options.config) writeFileSync((config = join(dir, "nats.conf")), options.config, { mode: 0o600 });
+  const first = await launch(bin, -1, dir, timeoutMs, config);
   const port = first.port;
   let proc = first.proc;
   let stopping = false;
@@ -74,7 +78,7 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
         await new Promise((r) => setTimeout(r, delay));
         if (stopping) return;
         try {
-          ({ proc } = await launch(bin, port, dir, timeoutMs));
+          ({ proc } = await launch(bin, port, dir, timeoutMs, config));
           restarts++;
           supervise(proc);
         } catch (e) {

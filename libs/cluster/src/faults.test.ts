@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Code, type GenerateParams, type SwitchyardClient, SwitchyardError, createClient } from "@switchyard/client";
 import { type NatsServer, natsServerAvailable, startNatsServer } from "@switchyard/bus/testing";
+import { generateNatsUsers, natsAuthorizationConfig } from "@switchyard/bus";
 import { BUNDLED_MODEL_DIR } from "@switchyard/model";
 import { type ProcessCluster, type ServiceProcess, startProcessCluster } from "./processes";
 
@@ -9,6 +10,8 @@ import { type ProcessCluster, type ServiceProcess, startProcessCluster } from ".
  * 2-worker cluster (`restart: true`, as `switchyard up` runs it) under a steady load,
  * one fault per case, each case reporting completed / failed (by code) / hung. No
  * client retries (maxAttempts 1), so every failure the cluster lets through is seen.
+ * NATS runs with the generated users and their per-role permissions, as `switchyard up`
+ * starts it, so recovery is shown to need nothing a role may not do.
  */
 const haveNats = natsServerAvailable();
 
@@ -97,9 +100,11 @@ describe.skipIf(!haveNats)("fault injection under load (processes, real nats-ser
   let client: SwitchyardClient;
   beforeAll(async () => {
     // NATS killed comes back after 3 s, on its port and JetStream store, as the issue found it
-    nats = await startNatsServer({ restart: true, restartDelayMs: 3000 });
+    const prefix = `f${Math.random().toString(36).slice(2, 7)}`;
+    const natsUsers = generateNatsUsers();
+    nats = await startNatsServer({ restart: true, restartDelayMs: 3000, config: natsAuthorizationConfig(natsUsers, prefix) });
     c = await startProcessCluster({
-      modelDir: BUNDLED_MODEL_DIR, workers: 2, nats: nats.url, restart: true, subjectPrefix: `f${Math.random().toString(36).slice(2, 7)}`,
+      modelDir: BUNDLED_MODEL_DIR, workers: 2, nats: nats.url, natsUsers, restart: true, subjectPrefix: prefix,
       env: { SWITCHYARD_DENSE_THREADS: "1" },
     });
     client = createClient({ address: c.address, maxAttempts: 1 });

@@ -3,7 +3,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { createInterface } from "node:readline";
 import { DEFAULT_SUBJECT_PREFIX } from "@switchyard/contract";
 import { Code, SwitchyardError } from "@switchyard/errors";
-import { type NatsServer, startNatsServer } from "@switchyard/bus";
+import { type NatsServer, type NatsUsers, generateNatsUsers, natsAuthorizationConfig, natsUserEnv, startNatsServer } from "@switchyard/bus";
 
 /**
  * The cluster as separate processes: nats-server, N workers, a scheduler and a
@@ -40,6 +40,12 @@ export interface ProcessClusterOptions {
   readonly restart?: boolean;
   /** Told of each restart (default: `log`). */
   readonly onRestart?: (line: string) => void;
+  /**
+   * NATS users per role (nats-auth.ts). With `nats`: the users that server knows. Without:
+   * `true` generates them and starts nats-server with their permissions (`switchyard up`
+   * does); default none (an open server, as most tests want).
+   */
+  readonly natsUsers?: NatsUsers | true;
 }
 
 /**
@@ -82,6 +88,8 @@ export interface ProcessCluster {
   readonly gateway: ServiceProcess;
   /** The nats-server started for this cluster (none with `nats`). */
   readonly natsServer: NatsServer | undefined;
+  /** The NATS users the services connect as (none: an open server); `operator` is for tools. */
+  readonly natsUsers: NatsUsers | undefined;
   /** Starts one more worker (e.g. to replace a dead one) in `group` (default: the first). */
   addWorker(id: string, group?: string): Promise<ServiceProcess>;
   /** Starts another gateway on free ports; resolves with it and its gRPC address. */
@@ -235,12 +243,20 @@ function startService(name: string, service: string, env: Record<string, string>
 export async function startProcessCluster(o: ProcessClusterOptions): Promise<ProcessCluster> {
   let natsServer: NatsServer | undefined;
   const sup: Supervision = { restart: o.restart === true, onRestart: o.onRestart ?? o.log };
-  const nats = o.nats ?? (natsServer = await startNatsServer({ restart: sup.restart, ...(sup.onRestart ? { onRestart: sup.onRestart } : {}) })).url;
+  const prefix = o.subjectPrefix ?? DEFAULT_SUBJECT_PREFIX;
+  const natsUsers = o.natsUsers === true ? generateNatsUsers() : o.natsUsers;
+  const nats =
+    o.nats ??
+    (natsServer = await startNatsServer({
+      restart: sup.restart, ...(sup.onRestart ? { onRestart: sup.onRestart } : {}),
+      ...(natsUsers ? { config: natsAuthorizationConfig(natsUsers, prefix) } : {}),
+    })).url;
+  const as = (role: "gateway" | "scheduler" | "worker") => (natsUsers ? natsUserEnv(natsUsers[role]) : {});
   const host = o.host ?? "127.0.0.1";
   const common: Record<string, string> = {
     SWITCHYARD_MODEL_DIR: o.modelDir,
     SWITCHYARD_NATS: nats,
-    SWITCHYARD_SUBJECT_PREFIX: o.subjectPrefix ?? DEFAULT_SUBJECT_PREFIX,
+    SWITCHYARD_SUBJECT_PREFIX: prefix,
     // Human-readable lines (the launcher and `switchyard up` show them); JSON with SWITCHYARD_LOG_FORMAT=json.
     SWITCHYARD_LOG_FORMAT: "pretty",
     ...(o.env ?? {}),
@@ -250,7 +266,7 @@ export async function startProcessCluster(o: ProcessClusterOptions): Promise<Pro
   const names = groupNames(o.groups ?? 1);
   try {
     const addWorker = async (id: string, group = names[0]!) => {
-      const { sp } = await startService(id, "worker", { ...common, SWITCHYARD_GROUP: group, SWITCHYARD_WORKER_ID: id, SWITCHYARD_WORKER_HOST: host, SWITCHYARD_WORKER_PORT: "0" }, o.log, /serving data plane on/, flags, sup);
+      const { sp } = await startService(id, "worker", { ...common, ...as("worker"), SWITCHYARD_GROUP: group, SWITCHYARD_WORKER_ID: id, SWITCHYARD_WORKER_HOST: host, SWITCHYARD_WORKER_PORT: "0" }, o.log, /serving data plane on/, flags, sup);
       started.push(sp);
       return sp;
     };
@@ -258,7 +274,7 @@ export async function startProcessCluster(o: ProcessClusterOptions): Promise<Pro
       const gw = await startService(
         name,
         "gateway",
-        { ...common, SWITCHYARD_GATEWAY_HOST: host, SWITCHYARD_GATEWAY_PORT: String(ports.port), SWITCHYARD_METRICS_PORT: String(ports.metricsPort), SWITCHYARD_HTTP_PORT: ports.httpPort === undefined ? "off" : String(ports.httpPort) },
+        { ...common, ...as("gateway"), SWITCHYARD_GATEWAY_HOST: host, SWITCHYARD_GATEWAY_PORT: String(ports.port), SWITCHYARD_METRICS_PORT: String(ports.metricsPort), SWITCHYARD_HTTP_PORT: ports.httpPort === undefined ? "off" : String(ports.httpPort) },
         o.log,
         /serving .* on (\S+?)(?: \(TLS\))?; metrics on :(\d+)/,
         flags,
@@ -270,7 +286,7 @@ export async function startProcessCluster(o: ProcessClusterOptions): Promise<Pro
     const groups: ServingGroup[] = await Promise.all(
       names.map(async (name) => {
         const label = names.length > 1 ? `scheduler ${name}` : "scheduler";
-        const scheduler = (await startService(label, "scheduler", { ...common, SWITCHYARD_GROUP: name }, o.log, /serving \S+ for group/, flags, sup)).sp;
+        const scheduler = (await startService(label, "scheduler", { ...common, ...as("scheduler"), SWITCHYARD_GROUP: name }, o.log, /serving \S+ for group/, flags, sup)).sp;
         started.push(scheduler);
         const workers = await Promise.all(Array.from({ length: o.workers }, (_, i) => addWorker(names.length > 1 ? `${name}-worker-${i}` : `worker-${i}`, name)));
         return { name, scheduler, workers };
@@ -292,6 +308,7 @@ export async function startProcessCluster(o: ProcessClusterOptions): Promise<Pro
       groups,
       gateway: gw.sp,
       natsServer,
+      natsUsers,
       addWorker: async (id, group = names[0]!) => {
         const w = await addWorker(id, group);
         workers.push(w);

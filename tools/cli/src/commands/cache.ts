@@ -1,4 +1,4 @@
-import { DEFAULT_NATS_SERVERS, createNatsBus } from "@switchyard/bus";
+import { connectCliBus } from "../bus";
 import { DEFAULT_SERVING_GROUP, DEFAULT_SUBJECT_PREFIX, channels, subjects as makeSubjects, subscribe } from "@switchyard/contract";
 import { Code, SwitchyardError } from "@switchyard/errors";
 import type { CacheFigures } from "@switchyard/proto";
@@ -36,7 +36,7 @@ export async function runCache(flags: Record<string, unknown>, positionals: stri
   if (sub !== "stats") throw new SwitchyardError(`cache ${JSON.stringify(sub ?? "")}: the command is stats`, Code.InvalidArgument);
   const listenMs = num(flags, "listen-ms") ?? 1500;
   if (!(listenMs > 0)) throw new SwitchyardError(`--listen-ms ${listenMs} must be > 0`, Code.InvalidArgument, { field: "listen-ms" });
-  const bus = await createNatsBus({ servers: str(flags, "nats") ?? process.env.SWITCHYARD_NATS ?? DEFAULT_NATS_SERVERS, name: "switchyard-cli" });
+  const bus = await connectCliBus(flags);
   const subjects = makeSubjects(str(flags, "prefix") ?? DEFAULT_SUBJECT_PREFIX, str(flags, "group") ?? DEFAULT_SERVING_GROUP);
   const heard = new Map<string, CacheFigures>();
   try {

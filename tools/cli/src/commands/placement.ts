@@ -1,6 +1,6 @@
 import { readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { DEFAULT_NATS_SERVERS, createNatsBus } from "@switchyard/bus";
+import { connectCliBus } from "../bus";
 import { Code, SwitchyardError } from "@switchyard/errors";
 import { type Placement, contiguousPlacement, crossWorkerLowerBound, placementCost, solvePlacement } from "@switchyard/placement";
 import { type Trace, encodeNpyTrace, encodeTrace, mergeTraces, parseNpyTrace, readTrace, coActivation, traceStats } from "@switchyard/trace";
@@ -103,7 +103,7 @@ export async function runTrace(flags: Record<string, unknown>, positionals: stri
 }
 
 async function kvFor(flags: Record<string, unknown>) {
-  const bus = await createNatsBus({ servers: str(flags, "nats") ?? process.env.SWITCHYARD_NATS ?? DEFAULT_NATS_SERVERS, name: "switchyard-cli" });
+  const bus = await connectCliBus(flags);
   const subjects = makeSubjects(str(flags, "prefix") ?? DEFAULT_SUBJECT_PREFIX, str(flags, "group") ?? DEFAULT_SERVING_GROUP);
   return { bus, subjects, kv: await bus.kv(subjects.plansBucket) };
 }

@@ -69,13 +69,16 @@ export async function runUp(flags: Record<string, unknown>, modelDir: string): P
     const c = await startProcessCluster({
       modelDir, workers, groups, host, port, metricsPort, ...(httpPort !== undefined ? { httpPort } : {}), env: cacheEnv, ...(nats ? { nats } : {}),
       restart: true, onRestart: (l) => console.log(`supervisor: ${l}`), ...(verbose ? { log: (l: string) => console.log(l) } : {}),
+      // The nats-server started here knows one generated user per role, each with its permissions.
+      ...(nats ? {} : { natsUsers: true as const }),
     });
     ({ address } = c);
     mPort = c.metricsPort;
     hPort = c.httpPort;
-    console.log(`NATS: ${c.nats}`);
+    console.log(`NATS: ${c.nats}${c.natsUsers ? " (a user per role; anonymous clients are refused)" : ""}`);
+    if (c.natsUsers) console.log(`operator: export SWITCHYARD_NATS=${c.nats} SWITCHYARD_NATS_USER=${c.natsUsers.operator.user} SWITCHYARD_NATS_PASSWORD=${c.natsUsers.operator.password}`);
     if (groups > 1) for (const g of c.groups) console.log(`group ${g.name}: scheduler + ${g.workers.map((w) => w.name).join(", ")}`);
-    if (budget) console.log(`cache:   npx switchyard cache stats --nats ${c.nats}`);
+    if (budget) console.log(`cache:   npx switchyard cache stats   (with the operator's variables above)`);
     stopCluster = () => c.stop();
   }
   console.log(`switchyard is serving on ${address} (gRPC: switchyard.v1.Switchyard, grpc.health.v1, reflection)`);
