@@ -10,8 +10,9 @@ import { type ProcessCluster, type ServiceProcess, startProcessCluster } from ".
  * 2-worker cluster (`restart: true`, as `switchyard up` runs it) under a steady load,
  * one fault per case, each case reporting completed / failed (by code) / hung. No
  * client retries (maxAttempts 1), so every failure the cluster lets through is seen.
- * NATS runs with the generated users and their per-role permissions, as `switchyard up`
- * starts it, so recovery is shown to need nothing a role may not do.
+ * NATS runs with the generated users and their per-role permissions, and the data plane
+ * with a cluster secret, as `switchyard up` starts them, so recovery is shown to need
+ * nothing a role may not do.
  */
 const haveNats = natsServerAvailable();
 
@@ -104,7 +105,7 @@ describe.skipIf(!haveNats)("fault injection under load (processes, real nats-ser
     const natsUsers = generateNatsUsers();
     nats = await startNatsServer({ restart: true, restartDelayMs: 3000, config: natsAuthorizationConfig(natsUsers, prefix) });
     c = await startProcessCluster({
-      modelDir: BUNDLED_MODEL_DIR, workers: 2, nats: nats.url, natsUsers, restart: true, subjectPrefix: prefix,
+      modelDir: BUNDLED_MODEL_DIR, workers: 2, nats: nats.url, natsUsers, clusterSecret: true, restart: true, subjectPrefix: prefix,
       env: { SWITCHYARD_DENSE_THREADS: "1" },
     });
     client = createClient({ address: c.address, maxAttempts: 1 });

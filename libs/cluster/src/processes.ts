@@ -3,6 +3,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { createInterface } from "node:readline";
 import { DEFAULT_SUBJECT_PREFIX } from "@switchyard/contract";
 import { Code, SwitchyardError } from "@switchyard/errors";
+import { generateClusterSecret } from "@switchyard/data-plane";
 import { type NatsServer, type NatsUsers, generateNatsUsers, natsAuthorizationConfig, natsUserEnv, startNatsServer } from "@switchyard/bus";
 
 /**
@@ -46,6 +47,8 @@ export interface ProcessClusterOptions {
    * does); default none (an open server, as most tests want).
    */
   readonly natsUsers?: NatsUsers | true;
+  /** The data plane's cluster secret (SWITCHYARD_CLUSTER_SECRET) for every scheduler and worker; `true` generates one. Default none (open). */
+  readonly clusterSecret?: string | true;
 }
 
 /**
@@ -251,7 +254,9 @@ export async function startProcessCluster(o: ProcessClusterOptions): Promise<Pro
       restart: sup.restart, ...(sup.onRestart ? { onRestart: sup.onRestart } : {}),
       ...(natsUsers ? { config: natsAuthorizationConfig(natsUsers, prefix) } : {}),
     })).url;
-  const as = (role: "gateway" | "scheduler" | "worker") => (natsUsers ? natsUserEnv(natsUsers[role]) : {});
+  const clusterSecret = o.clusterSecret === true ? generateClusterSecret() : o.clusterSecret;
+  const dataPlane: Record<string, string> = clusterSecret ? { SWITCHYARD_CLUSTER_SECRET: clusterSecret } : {};
+  const as = (role: "gateway" | "scheduler" | "worker"): Record<string, string> => ({ ...(natsUsers ? natsUserEnv(natsUsers[role]) : {}), ...(role === "gateway" ? {} : dataPlane) });
   const host = o.host ?? "127.0.0.1";
   const common: Record<string, string> = {
     SWITCHYARD_MODEL_DIR: o.modelDir,

@@ -1,2 +1,3 @@
 export { startWorkerServer, startHealthServer, createWorkerClients } from "./worker-grpc";
 export type { WorkerClients } from "./worker-grpc";
+export { CLUSTER_SECRET_METADATA, DATA_PLANE_ENV, checkClusterSecret, dataPlaneConfigShape, generateClusterSecret } from "./cluster-secret";

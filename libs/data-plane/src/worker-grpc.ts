@@ -11,6 +11,7 @@ import {
 } from "@switchyard/proto";
 import { bytesOf, viewAs } from "@switchyard/tensor";
 import { decodeExchangeRequest, decodeExchangeResponse, encodeExchangeRequest, encodeExchangeResponse } from "./exchange-codec";
+import { CLUSTER_SECRET_METADATA, checkClusterSecret } from "./cluster-secret";
 
 /**
  * The worker data plane over gRPC: raw tensor bytes in `bytes` fields (views on the
@@ -90,12 +91,18 @@ function workerService(side: "client" | "server"): grpc.ServiceDefinition {
 }
 
 /**
- * A unary handler. With `span`, it runs in a server span that continues the caller's
+ * A unary handler that first checks the call's cluster secret (when the worker has one). With `span`, it runs in a server span that continues the caller's
  * trace (W3C traceparent in the call's metadata): a worker's RunTick and Exchange, and
  * every call it makes meanwhile, join the scheduler's tick.
  */
-function unary<Req, Res>(fn: (req: Req) => Promise<Res>, span?: { name: string; attributes?: (req: Req) => Record<string, number | string> }) {
+function authenticated<Req, Res>(secret: string | undefined, fn: (req: Req) => Promise<Res>, span?: { name: string; attributes?: (req: Req) => Record<string, number | string> }) {
   return (call: grpc.ServerUnaryCall<Req, Res>, cb: grpc.sendUnaryData<Res>) => {
+    try {
+      checkClusterSecret(call.metadata.get(CLUSTER_SECRET_METADATA)[0], secret);
+    } catch (e) {
+      cb(toGrpcStatus(e));
+      return;
+    }
     const run = span
       ? inSpan(span.name, { kind: SpanKind.SERVER, parent: extractContext(call.metadata.getMap()), ...(span.attributes ? { attributes: span.attributes(call.request) } : {}) }, () => fn(call.request))
       : fn(call.request);
@@ -143,7 +150,9 @@ function widenSessionWindows(server: grpc.Server): void {
   }
 }
 
-export async function startWorkerServer(handler: WorkerHandler, options: { host?: string; port?: number } = {}): Promise<WorkerServer> {
+/** `clusterSecret`: calls without it are refused UNAUTHENTICATED (cluster-secret.ts). */
+export async function startWorkerServer(handler: WorkerHandler, options: { host?: string; port?: number; clusterSecret?: string } = {}): Promise<WorkerServer> {
+  const unary = <Req, Res>(fn: (req: Req) => Promise<Res>, span?: { name: string; attributes?: (req: Req) => Record<string, number | string> }) => authenticated(options.clusterSecret, fn, span);
   const server = new grpc.Server({ "grpc.max_receive_message_length": DATA_PLANE_MAX_MESSAGE_BYTES, "grpc.max_send_message_length": DATA_PLANE_MAX_MESSAGE_BYTES });
   widenServerWindows(server);
   server.addService(workerService("server"), {
@@ -191,7 +200,8 @@ export interface WorkerClients extends PeerClient {
 /** A tick of 64 images takes well under this even on 2 CPU cores. */
 export const DEFAULT_TICK_TIMEOUT_MS = 60_000;
 
-export function createWorkerClients(): WorkerClients {
+/** `clusterSecret`: sent with every call (the workers' SWITCHYARD_CLUSTER_SECRET). */
+export function createWorkerClients(options: { clusterSecret?: string } = {}): WorkerClients {
   const Ctor = clientFor(workerService("client"), "Worker");
   const clients = new Map<string, { address: string; c: grpc.Client & Record<string, (...a: unknown[]) => unknown> }>();
   const get = (w: string) => {
@@ -212,6 +222,7 @@ export function createWorkerClients(): WorkerClients {
       // The caller's trace continues in the worker (nothing is added when tracing is off).
       const md = new grpc.Metadata();
       for (const [k, v] of Object.entries(injectContext())) md.set(k, v);
+      if (options.clusterSecret) md.set(CLUSTER_SECRET_METADATA, options.clusterSecret);
       (c[method] as (r: unknown, m: grpc.Metadata, o: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r?: Res) => void) => void)(req, md, opts, (e, r) =>
         e ? reject(fromGrpcError(e)) : resolve(r as Res),
       );

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { BUS_ENV, busConfigShape } from "@switchyard/bus";
 import { TELEMETRY_ENV, telemetryConfigShape } from "@switchyard/telemetry";
+import { DATA_PLANE_ENV, dataPlaneConfigShape } from "@switchyard/data-plane";
 import { DEFAULT_MAX_TICK_ROWS, DEFAULT_SERVING_GROUP } from "@switchyard/contract";
 import { intInRange, parseOrThrow, port, readEnv } from "@switchyard/config";
 import { BUNDLED_MODEL_DIR } from "@switchyard/manifest";
@@ -11,6 +12,7 @@ import { DEFAULT_WARM_UP_TICKS } from "./warm-up-ticks";
 export const ENV = {
   ...BUS_ENV,
   ...TELEMETRY_ENV,
+  ...DATA_PLANE_ENV,
   SWITCHYARD_MODEL_DIR: "modelDir",
   SWITCHYARD_GROUP: "group",
   SWITCHYARD_METRICS_PORT: "metricsPort",
@@ -30,6 +32,7 @@ export const ENV = {
 export const schedulerConfigSchema = z.strictObject({
   ...busConfigShape,
   ...telemetryConfigShape,
+  ...dataPlaneConfigShape,
   modelDir: z.string().min(1).default(BUNDLED_MODEL_DIR),
   /** Serving group: this scheduler drives only the workers of this group (one scheduler per group). */
   group: z.string().min(1).default(DEFAULT_SERVING_GROUP),

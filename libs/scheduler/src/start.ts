@@ -41,7 +41,7 @@ export async function startScheduler(cfg: SchedulerConfig, deps: SchedulerDeps):
   const log = deps.log ?? (() => undefined);
   const manifest = loadManifest(cfg.modelDir);
   const subjects = makeSubjects(cfg.subjectPrefix, cfg.group);
-  const clients = deps.pool ? undefined : createWorkerClients();
+  const clients = deps.pool ? undefined : createWorkerClients(cfg.clusterSecret ? { clusterSecret: cfg.clusterSecret } : {});
   const remote = clients
     ? createRemotePool({ bus, subjects, model: manifest.name, layers: manifest.architecture.numLayers, experts: manifest.moe.numExperts, clients, livenessMs: cfg.livenessMs, log })
     : undefined;

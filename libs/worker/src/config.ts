@@ -2,6 +2,7 @@ import { hostname } from "node:os";
 import { z } from "zod";
 import { BUS_ENV, busConfigShape } from "@switchyard/bus";
 import { TELEMETRY_ENV, telemetryConfigShape } from "@switchyard/telemetry";
+import { DATA_PLANE_ENV, dataPlaneConfigShape } from "@switchyard/data-plane";
 import { DEFAULT_MAX_TICK_ROWS, DEFAULT_SERVING_GROUP } from "@switchyard/contract";
 import { intInRange, parseOrThrow, port, readEnv } from "@switchyard/config";
 import { DEFAULT_RESIDENCY_LOOKAHEAD } from "@switchyard/expert-cache";
@@ -14,6 +15,7 @@ import { DEFAULT_WARM_UP_ROUNDS } from "./warm-up-parts";
 export const ENV = {
   ...BUS_ENV,
   ...TELEMETRY_ENV,
+  ...DATA_PLANE_ENV,
   SWITCHYARD_WORKER_ID: "id",
   SWITCHYARD_MODEL_DIR: "modelDir",
   SWITCHYARD_GROUP: "group",
@@ -43,6 +45,7 @@ export const DEFAULT_HEARTBEAT_MS = 1000;
 export const workerConfigSchema = z.strictObject({
   ...busConfigShape,
   ...telemetryConfigShape,
+  ...dataPlaneConfigShape,
   id: z.string().min(1).default(() => `${hostname()}-${process.pid}`),
   modelDir: z.string().min(1).default(BUNDLED_MODEL_DIR),
   /** Serving group: the worker joins this group's scheduler and plan. */

@@ -40,7 +40,8 @@ export async function startWorker(cfg: WorkerConfig, deps: WorkerDeps): Promise<
   // of its own (after loading and warming up) it knows them, so its first tick can reach them.
   const subjects = makeSubjects(cfg.subjectPrefix, cfg.group);
   const ch = channels(subjects);
-  const peers = deps.inProcess ? undefined : createWorkerClients();
+  const secret = cfg.clusterSecret ? { clusterSecret: cfg.clusterSecret } : {};
+  const peers = deps.inProcess ? undefined : createWorkerClients(secret);
   const subs = peers
     ? [subscribe(bus, ch.heartbeat, (hb) => hb.workerId !== cfg.id && peers.setAddress(hb.workerId, hb.address)), subscribe(bus, ch.leave, (m) => peers.remove(m.workerId))]
     : [];
@@ -86,7 +87,7 @@ export async function startWorker(cfg: WorkerConfig, deps: WorkerDeps): Promise<
   // SWITCHYARD_METRICS_PORT=off: no instruments at all (the overhead baseline).
   const instrumented = cfg.metricsPort !== "off";
   const runtime = createWorkerRuntime({ id: cfg.id, parts, peers: instrumented ? instruments.peers(peers) : peers, gate, ...runtimeWarmUp, ...(residency ? { residency } : {}) });
-  const server = await startWorkerServer(instrumented ? instruments.handler(runtime) : runtime, { host: cfg.host, port: cfg.port });
+  const server = await startWorkerServer(instrumented ? instruments.handler(runtime) : runtime, { host: cfg.host, port: cfg.port, ...secret });
   const metrics = cfg.metricsPort === "off" ? undefined : await startMetricsServer({ host: cfg.host, port: cfg.metricsPort, registry, ...(cfg.metricsToken ? { token: cfg.metricsToken } : {}) });
   if (metrics) log(`metrics on ${cfg.host}:${metrics.port}/metrics`);
   // Ready (grpc.health.v1 "switchyard.worker.v1.Worker") while the plan in force names this worker.

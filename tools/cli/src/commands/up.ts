@@ -71,6 +71,8 @@ export async function runUp(flags: Record<string, unknown>, modelDir: string): P
       restart: true, onRestart: (l) => console.log(`supervisor: ${l}`), ...(verbose ? { log: (l: string) => console.log(l) } : {}),
       // The nats-server started here knows one generated user per role, each with its permissions.
       ...(nats ? {} : { natsUsers: true as const }),
+      // Every data-plane call carries a generated cluster secret; the workers refuse calls without it.
+      clusterSecret: true,
     });
     ({ address } = c);
     mPort = c.metricsPort;
