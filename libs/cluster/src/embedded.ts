@@ -1,6 +1,6 @@
 import { createMemoryBus } from "@switchyard/bus";
 import { type Bus, contiguousPlan } from "@switchyard/contract";
-import { type GatewayServer, gatewayConfigSchema, startGateway, withSecrets } from "@switchyard/gateway";
+import { type ApiToken, type GatewayServer, gatewayConfigSchema, startGateway, tokensFromList, withSecrets } from "@switchyard/gateway";
 import { loadManifest } from "@switchyard/model";
 import { DEFAULT_WARM_UP_TICKS, type SchedulerLimits, type SchedulerService, type TraceRecorder, schedulerConfigSchema, startScheduler } from "@switchyard/scheduler";
 import { type ExpertBudget, type LocalPool, type StartedWorker, type WarmUpOptions, type WorkerRuntime, createLocalPeers, createLocalPool, startWorker, trafficTotals, workerConfigSchema } from "@switchyard/worker";
@@ -22,7 +22,8 @@ export interface EmbeddedClusterOptions {
   /** HTTP API port (KServe v2 REST, OpenAI images); undefined = none, 0 = any free port. */
   readonly httpPort?: number;
   readonly limits?: Partial<SchedulerLimits>;
-  readonly apiTokens?: readonly string[];
+  /** API tokens; a bare string is a token without limits. */
+  readonly apiTokens?: readonly (string | ApiToken)[];
   /** Unread bytes a Generate stream may hold (default DEFAULT_MAX_STREAM_BUFFER_BYTES). */
   readonly maxStreamBufferBytes?: number;
   readonly log?: (msg: string) => void;
@@ -94,7 +95,7 @@ export async function startEmbeddedCluster(o: EmbeddedClusterOptions): Promise<E
           ...(o.maxStreamBufferBytes !== undefined ? { maxStreamBufferBytes: o.maxStreamBufferBytes } : {}),
         }),
       ),
-      tokens: o.apiTokens ?? [],
+      tokens: tokensFromList(o.apiTokens ?? []),
       ...(o.tls ? { tls: o.tls } : {}),
     },
     { bus, workerTraffic: () => new Map(runtimes.map((r) => [r.id, trafficTotals(r.stats())])) },

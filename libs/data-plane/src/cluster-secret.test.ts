@@ -13,7 +13,7 @@ describe("the data plane's cluster secret (#12 defect 4: any local process could
       {
         runTick: () => Promise.reject(new Error("unused")),
         exchange: () => Promise.reject(new Error("unused")),
-        setExperts: async (ids) => (calls.push(`setExperts ${ids.length}`), { loaded: ids.length, dropped: 0 }),
+        setExperts: async (ids: number[]) => (calls.push(`setExperts ${ids.length}`), { loaded: ids.length, dropped: 0 }),
         stats: async () => (calls.push("stats"), {}),
       } as never,
       { clusterSecret: secret },

@@ -1,5 +1,6 @@
 import { Code, SwitchyardError, codeToString } from "@switchyard/errors";
 import { Counter, Gauge, Histogram, LATENCY_BUCKETS_SECONDS, type Registry, createServiceRegistry } from "@switchyard/telemetry";
+import type { ApiToken } from "./auth";
 
 /** What the gateway counts, over every protocol; the /metrics endpoint renders it. */
 export interface GatewayMetrics {
@@ -53,6 +54,13 @@ export function createGatewayMetrics(registry: Registry = createServiceRegistry(
 export interface TrackedRequest {
   /** Admission control: RESOURCE_EXHAUSTED when the gateway is at its limit. */
   admit(): void;
+  /**
+   * The caller's limits (auth.ts), once the request is parsed: PERMISSION_DENIED naming
+   * `field` for a priority above its maximum, RESOURCE_EXHAUSTED when the request would
+   * take it past its concurrent requests or images × steps in flight. What it claims is
+   * given back when the request ends. No caller (tokens off): nothing to check.
+   */
+  claim(caller: ApiToken | undefined, ask: { readonly work: number; readonly priority: number; readonly priorityField: string }): void;
   /** The scheduler accepted it. */
   accepted(): void;
   /** A progress event (the first is timed). */
@@ -74,6 +82,8 @@ export interface RequestTracker {
 }
 
 export function createRequestTracker(metrics: GatewayMetrics, maxInflight: number): RequestTracker {
+  /** Requests and images × steps in flight per token name. */
+  const usage = new Map<string, { requests: number; work: number }>();
   const countFailure = (code: Code) => {
     const k = Code[code] ?? String(code);
     metrics.failed.set(k, (metrics.failed.get(k) ?? 0) + 1);
@@ -87,10 +97,17 @@ export function createRequestTracker(metrics: GatewayMetrics, maxInflight: numbe
       const since = () => (performance.now() - t0) / 1000;
       let ended = false;
       let progressed = false;
+      let claimed: { readonly name: string; readonly work: number } | undefined;
       const end = () => {
         if (ended) return false;
         ended = true;
         metrics.inflight--;
+        if (claimed) {
+          const u = usage.get(claimed.name)!;
+          u.requests--;
+          u.work -= claimed.work;
+          if (u.requests === 0) usage.delete(claimed.name);
+        }
         return true;
       };
       return {
@@ -102,6 +119,24 @@ export function createRequestTracker(metrics: GatewayMetrics, maxInflight: numbe
         },
         admit() {
           if (metrics.inflight > maxInflight) throw new SwitchyardError(`gateway is at its limit of ${maxInflight} concurrent requests; retry later`, Code.ResourceExhausted);
+        },
+        claim(caller, ask) {
+          if (!caller || claimed || ended) return;
+          const { maxConcurrent, maxWork, maxPriority } = caller.limits;
+          if (maxPriority !== undefined && ask.priority > maxPriority) {
+            throw new SwitchyardError(`${ask.priorityField} ${ask.priority} is above the maximum of ${maxPriority} for API token ${caller.name}`, Code.PermissionDenied, { field: ask.priorityField });
+          }
+          const u = usage.get(caller.name) ?? { requests: 0, work: 0 };
+          if (maxConcurrent !== undefined && u.requests + 1 > maxConcurrent) {
+            throw new SwitchyardError(`API token ${caller.name} has ${u.requests} of its ${maxConcurrent} concurrent requests in flight; retry later`, Code.ResourceExhausted);
+          }
+          if (maxWork !== undefined && u.work + ask.work > maxWork) {
+            throw new SwitchyardError(`API token ${caller.name} has ${u.work} of its ${maxWork} image-steps in flight; this request adds ${ask.work} (images × steps); retry later`, Code.ResourceExhausted);
+          }
+          u.requests++;
+          u.work += ask.work;
+          usage.set(caller.name, u);
+          claimed = { name: caller.name, work: ask.work };
         },
         succeed(t) {
           if (!end()) return;

@@ -5,10 +5,10 @@ import { encodePng, toBytes } from "@switchyard/image";
 import type { Manifest } from "@switchyard/manifest";
 import { toGrpcStatus } from "@switchyard/proto";
 import { type GatewayMetrics, type RequestTracker, createGatewayMetrics, createRequestTracker } from "./admission";
-import { checkToken } from "./auth";
+import { type ApiToken, authenticate, tokensFromList } from "./auth";
 import { createKserveGrpc, deadlineOf } from "./kserve";
 import { type KserveCore, createKserveCore } from "./kserve-core";
-import { buildSubmit, clip } from "./submit";
+import { NATIVE_FIELDS, buildSubmit, clip } from "./submit";
 import { unaryHandler } from "./unary";
 import { type RequestWatch, startRequest } from "./request-stream";
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, extractContext, injectContext, trace, tracer } from "@switchyard/telemetry";
@@ -23,8 +23,8 @@ export interface GatewayOptions {
   readonly submitTimeoutMs?: number;
   /** Bytes a Generate stream may hold for a client that is not reading; beyond it RESOURCE_EXHAUSTED. */
   readonly maxStreamBufferBytes?: number;
-  /** When set, calls must carry `authorization: Bearer <token>` with one of these. */
-  readonly apiTokens?: readonly string[];
+  /** When set, calls must carry `authorization: Bearer <token>` with one of these (a bare string: a token without limits). */
+  readonly apiTokens?: readonly (string | ApiToken)[];
   /** Submit retries and the silent-stream watch (request-stream.ts). */
   readonly watch?: RequestWatch;
 }
@@ -86,8 +86,8 @@ export interface Gateway {
   readonly tracker: RequestTracker;
   /** KServe v2 logic shared by gRPC and REST. */
   readonly kserve: KserveCore;
-  /** The API-token check every protocol applies. */
-  authorizeHeader(value: string | undefined): void;
+  /** The API-token check every protocol applies: the caller (undefined with tokens off), or UNAUTHENTICATED. */
+  authorizeHeader(value: string | undefined): ApiToken | undefined;
   /** A float32 image [C, H, W] as its 8-bit PNG file. */
   png(data: Float32Array): Buffer;
 }
@@ -108,10 +108,11 @@ export function createGatewayApi(o: GatewayOptions): Gateway {
     png: png(data),
   });
 
-  const authorizeHeader = (value: string | undefined) => checkToken(value, o.apiTokens);
-  function authorize(md: grpc.Metadata): void {
+  const tokens = tokensFromList(o.apiTokens ?? []);
+  const authorizeHeader = (value: string | undefined) => authenticate(value, tokens);
+  function authorize(md: grpc.Metadata): ApiToken | undefined {
     const h = md.get("authorization")[0];
-    authorizeHeader(typeof h === "string" ? h : undefined);
+    return authorizeHeader(typeof h === "string" ? h : undefined);
   }
   const unary = unaryHandler(authorize);
 
@@ -138,9 +139,10 @@ export function createGatewayApi(o: GatewayOptions): Gateway {
       };
       let submit: SubmitMessage;
       try {
-        authorize(call.metadata);
+        const caller = authorize(call.metadata);
         tracked.admit();
         submit = toSubmit(call.request, m, deadlineOf(call));
+        tracked.claim(caller, { work: submit.params.count * submit.params.steps, priority: submit.priority, priorityField: NATIVE_FIELDS.priority });
       } catch (e) {
         fail(e);
         return;

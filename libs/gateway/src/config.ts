@@ -3,9 +3,11 @@ import { z } from "zod";
 import { BUS_ENV, busConfigShape } from "@switchyard/bus";
 import { TELEMETRY_ENV, telemetryConfigShape } from "@switchyard/telemetry";
 import { intInRange, parseOrThrow, port, readEnv } from "@switchyard/config";
+import { Code, SwitchyardError } from "@switchyard/errors";
 import { DEFAULT_MAX_INFLIGHT, DEFAULT_MAX_STREAM_BUFFER_BYTES } from "./api";
 import { DEFAULT_HTTP_PORT } from "./http";
 import { DEFAULT_SUBMIT_RETRY_MS } from "./request-stream";
+import { type ApiToken, apiTokensFileSchema, tokensFromFile, tokensFromList } from "./auth";
 import { BUNDLED_MODEL_DIR } from "@switchyard/manifest";
 
 export const ENV = {
@@ -18,6 +20,7 @@ export const ENV = {
   SWITCHYARD_HTTP_PORT: "httpPort",
   SWITCHYARD_MAX_INFLIGHT: "maxInflight",
   SWITCHYARD_API_TOKENS: "apiTokens",
+  SWITCHYARD_API_TOKENS_FILE: "apiTokensFile",
   SWITCHYARD_MAX_STREAM_BUFFER_BYTES: "maxStreamBufferBytes",
   SWITCHYARD_TLS_CERT: "tlsCert",
   SWITCHYARD_TLS_KEY: "tlsKey",
@@ -39,8 +42,10 @@ export const gatewayConfigSchema = z
     maxInflight: intInRange(1, 1_000_000).default(DEFAULT_MAX_INFLIGHT),
     /** Unread bytes a Generate stream may hold before its client is cut off (RESOURCE_EXHAUSTED). */
     maxStreamBufferBytes: intInRange(64 * 1024, 1 << 30).default(DEFAULT_MAX_STREAM_BUFFER_BYTES),
-    /** Comma-separated API tokens; empty = no authentication. */
+    /** Comma-separated API tokens (no limits each); empty, and no file = no authentication. */
     apiTokens: z.string().default(""),
+    /** JSON file of tokens with names and limits (auth.ts: apiTokensFileSchema), e.g. mounted from a Secret. */
+    apiTokensFile: z.string().min(1).optional(),
     tlsCert: z.string().optional(),
     tlsKey: z.string().optional(),
     /** On SIGTERM: no new calls; streams in flight get this long to finish. */
@@ -52,15 +57,32 @@ export const gatewayConfigSchema = z
 
 export type GatewayConfig = z.output<typeof gatewayConfigSchema>;
 
-/** The configuration with its token list split and TLS files read: what startGateway takes. */
-export type ResolvedGatewayConfig = GatewayConfig & { readonly tokens: readonly string[]; readonly tls?: { readonly cert: Buffer; readonly key: Buffer } };
+/** The configuration with its tokens (the list's and the file's) and TLS files read: what startGateway takes. */
+export type ResolvedGatewayConfig = GatewayConfig & { readonly tokens: readonly ApiToken[]; readonly tls?: { readonly cert: Buffer; readonly key: Buffer } };
 
 export function resolveGatewayConfig(env: NodeJS.ProcessEnv = process.env): ResolvedGatewayConfig {
   return withSecrets(parseOrThrow(gatewayConfigSchema, readEnv(ENV, env), { what: "gateway config" }));
 }
 
-/** Splits the token list and reads the TLS files a configuration names. */
+/** Reads the tokens (SWITCHYARD_API_TOKENS, then SWITCHYARD_API_TOKENS_FILE) and the TLS files a configuration names. */
 export function withSecrets(c: GatewayConfig): ResolvedGatewayConfig {
-  const tokens = String(c.apiTokens).split(",").map((t) => t.trim()).filter(Boolean);
+  const tokens = [...tokensFromList(String(c.apiTokens).split(",").map((t) => t.trim()).filter(Boolean)), ...(c.apiTokensFile ? readTokensFile(c.apiTokensFile) : [])];
   return { ...c, tokens, ...(c.tlsCert && c.tlsKey ? { tls: { cert: readFileSync(c.tlsCert), key: readFileSync(c.tlsKey) } } : {}) };
+}
+
+/** The tokens file: INVALID_ARGUMENT naming the file and the entry's field when it does not fit. */
+function readTokensFile(path: string): ApiToken[] {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, "utf8"));
+  } catch (e) {
+    throw new SwitchyardError(`SWITCHYARD_API_TOKENS_FILE ${path} cannot be read as JSON: ${(e as Error).message}`, Code.InvalidArgument, { field: "apiTokensFile", cause: e });
+  }
+  const tokens = tokensFromFile(parseOrThrow(apiTokensFileSchema, raw, { what: `API tokens file ${path}` }));
+  const names = new Set<string>();
+  for (const t of tokens) {
+    if (names.has(t.name)) throw new SwitchyardError(`API tokens file ${path}: name ${t.name} is used twice; names must be unique`, Code.InvalidArgument, { field: "apiTokensFile" });
+    names.add(t.name);
+  }
+  return tokens;
 }

@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
+import type { ApiToken } from "./auth";
 import { z } from "zod";
 import type { Bus, Subjects } from "@switchyard/contract";
 import { parseOrThrow } from "@switchyard/config";
@@ -282,18 +283,18 @@ export function createHttpHandler(o: HttpApiOptions): (req: IncomingMessage, res
     };
   };
 
-  async function kserveInfer(req: IncomingMessage, res: ServerResponse, model: string, version: string): Promise<void> {
+  async function kserveInfer(req: IncomingMessage, res: ServerResponse, model: string, version: string, caller: ApiToken | undefined): Promise<void> {
     const body = await readBody(req, limit);
     const h = req.headers["inference-header-content-length"];
     const ac = new AbortController();
     res.on("close", () => {
       if (!res.writableFinished) ac.abort();
     });
-    const r = await g.kserve.infer(() => parseRestInfer(body, Array.isArray(h) ? h[0] : h, model, version), undefined, ac.signal, req.headers);
+    const r = await g.kserve.infer(() => parseRestInfer(body, Array.isArray(h) ? h[0] : h, model, version), undefined, ac.signal, req.headers, caller);
     renderRestInfer(res, r);
   }
 
-  async function openAiGenerate(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  async function openAiGenerate(req: IncomingMessage, res: ServerResponse, caller: ApiToken | undefined): Promise<void> {
     const tracked = g.tracker.begin("openai");
     let span: Span | undefined;
     try {
@@ -319,6 +320,7 @@ export function createHttpHandler(o: HttpApiOptions): (req: IncomingMessage, res
         { params: { label, count: body.n ?? 1, steps: body.steps, sampler: body.sampler, guidance: body.guidance, shift: body.shift, seed: body.seed }, priority: body.priority ?? 0 },
         m,
       );
+      tracked.claim(caller, { work: built.params.count * built.params.steps, priority: built.priority, priorityField: "priority" });
       // The caller's traceparent header continues into the scheduler and the workers.
       span = tracer().startSpan("gateway.ImagesGenerate", { kind: SpanKind.SERVER, attributes: { "switchyard.request_id": built.requestId } }, extractContext(req.headers, ROOT_CONTEXT));
       const traceContext = injectContext(trace.setSpan(ROOT_CONTEXT, span));
@@ -359,11 +361,11 @@ export function createHttpHandler(o: HttpApiOptions): (req: IncomingMessage, res
     const openAi = path.startsWith("/v1/");
     try {
       const auth = req.headers.authorization;
-      if (!(path === "/v2/health/live" || path === "/v2/health/ready")) g.authorizeHeader(auth);
+      const caller = path === "/v2/health/live" || path === "/v2/health/ready" ? undefined : g.authorizeHeader(auth);
       if (openAi) {
         if (path === "/v1/images/generations") {
           if (method !== "POST") throw new SwitchyardError(`${method} ${path}: use POST`, Code.Unimplemented, { details: { http: "405" } });
-          await openAiGenerate(req, res);
+          await openAiGenerate(req, res, caller);
           return;
         }
         if (path === "/v1/models" && method === "GET") {
@@ -391,7 +393,7 @@ export function createHttpHandler(o: HttpApiOptions): (req: IncomingMessage, res
         const action = mm[3] ?? "";
         if (action === "infer") {
           if (method !== "POST") throw new SwitchyardError(`${method} ${clip(path)}: use POST`, Code.Unimplemented, { details: { http: "405" } });
-          await kserveInfer(req, res, model, version);
+          await kserveInfer(req, res, model, version, caller);
           return;
         }
         if (method !== "GET") throw new SwitchyardError(`${method} ${clip(path)}: use GET`, Code.Unimplemented, { details: { http: "405" } });

@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import type { ApiToken } from "./auth";
 import type { Bus, Subjects, SubmitMessage } from "@switchyard/contract";
 import { Code, SwitchyardError } from "@switchyard/errors";
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, extractContext, injectContext, trace, tracer } from "@switchyard/telemetry";
@@ -209,7 +210,8 @@ export interface KserveCore {
    * the transport's decoder as a function so that a request failing to decode is counted.
    */
   /** `trace`: the caller's W3C trace context carrier (gRPC metadata or HTTP headers as a map). */
-  infer(req: KserveRequest | (() => KserveRequest), callDeadlineMs: number | undefined, signal?: AbortSignal, trace?: Record<string, unknown>): Promise<KserveResult>;
+  /** `caller`: the API token it came with (its limits apply); undefined with tokens off. */
+  infer(req: KserveRequest | (() => KserveRequest), callDeadlineMs: number | undefined, signal?: AbortSignal, trace?: Record<string, unknown>, caller?: ApiToken): Promise<KserveResult>;
   /** Model metadata as KServe v2 defines it (REST field names; gRPC maps them). */
   metadata(): { name: string; versions: string[]; platform: string; inputs: TensorMeta[]; outputs: TensorMeta[] };
   readonly server: { name: string; version: string; extensions: string[] };
@@ -232,7 +234,7 @@ export function createKserveCore(o: KserveCoreOptions): KserveCore {
     inferenceCount: 0, executionCount: 0, lastInference: 0,
   };
 
-  function infer(decode: KserveRequest | (() => KserveRequest), callDeadlineMs: number | undefined, signal?: AbortSignal, carrier?: Record<string, unknown>): Promise<KserveResult> {
+  function infer(decode: KserveRequest | (() => KserveRequest), callDeadlineMs: number | undefined, signal?: AbortSignal, carrier?: Record<string, unknown>, caller?: ApiToken): Promise<KserveResult> {
     const t0 = Date.now();
     const tracked = o.tracker.begin("kserve");
     const span = tracer().startSpan("gateway.ModelInfer", { kind: SpanKind.SERVER }, carrier ? extractContext(carrier, ROOT_CONTEXT) : ROOT_CONTEXT);
@@ -251,6 +253,11 @@ export function createKserveCore(o: KserveCoreOptions): KserveCore {
         tracked.admit();
         req = typeof decode === "function" ? decode() : decode;
         parsed = parseInferRequest(req, m, t0);
+        tracked.claim(caller, {
+          work: parsed.submits.reduce((w, s) => w + s.params.count * s.params.steps, 0),
+          priority: Math.max(...parsed.submits.map((s) => s.priority)),
+          priorityField: KSERVE_FIELDS.priority,
+        });
       } catch (e) {
         failStat();
         tracked.fail(e);

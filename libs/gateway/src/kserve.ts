@@ -1,4 +1,5 @@
 import type * as grpc from "@grpc/grpc-js";
+import type { ApiToken } from "./auth";
 import { Code, SwitchyardError } from "@switchyard/errors";
 import type { Manifest } from "@switchyard/manifest";
 import { toGrpcStatus } from "@switchyard/proto";
@@ -110,7 +111,8 @@ function toWireResponse(r: KserveResult, streamed: boolean) {
 export interface KserveGrpcOptions {
   readonly core: KserveCore;
   readonly manifest: Manifest;
-  readonly authorize: (md: grpc.Metadata) => void;
+  /** The caller (undefined: tokens off); UNAUTHENTICATED when the call carries no valid token. */
+  readonly authorize: (md: grpc.Metadata) => ApiToken | undefined;
 }
 
 /** A call's gRPC deadline as ms since epoch; undefined when it has none. */
@@ -130,7 +132,8 @@ export function createKserveGrpc(o: KserveGrpcOptions): grpc.UntypedServiceImple
   const check = (r: { name: string; version: string }) => checkModel(m, r.name, r.version, { name: "name", version: "version" });
   const dur = (d: { count: number; ns: number }) => ({ count: d.count, ns: Math.round(d.ns) });
 
-  const runInfer = (wire: InferRequestWire, deadlineMs: number | undefined, signal: AbortSignal, md: grpc.Metadata) => core.infer(() => fromWire(wire), deadlineMs, signal, md.getMap());
+  const runInfer = (wire: InferRequestWire, deadlineMs: number | undefined, signal: AbortSignal, md: grpc.Metadata, caller: ApiToken | undefined) =>
+    core.infer(() => fromWire(wire), deadlineMs, signal, md.getMap(), caller);
 
   return {
     ServerLive: unary(() => ({ live: true })),
@@ -181,19 +184,21 @@ export function createKserveGrpc(o: KserveGrpcOptions): grpc.UntypedServiceImple
       };
     }),
     ModelInfer(call: grpc.ServerUnaryCall<InferRequestWire, unknown>, cb: grpc.sendUnaryData<unknown>) {
+      let caller: ApiToken | undefined;
       try {
-        o.authorize(call.metadata);
+        caller = o.authorize(call.metadata);
       } catch (e) {
         cb(toGrpcStatus(e));
         return;
       }
       const ac = new AbortController();
       call.on("cancelled", () => ac.abort());
-      runInfer(call.request, deadlineOf(call), ac.signal, call.metadata).then((r) => cb(null, toWireResponse(r, false)), (e) => cb(toGrpcStatus(e)));
+      runInfer(call.request, deadlineOf(call), ac.signal, call.metadata, caller).then((r) => cb(null, toWireResponse(r, false)), (e) => cb(toGrpcStatus(e)));
     },
     ModelStreamInfer(call: grpc.ServerDuplexStream<InferRequestWire, unknown>) {
+      let caller: ApiToken | undefined;
       try {
-        o.authorize(call.metadata);
+        caller = o.authorize(call.metadata);
       } catch (e) {
         call.emit("error", toGrpcStatus(e));
         return;
@@ -207,7 +212,7 @@ export function createKserveGrpc(o: KserveGrpcOptions): grpc.UntypedServiceImple
       };
       call.on("data", (req: InferRequestWire) => {
         pending++;
-        runInfer(req, deadlineOf(call), ac.signal, call.metadata)
+        runInfer(req, deadlineOf(call), ac.signal, call.metadata, caller)
           .then(
             (r) => call.write({ errorMessage: "", inferResponse: toWireResponse(r, true) }),
             (e) => {
