@@ -71,6 +71,30 @@ switchyard.io/group: {{ .group }}
 {{- end }}
 {{- end -}}
 
+{{/*
+A role's NATS user (nats.users) and, for schedulers and workers, the data plane's
+cluster secret. Called with (dict "root" $ "role" "gateway"|"scheduler"|"worker").
+*/}}
+{{- define "switchyard.roleEnv" -}}
+{{- $v := .root.Values -}}
+{{- if $v.nats.users.existingSecret }}
+- name: SWITCHYARD_NATS_USER
+  value: {{ index $v.nats.users .role | quote }}
+- name: SWITCHYARD_NATS_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ $v.nats.users.existingSecret }}
+      key: {{ .role }}
+{{- end }}
+{{- if and (ne .role "gateway") $v.clusterSecret.existingSecret }}
+- name: SWITCHYARD_CLUSTER_SECRET
+  valueFrom:
+    secretKeyRef:
+      name: {{ $v.clusterSecret.existingSecret }}
+      key: {{ $v.clusterSecret.key }}
+{{- end }}
+{{- end -}}
+
 {{/* Volumes every service shares: a writable /tmp (the root filesystem is read-only), NATS credentials, the model volume. */}}
 {{- define "switchyard.commonVolumes" -}}
 - name: tmp

@@ -180,6 +180,21 @@ describe.skipIf(!HELM || !VALIDATE)("Helm chart k8s/switchyard", () => {
     }
   });
 
+  it("connects each role as its own NATS user, and gives schedulers and workers (not gateways) the cluster secret, all from Secrets (ci/production-values.yaml)", () => {
+    const { objects } = render("production-values.yaml");
+    for (const role of ["gateway", "scheduler", "worker"]) {
+      for (const w of env(objects, role)) {
+        const e = podTemplate(w).spec.containers[0]!.env ?? [];
+        const by = (n: string) => e.find((x) => x.name === n);
+        expect(by("SWITCHYARD_NATS_USER")?.value).toBe(`switchyard-${role}`);
+        expect(by("SWITCHYARD_NATS_PASSWORD")?.valueFrom).toEqual({ secretKeyRef: { name: "switchyard-nats-users", key: role } });
+        if (role === "gateway") expect(by("SWITCHYARD_CLUSTER_SECRET")).toBeUndefined();
+        else expect(by("SWITCHYARD_CLUSTER_SECRET")?.valueFrom).toEqual({ secretKeyRef: { name: "switchyard-cluster-secret", key: "cluster-secret" } });
+        if (role === "gateway") expect(by("SWITCHYARD_API_TOKENS_FILE")?.value).toBe("/etc/switchyard/tokens/tokens.json");
+      }
+    }
+  });
+
   it.each(BAD)("refuses tests/bad/%s with a message naming the value", (file) => {
     const text = readFileSync(join(CHART, "tests/bad", file), "utf8");
     const expected = new RegExp(/^# expect: (.*)$/m.exec(text)![1]!);

@@ -49,6 +49,11 @@ function kvWrite(b: string): string[] {
 
 /** A role's permissions on the subjects of prefix `p` (subjects.ts). */
 export function rolePermissions(role: NatsRole, p: string): NatsPermissions {
+  const perm = permissionsOf(role, p);
+  return { ...perm, publish: [...new Set(perm.publish)], subscribe: [...new Set(perm.subscribe)] };
+}
+
+function permissionsOf(role: NatsRole, p: string): NatsPermissions {
   const plans = `${p}-plans`;
   const requests = `${p}-requests`;
   switch (role) {

@@ -7,6 +7,7 @@ import { UP_HELP, runUp } from "./commands/up";
 import { PLACEMENT_HELP, TRACE_HELP, runPlacement, runTrace } from "./commands/placement";
 import { loadManifest } from "@switchyard/manifest";
 import { CACHE_HELP, runCache } from "./commands/cache";
+import { NATS_CONFIG_HELP, runNatsConfig } from "./commands/nats-config";
 import { LOADTEST_HELP, runLoadtestCommand } from "@switchyard/loadtest";
 
 const HELP = `switchyard — serving runtime for MoE flow-matching transformers
@@ -18,6 +19,7 @@ Commands:
   trace      routing-trace statistics and export
   placement  solve, simulate, diff, apply, status and roll back expert placements
   cache      expert-cache figures of a running cluster's workers
+  nats-config  a NATS authorization block with a user per role, for a cluster's NATS
   loadtest   open- and closed-loop loads, sweeps and SLO search against a cluster; compare runs
 
 Run 'switchyard <command> --help' for a command's options.
@@ -30,6 +32,7 @@ const COMMANDS: Record<string, { help: string; run: (flags: Record<string, unkno
   quality: { help: QUALITY_HELP, run: runQuality },
   up: { help: UP_HELP, run: runUp },
   cache: { help: CACHE_HELP, run: (f, _m, p) => runCache(f, p) },
+  "nats-config": { help: NATS_CONFIG_HELP, run: (f) => runNatsConfig(f) },
   loadtest: { help: LOADTEST_HELP, run: (f, _m, p) => runLoadtestCommand(f, p) },
 };
 
