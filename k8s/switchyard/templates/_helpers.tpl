@@ -86,13 +86,18 @@ cluster secret. Called with (dict "root" $ "role" "gateway"|"scheduler"|"worker"
       name: {{ $v.nats.users.existingSecret }}
       key: {{ .role }}
 {{- end }}
-{{- if and (ne .role "gateway") $v.clusterSecret.existingSecret }}
+{{- if ne .role "gateway" }}
 - name: SWITCHYARD_CLUSTER_SECRET
   valueFrom:
     secretKeyRef:
-      name: {{ $v.clusterSecret.existingSecret }}
+      name: {{ include "switchyard.clusterSecretName" .root }}
       key: {{ $v.clusterSecret.key }}
 {{- end }}
+{{- end -}}
+
+{{/* The Secret holding the data plane's cluster secret: the one given, or the chart's generated one. */}}
+{{- define "switchyard.clusterSecretName" -}}
+{{- default (printf "%s-cluster-secret" (include "switchyard.fullname" .)) .Values.clusterSecret.existingSecret -}}
 {{- end -}}
 
 {{/* Volumes every service shares: a writable /tmp (the root filesystem is read-only), NATS credentials, the model volume. */}}

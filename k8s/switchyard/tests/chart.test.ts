@@ -172,7 +172,17 @@ describe.skipIf(!HELM || !VALIDATE)("Helm chart k8s/switchyard", () => {
   it("defaults to a secure, complete deployment", () => {
     const { objects } = render("default-values.yaml");
     const kinds = objects.map((o) => o.kind).sort();
-    expect(kinds).toEqual(["ConfigMap", "Deployment", "Deployment", "NetworkPolicy", "NetworkPolicy", "NetworkPolicy", "PodDisruptionBudget", "PodDisruptionBudget", "PodDisruptionBudget", "Service", "Service", "ServiceAccount", "StatefulSet"]);
+    expect(kinds).toEqual(["ConfigMap", "Deployment", "Deployment", "NetworkPolicy", "NetworkPolicy", "NetworkPolicy", "PodDisruptionBudget", "PodDisruptionBudget", "PodDisruptionBudget", "Secret", "Service", "Service", "ServiceAccount", "StatefulSet"]);
+    // the data plane is authenticated by default: a generated cluster secret, given to schedulers and workers
+    const secret = objects.find((o) => o.kind === "Secret")!;
+    expect(secret.metadata.name).toBe("rel-switchyard-cluster-secret");
+    const value = Buffer.from((secret as unknown as { data: Record<string, string> }).data["cluster-secret"]!, "base64").toString();
+    expect(value).toMatch(/^[A-Za-z0-9]{32}$/);
+    for (const role of ["scheduler", "worker"]) {
+      for (const w of env(objects, role)) {
+        expect(podTemplate(w).spec.containers[0]!.env?.find((x) => x.name === "SWITCHYARD_CLUSTER_SECRET")?.valueFrom).toEqual({ secretKeyRef: { name: "rel-switchyard-cluster-secret", key: "cluster-secret" } });
+      }
+    }
     for (const w of workloads(objects)) {
       const sc = podTemplate(w).spec.securityContext!;
       expect(sc).toMatchObject({ runAsNonRoot: true, runAsUser: 10001 });
