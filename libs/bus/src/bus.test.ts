@@ -165,7 +165,7 @@ function contract(name: string, make: () => Promise<Bus>, skip = false) {
     });
 
     it("lists keys by wildcard and deletes them with their history (the request journal's use)", async () => {
-      const kv = await bus.kv(`requests-${Math.random().toString(36).slice(2, 8)}`);
+      const kv = await bus.kv(`requests-${Math.random().toString(36).slice(2, 8)}`, { maxAgeMs: 60_000 });
       await kv.put("g0.a", 1);
       await kv.put("g0.b", 2);
       await kv.put("g1.a", 3);

@@ -123,7 +123,8 @@ class MemoryBus implements Bus {
     }
   }
 
-  async kv(bucket: string): Promise<Kv> {
+  /** `maxAgeMs` is not applied in memory (the process does not live that long). */
+  async kv(bucket: string, _options?: { readonly maxAgeMs?: number }): Promise<Kv> {
     let kv = this.kvs.get(bucket);
     if (!kv) this.kvs.set(bucket, (kv = new MemoryKv(this.rev)));
     return kv;

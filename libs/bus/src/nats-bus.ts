@@ -154,11 +154,11 @@ class NatsBus implements Bus {
     return unwrapReply(reply);
   }
 
-  kv(bucket: string): Promise<Kv> {
+  kv(bucket: string, options: { readonly maxAgeMs?: number } = {}): Promise<Kv> {
     let p = this.kvs.get(bucket);
     if (!p) {
       p = new Kvm(this.nc)
-        .create(bucket, { history: this.kvHistory })
+        .create(bucket, { history: this.kvHistory, ...(options.maxAgeMs ? { ttl: options.maxAgeMs } : {}) })
         .then((kv) => new NatsKv(kv) as Kv)
         .catch((e) => {
           this.kvs.delete(bucket);

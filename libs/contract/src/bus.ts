@@ -46,7 +46,11 @@ export interface Bus {
    * `headers` travel as NATS message headers (e.g. W3C `traceparent`).
    */
   request(subject: string, payload: Json, options?: { timeoutMs?: number; headers?: Readonly<Record<string, string>> }): Promise<Json>;
-  kv(bucket: string): Promise<Kv>;
+  /**
+   * A KV bucket, created if missing. `maxAgeMs`: entries (and the markers deletes leave)
+   * older than this are dropped by the store; every opener of a bucket passes the same.
+   */
+  kv(bucket: string, options?: { readonly maxAgeMs?: number }): Promise<Kv>;
   /** Waits until published messages have reached the server (no-op in memory). */
   flush(): Promise<void>;
   close(): Promise<void>;

@@ -2,7 +2,7 @@ export type { Bus, Json, Kv, KvEntry, Subscription } from "./bus";
 export { DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_REQUEST_TIMEOUT_MS } from "./bus";
 export { subjects, groupOf, DEFAULT_SUBJECT_PREFIX, DEFAULT_SERVING_GROUP, SCHEDULER_QUEUE_GROUP } from "./subjects";
 export type { Subjects } from "./subjects";
-export { planInForce, journalRecord, MAX_REQUEST_ID_CHARS, MAX_IMAGES_PER_REQUEST } from "./messages";
+export { planInForce, journalRecord, REQUEST_JOURNAL_MAX_AGE_MS, MAX_REQUEST_ID_CHARS, MAX_IMAGES_PER_REQUEST } from "./messages";
 export type { SubmitMessage, SubmitReply, RequestEvent, ProgressEvent, DoneEvent, SchedulerStats, PlanInForce, JournalRecord } from "./messages";
 export { channels, decode, publish, subscribe, serve, request } from "./channels";
 export type { Channels } from "./channels";

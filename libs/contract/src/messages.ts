@@ -102,6 +102,13 @@ export const journalRecord = z.object({
 });
 export type JournalRecord = z.output<typeof journalRecord>;
 
+/**
+ * The journal bucket's age limit: a record (or the marker its removal leaves — one per
+ * request) older than a day is dropped by JetStream, so the bucket does not grow with
+ * every request ever served. A request held longer than this is not resumed after a crash.
+ */
+export const REQUEST_JOURNAL_MAX_AGE_MS = 24 * 60 * 60 * 1000;
+
 /** gateway → schedulers (`cancel`). */
 export const cancelMessage = z.object({ requestId: z.string().min(1).max(MAX_REQUEST_ID_CHARS) });
 export type CancelMessage = z.output<typeof cancelMessage>;

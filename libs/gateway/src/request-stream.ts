@@ -1,4 +1,4 @@
-import { type Bus, type DoneEvent, type ProgressEvent, type SubmitMessage, type SubmitReply, type Subjects, base64ToF32, channels, publish, request, subscribe } from "@switchyard/contract";
+import { REQUEST_JOURNAL_MAX_AGE_MS, type Bus, type DoneEvent, type ProgressEvent, type SubmitMessage, type SubmitReply, type Subjects, base64ToF32, channels, publish, request, subscribe } from "@switchyard/contract";
 import { Code, SwitchyardError } from "@switchyard/errors";
 
 export interface RequestHandlers {
@@ -99,7 +99,7 @@ export function startRequest(bus: Bus, subjects: Subjects, model: string, submit
     probing = true;
     void (async () => {
       try {
-        const journal = await bus.kv(subjects.requestsBucket);
+        const journal = await bus.kv(subjects.requestsBucket, { maxAgeMs: REQUEST_JOURNAL_MAX_AGE_MS });
         const held = await journal.keys(subjects.journalKey(id, "*"));
         if (finished) return;
         if (held.length > 0) heardAt = Date.now(); // stored: the scheduler that resumes it will speak

@@ -1,4 +1,4 @@
-import { type Bus, type JournalRecord, type Kv, type Subjects, decode, journalRecord } from "@switchyard/contract";
+import { type Bus, type JournalRecord, type Kv, REQUEST_JOURNAL_MAX_AGE_MS, type Subjects, decode, journalRecord } from "@switchyard/contract";
 import { Code, SwitchyardError } from "@switchyard/errors";
 
 /**
@@ -26,7 +26,7 @@ export interface RequestJournal {
 
 export function createRequestJournal(bus: Bus, subjects: Subjects, log: (msg: string) => void = () => undefined): RequestJournal {
   let kv: Promise<Kv> | undefined;
-  const bucket = () => (kv ??= bus.kv(subjects.requestsBucket).catch((e) => {
+  const bucket = () => (kv ??= bus.kv(subjects.requestsBucket, { maxAgeMs: REQUEST_JOURNAL_MAX_AGE_MS }).catch((e) => {
     kv = undefined;
     throw e;
   }));
