@@ -4,7 +4,11 @@
  *     rounds alternate engine and PyTorch so that machine noise hits both alike;
  *  2. sample quality against model calls for euler, heun and the pseudo-corrector.
  *
- *   npm run bench:engine -- [--rounds 5] [--iters 5] [--per-class 20] [--threads 2] [--skip-quality]
+ *   npm run bench:engine -- [--rounds 5] [--iters 5] [--per-class 20] [--threads 2] [--skip-quality] [--engine-only]
+ *
+ * The PyTorch side is the model rebuilt from the committed parts, checked against the
+ * golden tensors first; a PyTorch side that is missing or fails is an error unless
+ * --engine-only is given.
  */
 import { spawn } from "node:child_process";
 import { createInterface } from "node:readline";
@@ -25,6 +29,7 @@ const { values: flags } = parseArgs({
     threads: { type: "string", default: String(Math.min(4, availableParallelism())) },
     "skip-quality": { type: "boolean", default: false },
     batches: { type: "string", default: "1,8,32" },
+    "engine-only": { type: "boolean", default: false },
   },
 });
 const rounds = Number(flags.rounds);
@@ -35,7 +40,7 @@ const dir = BUNDLED_MODEL_DIR;
 const GUIDANCE = 2;
 
 /** The PyTorch side: a python process answering one JSON line per command. */
-async function startTorch(): Promise<{ step(batch: number): Promise<number[]>; info: string; close(): void } | undefined> {
+async function startTorch(): Promise<{ step(batch: number): Promise<number[]>; info: string; close(): void }> {
   const py = spawn("python3", [join(import.meta.dirname, "../../model-zoo/bench_server.py"), dir, String(threads)], {
     cwd: join(import.meta.dirname, "../../model-zoo"),
     stdio: ["pipe", "pipe", "inherit"],
@@ -48,8 +53,9 @@ async function startTorch(): Promise<{ step(batch: number): Promise<number[]>; i
   };
   try {
     const hello = await next();
+    if (hello.error) throw new Error(String(hello.error));
     return {
-      info: `torch ${String(hello.torch)}, ${String(hello.threads)} threads`,
+      info: `torch ${String(hello.torch)}, ${String(hello.threads)} threads; rebuilt model within ${Number(hello.rebuild_max_abs_diff).toExponential(2)} of the golden tensors (${String(hello.checked)} outputs)`,
       async step(batch) {
         py.stdin.write(JSON.stringify({ op: "step", batch, iters, guidance: GUIDANCE }) + "\n");
         return (await next()).ms as number[];
@@ -59,9 +65,8 @@ async function startTorch(): Promise<{ step(batch: number): Promise<number[]>; i
       },
     };
   } catch (e) {
-    console.log(`PyTorch side unavailable (${(e as Error).message}); install tools/model-zoo/requirements.txt to compare`);
     py.kill();
-    return undefined;
+    throw new Error(`the PyTorch side failed: ${(e as Error).message} (install tools/model-zoo/requirements.txt, or pass --engine-only to time the engine alone)`);
   }
 }
 
@@ -70,7 +75,7 @@ async function main(): Promise<void> {
   const engine = createEngine({ parts });
   const m = parts.manifest;
   const P = m.image.channels * m.image.height * m.image.width;
-  const torch = await startTorch();
+  const torch = flags["engine-only"] ? undefined : await startTorch();
   console.log(`# engine step time vs PyTorch eager (one euler step, guidance ${GUIDANCE} => 2 rows/image; median of ${rounds}×${iters}; ${threads} threads)`);
   if (torch) console.log(`# ${torch.info}`);
   const rows: (string | number)[][] = [];

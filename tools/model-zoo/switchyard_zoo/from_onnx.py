@@ -4,7 +4,10 @@ shipping a second copy of them.
 
 The legacy exporter stores nn.Linear weights of 3-D inputs as transposed MatMul
 initializers (`onnx::MatMul_N`); within a part their shapes are distinct, so each is
-matched to its parameter by shape.
+matched to its parameter by shape. The graph rewrites (fused attention, 2-D Gemm) add
+shape constants named after their nodes (`/proj/MatMul_2d_in_shape`): skipped. Any other
+initializer that matches no parameter is an error, so a part the rebuild does not
+understand cannot pass unnoticed.
 """
 import json
 import os
@@ -38,8 +41,14 @@ def load_model(model_dir: str) -> MoEDiT:
                   "expert": f"blocks.{part.get('layer')}.experts.{part.get('expert')}."}[kind]
         matmuls = {v.shape: v for k, v in init.items() if k.startswith("onnx::MatMul")}
         for k, v in init.items():
-            if not k.startswith("onnx::"):
+            if k.startswith("onnx::"):
+                continue
+            if prefix + k in sd:
                 new[prefix + k] = v
+            elif not k.startswith("/"):
+                # "/proj/MatMul_2d_in_shape" and the like are shape constants of the graph
+                # rewrites (fused attention, 2-D Gemm), not parameters; anything else is.
+                raise KeyError(f"{name}: initializer {k} {tuple(v.shape)} matches no parameter of the PyTorch model")
         for key, ref in sd.items():
             if key.startswith(prefix) and key not in new and key.endswith("weight"):
                 t = matmuls.get(tuple(reversed(ref.shape)))
