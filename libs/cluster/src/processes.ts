@@ -39,7 +39,7 @@ export interface ProcessClusterOptions {
    * store) that exits unasked, with RESTART_BACKOFF. `switchyard up` does; default off.
    */
   readonly restart?: boolean;
-  /** Told of each restart (default: `log`). */
+  /** Told of each restart (the line also goes to `log`, as the service's `[supervisor] …` line). */
   readonly onRestart?: (line: string) => void;
   /**
    * NATS users per role (nats-auth.ts). With `nats`: the users that server knows. Without:
@@ -245,13 +245,14 @@ function startService(name: string, service: string, env: Record<string, string>
 
 export async function startProcessCluster(o: ProcessClusterOptions): Promise<ProcessCluster> {
   let natsServer: NatsServer | undefined;
-  const sup: Supervision = { restart: o.restart === true, onRestart: o.onRestart ?? o.log };
+  const sup: Supervision = { restart: o.restart === true, onRestart: o.onRestart };
   const prefix = o.subjectPrefix ?? DEFAULT_SUBJECT_PREFIX;
   const natsUsers = o.natsUsers === true ? generateNatsUsers() : o.natsUsers;
   const nats =
     o.nats ??
     (natsServer = await startNatsServer({
-      restart: sup.restart, ...(sup.onRestart ? { onRestart: sup.onRestart } : {}),
+      // nats-server has no output lines of its own here: its restarts go to `log` when nobody else listens
+      restart: sup.restart, ...((o.onRestart ?? o.log) ? { onRestart: (o.onRestart ?? o.log)! } : {}),
       ...(natsUsers ? { config: natsAuthorizationConfig(natsUsers, prefix) } : {}),
     })).url;
   const clusterSecret = o.clusterSecret === true ? generateClusterSecret() : o.clusterSecret;

@@ -8,7 +8,7 @@ import { type GatewayMetrics, type RequestTracker, createGatewayMetrics, createR
 import { type ApiToken, authenticate, tokensFromList } from "./auth";
 import { createKserveGrpc, deadlineOf } from "./kserve";
 import { type KserveCore, createKserveCore } from "./kserve-core";
-import { NATIVE_FIELDS, buildSubmit, clip } from "./submit";
+import { NATIVE_FIELDS, buildSubmit, clip, workOf } from "./submit";
 import { unaryHandler } from "./unary";
 import { type RequestWatch, startRequest } from "./request-stream";
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, extractContext, injectContext, trace, tracer } from "@switchyard/telemetry";
@@ -142,7 +142,7 @@ export function createGatewayApi(o: GatewayOptions): Gateway {
         const caller = authorize(call.metadata);
         tracked.admit();
         submit = toSubmit(call.request, m, deadlineOf(call));
-        tracked.claim(caller, { work: submit.params.count * submit.params.steps, priority: submit.priority, priorityField: NATIVE_FIELDS.priority });
+        tracked.claim(caller, { work: workOf(submit), priority: submit.priority, priorityField: NATIVE_FIELDS.priority });
       } catch (e) {
         fail(e);
         return;

@@ -9,7 +9,7 @@ import { MAX_IMAGES_PER_REQUEST, type Manifest } from "@switchyard/manifest";
 import type { Gateway } from "./api";
 import { type KserveRequest, type KserveResult, KSERVE_INPUT, KSERVE_MAX_BATCH, KSERVE_OUTPUT, checkModel } from "./kserve-core";
 import { type RequestWatch, startRequest } from "./request-stream";
-import { buildSubmit, clip } from "./submit";
+import { buildSubmit, clip, workOf } from "./submit";
 
 /**
  * The gateway's HTTP/REST endpoints, on one port (Triton's convention is 8000):
@@ -320,7 +320,7 @@ export function createHttpHandler(o: HttpApiOptions): (req: IncomingMessage, res
         { params: { label, count: body.n ?? 1, steps: body.steps, sampler: body.sampler, guidance: body.guidance, shift: body.shift, seed: body.seed }, priority: body.priority ?? 0 },
         m,
       );
-      tracked.claim(caller, { work: built.params.count * built.params.steps, priority: built.priority, priorityField: "priority" });
+      tracked.claim(caller, { work: workOf(built), priority: built.priority, priorityField: "priority" });
       // The caller's traceparent header continues into the scheduler and the workers.
       span = tracer().startSpan("gateway.ImagesGenerate", { kind: SpanKind.SERVER, attributes: { "switchyard.request_id": built.requestId } }, extractContext(req.headers, ROOT_CONTEXT));
       const traceContext = injectContext(trace.setSpan(ROOT_CONTEXT, span));

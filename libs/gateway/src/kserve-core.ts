@@ -6,7 +6,7 @@ import { ROOT_CONTEXT, SpanKind, SpanStatusCode, extractContext, injectContext, 
 import type { Manifest } from "@switchyard/manifest";
 import type { RequestTracker } from "./admission";
 import { type RequestWatch, startRequest } from "./request-stream";
-import { buildSubmit, clip } from "./submit";
+import { buildSubmit, clip, workOf } from "./submit";
 
 /**
  * KServe v2 / Open Inference Protocol, independent of the transport: the gRPC
@@ -254,7 +254,7 @@ export function createKserveCore(o: KserveCoreOptions): KserveCore {
         req = typeof decode === "function" ? decode() : decode;
         parsed = parseInferRequest(req, m, t0);
         tracked.claim(caller, {
-          work: parsed.submits.reduce((w, s) => w + s.params.count * s.params.steps, 0),
+          work: parsed.submits.reduce((w, s) => w + workOf(s), 0),
           priority: Math.max(...parsed.submits.map((s) => s.priority)),
           priorityField: KSERVE_FIELDS.priority,
         });

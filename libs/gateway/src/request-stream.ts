@@ -117,25 +117,22 @@ export function startRequest(bus: Bus, subjects: Subjects, model: string, submit
     const retryUntil = Math.min(Date.now() + (watch.submitRetryMs ?? DEFAULT_SUBMIT_RETRY_MS), submit.deadlineMs ?? Infinity);
     // The trace context goes as NATS headers (W3C traceparent), the way NATS carries it.
     const { trace, ...body } = submit;
+    const accept = (reply: SubmitReply) => {
+      accepted = true;
+      heardAt = Date.now();
+      h.accepted?.(reply);
+    };
     for (let attempt = 0; ; attempt++) {
       try {
         await bus.flush();
         const reply = await request(bus, ch.intake(model), body, { timeoutMs: submitTimeoutMs, ...(trace ? { headers: trace } : {}) });
-        if (finished) return;
-        accepted = true;
-        heardAt = Date.now();
-        h.accepted?.(reply);
+        if (!finished) accept(reply);
         return;
       } catch (err) {
         if (finished) return;
         const se = SwitchyardError.from(err);
         // An earlier attempt that timed out had been stored after all: it is ours.
-        if (attempt > 0 && se.code === Code.AlreadyExists) {
-          accepted = true;
-          heardAt = Date.now();
-          h.accepted?.({ accepted: true, queuePosition: 0 });
-          return;
-        }
+        if (attempt > 0 && se.code === Code.AlreadyExists) return accept({ accepted: true, queuePosition: 0 });
         const backoff = Math.min(250 * 2 ** attempt, 2000);
         const transient = se.code === Code.Unavailable || se.code === Code.DeadlineExceeded;
         if (transient && Date.now() + backoff < retryUntil) {

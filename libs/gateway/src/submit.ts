@@ -70,6 +70,11 @@ export function maxPreviewImages(m: Manifest, maxPayloadBytes = DEFAULT_MAX_PAYL
   return Math.floor((maxPayloadBytes - EVENT_ENVELOPE_BYTES) / perImage);
 }
 
+/** A request's work as limits count it: images × steps. */
+export function workOf(s: SubmitMessage): number {
+  return s.params.count * s.params.steps;
+}
+
 /** Validated, defaulted submit message; INVALID_ARGUMENT naming the protocol's field. */
 export function buildSubmit(input: SubmitInput, m: Manifest, names: SubmitFieldNames = NATIVE_FIELDS): SubmitMessage {
   const priority = checkPriority(input.priority ?? 0, names.priority);

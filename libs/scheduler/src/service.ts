@@ -120,7 +120,6 @@ class Scheduler implements SchedulerService {
   /** Final events of requests finished lately, for `resend` (oldest first). */
   private readonly recent = new Map<string, { readonly atMs: number; readonly bytes: number; readonly events: RequestEvent[] }>();
   private recentBytes = 0;
-  private resumed: Promise<void> = Promise.resolve();
   private subs: Subscription[] = [];
   private seq = 0;
   private running = false;
@@ -186,8 +185,7 @@ class Scheduler implements SchedulerService {
     this.subs.push(subscribe(this.o.bus, ch.resend, (msg) => this.onResend(msg.requestId)));
     this.metricsTimer = setInterval(() => publish(this.o.bus, ch.schedulerMetrics, this.stats()), METRICS_INTERVAL_MS);
     this.metricsTimer.unref?.();
-    this.resumed = this.resume();
-    this.loop = this.resumed.then(() => this.run());
+    this.loop = this.resume().then(() => this.run());
   }
 
   /**
