@@ -86,7 +86,8 @@ async function perf(args: string[], timeoutMs = 150_000) {
   const base = ["-m", "dit-moe-fmnist", "--measurement-mode", "count_windows", "--stability-percentage", "999", "--max-trials", "8"];
   const { stdout } = await run(perfAnalyzer!, [...base, ...args], { encoding: "utf8", timeout: timeoutMs, maxBuffer: 16 << 20 });
   const rows: PerfRow[] = [...stdout.matchAll(/^(Concurrency|Request Rate): ([\d.]+), throughput: ([\d.]+) infer\/sec, latency (\d+) usec/gm)].map((m) => ({
-    level: `${m[1]} ${m[2]}`,
+    // perf_analyzer prints a rate as "4" on some runs and "4.00" on others (a clean-clone CI run printed 4.00).
+    level: `${m[1]} ${Number(m[2])}`,
     throughput: Number(m[3]),
     latencyUs: Number(m[4]),
   }));
