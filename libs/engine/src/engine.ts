@@ -51,13 +51,20 @@ export function expertChunks(y: Float32Array, offsets: Int32Array, D: number): F
 }
 
 /**
- * Experts on this process's ModelParts, one call per expert. With `loadMissing`, an
+ * Experts on this process's ModelParts: one call per layer where the parts run
+ * experts grouped (runExperts), else one per expert. With `loadMissing`, an
  * expert not loaded yet is loaded first (a worker taking over from its host store);
  * without, it is FAILED_PRECONDITION as ModelParts says.
  */
 export function partsExpertRunner(parts: ModelParts, options: { loadMissing?: boolean } = {}): LayerExpertRunner {
   const D = parts.manifest.architecture.hiddenSize;
   return async (layer, experts, offsets, x) => {
+    if (parts.runExperts) {
+      if (options.loadMissing) {
+        for (let i = 0; i < experts.length; i++) if (offsets[i + 1]! > offsets[i]! && !parts.hasExpert(layer, experts[i]!)) await parts.loadExpert(layer, experts[i]!);
+      }
+      return parts.runExperts(layer, experts, offsets, x);
+    }
     const out: Float32Array[] = [];
     for (let i = 0; i < experts.length; i++) {
       const e = experts[i]!;
@@ -74,15 +81,25 @@ export function partsExpertRunner(parts: ModelParts, options: { loadMissing?: bo
 
 /** The default executor: every expert of the layer on this process's ModelParts. */
 export function createLocalExecutor(parts: ModelParts): ExpertExecutor {
-  return createBatchedExecutor(parts.manifest.architecture.hiddenSize, partsExpertRunner(parts));
+  // The parts' runner is done with a layer's gathered rows when it resolves.
+  return createBatchedExecutor(parts.manifest.architecture.hiddenSize, partsExpertRunner(parts), { reuseRows: true });
 }
 
 /**
  * An executor that hands a whole layer to `run` in one call (one message to an expert
  * device instead of one per expert), then combines in the engine's order: results are
- * bitwise those of the local executor.
+ * bitwise those of the local executor. With `reuseRows`, the gathered rows go into one
+ * buffer kept across layers (a runner that holds on to `x` after it resolves, or
+ * transfers it, must not be given it): at batch 32 a fresh 3 MB buffer per layer cost
+ * more than the copy into it.
  */
-export function createBatchedExecutor(D: number, run: LayerExpertRunner): ExpertExecutor {
+export function createBatchedExecutor(D: number, run: LayerExpertRunner, options: { reuseRows?: boolean } = {}): ExpertExecutor {
+  let scratch: Float32Array<ArrayBuffer> = new Float32Array(0);
+  const rowsBuffer = (floats: number): Float32Array<ArrayBuffer> => {
+    if (!options.reuseRows) return new Float32Array(floats);
+    if (scratch.length < floats) scratch = new Float32Array(Math.max(floats, Math.ceil(scratch.length * 1.5)));
+    return scratch.subarray(0, floats);
+  };
   return {
     async runLayer(layer, u, groups, _rows, init) {
       const { offsets, row, weight } = groups;
@@ -90,7 +107,7 @@ export function createBatchedExecutor(D: number, run: LayerExpertRunner): Expert
       for (let e = 0; e < groups.numExperts; e++) if (offsets[e + 1]! > offsets[e]!) active.push(e);
       const n = offsets[groups.numExperts]!;
       if (n === 0) return init();
-      const x = gatherRows(u, D, row, 0, n);
+      const x = gatherRows(u, D, row, 0, n, rowsBuffer(n * D));
       // Inactive experts own empty ranges, so the active ones' ranges tile 0..n.
       const off = new Int32Array(active.length + 1);
       active.forEach((e, i) => (off[i] = offsets[e]!));

@@ -92,7 +92,8 @@ export function activeExperts(groups: ExpertGroups): number {
 
 /** Copies the listed rows of `src` ([*, D]) into a contiguous [rows.length, D] buffer. */
 export function gatherRows(src: Float32Array, dim: number, rows: Int32Array, begin: number, end: number, out = new Float32Array((end - begin) * dim)): Float32Array {
-  // TypedArray#set of a row view is a native copy: ~1.6x faster than an element loop here.
+  // TypedArray#set of a row view is a native copy: ~1.6x faster than an element loop here
+  // (measured again in #17 inside the engine at batch 32: 8.6 ms/step against 15.6).
   for (let i = begin; i < end; i++) {
     const s = (rows[i] as number) * dim;
     out.set(src.subarray(s, s + dim), (i - begin) * dim);

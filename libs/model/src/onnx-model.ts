@@ -1,8 +1,10 @@
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { availableParallelism } from "node:os";
 import * as ort from "onnxruntime-node";
 import { Code, SwitchyardError } from "@switchyard/errors";
 import { type Manifest, type PartIndex, type PartSpec, indexParts, loadManifest } from "@switchyard/manifest";
+import { groupExpertModels, groupedName } from "./expert-group";
 
 /** Outputs of `block{l}.dense` for a batch of B images (flat, row-major). */
 export interface DenseOutputs {
@@ -27,6 +29,12 @@ export interface ModelParts {
   dense(layer: number, h: Float32Array, c: Float32Array, batch: number): Promise<DenseOutputs>;
   /** Runs expert `expert` of `layer` over `rows` rows of u ([rows, D]); FAILED_PRECONDITION when not loaded. */
   expert(layer: number, expert: number, u: Float32Array, rows: number): Promise<Float32Array>;
+  /**
+   * Runs several experts of one layer in one call: expert experts[i] over rows
+   * offsets[i]..offsets[i+1]-1 of x ([n, D]); one output per expert, bitwise what
+   * expert() gives for each. Optional: callers fall back to expert() per expert.
+   */
+  runExperts?(layer: number, experts: Int32Array, offsets: Int32Array, x: Float32Array): Promise<Float32Array[]>;
   shared(layer: number, u: Float32Array, rows: number): Promise<Float32Array>;
   final(h: Float32Array, c: Float32Array, batch: number): Promise<Float32Array>;
   hasExpert(layer: number, expert: number): boolean;
@@ -46,6 +54,13 @@ export interface OnnxModelOptions {
   readonly denseThreads?: number;
   /** Intra-op threads for expert and shared sessions (tiny matmuls: 1 avoids pool overhead). */
   readonly expertThreads?: number;
+  /**
+   * Runs each layer's loaded experts as one grouped session (one call per layer instead of
+   * one per expert; see expert-group.ts). Default on. It holds a second copy of the
+   * loaded experts' weights; it is rebuilt, on the next call, after an expert is loaded or
+   * released, and used only once it has given bitwise the parts' outputs on a probe.
+   */
+  readonly groupExperts?: boolean;
 }
 
 /** Dense parts are matmuls over B*T rows: use the cores, up to 4. */
@@ -59,9 +74,8 @@ export const DEFAULT_DENSE_THREADS_WITH_DEVICE = Math.max(1, Math.min(4, availab
 /** Expert calls are small (tens of rows); a thread pool costs more than it gives. */
 export const DEFAULT_EXPERT_THREADS = 1;
 
-async function createSession(dir: string, part: Pick<PartSpec, "name" | "file">, threads: number): Promise<ort.InferenceSession> {
-  try {
-    return await ort.InferenceSession.create(join(dir, part.file), {
+function sessionOptions(threads: number): ort.InferenceSession.SessionOptions {
+  return {
       intraOpNumThreads: threads,
       interOpNumThreads: 1,
       executionMode: "sequential",
@@ -70,7 +84,12 @@ async function createSession(dir: string, part: Pick<PartSpec, "name" | "file">,
       // Every session has its own intra-op pool; spinning pools starve each other and
       // the JS thread (measured: 4x slower steps at 2 threads with spinning on).
       extra: { session: { intra_op: { allow_spinning: "0" }, inter_op: { allow_spinning: "0" } } },
-    });
+  };
+}
+
+async function createSession(dir: string, part: Pick<PartSpec, "name" | "file">, threads: number): Promise<ort.InferenceSession> {
+  try {
+    return await ort.InferenceSession.create(join(dir, part.file), sessionOptions(threads));
   } catch (e) {
     throw new SwitchyardError(`cannot load part ${part.name} from ${part.file}`, Code.DataLoss, { cause: e });
   }
@@ -81,10 +100,27 @@ function f32(t: ort.Tensor | undefined, what: string): Float32Array {
   return t.data as Float32Array;
 }
 
+/** A layer's loaded experts as one session (expert-group.ts). */
+interface LayerGroup {
+  readonly session: ort.InferenceSession;
+  /** Member experts (ids within the layer), ascending. */
+  readonly members: readonly number[];
+  readonly isMember: Uint8Array;
+  /** Runs in flight: a retired group is released when the last one ends. */
+  active: number;
+  retired: boolean;
+}
+
+/** Rows per member in the probe a grouped session must pass before use. */
+const GROUP_PROBE_ROWS = 3;
+
 class OnnxModel implements ModelParts {
   private readonly experts: (ort.InferenceSession | undefined)[][];
   private readonly loading = new Map<string, Promise<void>>();
   private closed = false;
+  /** Per layer: the grouped session being built or in use; undefined = build on next call. */
+  private readonly groups: (Promise<LayerGroup | undefined> | undefined)[];
+  private readonly noRows: ort.Tensor;
 
   constructor(
     readonly manifest: Manifest,
@@ -95,8 +131,11 @@ class OnnxModel implements ModelParts {
     private readonly sShared: (ort.InferenceSession | undefined)[],
     private readonly sFinal: ort.InferenceSession,
     private readonly expertThreads: number,
+    private readonly groupExperts: boolean,
   ) {
     this.experts = index.experts.map((row) => row.map(() => undefined));
+    this.groups = index.experts.map(() => undefined);
+    this.noRows = new ort.Tensor("float32", new Float32Array(0), [0, manifest.architecture.hiddenSize]);
   }
 
   private get T(): number {
@@ -139,6 +178,109 @@ class OnnxModel implements ModelParts {
     return f32(out.y, "expert.y");
   }
 
+  async runExperts(layer: number, experts: Int32Array, offsets: Int32Array, x: Float32Array): Promise<Float32Array[]> {
+    const D = this.D;
+    const g = this.groupExperts && experts.length > 1 ? await this.group(layer) : undefined;
+    if (!g || !experts.every((e) => g.isMember[e] === 1)) {
+      const out: Float32Array[] = [];
+      for (let i = 0; i < experts.length; i++) {
+        const n = offsets[i + 1]! - offsets[i]!;
+        out.push(n === 0 ? new Float32Array(0) : await this.expert(layer, experts[i]!, x.subarray(offsets[i]! * D, offsets[i + 1]! * D), n));
+      }
+      return out;
+    }
+    // Every member is fed (the others with no rows); only the experts with rows are
+    // fetched, and ONNX Runtime runs only the nodes the fetched outputs need.
+    const feeds: Record<string, ort.Tensor> = {};
+    for (const e of g.members) feeds[groupedName(e, "u")] = this.noRows;
+    const fetches: string[] = [];
+    for (let i = 0; i < experts.length; i++) {
+      const n = offsets[i + 1]! - offsets[i]!;
+      if (n === 0) continue;
+      feeds[groupedName(experts[i]!, "u")] = new ort.Tensor("float32", x.subarray(offsets[i]! * D, offsets[i + 1]! * D), [n, D]);
+      fetches.push(groupedName(experts[i]!, "y"));
+    }
+    if (fetches.length === 0) return Array.from(experts, () => new Float32Array(0));
+    g.active++;
+    let out: ort.InferenceSession.OnnxValueMapType;
+    try {
+      out = await g.session.run(feeds, fetches);
+    } finally {
+      if (--g.active === 0 && g.retired) void g.session.release();
+    }
+    return Array.from(experts, (e, i) => (offsets[i + 1] === offsets[i] ? new Float32Array(0) : f32(out[groupedName(e, "y")], "experts.y")));
+  }
+
+  /** The layer's grouped session over its loaded experts (built on first use after a change). */
+  private group(layer: number): Promise<LayerGroup | undefined> {
+    let g = this.groups[layer];
+    if (!g) {
+      g = this.buildGroup(layer);
+      this.groups[layer] = g;
+    }
+    return g;
+  }
+
+  private async buildGroup(layer: number): Promise<LayerGroup | undefined> {
+    const members: number[] = [];
+    this.experts[layer]!.forEach((s, e) => s && members.push(e));
+    if (members.length < 2) return undefined;
+    const specs = members.map((e) => this.index.experts[layer]![e]!);
+    const bytes = groupExpertModels(
+      specs.map((p, i) => ({ key: members[i]!, name: p.name, bytes: readFileSync(join(this.dir, p.file)) })),
+      `block${layer}.experts`,
+    );
+    let session: ort.InferenceSession;
+    try {
+      session = await ort.InferenceSession.create(bytes, sessionOptions(this.expertThreads));
+    } catch (e) {
+      throw new SwitchyardError(`cannot build the grouped experts of layer ${layer}`, Code.Internal, { cause: e });
+    }
+    // The group must compute bitwise what each part computes before it is used.
+    const D = this.D;
+    const feeds: Record<string, ort.Tensor> = {};
+    const probe = Float32Array.from({ length: GROUP_PROBE_ROWS * D }, (_, i) => Math.sin(0.37 * i + 0.11));
+    for (const e of members) feeds[groupedName(e, "u")] = new ort.Tensor("float32", probe, [GROUP_PROBE_ROWS, D]);
+    let differs: string | undefined;
+    try {
+      const got = await session.run(feeds);
+      for (const e of members) {
+        const s = this.experts[layer]![e];
+        if (!s) continue; // released meanwhile: that release retires this group
+        const want = f32((await s.run({ u: new ort.Tensor("float32", probe, [GROUP_PROBE_ROWS, D]) })).y, "expert.y");
+        const have = f32(got[groupedName(e, "y")], "experts.y");
+        if (have.length !== want.length || !have.every((v, i) => Object.is(v, want[i]))) {
+          differs = specs[members.indexOf(e)]!.name;
+          break;
+        }
+      }
+    } catch (e) {
+      differs = `(the probe failed: ${(e as Error).message})`;
+    }
+    if (differs !== undefined) {
+      await session.release();
+      process.emitWarning(`grouped experts of layer ${layer} differ from part ${differs} on the probe; running them one by one`, { code: "SWITCHYARD_GROUPED_EXPERTS" });
+      return undefined;
+    }
+    const isMember = new Uint8Array(this.index.experts[layer]!.length);
+    for (const e of members) isMember[e] = 1;
+    return { session, members, isMember, active: 0, retired: false };
+  }
+
+  /** After a load or release: the next call builds the layer's group anew. */
+  private invalidateGroup(layer: number): void {
+    const g = this.groups[layer];
+    this.groups[layer] = undefined;
+    void g?.then(
+      (x) => {
+        if (!x) return;
+        x.retired = true;
+        if (x.active === 0) void x.session.release();
+      },
+      () => undefined,
+    );
+  }
+
   async shared(layer: number, u: Float32Array, rows: number): Promise<Float32Array> {
     const s = this.sShared[layer];
     if (!s) throw new SwitchyardError(`layer ${layer} has no shared expert`, Code.FailedPrecondition);
@@ -171,6 +313,7 @@ class OnnxModel implements ModelParts {
       p = createSession(this.dir, spec, this.expertThreads)
         .then((s) => {
           (this.experts[layer] as (ort.InferenceSession | undefined)[])[expert] = s;
+          this.invalidateGroup(layer);
         })
         .finally(() => this.loading.delete(key));
       this.loading.set(key, p);
@@ -183,6 +326,7 @@ class OnnxModel implements ModelParts {
     const s = row?.[expert];
     if (!row || !s) return;
     row[expert] = undefined;
+    this.invalidateGroup(layer);
     await s.release();
   }
 
@@ -190,6 +334,9 @@ class OnnxModel implements ModelParts {
     if (this.closed) return;
     this.closed = true;
     await Promise.allSettled(this.loading.values());
+    const groups = await Promise.all(this.groups.map((g) => g?.catch(() => undefined)));
+    this.groups.fill(undefined);
+    await Promise.all(groups.map((g) => g?.session.release()));
     const all = [this.sEmbed, this.sFinal, ...this.sDense, ...this.sShared, ...this.experts.flat()];
     await Promise.all(all.filter((s): s is ort.InferenceSession => s !== undefined).map((s) => s.release()));
   }
@@ -205,7 +352,7 @@ export async function createOnnxModel(options: OnnxModelOptions): Promise<ModelP
   const sDense = await Promise.all(index.dense.map((p) => createSession(options.dir, p, dt)));
   // The shared expert runs over every row of the batch: a dense-sized matmul.
   const sShared = await Promise.all(index.shared.map((p) => (p ? createSession(options.dir, p, dt) : undefined)));
-  const model = new OnnxModel(manifest, options.dir, index, sEmbed, sDense, sShared, sFinal, et);
+  const model = new OnnxModel(manifest, options.dir, index, sEmbed, sDense, sShared, sFinal, et, options.groupExperts ?? true);
   const want = options.experts ?? (() => true);
   const loads: Promise<void>[] = [];
   index.experts.forEach((row, l) => row.forEach((_, e) => want(l, e) && loads.push(model.loadExpert(l, e))));

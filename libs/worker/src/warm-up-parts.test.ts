@@ -12,7 +12,7 @@ afterAll(async () => {
 });
 
 /** The real parts, recording every call as "method:rows". */
-function recording(p: ModelParts): { parts: ModelParts; calls: string[] } {
+function recording(p: ModelParts, o: { grouped?: boolean } = {}): { parts: ModelParts; calls: string[] } {
   const calls: string[] = [];
   const D = p.manifest.architecture.hiddenSize;
   const wrapped: ModelParts = {
@@ -26,6 +26,13 @@ function recording(p: ModelParts): { parts: ModelParts; calls: string[] } {
     loadExpert: (l, e) => p.loadExpert(l, e),
     unloadExpert: (l, e) => p.unloadExpert(l, e),
     close: () => p.close(),
+    ...(o.grouped
+      ? {
+          runExperts: (l: number, es: Int32Array, off: Int32Array, x: Float32Array) => (
+            calls.push(`experts${l}:${[...es].join(",")}:${[...off.subarray(1)].map((v, i) => v - off[i]!).join(",")}`), p.runExperts!(l, es, off, x)
+          ),
+        }
+      : {}),
   };
   return { parts: wrapped, calls };
 }
@@ -56,7 +63,7 @@ describe("warm-up", () => {
     expect(expertWarmRows(parts, 1)).toBe(Math.ceil(98 / 32));
   });
 
-  it("a runtime warms the experts SetExperts loads, and only those", async () => {
+  it("a runtime warms the experts SetExperts loads, and only those (one by one where the parts do not group experts)", async () => {
     const { parts: p, calls } = recording(parts);
     const E = parts.manifest.moe.numExperts;
     const rt = createWorkerRuntime({ id: "w", parts: p, peers: createLocalPeers(), gate: false, warmUp: { rows: 8, rounds: 1 } });
@@ -66,6 +73,16 @@ describe("warm-up", () => {
     calls.length = 0;
     expect(await rt.setExperts([1, E + 2, 5])).toEqual({ loaded: 1, dropped: 1 });
     expect(calls).toEqual([`expert0.5:${rows}`]);
+    await rt.close();
+  });
+
+  it("warms grouped experts per layer in one call, as ticks run them", async () => {
+    const { parts: p, calls } = recording(parts, { grouped: true });
+    const E = parts.manifest.moe.numExperts;
+    const rt = createWorkerRuntime({ id: "w", parts: p, peers: createLocalPeers(), gate: false, warmUp: { rows: 8, rounds: 2 } });
+    const rows = expertWarmRows(parts, 8);
+    await rt.setExperts([3, 4, 9, 2 * E + 1]);
+    expect(calls).toEqual([`experts0:3,4,9:${rows},${rows},${rows}`, `experts2:1:${rows}`, `experts0:3,4,9:${rows},${rows},${rows}`, `experts2:1:${rows}`]);
     await rt.close();
   });
 });

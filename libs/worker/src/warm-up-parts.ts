@@ -63,14 +63,26 @@ export async function warmUpDense(parts: ModelParts, o: WarmUpOptions): Promise<
 
 /**
  * Runs each of the given experts (layer, expert) `rounds` times over as many rows as
- * it sees in a tick of `o.rows` model rows. Returns the time it took in ms.
+ * it sees in a tick of `o.rows` model rows, the way ticks run them: per layer in one
+ * grouped call where the parts group experts (which also builds the layer's group
+ * before traffic comes), else one by one. Returns the time it took in ms.
  */
 export async function warmUpExperts(parts: ModelParts, experts: readonly (readonly [number, number])[], o: WarmUpOptions): Promise<number> {
   check(o);
   const t0 = performance.now();
   if (o.rows === 0 || experts.length === 0) return 0;
   const rows = expertWarmRows(parts, o.rows);
-  const u = new Float32Array(rows * parts.manifest.architecture.hiddenSize);
-  for (let r = 0; r < o.rounds; r++) for (const [l, e] of experts) await parts.expert(l, e, u, rows);
+  const D = parts.manifest.architecture.hiddenSize;
+  const u = new Float32Array(rows * D);
+  const byLayer = new Map<number, number[]>();
+  for (const [l, e] of experts) byLayer.set(l, [...(byLayer.get(l) ?? []), e]);
+  for (let r = 0; r < o.rounds; r++) {
+    for (const [l, es] of byLayer) {
+      if (parts.runExperts) {
+        const offsets = Int32Array.from({ length: es.length + 1 }, (_, i) => i * rows);
+        await parts.runExperts(l, Int32Array.from(es), offsets, new Float32Array(es.length * rows * D));
+      } else for (const e of es) await parts.expert(l, e, u, rows);
+    }
+  }
   return performance.now() - t0;
 }
