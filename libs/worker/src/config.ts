@@ -27,6 +27,7 @@ export const ENV = {
   SWITCHYARD_HEARTBEAT_MS: "heartbeatMs",
   SWITCHYARD_DENSE_THREADS: "denseThreads",
   SWITCHYARD_EXPERT_THREADS: "expertThreads",
+  SWITCHYARD_GROUP_EXPERTS: "groupExperts",
   SWITCHYARD_EXPERT_BUDGET: "expertBudget",
   SWITCHYARD_CACHE_POLICY: "cachePolicy",
   SWITCHYARD_CACHE_LOOKAHEAD: "cacheLookahead",
@@ -61,6 +62,8 @@ export const workerConfigSchema = z.strictObject({
   /** Default: min(4, cores), or one fewer under an expert budget (the expert device takes a core). */
   denseThreads: intInRange(1, 256).optional(),
   expertThreads: intInRange(1, 256).default(DEFAULT_EXPERT_THREADS),
+  /** "on": each layer's held experts run as one grouped session (a second copy of their weights); "off": one call per expert. */
+  groupExperts: z.enum(["on", "off"]).default("on"),
   /** "all" (default): every held expert stays loaded; "50%" or "12MiB": an expert device under that budget. */
   expertBudget: z.string().default("all"),
   cachePolicy: z.enum(["lru", "lfu", "predictive"]).default("predictive"),

@@ -26,11 +26,14 @@ export interface ProfileSummary {
  * binding's `run` (the sampler sees the JavaScript frame that called into native code),
  * GC as V8's "(garbage collector)" node.
  */
-export function categoryOf(frame: CpuProfileNode["callFrame"]): string {
+export function categoryOf(frame: CpuProfileNode["callFrame"], caller?: string): string {
   const { functionName: fn, url } = frame;
   if (fn === "(garbage collector)") return "garbage collector";
   if (fn === "(idle)") return "idle (waiting: ONNX Runtime threads, timers)";
   if (fn === "(program)") return "V8 and native, unattributed";
+  // A native function (no script) counts where its caller is: the binding's run() is
+  // ONNX Runtime computing.
+  if (!url && caller !== undefined) return caller;
   if (url.includes("onnxruntime")) return "ONNX Runtime (run calls, tensors)";
   if (/routing\.ts$/.test(url)) return "routing, gather, scatter (TypeScript)";
   if (/engine\.ts$/.test(url)) return "engine combine (TypeScript)";
@@ -40,6 +43,20 @@ export function categoryOf(frame: CpuProfileNode["callFrame"]): string {
 
 export function summarizeProfile(p: CpuProfile): ProfileSummary {
   const byId = new Map(p.nodes.map((n) => [n.id, n]));
+  const parent = new Map<number, number>();
+  for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const category = new Map<number, string>();
+  const categoryOfNode = (id: number): string => {
+    let c = category.get(id);
+    if (c === undefined) {
+      const up = parent.get(id);
+      const callerNode = up === undefined ? undefined : byId.get(up);
+      const caller = callerNode && callerNode.callFrame.functionName !== "(root)" ? categoryOfNode(up!) : undefined;
+      c = categoryOf(byId.get(id)!.callFrame, caller);
+      category.set(id, c);
+    }
+    return c;
+  };
   const self = new Map<number, number>();
   p.samples.forEach((id, i) => self.set(id, (self.get(id) ?? 0) + (p.timeDeltas[i] ?? 0)));
   const cats = new Map<string, number>();
@@ -49,7 +66,7 @@ export function summarizeProfile(p: CpuProfile): ProfileSummary {
     const f = byId.get(id)!.callFrame;
     const ms = us / 1000;
     total += ms;
-    const c = categoryOf(f);
+    const c = categoryOfNode(id);
     cats.set(c, (cats.get(c) ?? 0) + ms);
     const file = f.url ? `${f.url.replace(/^.*\/(node_modules|libs|tools)\//, "$1/")}:${f.lineNumber + 1}` : "";
     const key = `${f.functionName}@${file}`;
