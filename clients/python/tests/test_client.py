@@ -52,6 +52,18 @@ def test_same_seed_same_images(address):
     assert np.array_equal(a.images[0], b.images[0])
 
 
+def test_guidance_interval(address):
+    with Client(address) as c:
+        whole = c.generate_images(label=4, steps=6, seed=3)
+        same = c.generate_images(label=4, steps=6, seed=3, guidance_t_min=0.0, guidance_t_max=1.0)
+        part = c.generate_images(label=4, steps=6, seed=3, guidance_t_min=0.3, guidance_t_max=0.7)
+        with pytest.raises(SwitchyardError) as e:
+            c.generate_images(label=4, steps=2, guidance_t_min=0.9, guidance_t_max=0.1)
+    assert np.array_equal(whole.images[0], same.images[0])
+    assert not np.array_equal(whole.images[0], part.images[0])
+    assert e.value.code == grpc.StatusCode.INVALID_ARGUMENT and e.value.field == "guidance_t_min"
+
+
 def test_bad_input_names_the_field(address):
     with Client(address) as c:
         with pytest.raises(SwitchyardError) as e:

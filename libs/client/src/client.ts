@@ -11,6 +11,9 @@ export interface GenerateParams {
   steps?: number;
   sampler?: SamplerName;
   guidance?: number;
+  /** Guidance only for evaluations at t in [guidanceTMin, guidanceTMax] (t: 1 = noise, 0 = image); one conditional row elsewhere. */
+  guidanceTMin?: number;
+  guidanceTMax?: number;
   shift?: number;
   seed?: number;
   priority?: number;
@@ -121,6 +124,8 @@ class Client implements SwitchyardClient {
       steps: params.steps,
       sampler: params.sampler ? SAMPLER_ENUM[params.sampler] ?? params.sampler : "SAMPLER_UNSPECIFIED",
       guidance: params.guidance,
+      guidanceTMin: params.guidanceTMin,
+      guidanceTMax: params.guidanceTMax,
       shift: params.shift,
       seed: params.seed,
       priority: params.priority ?? 0,

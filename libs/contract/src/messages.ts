@@ -35,6 +35,8 @@ export const resolvedParams = z.object({
   guidance: z.number().nonnegative().finite(),
   shift: z.number().positive().finite(),
   seed: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
+  /** Guidance only for evaluations at t in [tMin, tMax]; absent: every evaluation. */
+  guidanceInterval: z.object({ tMin: z.number().min(0).max(1), tMax: z.number().min(0).max(1) }).optional(),
 });
 export type ResolvedParams = z.output<typeof resolvedParams>;
 

@@ -1,6 +1,6 @@
 import { Code, SwitchyardError } from "@switchyard/errors";
 import type { ModelParts } from "@switchyard/model";
-import { type SamplerState, advance, combineGuidance, needsUnconditional, nextEval } from "@switchyard/sampler";
+import { type GuidanceInterval, type SamplerState, advance, combineGuidance, guidanceAt, needsUnconditional, nextEval } from "@switchyard/sampler";
 import { type ExpertGroups, type LayerRouting, gatherRows, groupByExpert, routeTopK, scatterAddWeighted } from "./routing";
 
 /**
@@ -151,6 +151,8 @@ export interface StepTask {
   readonly state: SamplerState;
   readonly label: number;
   readonly guidance: number;
+  /** Guidance only for evaluations at t in the interval (one conditional row elsewhere). */
+  readonly guidanceInterval?: GuidanceInterval;
 }
 
 export interface StepResult {
@@ -297,7 +299,7 @@ class EngineImpl implements Engine {
 
   async step(tasks: readonly StepTask[]): Promise<StepResult[]> {
     const evals = tasks.map((t) => nextEval(t.state));
-    const res = await this.forward(tasks.map((t, i) => ({ x: evals[i]!.x, t: evals[i]!.t, label: t.label, guidance: t.guidance })));
+    const res = await this.forward(tasks.map((t, i) => ({ x: evals[i]!.x, t: evals[i]!.t, label: t.label, guidance: guidanceAt(t.guidance, evals[i]!.t, t.guidanceInterval) })));
     const T = this.parts.manifest.architecture.tokens;
     const K = this.parts.manifest.moe.topK;
     return tasks.map((task, i) => {

@@ -36,7 +36,8 @@ export async function generate(
   );
   const t0 = performance.now();
   while (!states.every(isDone)) {
-    const res = await engine.step(states.map((state) => ({ state, label, guidance })));
+    const interval = params.label === undefined ? undefined : params.guidanceInterval;
+    const res = await engine.step(states.map((state) => ({ state, label, guidance, ...(interval ? { guidanceInterval: interval } : {}) })));
     states = res.map((r) => r.state);
     if (res[0]?.stepCompleted) options.onProgress?.({ step: states[0]!.step, steps: params.steps, evals: states[0]!.evals });
   }

@@ -54,6 +54,8 @@ export interface GenerateRequestWire {
   steps?: number;
   sampler: string;
   guidance?: number;
+  guidanceTMin?: number;
+  guidanceTMax?: number;
   shift?: number;
   seed?: number;
   priority: number;
@@ -68,7 +70,7 @@ export function toSubmit(req: GenerateRequestWire, m: Manifest, deadlineMs: numb
   return buildSubmit(
     {
       requestId: req.requestId,
-      params: { label: req.label, count: req.count ?? 1, steps: req.steps, sampler: SAMPLER_NAMES[req.sampler], guidance: req.guidance, shift: req.shift, seed: req.seed },
+      params: { label: req.label, count: req.count ?? 1, steps: req.steps, sampler: SAMPLER_NAMES[req.sampler], guidance: req.guidance, shift: req.shift, seed: req.seed, guidance_t_min: req.guidanceTMin, guidance_t_max: req.guidanceTMax },
       priority: req.priority,
       ...(deadlineMs !== undefined ? { deadlineMs } : {}),
       previewInterval: req.previewInterval,

@@ -33,6 +33,12 @@ describe("parseInferRequest", () => {
     expect(p.submits[0]!.requestId).toMatch(/^r1#0-/);
   });
 
+  it("takes a guidance interval (guidance_t_min / guidance_t_max) and names a bad one (#18)", () => {
+    const p = parseInferRequest(req({ guidance_t_min: 0.25, guidance_t_max: 0.75 }, [3]), m);
+    expect(p.submits[0]!.params.guidanceInterval).toEqual({ tMin: 0.25, tMax: 0.75 });
+    expect(fail(req({ guidance_t_min: 0.8, guidance_t_max: 0.2 }, [3])).message).toContain("parameters.guidance_t_min 0.8 must be <= guidance_t_max 0.2");
+  });
+
   it("accepts Triton's reserved parameters as Triton does", () => {
     const p = parseInferRequest(req({ triton_enable_empty_final_response: true, sequence_id: 0, sequence_start: false, timeout: 2_000_000, binary_data_output: true }), m, 1000);
     expect(p.options).toEqual({ enableEmptyFinalResponse: true, binaryDataOutput: true, deadlineMs: 3000 });

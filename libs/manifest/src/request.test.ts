@@ -43,3 +43,32 @@ describe("generation parameters", () => {
     expect(e.message).toContain(msg);
   });
 });
+
+describe("guidance intervals (#18)", () => {
+  it("take guidance_t_min / guidance_t_max (either alone: the other end of [0, 1]); absent, nothing is added", () => {
+    expect(resolveGenerateParams({ label: 1, guidance_t_min: 0.2, guidance_t_max: 0.8 }, manifest).guidanceInterval).toEqual({ tMin: 0.2, tMax: 0.8 });
+    expect(resolveGenerateParams({ label: 1, guidance_t_max: 0.5 }, manifest).guidanceInterval).toEqual({ tMin: 0, tMax: 0.5 });
+    expect(resolveGenerateParams({ label: 1, guidance_t_min: 0.5 }, manifest).guidanceInterval).toEqual({ tMin: 0.5, tMax: 1 });
+    expect("guidanceInterval" in resolveGenerateParams({ label: 1 }, manifest)).toBe(false);
+  });
+
+  it.each([
+    [{ guidance_t_min: 0.9, guidance_t_max: 0.1 }, "guidance_t_min 0.9 must be <= guidance_t_max 0.1"],
+    [{ guidance_t_min: -0.1 }, "guidance_t_min -0.1 must be a number >= 0 and <= 1"],
+    [{ guidance_t_max: 2 }, "guidance_t_max 2 must be a number >= 0 and <= 1"],
+  ])("reject %j naming the field", (raw, msg) => {
+    const e = fail({ label: 1, ...raw });
+    expect(e.code).toBe(Code.InvalidArgument);
+    expect(e.message).toContain(msg);
+  });
+
+  it("are carried only where there is guidance, and checked again at the scheduler", async () => {
+    const { checkResolvedParams, toResolvedParams } = await import("./request");
+    const guided = toResolvedParams(resolveGenerateParams({ label: 1, guidance_t_min: 0.2 }, manifest), manifest);
+    expect(guided.guidanceInterval).toEqual({ tMin: 0.2, tMax: 1 });
+    expect(checkResolvedParams(guided, manifest).guidanceInterval).toEqual({ tMin: 0.2, tMax: 1 });
+    expect("guidanceInterval" in toResolvedParams(resolveGenerateParams({ guidance_t_min: 0.2 }, manifest), manifest)).toBe(false); // unconditional
+    expect("guidanceInterval" in toResolvedParams(resolveGenerateParams({ label: 1, guidance: 1, guidance_t_min: 0.2 }, manifest), manifest)).toBe(false);
+    expect(() => checkResolvedParams({ ...guided, guidanceInterval: { tMin: 0.7, tMax: 0.3 } }, manifest)).toThrow(/params.guidanceInterval \[0.7, 0.3\] must satisfy 0 <= tMin <= tMax <= 1/);
+  });
+});

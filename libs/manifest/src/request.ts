@@ -2,7 +2,7 @@ import { z } from "zod";
 import { intInRange, numberInRange, parseOrThrow } from "@switchyard/config";
 import { Code, SwitchyardError } from "@switchyard/errors";
 import type { Manifest } from "./manifest";
-import { SAMPLERS, type SamplerName } from "@switchyard/sampler";
+import { type GuidanceInterval, SAMPLERS, type SamplerName } from "@switchyard/sampler";
 
 import { MAX_IMAGES_PER_REQUEST } from "@switchyard/contract";
 
@@ -20,6 +20,8 @@ export interface GenerateParams {
   readonly guidance: number;
   readonly shift: number;
   readonly seed: number;
+  /** Guidance only for t in [tMin, tMax] (guidance_t_min / guidance_t_max); undefined: every evaluation. */
+  readonly guidanceInterval?: GuidanceInterval;
 }
 
 /** The zod schema of generation parameters for a model (label range, step limits, defaults). */
@@ -33,13 +35,28 @@ export function generateParamsSchema(m: Manifest) {
     guidance: numberInRange(0, MAX_GUIDANCE).default(s.defaultGuidance),
     shift: numberInRange(0.01, 100).default(s.defaultShift),
     seed: intInRange(0, Number.MAX_SAFE_INTEGER).default(0),
+    guidance_t_min: numberInRange(0, 1).optional(),
+    guidance_t_max: numberInRange(0, 1).optional(),
   });
+}
+
+/** guidance_t_min / guidance_t_max → the interval (either alone: the other end of [0, 1]); INVALID_ARGUMENT when empty. */
+function intervalOf(tMin: number | undefined, tMax: number | undefined, prefix: readonly (string | number)[]): GuidanceInterval | undefined {
+  if (tMin === undefined && tMax === undefined) return undefined;
+  const lo = tMin ?? 0;
+  const hi = tMax ?? 1;
+  if (lo > hi) {
+    const field = [...prefix, "guidance_t_min"].join(".");
+    throw new SwitchyardError(`${field} ${lo} must be <= guidance_t_max ${hi} (guidance applies for t in [guidance_t_min, guidance_t_max])`, Code.InvalidArgument, { field });
+  }
+  return { tMin: lo, tMax: hi };
 }
 
 /** Raw → resolved generation parameters; INVALID_ARGUMENT naming the field (under `fieldPrefix`, e.g. ["parameters"]). */
 export function resolveGenerateParams(raw: unknown, m: Manifest, fieldPrefix: readonly (string | number)[] = []): GenerateParams {
-  const p = parseOrThrow(generateParamsSchema(m), raw ?? {}, { prefix: fieldPrefix });
-  return { ...p, label: p.label };
+  const { guidance_t_min, guidance_t_max, ...p } = parseOrThrow(generateParamsSchema(m), raw ?? {}, { prefix: fieldPrefix });
+  const interval = intervalOf(guidance_t_min, guidance_t_max, fieldPrefix);
+  return { ...p, label: p.label, ...(interval ? { guidanceInterval: interval } : {}) };
 }
 
 /**
@@ -56,12 +73,18 @@ export interface ResolvedGenerateParams {
   readonly guidance: number;
   readonly shift: number;
   readonly seed: number;
+  readonly guidanceInterval?: GuidanceInterval;
 }
 
 /** Resolved parameters → the form a request carries (done once, at the gateway). */
 export function toResolvedParams(p: GenerateParams, m: Manifest): ResolvedGenerateParams & { readonly sampler: SamplerName } {
   const conditional = p.label !== undefined;
-  return { label: p.label ?? m.conditioning.nullLabel, conditional, count: p.count, steps: p.steps, sampler: p.sampler, guidance: conditional ? p.guidance : 1, shift: p.shift, seed: p.seed };
+  // An interval only matters where there is guidance; without it the message is as before.
+  const interval = conditional && p.guidance !== 1 ? p.guidanceInterval : undefined;
+  return {
+    label: p.label ?? m.conditioning.nullLabel, conditional, count: p.count, steps: p.steps, sampler: p.sampler, guidance: conditional ? p.guidance : 1, shift: p.shift, seed: p.seed,
+    ...(interval ? { guidanceInterval: interval } : {}),
+  };
 }
 
 /**
@@ -70,8 +93,13 @@ export function toResolvedParams(p: GenerateParams, m: Manifest): ResolvedGenera
  * gateway); INVALID_ARGUMENT naming the field. Nothing is defaulted or rewritten.
  */
 export function checkResolvedParams(p: ResolvedGenerateParams, m: Manifest): ResolvedGenerateParams & { readonly sampler: SamplerName } {
-  const { label: _label, conditional: _conditional, ...rest } = p;
-  const checked = parseOrThrow(generateParamsSchema(m).omit({ label: true }), rest, { prefix: ["params"] });
+  const { label: _label, conditional: _conditional, guidanceInterval, ...rest } = p;
+  const checked = parseOrThrow(generateParamsSchema(m).omit({ label: true, guidance_t_min: true, guidance_t_max: true }), rest, { prefix: ["params"] });
+  const interval = guidanceInterval;
+  if (interval && !(interval.tMin >= 0 && interval.tMin <= interval.tMax && interval.tMax <= 1)) {
+    const field = "params.guidanceInterval";
+    throw new SwitchyardError(`${field} [${interval.tMin}, ${interval.tMax}] must satisfy 0 <= tMin <= tMax <= 1`, Code.InvalidArgument, { field });
+  }
   const nullLabel = m.conditioning.nullLabel;
   if (p.conditional ? !(p.label >= 0 && p.label < m.conditioning.numClasses) : p.label !== nullLabel) {
     const field = "params.label";
@@ -82,5 +110,5 @@ export function checkResolvedParams(p: ResolvedGenerateParams, m: Manifest): Res
     );
   }
   if (!p.conditional && p.guidance !== 1) throw new SwitchyardError(`params.guidance ${p.guidance} must be 1 for an unconditional request`, Code.InvalidArgument, { field: "params.guidance" });
-  return { ...checked, label: p.label, conditional: p.conditional };
+  return { ...checked, label: p.label, conditional: p.conditional, ...(interval ? { guidanceInterval: interval } : {}) };
 }

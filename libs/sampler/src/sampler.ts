@@ -152,6 +152,26 @@ export function combineGuidance(vc: Float32Array, vu: Float32Array, guidance: nu
   return out;
 }
 
+/**
+ * The part of the trajectory where classifier-free guidance applies (Kynkäänniemi et al.,
+ * arXiv 2404.07724): evaluations at t in [tMin, tMax] get the request's guidance, the
+ * others one conditional row (guidance 1). Absent: the whole trajectory.
+ */
+export interface GuidanceInterval {
+  readonly tMin: number;
+  readonly tMax: number;
+}
+
+/** The guidance scale of an evaluation at t. Pure. */
+export function guidanceAt(guidance: number, t: number, interval?: GuidanceInterval): number {
+  return interval === undefined || (t >= interval.tMin && t <= interval.tMax) ? guidance : 1;
+}
+
+/** t of the evaluation nextEval() would return, without computing it. */
+export function nextEvalT(s: SamplerState): number {
+  return sigmaAt(s.params, s.stage === 0 ? s.step : s.step + 1);
+}
+
 /** Whether guidance needs the doubled (conditional + unconditional) batch. */
 export function needsUnconditional(guidance: number): boolean {
   return guidance !== 1;

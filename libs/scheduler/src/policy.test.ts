@@ -52,6 +52,16 @@ describe("planTick", () => {
     expect(plan.rows).toBe(2 * 2 + 3);
   });
 
+  it("counts one row for a guided image whose next evaluation lies outside its guidance interval (#18)", () => {
+    // 2 euler steps: evaluations at t = 1, then 0.5
+    const outside = req("o", { count: 2, guidanceInterval: { tMin: 0, tMax: 0.6 } });
+    const inside = req("i", { count: 2, guidanceInterval: { tMin: 0.9, tMax: 1 } });
+    const plan = planTick([outside, inside], ["w0"], { maxTickRows: 100 }, 0);
+    expect(plan.items.map((i) => [i.requestId, i.rows])).toEqual([["o", 1], ["o", 1], ["i", 2], ["i", 2]]);
+    // the budget follows: 3 rows hold both images outside, only one inside
+    expect(planTick([req("o2", { count: 3, guidanceInterval: { tMin: 0, tMax: 0.6 } })], ["w0"], { maxTickRows: 3 }, 0).items).toHaveLength(3);
+  });
+
   it("splits a request that does not fit and lets smaller ones fill the rest", () => {
     const big = req("big", { count: 5, guidance: 1 });
     const small = req("small", { guidance: 1 });

@@ -1,5 +1,5 @@
 import { Code, SwitchyardError } from "@switchyard/errors";
-import { type SamplerState, type SamplingParams, advance, initState, isDone, needsUnconditional } from "@switchyard/sampler";
+import { type GuidanceInterval, type SamplerState, type SamplingParams, advance, guidanceAt, initState, isDone, needsUnconditional, nextEvalT } from "@switchyard/sampler";
 
 /**
  * Continuous batching at the granularity of sampler evals (Orca-style iteration-level
@@ -17,6 +17,8 @@ export interface RequestSpec {
   /** Class label, or the null label for unconditional. */
   readonly label: number;
   readonly guidance: number;
+  /** Guidance only for evaluations at t in the interval (one row elsewhere); undefined: every evaluation. */
+  readonly guidanceInterval?: GuidanceInterval;
   /** Higher runs first. */
   readonly priority: number;
   /** Absolute deadline, ms since epoch; undefined = none. */
@@ -92,6 +94,17 @@ export function rowsPerImage(guidance: number): number {
   return needsUnconditional(guidance) ? 2 : 1;
 }
 
+/** Rows an image's next evaluation takes (its guidance at that t). */
+export function rowsOfImage(spec: RequestSpec, sampler: SamplerState): number {
+  return rowsPerImage(guidanceAt(spec.guidance, nextEvalT(sampler), spec.guidanceInterval));
+}
+
+/** Rows of a request's next evaluation per image (of its first image still running). */
+function rowsNext(r: RequestState): number {
+  const img = r.images.find((i) => !isDone(i.sampler));
+  return img ? rowsOfImage(r.spec, img.sampler) : rowsPerImage(r.spec.guidance);
+}
+
 /** Orders runnable requests: priority desc, then earliest deadline, then FIFO. */
 export function compareRequests(a: RequestState, b: RequestState): number {
   if (a.spec.priority !== b.spec.priority) return b.spec.priority - a.spec.priority;
@@ -150,7 +163,7 @@ export function planTick(
   const inOrder = new Set<string>();
   for (let i = 0, rows = 0; i < runnable.length && rows < limits.maxTickRows && inOrder.size < (limits.maxRequestsPerTick ?? Infinity); i++) {
     const r = runnable[i]!;
-    if (rows + rowsPerImage(r.spec.guidance) > limits.maxTickRows) continue;
+    if (rows + rowsNext(r) > limits.maxTickRows) continue;
     inOrder.add(r.spec.id);
     rows += rowsOf(r);
   }
@@ -165,10 +178,10 @@ export function planTick(
   /** Requests in this tick: their home and the next image to consider. */
   const taken = new Map<string, { home: string; next: number }>();
   const takeImages = (r: RequestState, t: { home: string; next: number }, upTo: number) => {
-    const per = rowsPerImage(r.spec.guidance);
     let mine = 0;
     for (; t.next < r.images.length; t.next++) {
       if (isDone(r.images[t.next]!.sampler)) continue;
+      const per = rowsOfImage(r.spec, r.images[t.next]!.sampler);
       if (rows + per > limits.maxTickRows || (mine > 0 && mine + per > upTo)) break;
       items.push({ requestId: r.spec.id, imageIndex: t.next, home: t.home, rows: per });
       rows += per;
@@ -179,8 +192,7 @@ export function planTick(
   // First pass: every request its share (at least one image), in order.
   for (const r of runnable) {
     if (workers.length === 0 || taken.size >= maxRequests) break;
-    const per = rowsPerImage(r.spec.guidance);
-    if (rows + per > limits.maxTickRows) continue;
+    if (rows + rowsNext(r) > limits.maxTickRows) continue;
     const home = homePolicy(r, load);
     if (!live.has(home)) throw new SwitchyardError(`home policy chose ${home}, which is not a live worker`, Code.Internal);
     if (home !== r.home) homes.set(r.spec.id, home);
@@ -215,7 +227,9 @@ export interface RouteGrouping {
 export const DEFAULT_MAX_WAIT_TICKS = 3;
 
 function rowsOf(r: RequestState): number {
-  return rowsPerImage(r.spec.guidance) * r.images.filter((i) => !isDone(i.sampler)).length;
+  let n = 0;
+  for (const i of r.images) if (!isDone(i.sampler)) n += rowsOfImage(r.spec, i.sampler);
+  return n;
 }
 
 /** Reorders `sorted` so that the requests that fit first share experts. Pure. */

@@ -35,7 +35,7 @@ export function admitRequest(msg: SubmitMessage, headers: Readonly<Record<string
   const { channels, height, width } = manifest.image;
   const noise = Array.from({ length: p.count }, (_, i) => gaussianNoise(p.seed, i, channels * height * width));
   const state = admit(
-    { id: msg.requestId, params: { sampler: p.sampler, steps: p.steps, shift: p.shift }, label: p.label, guidance: p.guidance, priority: msg.priority, deadlineMs: msg.deadlineMs ?? undefined, noise },
+    { id: msg.requestId, params: { sampler: p.sampler, steps: p.steps, shift: p.shift }, label: p.label, guidance: p.guidance, ...(p.guidanceInterval ? { guidanceInterval: p.guidanceInterval } : {}), priority: msg.priority, deadlineMs: msg.deadlineMs ?? undefined, noise },
     seq,
     nowMs,
   );

@@ -2,7 +2,7 @@ import { type WorkerPool, copiesOf, encodePrediction, expertsUsedBy, f32ToBase64
 import type { ClassPriors } from "@switchyard/expert-cache";
 import { Code, SwitchyardError } from "@switchyard/errors";
 import type { TickItemMsg, TickRequestMsg, TickResponseMsg } from "@switchyard/proto";
-import { currentT, nextEval, previewX0 } from "@switchyard/sampler";
+import { currentT, guidanceAt, nextEval, previewX0 } from "@switchyard/sampler";
 import { type RequestState, type TickItem, applyVelocity, isFinished } from "./policy";
 import type { Live } from "./request";
 import type { RoutingRecord } from "./service";
@@ -66,7 +66,7 @@ export function buildTick(
       const s = stateOf(it.requestId);
       const e = nextEval(s.images[it.imageIndex]!.sampler);
       evals.set(`${it.requestId}/${it.imageIndex}`, e);
-      return { requestId: it.requestId, imageIndex: it.imageIndex, x: e.x, t: e.t, label: s.spec.label, guidance: s.spec.guidance };
+      return { requestId: it.requestId, imageIndex: it.imageIndex, x: e.x, t: e.t, label: s.spec.label, guidance: guidanceAt(s.spec.guidance, e.t, s.spec.guidanceInterval) };
     });
     return { home, items: mine, req: { ...frame, ...(predicted ? { predicted } : {}), items: msgs } };
   });

@@ -28,7 +28,8 @@ class Client(r._ClientBase):
         """Streams Accepted, Progress per completed step, then one Result.
 
         Parameters are those of `GenerateRequest`: label, count, steps, sampler
-        ("euler" | "heun" | "pc"), guidance, shift, seed, priority, preview_interval,
+        ("euler" | "heun" | "pc"), guidance, guidance_t_min, guidance_t_max (guidance only for t in
+        that interval), shift, seed, priority, preview_interval,
         request_id, model. `timeout` (seconds) becomes the gRPC deadline, which the
         scheduler enforces too. Leaving the loop early cancels the request.
         """

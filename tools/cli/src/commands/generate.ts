@@ -6,6 +6,17 @@ import { type GenerateEvent, type SamplerName, createClient } from "@switchyard/
 import { createOnnxModel } from "@switchyard/model";
 import { defined, num, str } from "../args";
 
+/** --guidance-interval LO:HI → the two parameters; an error naming the flag otherwise. */
+export function guidanceIntervalFlag(flags: Record<string, unknown>): { guidance_t_min?: number; guidance_t_max?: number } {
+  const v = str(flags, "guidance-interval");
+  if (v === undefined) return {};
+  const m = /^\s*([0-9.]+)\s*:\s*([0-9.]+)\s*$/.exec(v);
+  const lo = m ? Number(m[1]) : NaN;
+  const hi = m ? Number(m[2]) : NaN;
+  if (!(Number.isFinite(lo) && Number.isFinite(hi))) throw new Error(`--guidance-interval ${JSON.stringify(v)} must be LO:HI with numbers in [0, 1], e.g. 0.2:0.8`);
+  return { guidance_t_min: lo, guidance_t_max: hi };
+}
+
 export const GENERATE_HELP = `switchyard generate [options]
   Generates images in-process with the engine and writes a PNG grid.
   --label N        class label 0..9 (omit for unconditional)
@@ -13,6 +24,9 @@ export const GENERATE_HELP = `switchyard generate [options]
   --steps N        sampler steps (default: the model's, 20)
   --sampler S      euler | heun | pc (default euler)
   --guidance G     classifier-free guidance scale (default 2; 1 = off)
+  --guidance-interval LO:HI
+                   guidance only for evaluations at t in [LO, HI] (t: 1 = noise, 0 = image),
+                   one conditional row elsewhere (default: the whole trajectory)
   --shift S        timestep shift (default 1)
   --seed N         noise seed (default 0)
   --out FILE       PNG path (default grid.png)
@@ -30,9 +44,11 @@ async function runRemote(flags: Record<string, unknown>, server: string): Promis
       label: num(flags, "label"), count: num(flags, "count"), steps: num(flags, "steps"), guidance: num(flags, "guidance"),
       shift: num(flags, "shift"), seed: num(flags, "seed"),
     });
+    const interval = guidanceIntervalFlag(flags);
     const timeoutMs = num(flags, "timeout-ms");
     let result: Extract<GenerateEvent, { type: "result" }> | undefined;
-    for await (const e of client.generate({ ...params, ...(sampler ? { sampler: sampler as SamplerName } : {}) }, timeoutMs ? { timeoutMs } : {})) {
+    const remoteInterval = defined({ guidanceTMin: interval.guidance_t_min, guidanceTMax: interval.guidance_t_max });
+    for await (const e of client.generate({ ...params, ...remoteInterval, ...(sampler ? { sampler: sampler as SamplerName } : {}) }, timeoutMs ? { timeoutMs } : {})) {
       if (e.type === "accepted") process.stderr.write(`accepted ${e.requestId} (queue position ${e.queuePosition})\n`);
       else if (e.type === "progress") process.stderr.write(`\rstep ${e.step}/${e.steps}`);
       else result = e;
@@ -59,7 +75,7 @@ export async function runGenerate(flags: Record<string, unknown>, modelDir: stri
     const params = resolveGenerateParams(
       defined({
         label: num(flags, "label"), count: num(flags, "count"), steps: num(flags, "steps"), sampler: str(flags, "sampler"),
-        guidance: num(flags, "guidance"), shift: num(flags, "shift"), seed: num(flags, "seed"),
+        guidance: num(flags, "guidance"), shift: num(flags, "shift"), seed: num(flags, "seed"), ...guidanceIntervalFlag(flags),
       }),
       m,
     );
@@ -72,7 +88,7 @@ export async function runGenerate(flags: Record<string, unknown>, modelDir: stri
     const grid = tileGrid(r.images, m.image.height, m.image.width, { range: m.image.valueRange });
     writeFileSync(out, encodePng(grid.pixels, grid.width, grid.height));
     const what = params.label === undefined ? "unconditional" : `label ${params.label} (${m.conditioning.classNames?.[params.label] ?? "?"})`;
-    console.log(`wrote ${out}: ${params.count} × ${what}, ${params.sampler} ${params.steps} steps, guidance ${params.guidance}, ${r.evals} evals, ${(r.ms / 1000).toFixed(2)} s`);
+    console.log(`wrote ${out}: ${params.count} × ${what}, ${params.sampler} ${params.steps} steps, guidance ${params.guidance}${params.guidanceInterval ? ` for t in [${params.guidanceInterval.tMin}, ${params.guidanceInterval.tMax}]` : ""}, ${r.evals} evals, ${(r.ms / 1000).toFixed(2)} s`);
   } finally {
     await parts.close();
   }
