@@ -4,6 +4,7 @@ import { resolveGenerateParams } from "@switchyard/manifest";
 import { encodePng, tileGrid } from "@switchyard/image";
 import { type GenerateEvent, type SamplerName, createClient } from "@switchyard/client";
 import { createOnnxModel } from "@switchyard/model";
+import { Code, SwitchyardError } from "@switchyard/errors";
 import { defined, num, str } from "../args";
 
 /** --guidance-interval LO:HI → the two parameters; an error naming the flag otherwise. */
@@ -13,7 +14,9 @@ export function guidanceIntervalFlag(flags: Record<string, unknown>): { guidance
   const m = /^\s*([0-9.]+)\s*:\s*([0-9.]+)\s*$/.exec(v);
   const lo = m ? Number(m[1]) : NaN;
   const hi = m ? Number(m[2]) : NaN;
-  if (!(Number.isFinite(lo) && Number.isFinite(hi))) throw new Error(`--guidance-interval ${JSON.stringify(v)} must be LO:HI with numbers in [0, 1], e.g. 0.2:0.8`);
+  if (!(Number.isFinite(lo) && Number.isFinite(hi) && lo <= hi)) {
+    throw new SwitchyardError(`--guidance-interval ${JSON.stringify(v)} must be LO:HI with numbers in [0, 1] and LO <= HI, e.g. 0.2:0.8`, Code.InvalidArgument, { field: "guidance-interval" });
+  }
   return { guidance_t_min: lo, guidance_t_max: hi };
 }
 
