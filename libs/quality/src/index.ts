@@ -1,1 +1,2 @@
-export { evaluateQuality } from "./quality";
+export { evaluateQuality, scoreImages } from "./quality";
+export type { ImageScore } from "./quality";

@@ -1,8 +1,8 @@
 import { join } from "node:path";
 import { type Engine, generate } from "@switchyard/engine";
-import type { GenerateParams } from "@switchyard/manifest";
+import type { GenerateParams, Manifest } from "@switchyard/manifest";
 import { Code, SwitchyardError } from "@switchyard/errors";
-import { type Classifier, createClassifier } from "@switchyard/model";
+import { createClassifier } from "@switchyard/model";
 import { readSafeTensors, toFloat32 } from "@switchyard/tensor";
 import { frechetDistance, meanCov } from "./frechet";
 
@@ -31,57 +31,80 @@ export interface QualityReport {
   readonly seconds: number;
 }
 
-/** Generates perClass images of every class and scores them with the bundled classifier. */
-export async function evaluateQuality(engine: Engine, modelDir: string, opts: QualityOptions): Promise<QualityReport> {
-  const m = engine.parts.manifest;
+export interface ImageScore {
+  readonly perClassAccuracy: number[];
+  readonly meanAccuracy: number;
+  readonly frechetDistance: number;
+}
+
+/**
+ * Scores generated images with the model's classifier: `byClass[c]` holds images
+ * ([C*H*W] each) generated for class c. Accuracy per class, and the Fréchet distance of
+ * all images' classifier features against the test set's.
+ */
+export async function scoreImages(modelDir: string, m: Manifest, byClass: readonly (readonly Float32Array[])[]): Promise<ImageScore> {
   if (!m.classifier) throw new SwitchyardError(`model ${m.name} ships no classifier`, Code.FailedPrecondition);
   const stats = readSafeTensors(join(modelDir, m.classifier.stats));
-  const clf: Classifier = await createClassifier(modelDir, m);
+  const clf = await createClassifier(modelDir, m);
   const F = m.classifier.featureDim;
   const P = m.image.channels * m.image.height * m.image.width;
   const classes = m.conditioning.numClasses;
-  const batch = opts.batch ?? 50;
-  const feats = new Float32Array(classes * opts.perClass * F);
+  const total = byClass.reduce((s, l) => s + l.length, 0);
+  const feats = new Float32Array(total * F);
   const acc: number[] = [];
-  let evals = 0;
-  const t0 = performance.now();
+  let row = 0;
   try {
-    for (let c = 0; c < classes; c++) {
+    for (const [c, images] of byClass.entries()) {
+      const x = new Float32Array(images.length * P);
+      images.forEach((img, i) => x.set(img.map((v) => Math.max(-1, Math.min(1, v))), i * P));
+      const out = await clf.classify(x, images.length);
       let correct = 0;
-      for (let done = 0; done < opts.perClass; done += batch) {
-        const n = Math.min(batch, opts.perClass - done);
-        const params: GenerateParams = {
-          label: c, count: n, steps: opts.steps, sampler: opts.sampler, guidance: opts.guidance, shift: opts.shift,
-          // distinct noise for every image: seed per (class, chunk)
-          seed: opts.seed * 1_000_003 + c * 10_007 + done,
-        };
-        const r = await generate(engine, params);
-        evals = r.evals;
-        const x = new Float32Array(n * P);
-        r.images.forEach((img, i) => x.set(img.map((v) => Math.max(-1, Math.min(1, v))), i * P));
-        const out = await clf.classify(x, n);
-        for (let i = 0; i < n; i++) {
-          const row = out.logits.subarray(i * classes, i * classes + classes);
-          let best = 0;
-          for (let k = 1; k < classes; k++) if (row[k]! > row[best]!) best = k;
-          if (best === c) correct++;
-        }
-        feats.set(out.features.subarray(0, n * F), (c * opts.perClass + done) * F);
+      for (let i = 0; i < images.length; i++) {
+        const r = out.logits.subarray(i * classes, i * classes + classes);
+        let best = 0;
+        for (let k = 1; k < classes; k++) if (r[k]! > r[best]!) best = k;
+        if (best === c) correct++;
       }
-      acc.push(correct / opts.perClass);
-      opts.onClass?.(c, correct / opts.perClass);
+      feats.set(out.features.subarray(0, images.length * F), row * F);
+      row += images.length;
+      acc.push(images.length ? correct / images.length : NaN);
     }
   } finally {
     await clf.close();
   }
-  const { mu, cov } = meanCov(feats, classes * opts.perClass, F);
-  const fd = frechetDistance(mu, cov, toFloat32(stats.get("mu")), toFloat32(stats.get("cov")));
+  const { mu, cov } = meanCov(feats, total, F);
   return {
     perClassAccuracy: acc,
     meanAccuracy: acc.reduce((s, a) => s + a, 0) / acc.length,
-    frechetDistance: fd,
-    images: classes * opts.perClass,
-    evalsPerImage: evals,
-    seconds: (performance.now() - t0) / 1000,
+    frechetDistance: frechetDistance(mu, cov, toFloat32(stats.get("mu")), toFloat32(stats.get("cov"))),
   };
+}
+
+/** Generates perClass images of every class and scores them with the bundled classifier. */
+export async function evaluateQuality(engine: Engine, modelDir: string, opts: QualityOptions): Promise<QualityReport> {
+  const m = engine.parts.manifest;
+  if (!m.classifier) throw new SwitchyardError(`model ${m.name} ships no classifier`, Code.FailedPrecondition);
+  const classes = m.conditioning.numClasses;
+  const batch = opts.batch ?? 50;
+  let evals = 0;
+  const t0 = performance.now();
+  const byClass: Float32Array[][] = [];
+  for (let c = 0; c < classes; c++) {
+    const images: Float32Array[] = [];
+    for (let done = 0; done < opts.perClass; done += batch) {
+      const n = Math.min(batch, opts.perClass - done);
+      const params: GenerateParams = {
+        label: c, count: n, steps: opts.steps, sampler: opts.sampler, guidance: opts.guidance, shift: opts.shift,
+        // distinct noise for every image: seed per (class, chunk)
+        seed: opts.seed * 1_000_003 + c * 10_007 + done,
+      };
+      const r = await generate(engine, params);
+      evals = r.evals;
+      images.push(...r.images);
+    }
+    byClass.push(images);
+  }
+  const score = await scoreImages(modelDir, m, byClass);
+  score.perClassAccuracy.forEach((a, c) => opts.onClass?.(c, a));
+  return { ...score, images: classes * opts.perClass, evalsPerImage: evals, seconds: (performance.now() - t0) / 1000 };
 }

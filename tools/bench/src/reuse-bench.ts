@@ -1,0 +1,137 @@
+/**
+ * Compute-skipping benchmark (#18): images/s, model calls and the quality they cost, per
+ * setting, under a saturating load on a 2-worker cluster (every request submitted at
+ * once), side by side in one run:
+ *  - `uncached`: every evaluation guided (two rows: conditional and unconditional);
+ *  - `interval LO-HI`: guidance only for evaluations at t in [LO, HI], one row elsewhere;
+ *  - `fewer-steps`: the honest baseline — the same sampler with as few steps as give
+ *    about the interval's model calls, every evaluation guided.
+ * Residual reuse (the issue's other half) is not built yet; its settings are absent.
+ *
+ *   npm run bench:reuse -- [--configs euler-20,euler-50,pc-20] [--intervals 0.2-0.8,0.4-1] [--per-class 20]
+ *                          [--request-images 4] [--workers 2] [--json FILE]
+ *
+ * model_calls: model rows per image (a guided evaluation is 2, an unguided one 1);
+ * accuracy: the bundled classifier's, over every class; fd: Fréchet distance of its
+ * features against the test set's; bytes_per_image: cross-worker bytes (the workers'
+ * counters) per generated image.
+ */
+import { writeFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+import { createClient } from "@switchyard/client";
+import { startEmbeddedCluster } from "@switchyard/cluster";
+import { BUNDLED_MODEL_DIR, loadManifest } from "@switchyard/manifest";
+import { scoreImages } from "@switchyard/quality";
+import { type GuidanceInterval, type SamplerName, advance, guidanceAt, initState, isDone, nextEvalT } from "@switchyard/sampler";
+import { trafficTotals } from "@switchyard/worker";
+import { table } from "./stats";
+
+const { values: flags } = parseArgs({
+  options: {
+    configs: { type: "string", default: "euler-20,euler-50,pc-20" },
+    intervals: { type: "string", default: "0.2-0.8,0.4-1" },
+    "per-class": { type: "string", default: "20" },
+    "request-images": { type: "string", default: "4" },
+    workers: { type: "string", default: "2" },
+    guidance: { type: "string", default: "2" },
+    json: { type: "string" },
+  },
+});
+
+export interface ReuseRow {
+  readonly setting: string;
+  readonly model_calls: number;
+  readonly images_per_s: number;
+  readonly accuracy: number;
+  readonly fd: number;
+  readonly bytes_per_image: number;
+}
+
+/** Model rows one image costs: its evaluations, two rows where guided. Pure. */
+export function modelRows(sampler: SamplerName, steps: number, guidance: number, interval?: GuidanceInterval): number {
+  let s = initState({ sampler, steps, shift: 1 }, new Float32Array(1));
+  let rows = 0;
+  while (!isDone(s)) {
+    rows += guidanceAt(guidance, nextEvalT(s), interval) !== 1 ? 2 : 1;
+    s = advance(s, new Float32Array(1)).state;
+  }
+  return rows;
+}
+
+function parseInterval(s: string): GuidanceInterval {
+  const m = /^([0-9.]+)-([0-9.]+)$/.exec(s);
+  const lo = m ? Number(m[1]) : NaN;
+  const hi = m ? Number(m[2]) : NaN;
+  if (!(lo >= 0 && lo <= hi && hi <= 1)) throw new Error(`--intervals: ${JSON.stringify(s)} must be LO-HI with 0 <= LO <= HI <= 1`);
+  return { tMin: lo, tMax: hi };
+}
+
+function parseConfig(s: string): { sampler: SamplerName; steps: number } {
+  const m = /^(euler|heun|pc)-(\d+)$/.exec(s);
+  if (!m) throw new Error(`--configs: ${JSON.stringify(s)} must be SAMPLER-STEPS, e.g. euler-20`);
+  return { sampler: m[1] as SamplerName, steps: Number(m[2]) };
+}
+
+async function main(): Promise<void> {
+  const m = loadManifest(BUNDLED_MODEL_DIR);
+  const guidance = Number(flags.guidance);
+  const perClass = Number(flags["per-class"]);
+  const perRequest = Number(flags["request-images"]);
+  const classes = m.conditioning.numClasses;
+  const intervals = flags.intervals!.split(",").filter(Boolean).map(parseInterval);
+  const cluster = await startEmbeddedCluster({ modelDir: BUNDLED_MODEL_DIR, workers: Number(flags.workers), port: 0, limits: { maxQueued: 4096 } });
+  const client = createClient({ address: cluster.address });
+  const bytes = () => cluster.runtimes.reduce((a, r) => a + trafficTotals(r.stats()).bytesSent, 0);
+  const rows: ReuseRow[] = [];
+  const print = () => console.log(table(["setting", "model_calls", "images/s", "accuracy", "fd", "KiB/image"], rows.map((r) => [r.setting, r.model_calls, r.images_per_s.toFixed(2), (r.accuracy * 100).toFixed(1) + "%", r.fd.toFixed(2), (r.bytes_per_image / 1024).toFixed(1)])));
+  try {
+    // Warm-up at the load's shape: a fresh cluster's first full ticks are slow (measured:
+    // with a 16-image warm-up the first setting ran at 6.4 images/s, the next ones at ~10).
+    await Promise.all(Array.from({ length: Math.ceil((classes * perClass) / perRequest) }, (_, i) => client.generateImages({ label: i % classes, count: perRequest, steps: 3, guidance, seed: 1 + i })));
+    const run = async (setting: string, sampler: SamplerName, steps: number, interval?: GuidanceInterval) => {
+      const b0 = bytes();
+      const t0 = performance.now();
+      const jobs: Promise<{ label: number; images: Float32Array[] }>[] = [];
+      for (let c = 0; c < classes; c++) {
+        for (let done = 0; done < perClass; done += perRequest) {
+          const count = Math.min(perRequest, perClass - done);
+          // the same seeds for every setting: settings differ only in what they compute
+          const p = { label: c, count, steps, sampler, guidance, seed: 7_000_003 * c + done, ...(interval ? { guidanceTMin: interval.tMin, guidanceTMax: interval.tMax } : {}) };
+          jobs.push(client.generateImages(p).then((r) => ({ label: c, images: r.images.map((i) => i.data) })));
+        }
+      }
+      const done = await Promise.all(jobs);
+      const seconds = (performance.now() - t0) / 1000;
+      const images = classes * perClass;
+      const byClass = Array.from({ length: classes }, (_, c) => done.filter((d) => d.label === c).flatMap((d) => d.images));
+      const q = await scoreImages(BUNDLED_MODEL_DIR, m, byClass);
+      rows.push({ setting, model_calls: modelRows(sampler, steps, guidance, interval), images_per_s: images / seconds, accuracy: q.meanAccuracy, fd: q.frechetDistance, bytes_per_image: (bytes() - b0) / images });
+      console.log(`${setting}: ${(images / seconds).toFixed(2)} images/s, ${rows.at(-1)!.model_calls} model rows per image, accuracy ${(q.meanAccuracy * 100).toFixed(1)}%, fd ${q.frechetDistance.toFixed(2)}`);
+    };
+    for (const { sampler, steps } of flags.configs!.split(",").filter(Boolean).map(parseConfig)) {
+      const name = `${sampler}-${steps}`;
+      await run(`${name} uncached`, sampler, steps);
+      const fewer = new Set<number>();
+      for (const iv of intervals) {
+        await run(`${name} interval ${iv.tMin}-${iv.tMax}`, sampler, steps, iv);
+        // fewer steps at about the interval's model calls (once per step count)
+        const target = modelRows(sampler, steps, guidance, iv);
+        let best = 1;
+        for (let n = 1; n <= steps; n++) if (Math.abs(modelRows(sampler, n, guidance) - target) < Math.abs(modelRows(sampler, best, guidance) - target)) best = n;
+        if (!fewer.has(best)) await run(`${sampler}-${best} fewer-steps`, sampler, best);
+        fewer.add(best);
+      }
+    }
+  } finally {
+    client.close();
+    await cluster.stop();
+  }
+  console.log(`\n# compute skipping: ${flags.workers} workers, every request at once (${classes} classes × ${perClass} images, ${perRequest} per request), guidance ${guidance}; residual reuse not built yet`);
+  print();
+  if (flags.json) {
+    writeFileSync(flags.json, JSON.stringify(rows, null, 2) + "\n");
+    console.log(`wrote ${flags.json}`);
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) await main();
