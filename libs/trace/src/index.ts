@@ -1,3 +1,3 @@
 export { readTrace, parseNpyTrace, mergeTraces, encodeTrace, encodeNpyTrace, buildTrace } from "./format";
 export type { Trace } from "./format";
-export { traceStats, coActivation, expertLoad, transitions } from "./stats";
+export { traceStats, coActivation, expertLoad, transitions, cfgPairOverlap } from "./stats";

@@ -186,3 +186,62 @@ export function transitions(trace: Trace): Float64Array[] {
       }
   return out;
 }
+
+/** How a CFG pair's two rows route: per token and layer, over every (request, step) with both branches. */
+export interface CfgPairOverlap {
+  /** (request, step) pairs with a conditional and an unconditional record. */
+  readonly pairs: number;
+  /** Token-layer slots compared (pairs × layers × tokens). */
+  readonly slots: number;
+  /** Fraction of slots whose two rows pick the same top-k set. */
+  readonly sameSet: number;
+  /** Fraction whose first choice is the same expert. */
+  readonly sameFirst: number;
+  /** Mean fraction of the top-k experts the two rows share. */
+  readonly sharedFraction: number;
+  /** sameSet per layer. */
+  readonly sameSetByLayer: number[];
+}
+
+/**
+ * How often a token's conditional and unconditional rows pick the same experts (#18:
+ * would routing a CFG pair once pay?). Records pair up by (request, step, and the
+ * evaluation's t, so a two-stage sampler's evaluations are told apart).
+ */
+export function cfgPairOverlap(t: Trace): CfgPairOverlap {
+  const { layers, tokens, topK } = t;
+  const stride = layers * tokens * topK;
+  const byKey = new Map<string, [number | undefined, number | undefined]>();
+  for (let r = 0; r < t.records; r++) {
+    const key = `${t.request[r]}/${t.step[r]}/${t.t[r]}`;
+    const e = byKey.get(key) ?? [undefined, undefined];
+    e[t.branch[r] === 0 ? 0 : 1] = r;
+    byKey.set(key, e);
+  }
+  let pairs = 0;
+  let same = 0;
+  let first = 0;
+  let shared = 0;
+  const byLayer = new Float64Array(layers);
+  for (const [c, u] of byKey.values()) {
+    if (c === undefined || u === undefined) continue;
+    pairs++;
+    for (let l = 0; l < layers; l++) {
+      for (let k = 0; k < tokens; k++) {
+        const a = c * stride + (l * tokens + k) * topK;
+        const b = u * stride + (l * tokens + k) * topK;
+        let common = 0;
+        for (let i = 0; i < topK; i++) for (let j = 0; j < topK; j++) if (t.routing[a + i] === t.routing[b + j]) common++;
+        if (common === topK) {
+          same++;
+          byLayer[l]!++;
+        }
+        if (t.routing[a] === t.routing[b]) first++;
+        shared += common / topK;
+      }
+    }
+  }
+  const slots = pairs * layers * tokens;
+  const per = (x: number, n: number) => (n ? x / n : NaN);
+  return { pairs, slots, sameSet: per(same, slots), sameFirst: per(first, slots), sharedFraction: per(shared, slots), sameSetByLayer: Array.from(byLayer, (x) => per(x, pairs * tokens)) };
+}

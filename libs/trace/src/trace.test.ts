@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { Code } from "@switchyard/errors";
 import { caught } from "@switchyard/errors/testing";
 import { type Trace, encodeNpyTrace, encodeTrace, mergeTraces, parseNpyTrace, parseTrace, readTrace } from "./format";
-import { coActivation, coActivationMatrix, expertLoad, transitions } from "./stats";
+import { cfgPairOverlap, coActivation, coActivationMatrix, expertLoad, transitions } from "./stats";
 import { parseSafeTensors } from "@switchyard/tensor";
 import { syntheticTrace as synthetic } from "./testing";
 
@@ -58,6 +58,36 @@ describe("statistics", () => {
     expect(m[0]).toBe(2); // diagonal: records using expert 0
     const byBand = coActivation({ ...t, t: Float32Array.from([0.1, 0.9, 0.95]) }, "band", { bands: 2 });
     expect(byBand.groups.map((g) => [g.key, g.records])).toEqual([["t 0.00–0.50", 1], ["t 0.50–1.00", 2]]);
+  });
+});
+
+describe("CFG pairs (#18)", () => {
+  it("compare a pair's conditional and unconditional routing per token and layer", () => {
+    // request 0: one pair (records 0 and 1), two layers, two tokens, top-2; record 2 has no partner
+    const t0 = synthetic(
+      [
+        [[[0, 1], [2, 3]], [[0, 1], [2, 3]]],
+        [[[1, 0], [2, 4]], [[3, 5], [2, 3]]],
+        [[[0, 1], [0, 1]], [[0, 1], [0, 1]]],
+      ],
+      6,
+      [0, 0, 1],
+    );
+    const t = { ...t0, branch: Uint8Array.from([0, 1, 0]) };
+    const o = cfgPairOverlap(t);
+    expect(o.pairs).toBe(1);
+    expect(o.slots).toBe(4);
+    expect(o.sameSet).toBe(2 / 4); // layer 0 token 0 ({0,1} both ways) and layer 1 token 1
+    expect(o.sameFirst).toBe(2 / 4); // layer 0 token 1 (2 = 2) and layer 1 token 1
+    expect(o.sharedFraction).toBe((1 + 0.5 + 0 + 1) / 4);
+    expect(o.sameSetByLayer).toEqual([0.5, 0.5]);
+  });
+
+  it("measure the committed holdout trace", () => {
+    const o = cfgPairOverlap(readTrace(join(MODEL, "traces/holdout.safetensors")));
+    expect(o.pairs).toBeGreaterThan(0);
+    expect(o.sameSet).toBeGreaterThan(0);
+    expect(o.sameSet).toBeLessThan(1);
   });
 });
 

@@ -23,7 +23,9 @@ import { startEmbeddedCluster } from "@switchyard/cluster";
 import { BUNDLED_MODEL_DIR, loadManifest } from "@switchyard/manifest";
 import { scoreImages } from "@switchyard/quality";
 import { type GuidanceInterval, type SamplerName, advance, guidanceAt, initState, isDone, nextEvalT } from "@switchyard/sampler";
+import { cfgPairOverlap, readTrace } from "@switchyard/trace";
 import { trafficTotals } from "@switchyard/worker";
+import { join } from "node:path";
 import { table } from "./stats";
 
 const { values: flags } = parseArgs({
@@ -79,6 +81,11 @@ async function main(): Promise<void> {
   const perRequest = Number(flags["request-images"]);
   const classes = m.conditioning.numClasses;
   const intervals = flags.intervals!.split(",").filter(Boolean).map(parseInterval);
+  // Would routing a CFG pair once pay? Only if its two rows nearly always pick the same experts.
+  const holdout = readTrace(join(BUNDLED_MODEL_DIR, "traces/holdout.safetensors"));
+  const o = cfgPairOverlap(holdout);
+  const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+  console.log(`# CFG pairs in traces/holdout (${o.pairs} pairs, ${o.slots} token-layer slots): same top-${holdout.topK} set ${pct(o.sameSet)} (per layer ${o.sameSetByLayer.map(pct).join(" ")}), same first choice ${pct(o.sameFirst)}, experts shared ${pct(o.sharedFraction)}`);
   const cluster = await startEmbeddedCluster({ modelDir: BUNDLED_MODEL_DIR, workers: Number(flags.workers), port: 0, limits: { maxQueued: 4096 } });
   const client = createClient({ address: cluster.address });
   const bytes = () => cluster.runtimes.reduce((a, r) => a + trafficTotals(r.stats()).bytesSent, 0);
