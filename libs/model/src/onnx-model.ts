@@ -206,7 +206,7 @@ class OnnxModel implements ModelParts {
     try {
       out = await g.session.run(feeds, fetches);
     } finally {
-      if (--g.active === 0 && g.retired) void g.session.release();
+      if (--g.active === 0 && g.retired) void g.session.release().catch(() => undefined);
     }
     return Array.from(experts, (e, i) => (offsets[i + 1] === offsets[i] ? new Float32Array(0) : f32(out[groupedName(e, "y")], "experts.y")));
   }
@@ -226,15 +226,17 @@ class OnnxModel implements ModelParts {
     this.experts[layer]!.forEach((s, e) => s && members.push(e));
     if (members.length < 2) return undefined;
     const specs = members.map((e) => this.index.experts[layer]![e]!);
-    const bytes = groupExpertModels(
-      specs.map((p, i) => ({ key: members[i]!, name: p.name, bytes: readFileSync(join(this.dir, p.file)) })),
-      `block${layer}.experts`,
-    );
     let session: ort.InferenceSession;
     try {
+      const bytes = groupExpertModels(
+        specs.map((p, i) => ({ key: members[i]!, name: p.name, bytes: readFileSync(join(this.dir, p.file)) })),
+        `block${layer}.experts`,
+      );
       session = await ort.InferenceSession.create(bytes, sessionOptions(this.expertThreads));
     } catch (e) {
-      throw new SwitchyardError(`cannot build the grouped experts of layer ${layer}`, Code.Internal, { cause: e });
+      // Not fatal: the layer runs its experts one by one, as without grouping.
+      process.emitWarning(`cannot build the grouped experts of layer ${layer} (${(e as Error).message}); running them one by one`, { code: "SWITCHYARD_GROUPED_EXPERTS" });
+      return undefined;
     }
     // The group must compute bitwise what each part computes before it is used.
     const D = this.D;
@@ -275,7 +277,7 @@ class OnnxModel implements ModelParts {
       (x) => {
         if (!x) return;
         x.retired = true;
-        if (x.active === 0) void x.session.release();
+        if (x.active === 0) void x.session.release().catch(() => undefined);
       },
       () => undefined,
     );
