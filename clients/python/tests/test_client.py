@@ -61,6 +61,7 @@ def test_guidance_interval(address):
             c.generate_images(label=4, steps=2, guidance_t_min=0.9, guidance_t_max=0.1)
     assert np.array_equal(whole.images[0], same.images[0])
     assert not np.array_equal(whole.images[0], part.images[0])
+    assert whole.timings.guided_evals == 6 and 0 < part.timings.guided_evals < 6
     assert e.value.code == grpc.StatusCode.INVALID_ARGUMENT and e.value.field == "guidance_t_min"
 
 

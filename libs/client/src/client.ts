@@ -41,7 +41,8 @@ export type GenerateEvent =
       readonly requestId: string;
       readonly images: readonly Image[];
       readonly seed: number;
-      readonly timings: { readonly queueMs: number; readonly computeMs: number; readonly totalMs: number; readonly modelEvals: number };
+      /** modelEvals: evaluations per image; guidedEvals: of those, with classifier-free guidance (two rows). */
+      readonly timings: { readonly queueMs: number; readonly computeMs: number; readonly totalMs: number; readonly modelEvals: number; readonly guidedEvals: number };
     };
 
 export interface ClientOptions {
@@ -153,7 +154,7 @@ class Client implements SwitchyardClient {
       try {
         for await (const ev of call) {
           received = true;
-          const e = ev as { event?: string; accepted?: { requestId: string; queuePosition: number }; progress?: { step: number; steps: number; t: number; preview: WireImage[] }; result?: { requestId: string; images: WireImage[]; seed: number; timings: { queueMs: number; computeMs: number; totalMs: number; modelEvals: number } } };
+          const e = ev as { event?: string; accepted?: { requestId: string; queuePosition: number }; progress?: { step: number; steps: number; t: number; preview: WireImage[] }; result?: { requestId: string; images: WireImage[]; seed: number; timings: { queueMs: number; computeMs: number; totalMs: number; modelEvals: number; guidedEvals: number } } };
           if (e.event === "accepted" && e.accepted) yield { type: "accepted", requestId: e.accepted.requestId, queuePosition: e.accepted.queuePosition };
           else if (e.event === "progress" && e.progress) yield { type: "progress", step: e.progress.step, steps: e.progress.steps, t: e.progress.t, previews: e.progress.preview.map(image) };
           else if (e.event === "result" && e.result) yield { type: "result", requestId: e.result.requestId, images: e.result.images.map(image), seed: Number(e.result.seed), timings: e.result.timings };

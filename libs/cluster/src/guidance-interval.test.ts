@@ -37,6 +37,8 @@ describe("guidance intervals on a cluster", () => {
       const want = (await generate(engine, params)).images;
       results[i]!.images.forEach((img, k) => expect(same(img.data, want[k]!), `request ${i} image ${k}`).toBe(true));
     }
+    // each result says how many of its evaluations were guided (8 euler steps in [0.2, 0.8]: t = 0.75 … 0.25)
+    expect(results.map((r) => [r.timings.modelEvals, r.timings.guidedEvals])).toEqual([[8, 5], [8, 8], [8, 5], [7, 3]]);
     // the interval changed the first request's images (it is not ignored on the way)
     expect(same(results[0]!.images[0]!.data, results[1]!.images[0]!.data)).toBe(false);
   });

@@ -72,6 +72,8 @@ export const requestEvent = z.discriminatedUnion("type", [
     tickMs: ms.optional(),
     totalMs: ms,
     evals: count,
+    /** Of the evaluations per image, those with guidance (absent from schedulers before it). */
+    guidedEvals: count.optional(),
     seed: count,
   }),
   z.object({ type: z.literal("error"), code: z.number().int().min(1).max(16), message: z.string() }),

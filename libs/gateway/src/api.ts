@@ -181,7 +181,7 @@ export function createGatewayApi(o: GatewayOptions): Gateway {
         done: (images, e) => {
           if (finished) return;
           // the result is always sent, whatever is buffered: it is what the client asked for
-          call.write({ result: { requestId: id, images: images.map(image), timings: { queueMs: e.queueMs, computeMs: e.computeMs, totalMs: e.totalMs, modelEvals: e.evals }, seed: e.seed } });
+          call.write({ result: { requestId: id, images: images.map(image), timings: { queueMs: e.queueMs, computeMs: e.computeMs, totalMs: e.totalMs, modelEvals: e.evals, guidedEvals: e.guidedEvals ?? 0 }, seed: e.seed } });
           finished = true;
           span.end();
           tracked.succeed(e);

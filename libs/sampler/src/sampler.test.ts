@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { Code, SwitchyardError } from "@switchyard/errors";
-import { advance, combineGuidance, evalsPerRun, initState, isDone, nextEval, previewX0, timesteps, type SamplerName, type SamplerState } from "./sampler";
+import { advance, combineGuidance, evalsPerRun, guidanceAt, guidedEvals, initState, isDone, nextEval, nextEvalT, previewX0, timesteps, type SamplerName, type SamplerState } from "./sampler";
 import { gaussianNoise } from "./noise";
 
 /** Runs a sampler against an analytic velocity field and counts evals. */
@@ -91,5 +91,25 @@ describe("noise", () => {
     const varc = a.reduce((s, v) => s + (v - mean) ** 2, 0) / a.length;
     expect(Math.abs(mean)).toBeLessThan(0.05);
     expect(Math.abs(varc - 1)).toBeLessThan(0.05);
+  });
+});
+
+describe("guidance intervals (#18)", () => {
+  it("guide only evaluations at t inside the interval, and count them over a run", () => {
+    expect(guidanceAt(2, 0.5, { tMin: 0.2, tMax: 0.8 })).toBe(2);
+    expect(guidanceAt(2, 0.9, { tMin: 0.2, tMax: 0.8 })).toBe(1);
+    expect(guidanceAt(2, 0.9)).toBe(2);
+    // euler 8: t = 1, 0.875, …, 0.125 — five in [0.2, 0.8]
+    expect(guidedEvals({ sampler: "euler", steps: 8, shift: 1 }, 2, { tMin: 0.2, tMax: 0.8 })).toBe(5);
+    expect(guidedEvals({ sampler: "euler", steps: 8, shift: 1 }, 2)).toBe(8);
+    expect(guidedEvals({ sampler: "euler", steps: 8, shift: 1 }, 1)).toBe(0);
+    // heun 4: evaluations at (1, .75), (.75, .5), (.5, .25), (.25, 0) — five in [0.5, 1]
+    expect(guidedEvals({ sampler: "heun", steps: 4, shift: 1 }, 3, { tMin: 0.5, tMax: 1 })).toBe(5);
+    // nextEvalT is the t nextEval would use
+    let s = initState({ sampler: "heun", steps: 4, shift: 1 }, new Float32Array(2));
+    for (let i = 0; i < 8; i++) {
+      expect(nextEvalT(s)).toBe(nextEval(s).t);
+      s = advance(s, new Float32Array(2)).state;
+    }
   });
 });

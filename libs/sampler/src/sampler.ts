@@ -167,6 +167,18 @@ export function guidanceAt(guidance: number, t: number, interval?: GuidanceInter
   return interval === undefined || (t >= interval.tMin && t <= interval.tMax) ? guidance : 1;
 }
 
+/** Evaluations of a whole run that are guided (take the unconditional row too). Pure. */
+export function guidedEvals(params: SamplingParams, guidance: number, interval?: GuidanceInterval): number {
+  if (!needsUnconditional(guidance)) return 0;
+  let n = 0;
+  let s = initState(params, new Float32Array(1));
+  while (!isDone(s)) {
+    if (needsUnconditional(guidanceAt(guidance, nextEvalT(s), interval))) n++;
+    s = advance(s, new Float32Array(1)).state;
+  }
+  return n;
+}
+
 /** t of the evaluation nextEval() would return, without computing it. */
 export function nextEvalT(s: SamplerState): number {
   return sigmaAt(s.params, s.stage === 0 ? s.step : s.step + 1);

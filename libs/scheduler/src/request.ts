@@ -1,6 +1,6 @@
 import type { RequestEvent, SubmitMessage } from "@switchyard/contract";
 import { type Manifest, checkResolvedParams } from "@switchyard/manifest";
-import { gaussianNoise } from "@switchyard/sampler";
+import { gaussianNoise, guidedEvals } from "@switchyard/sampler";
 import { type Context, ROOT_CONTEXT, type Span, SpanKind, extractContext, trace, tracer } from "@switchyard/telemetry";
 import { type RequestState, admit } from "./policy";
 
@@ -55,6 +55,7 @@ export function doneEvent(r: Live, nowMs: number): Extract<RequestEvent, { type:
     tickMs: r.tickMs,
     totalMs: nowMs - r.state.acceptedAtMs,
     evals: r.state.images[0]!.sampler.evals,
+    guidedEvals: guidedEvals(r.state.spec.params, r.state.spec.guidance, r.state.spec.guidanceInterval),
     seed: r.msg.params.seed,
   };
 }

@@ -38,6 +38,8 @@ class Timings:
     compute_ms: float
     total_ms: float
     model_evals: int
+    #: Of the evaluations per image, those with classifier-free guidance (fewer with a guidance interval).
+    guided_evals: int = 0
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,6 @@ def from_message(ev: "pb.GenerateEvent") -> Event:
             images=[image_array(i) for i in r.images],
             pngs=[bytes(i.png) for i in r.images],
             seed=r.seed,
-            timings=Timings(t.queue_ms, t.compute_ms, t.total_ms, t.model_evals),
+            timings=Timings(t.queue_ms, t.compute_ms, t.total_ms, t.model_evals, t.guided_evals),
         )
     raise ValueError(f"unknown event {kind!r}")
