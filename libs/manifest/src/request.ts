@@ -95,10 +95,9 @@ export function toResolvedParams(p: GenerateParams, m: Manifest): ResolvedGenera
 export function checkResolvedParams(p: ResolvedGenerateParams, m: Manifest): ResolvedGenerateParams & { readonly sampler: SamplerName } {
   const { label: _label, conditional: _conditional, guidanceInterval, ...rest } = p;
   const checked = parseOrThrow(generateParamsSchema(m).omit({ label: true, guidance_t_min: true, guidance_t_max: true }), rest, { prefix: ["params"] });
-  const interval = guidanceInterval;
-  if (interval && !(interval.tMin >= 0 && interval.tMin <= interval.tMax && interval.tMax <= 1)) {
+  if (guidanceInterval && !(guidanceInterval.tMin >= 0 && guidanceInterval.tMin <= guidanceInterval.tMax && guidanceInterval.tMax <= 1)) {
     const field = "params.guidanceInterval";
-    throw new SwitchyardError(`${field} [${interval.tMin}, ${interval.tMax}] must satisfy 0 <= tMin <= tMax <= 1`, Code.InvalidArgument, { field });
+    throw new SwitchyardError(`${field} [${guidanceInterval.tMin}, ${guidanceInterval.tMax}] must satisfy 0 <= tMin <= tMax <= 1`, Code.InvalidArgument, { field });
   }
   const nullLabel = m.conditioning.nullLabel;
   if (p.conditional ? !(p.label >= 0 && p.label < m.conditioning.numClasses) : p.label !== nullLabel) {
@@ -110,5 +109,5 @@ export function checkResolvedParams(p: ResolvedGenerateParams, m: Manifest): Res
     );
   }
   if (!p.conditional && p.guidance !== 1) throw new SwitchyardError(`params.guidance ${p.guidance} must be 1 for an unconditional request`, Code.InvalidArgument, { field: "params.guidance" });
-  return { ...checked, label: p.label, conditional: p.conditional, ...(interval ? { guidanceInterval: interval } : {}) };
+  return { ...checked, label: p.label, conditional: p.conditional, ...(guidanceInterval ? { guidanceInterval } : {}) };
 }

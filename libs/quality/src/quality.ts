@@ -16,7 +16,6 @@ export interface QualityOptions {
   readonly seed: number;
   /** Images per forward batch. */
   readonly batch?: number;
-  readonly onClass?: (label: number, accuracy: number) => void;
 }
 
 export interface QualityReport {
@@ -105,6 +104,5 @@ export async function evaluateQuality(engine: Engine, modelDir: string, opts: Qu
     byClass.push(images);
   }
   const score = await scoreImages(modelDir, m, byClass);
-  score.perClassAccuracy.forEach((a, c) => opts.onClass?.(c, a));
   return { ...score, images: classes * opts.perClass, evalsPerImage: evals, seconds: (performance.now() - t0) / 1000 };
 }

@@ -73,15 +73,16 @@ export async function warmUpExperts(parts: ModelParts, experts: readonly (readon
   if (o.rows === 0 || experts.length === 0) return 0;
   const rows = expertWarmRows(parts, o.rows);
   const D = parts.manifest.architecture.hiddenSize;
-  const u = new Float32Array(rows * D);
   const byLayer = new Map<number, number[]>();
   for (const [l, e] of experts) byLayer.set(l, [...(byLayer.get(l) ?? []), e]);
+  const most = Math.max(...[...byLayer.values()].map((es) => es.length));
+  const u = new Float32Array(most * rows * D); // zeros: the values do not matter, the shapes do
   for (let r = 0; r < o.rounds; r++) {
     for (const [l, es] of byLayer) {
       if (parts.runExperts) {
         const offsets = Int32Array.from({ length: es.length + 1 }, (_, i) => i * rows);
-        await parts.runExperts(l, Int32Array.from(es), offsets, new Float32Array(es.length * rows * D));
-      } else for (const e of es) await parts.expert(l, e, u, rows);
+        await parts.runExperts(l, Int32Array.from(es), offsets, u.subarray(0, es.length * rows * D));
+      } else for (const e of es) await parts.expert(l, e, u.subarray(0, rows * D), rows);
     }
   }
   return performance.now() - t0;

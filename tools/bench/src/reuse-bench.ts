@@ -22,7 +22,7 @@ import { createClient } from "@switchyard/client";
 import { startEmbeddedCluster } from "@switchyard/cluster";
 import { BUNDLED_MODEL_DIR, loadManifest } from "@switchyard/manifest";
 import { scoreImages } from "@switchyard/quality";
-import { type GuidanceInterval, type SamplerName, advance, guidanceAt, initState, isDone, nextEvalT } from "@switchyard/sampler";
+import { type GuidanceInterval, type SamplerName, evalsPerRun, guidedEvals } from "@switchyard/sampler";
 import { cfgPairOverlap, readTrace } from "@switchyard/trace";
 import { trafficTotals } from "@switchyard/worker";
 import { join } from "node:path";
@@ -51,13 +51,8 @@ export interface ReuseRow {
 
 /** Model rows one image costs: its evaluations, two rows where guided. Pure. */
 export function modelRows(sampler: SamplerName, steps: number, guidance: number, interval?: GuidanceInterval): number {
-  let s = initState({ sampler, steps, shift: 1 }, new Float32Array(1));
-  let rows = 0;
-  while (!isDone(s)) {
-    rows += guidanceAt(guidance, nextEvalT(s), interval) !== 1 ? 2 : 1;
-    s = advance(s, new Float32Array(1)).state;
-  }
-  return rows;
+  const params = { sampler, steps, shift: 1 };
+  return evalsPerRun(params) + guidedEvals(params, guidance, interval);
 }
 
 function parseInterval(s: string): GuidanceInterval {
