@@ -65,6 +65,19 @@ def test_guidance_interval(address):
     assert e.value.code == grpc.StatusCode.INVALID_ARGUMENT and e.value.field == "guidance_t_min"
 
 
+def test_residual_reuse(address):
+    with Client(address) as c:
+        plain = c.generate_images(label=6, count=2, steps=10, seed=8)
+        reused = c.generate_images(label=6, count=2, steps=10, seed=8, reuse_threshold=0.2)
+        with pytest.raises(SwitchyardError) as e:
+            c.generate_images(label=6, steps=2, reuse_threshold=1.5)
+    assert (plain.timings.reused_evals, plain.timings.full_evals) == (0, 0)
+    assert reused.timings.reused_evals > 0
+    assert reused.timings.reused_evals + reused.timings.full_evals == 2 * 10
+    assert not np.array_equal(plain.images[0], reused.images[0])
+    assert e.value.code == grpc.StatusCode.INVALID_ARGUMENT and e.value.field == "reuse_threshold"
+
+
 def test_bad_input_names_the_field(address):
     with Client(address) as c:
         with pytest.raises(SwitchyardError) as e:

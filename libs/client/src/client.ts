@@ -14,6 +14,11 @@ export interface GenerateParams {
   /** Guidance only for evaluations at t in [guidanceTMin, guidanceTMax] (t: 1 = noise, 0 = image); one conditional row elsewhere. */
   guidanceTMin?: number;
   guidanceTMax?: number;
+  /**
+   * Residual reuse, in (0, 1]: an evaluation whose first block's residual moved less than
+   * this (relative L1) since the image's last full evaluation skips the later blocks. Off when unset.
+   */
+  reuseThreshold?: number;
   shift?: number;
   seed?: number;
   priority?: number;
@@ -41,9 +46,22 @@ export type GenerateEvent =
       readonly requestId: string;
       readonly images: readonly Image[];
       readonly seed: number;
-      /** modelEvals: evaluations per image; guidedEvals: of those, with classifier-free guidance (two rows). */
-      readonly timings: { readonly queueMs: number; readonly computeMs: number; readonly totalMs: number; readonly modelEvals: number; readonly guidedEvals: number };
+      /**
+       * modelEvals: evaluations per image; guidedEvals: of those, with classifier-free guidance (two rows);
+       * reusedEvals / fullEvals: with reuseThreshold, over all images, evaluations that reused the cached residual / ran every block (0 without).
+       */
+      readonly timings: Timings;
     };
+
+export interface Timings {
+  readonly queueMs: number;
+  readonly computeMs: number;
+  readonly totalMs: number;
+  readonly modelEvals: number;
+  readonly guidedEvals: number;
+  readonly reusedEvals: number;
+  readonly fullEvals: number;
+}
 
 export interface ClientOptions {
   /** host:port of a gateway. */
@@ -127,6 +145,7 @@ class Client implements SwitchyardClient {
       guidance: params.guidance,
       guidanceTMin: params.guidanceTMin,
       guidanceTMax: params.guidanceTMax,
+      reuseThreshold: params.reuseThreshold,
       shift: params.shift,
       seed: params.seed,
       priority: params.priority ?? 0,
@@ -154,7 +173,7 @@ class Client implements SwitchyardClient {
       try {
         for await (const ev of call) {
           received = true;
-          const e = ev as { event?: string; accepted?: { requestId: string; queuePosition: number }; progress?: { step: number; steps: number; t: number; preview: WireImage[] }; result?: { requestId: string; images: WireImage[]; seed: number; timings: { queueMs: number; computeMs: number; totalMs: number; modelEvals: number; guidedEvals: number } } };
+          const e = ev as { event?: string; accepted?: { requestId: string; queuePosition: number }; progress?: { step: number; steps: number; t: number; preview: WireImage[] }; result?: { requestId: string; images: WireImage[]; seed: number; timings: Timings } };
           if (e.event === "accepted" && e.accepted) yield { type: "accepted", requestId: e.accepted.requestId, queuePosition: e.accepted.queuePosition };
           else if (e.event === "progress" && e.progress) yield { type: "progress", step: e.progress.step, steps: e.progress.steps, t: e.progress.t, previews: e.progress.preview.map(image) };
           else if (e.event === "result" && e.result) yield { type: "result", requestId: e.result.requestId, images: e.result.images.map(image), seed: Number(e.result.seed), timings: e.result.timings };

@@ -79,6 +79,7 @@ export async function startEmbeddedCluster(o: EmbeddedClusterOptions): Promise<E
       ...(o.limits?.maxQueued !== undefined ? { maxQueued: o.limits.maxQueued } : {}),
       ...(o.limits?.maxRequestsPerTick !== undefined ? { maxRequestsPerTick: o.limits.maxRequestsPerTick } : {}),
       ...(o.limits?.maxQueuedWork !== undefined ? { maxQueuedWork: o.limits.maxQueuedWork } : {}),
+      ...(o.limits?.maxReuseBytes !== undefined ? { maxReuseBytes: o.limits.maxReuseBytes } : {}),
       ...(o.traceDir ? { traceDir: o.traceDir } : {}),
       routeAwareBatching: o.routeAware !== false,
       warmUpTicks: o.warmUp ? DEFAULT_WARM_UP_TICKS : 0,

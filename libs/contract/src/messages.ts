@@ -37,6 +37,8 @@ export const resolvedParams = z.object({
   seed: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
   /** Guidance only for evaluations at t in [tMin, tMax]; absent: every evaluation. */
   guidanceInterval: z.object({ tMin: z.number().min(0).max(1), tMax: z.number().min(0).max(1) }).optional(),
+  /** Residual reuse threshold (relative change of the first block's residual), (0, 1]; absent: off. */
+  reuseThreshold: z.number().positive().max(1).optional(),
 });
 export type ResolvedParams = z.output<typeof resolvedParams>;
 
@@ -74,6 +76,9 @@ export const requestEvent = z.discriminatedUnion("type", [
     evals: count,
     /** Of the evaluations per image, those with guidance (absent from schedulers before it). */
     guidedEvals: count.optional(),
+    /** Residual reuse, over all its images: evaluations that reused the cached residual and that ran every block (only when asked for). */
+    reusedEvals: count.optional(),
+    fullEvals: count.optional(),
     seed: count,
   }),
   z.object({ type: z.literal("error"), code: z.number().int().min(1).max(16), message: z.string() }),

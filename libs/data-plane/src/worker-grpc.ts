@@ -6,7 +6,7 @@ import { ReflectionService } from "@grpc/reflection";
 import { Code, SwitchyardError } from "@switchyard/errors";
 import { SpanKind, extractContext, inSpan, injectContext } from "@switchyard/telemetry";
 import {
-  type ExchangeRequestMsg, type ExchangeResponseMsg, type PeerClient, type TickRequestMsg, type TickResponseMsg,
+  type ExchangeRequestMsg, type ExchangeResponseMsg, type PeerClient, type ReuseStateMsg, type TickRequestMsg, type TickResponseMsg,
   clientFor, fromGrpcError, loadContracts, reflectionDefinition, toGrpcStatus,
 } from "@switchyard/proto";
 import { bytesOf, viewAs } from "@switchyard/tensor";
@@ -31,7 +31,7 @@ const buf = (a: Float32Array | Int32Array | Int16Array) => Buffer.from(bytesOf(a
 
 interface WireTick {
   tick: number;
-  items: { requestId: string; imageIndex: number; x: Buffer; t: number; label: number; guidance: number }[];
+  items: { requestId: string; imageIndex: number; x: Buffer; t: number; label: number; guidance: number; reuseThreshold?: number; reuseState?: WireReuseState | null }[];
   homes: string[];
   planVersion: number;
   owners: string[];
@@ -39,6 +39,15 @@ interface WireTick {
   replicas?: { expert: number; workers: string[] }[];
   microBatches?: number;
 }
+
+interface WireReuseState {
+  rows: number;
+  probe: Buffer;
+  residual: Buffer;
+}
+
+const decodeReuseState = (w: WireReuseState): ReuseStateMsg => ({ rows: w.rows, probe: viewAs("float32", w.probe), residual: viewAs("float32", w.residual) });
+const encodeReuseState = (s: ReuseStateMsg): WireReuseState => ({ rows: s.rows, probe: buf(s.probe), residual: buf(s.residual) });
 
 function expandReplicas(list: { expert: number; workers: string[] }[], n: number): string[][] {
   const out: string[][] = Array.from({ length: n }, () => []);
@@ -52,12 +61,18 @@ function decodeTick(w: WireTick): TickRequestMsg {
     ...(w.predicted && w.predicted.length > 0 ? { predicted: viewAs("int32", w.predicted) } : {}),
     ...(w.replicas && w.replicas.length > 0 ? { replicas: expandReplicas(w.replicas, w.owners.length) } : {}),
     ...(w.microBatches && w.microBatches > 1 ? { microBatches: w.microBatches } : {}),
-    items: w.items.map((it) => ({ requestId: it.requestId, imageIndex: it.imageIndex, x: viewAs("float32", it.x), t: it.t, label: it.label, guidance: it.guidance })),
+    items: w.items.map((it) => ({
+      requestId: it.requestId, imageIndex: it.imageIndex, x: viewAs("float32", it.x), t: it.t, label: it.label, guidance: it.guidance,
+      ...(it.reuseThreshold ? { reuse: { threshold: it.reuseThreshold, ...(it.reuseState ? { state: decodeReuseState(it.reuseState) } : {}) } } : {}),
+    })),
   };
 }
 function encodeTick(r: TickRequestMsg): WireTick {
   return {
-    tick: r.tick, homes: [...r.homes], planVersion: r.planVersion, owners: [...r.owners], items: r.items.map((it) => ({ ...it, x: buf(it.x) })),
+    tick: r.tick, homes: [...r.homes], planVersion: r.planVersion, owners: [...r.owners], items: r.items.map(({ reuse, ...it }) => ({
+      ...it, x: buf(it.x),
+      ...(reuse ? { reuseThreshold: reuse.threshold, ...(reuse.state ? { reuseState: encodeReuseState(reuse.state) } : {}) } : {}),
+    })),
     ...(r.predicted ? { predicted: buf(r.predicted) } : {}),
     ...(r.replicas ? { replicas: r.replicas.flatMap((ws, expert) => (ws.length ? [{ expert, workers: [...ws] }] : [])) } : {}),
     ...(r.microBatches ? { microBatches: r.microBatches } : {}),
@@ -161,6 +176,7 @@ export async function startWorkerServer(handler: WorkerHandler, options: { host?
       return {
         velocities: buf(r.velocities), routing: buf(r.routing), routingWeights: buf(r.routingWeights), denseMs: r.denseMs, expertMs: r.expertMs,
         ...(r.expertsUsed ? { expertsUsed: Buffer.from(r.expertsUsed.buffer, r.expertsUsed.byteOffset, r.expertsUsed.byteLength) } : {}),
+        ...(r.reuse ? { reuse: r.reuse.map((o) => ({ item: o.item, reused: o.reused, distance: o.distance, ...(o.state ? { state: encodeReuseState(o.state) } : {}) })) } : {}),
       };
     }, { name: "worker.RunTick", attributes: (w) => ({ "switchyard.tick": Number((w as { tick?: number }).tick ?? 0), "switchyard.images": ((w as { items?: unknown[] }).items ?? []).length }) }),
     Exchange: unary((r: ExchangeRequestMsg) => handler.exchange(r), { name: "worker.Exchange", attributes: (r) => ({ "switchyard.tick": r.tick, "switchyard.layer": r.layer, "switchyard.from": r.from, "switchyard.rows": r.rows }) }),
@@ -246,10 +262,11 @@ export function createWorkerClients(options: { clusterSecret?: string } = {}): W
       clients.delete(worker);
     },
     async runTick(worker, req, timeoutMs = DEFAULT_TICK_TIMEOUT_MS) {
-      const r = await call<{ velocities: Buffer; routing: Buffer; routingWeights: Buffer; expertsUsed?: Buffer; denseMs: number; expertMs: number }>(worker, "RunTick", encodeTick(req), timeoutMs);
+      const r = await call<{ velocities: Buffer; routing: Buffer; routingWeights: Buffer; expertsUsed?: Buffer; reuse?: { item: number; reused: boolean; distance: number; state?: WireReuseState | null }[]; denseMs: number; expertMs: number }>(worker, "RunTick", encodeTick(req), timeoutMs);
       return {
         velocities: viewAs("float32", r.velocities), routing: viewAs("int16", r.routing), routingWeights: viewAs("float32", r.routingWeights),
         ...(r.expertsUsed && r.expertsUsed.length > 0 ? { expertsUsed: new Uint8Array(r.expertsUsed.buffer, r.expertsUsed.byteOffset, r.expertsUsed.byteLength) } : {}),
+        ...(r.reuse && r.reuse.length > 0 ? { reuse: r.reuse.map((o) => ({ item: o.item, reused: o.reused, distance: o.distance, ...(o.state ? { state: decodeReuseState(o.state) } : {}) })) } : {}),
         denseMs: r.denseMs, expertMs: r.expertMs,
       };
     },

@@ -1,6 +1,7 @@
 import { Code, SwitchyardError } from "@switchyard/errors";
 import type { ModelParts } from "@switchyard/model";
 import { type GuidanceInterval, type SamplerState, advance, combineGuidance, guidanceAt, needsUnconditional, nextEval } from "@switchyard/sampler";
+import { type ReuseOutcome, type ReuseRequest, type ReuseState, probeDistance } from "./residual-reuse";
 import { type ExpertGroups, type LayerRouting, gatherRows, groupByExpert, routeTopK, scatterAddWeighted } from "./routing";
 
 /**
@@ -126,6 +127,8 @@ export interface EvalItem {
   readonly t: number;
   readonly label: number;
   readonly guidance: number;
+  /** Residual reuse for this evaluation (see residual-reuse.ts); absent: a full evaluation, as always. */
+  readonly reuse?: ReuseRequest;
 }
 
 export interface ForwardResult {
@@ -137,6 +140,11 @@ export interface ForwardResult {
   readonly rows: number[][];
   /** Timings of this forward, ms. */
   readonly timings: { readonly denseMs: number; readonly expertMs: number; readonly totalMs: number };
+  /**
+   * Per item, what residual reuse did (undefined for items without it); absent when no item
+   * asked. A reused item's routing is -1 (weight 0) in the layers it skipped.
+   */
+  readonly reuse?: readonly (ReuseOutcome | undefined)[];
 }
 
 export interface Engine {
@@ -153,6 +161,8 @@ export interface StepTask {
   readonly guidance: number;
   /** Guidance only for evaluations at t in the interval (one conditional row elsewhere). */
   readonly guidanceInterval?: GuidanceInterval;
+  /** Residual reuse for this evaluation. */
+  readonly reuse?: ReuseRequest;
 }
 
 export interface StepResult {
@@ -162,8 +172,10 @@ export interface StepResult {
   readonly velocity: Float32Array;
   /** t at which the model was evaluated. */
   readonly t: number;
-  /** Routing of this image's conditional row, per layer: experts [T*K]. */
+  /** Routing of this image's conditional row, per layer: experts [T*K] (-1 in layers a reused evaluation skipped). */
   readonly routing: Int16Array[];
+  /** What residual reuse did, when the task asked for it. */
+  readonly reuse?: ReuseOutcome;
 }
 
 export interface EngineOptions {
@@ -194,6 +206,7 @@ class EngineImpl implements Engine {
     const P = m.image.channels * m.image.height * m.image.width;
     const nullLabel = m.conditioning.nullLabel;
     const rows: number[][] = [];
+    const rowItem: number[] = [];
     const xs: Float32Array[] = [];
     const ts: number[] = [];
     const ys: number[] = [];
@@ -213,7 +226,10 @@ class EngineImpl implements Engine {
         ys.push(nullLabel);
       }
       rows.push(r);
+      for (const _ of r) rowItem.push(i);
     }
+    const anyReuse = items.some((it) => it.reuse);
+    const outcomes: (ReuseOutcome | undefined)[] = items.map(() => undefined);
     // Split into chunks of at most maxRows rows (keeping an item's rows together).
     const t0 = performance.now();
     const v = new Float32Array(xs.length * P);
@@ -222,8 +238,15 @@ class EngineImpl implements Engine {
     let expertMs = 0;
     for (let start = 0; start < xs.length; ) {
       // Chunks are independent: an item's rows are combined after all chunks ran.
-      const end = Math.min(xs.length, start + this.maxRows);
-      const r = await this.forwardRows(xs.slice(start, end), ts.slice(start, end), ys.slice(start, end));
+      let end = Math.min(xs.length, start + this.maxRows);
+      if (end < xs.length && rowItem[end] === rowItem[end - 1]) end--; // maxRows >= 2: never empty
+      let chunkItems: ChunkItem[] | undefined;
+      if (anyReuse) {
+        chunkItems = [];
+        for (let i = rowItem[start]!; i <= rowItem[end - 1]!; i++) chunkItems.push({ rows: rows[i]!.map((q) => q - start), ...(items[i]!.reuse ? { reuse: items[i]!.reuse } : {}) });
+      }
+      const r = await this.forwardRows(xs.slice(start, end), ts.slice(start, end), ys.slice(start, end), chunkItems);
+      r.outcomes?.forEach((o, k) => (outcomes[rowItem[start]! + k] = o));
       v.set(r.v, start * P);
       r.routing.forEach((lr, l) => {
         routing[l]!.experts.push(lr.experts);
@@ -247,10 +270,17 @@ class EngineImpl implements Engine {
       if (u === undefined) return vc.slice();
       return combineGuidance(vc, v.subarray(u * P, u * P + P), it.guidance);
     });
-    return { velocities, routing: merged, rows, timings: { denseMs, expertMs, totalMs: performance.now() - t0 } };
+    return { velocities, routing: merged, rows, timings: { denseMs, expertMs, totalMs: performance.now() - t0 }, ...(anyReuse ? { reuse: outcomes } : {}) };
   }
 
-  private async forwardRows(xs: Float32Array[], ts: number[], ys: number[]) {
+  /**
+   * One chunk of rows through the model. With `items` (the chunk's items, their rows
+   * local to it, and any reuse setting), images whose first-block residual moved less
+   * than their threshold skip the later blocks: only the other rows go on through the
+   * dense parts, routing and experts (every layer's runLayer is still called, with no
+   * rows if need be, so that expert holders hear from every home).
+   */
+  private async forwardRows(xs: Float32Array[], ts: number[], ys: number[], items?: readonly ChunkItem[]) {
     const m = this.parts.manifest;
     const B = xs.length;
     const T = m.architecture.tokens;
@@ -265,11 +295,35 @@ class EngineImpl implements Engine {
     let t0 = performance.now();
     const emb = await this.parts.embed(x, Float32Array.from(ts), BigInt64Array.from(ys, (y) => BigInt(y)));
     let h = emb.h;
-    const c = emb.c;
+    let c = emb.c;
     const routing: LayerRouting[] = [];
+    const reusing = items?.some((it) => it.reuse) ?? false;
+    /** Rows still computed (after the first block, without the reused images'); all of them otherwise. */
+    let active: Int32Array | undefined;
+    let first: Float32Array | undefined; // the first block's output, [B,T,D]
+    let outcomes: (ReuseOutcome | undefined)[] | undefined;
+    let b = B; // rows in h
     for (let l = 0; l < m.architecture.numLayers; l++) {
-      const d = await this.parts.dense(l, h, c, B);
-      const r = routeTopK(d.logits, B * T, E, K);
+      if (l === 1 && reusing) {
+        first = h;
+        const decided = decideReuse(items!, emb.h, h, T * D);
+        outcomes = decided.outcomes;
+        if (decided.active.length < B) {
+          active = decided.active;
+          b = active.length;
+          h = gatherRows(first, T * D, active, 0, b);
+          c = gatherRows(emb.c, emb.c.length / B, active, 0, b);
+        }
+      }
+      if (b === 0) {
+        // Every image reused: nothing to compute, but holders still wait for this home.
+        const none: ExpertGroups = { numExperts: E, offsets: new Int32Array(E + 1), row: new Int32Array(0), weight: new Float32Array(0) };
+        await this.executor.runLayer(l, new Float32Array(0), none, 0, async () => new Float32Array(0));
+        routing.push({ rows: 0, topK: K, experts: new Int16Array(0), weights: new Float32Array(0) });
+        continue;
+      }
+      const d = await this.parts.dense(l, h, c, b);
+      const r = routeTopK(d.logits, b * T, E, K);
       routing.push(r);
       const groups = groupByExpert(r, E);
       const t1 = performance.now();
@@ -280,26 +334,36 @@ class EngineImpl implements Engine {
       let sharedMs = 0;
       const init = async () => {
         const s = performance.now();
-        const acc = m.moe.sharedExpert ? await this.parts.shared(l, d.u, B * T) : new Float32Array(B * T * D);
+        const acc = m.moe.sharedExpert ? await this.parts.shared(l, d.u, b * T) : new Float32Array(b * T * D);
         sharedMs = performance.now() - s;
         return acc;
       };
-      const moe = await this.executor.runLayer(l, d.u, groups, B * T, init);
+      const moe = await this.executor.runLayer(l, d.u, groups, b * T, init);
       const t2 = performance.now();
       expertMs += t2 - t1 - sharedMs;
       denseMs += sharedMs;
-      h = combineBlock(d.h1, d.gate, moe, B, T, D, d.h1); // in place: h1 is this call's own output
+      h = combineBlock(d.h1, d.gate, moe, b, T, D, d.h1); // in place: h1 is this call's own output
       t0 = performance.now();
       denseMs += t0 - t2;
     }
-    const v = await this.parts.final(h, c, B);
+    if (reusing && first === undefined) {
+      // A one-block model: the probe is all there is to compute.
+      first = h;
+      outcomes = decideReuse(items!, emb.h, h, T * D).outcomes;
+    }
+    if (outcomes) {
+      const full = active ? scatterComputed(first!, h, active, T * D) : h;
+      h = finishReuse(items!, outcomes, emb.h, first!, full, T * D);
+      if (active) for (let l = 1; l < routing.length; l++) routing[l] = expandRouting(routing[l]!, active, B * T, T);
+    }
+    const v = await this.parts.final(h, emb.c, B);
     denseMs += performance.now() - t0;
-    return { v, routing, denseMs, expertMs };
+    return { v, routing, denseMs, expertMs, ...(outcomes ? { outcomes } : {}) };
   }
 
   async step(tasks: readonly StepTask[]): Promise<StepResult[]> {
     const evals = tasks.map((t) => nextEval(t.state));
-    const res = await this.forward(tasks.map((t, i) => ({ x: evals[i]!.x, t: evals[i]!.t, label: t.label, guidance: guidanceAt(t.guidance, evals[i]!.t, t.guidanceInterval) })));
+    const res = await this.forward(tasks.map((t, i) => ({ x: evals[i]!.x, t: evals[i]!.t, label: t.label, guidance: guidanceAt(t.guidance, evals[i]!.t, t.guidanceInterval), ...(t.reuse ? { reuse: t.reuse } : {}) })));
     const T = this.parts.manifest.architecture.tokens;
     const K = this.parts.manifest.moe.topK;
     return tasks.map((task, i) => {
@@ -311,6 +375,7 @@ class EngineImpl implements Engine {
         velocity: res.velocities[i]!,
         t: evals[i]!.t,
         routing: res.routing.map((lr) => lr.experts.slice(row * T * K, (row + 1) * T * K)),
+        ...(res.reuse?.[i] ? { reuse: res.reuse[i] } : {}),
       };
     });
   }
@@ -326,6 +391,89 @@ export function combineBlock(h1: Float32Array, gate: Float32Array, moe: Float32A
     }
   }
   return out;
+}
+
+/** An item of a chunk: its rows (local to the chunk) and its reuse setting. */
+interface ChunkItem {
+  readonly rows: readonly number[];
+  readonly reuse?: ReuseRequest;
+}
+
+/**
+ * After the first block: which images reuse (a state covering their rows, the probe
+ * moved less than the threshold), and the rows still computed, ascending.
+ */
+function decideReuse(items: readonly ChunkItem[], input: Float32Array, first: Float32Array, rowSize: number): { outcomes: (ReuseOutcome | undefined)[]; active: Int32Array } {
+  const probe = subtractRows(first, input, rowSize);
+  const skipped = new Set<number>();
+  const outcomes = items.map((it): ReuseOutcome | undefined => {
+    if (!it.reuse) return undefined;
+    const s = it.reuse.state;
+    const usable = s !== undefined && s.rows === it.rows.length && s.probe.length === it.rows.length * rowSize && s.residual.length === s.probe.length;
+    const distance = usable ? probeDistance(probe, it.rows, s.probe, rowSize) : Number.NaN;
+    if (usable && distance < it.reuse.threshold) {
+      for (const r of it.rows) skipped.add(r);
+      return { reused: true, distance, state: s };
+    }
+    // The state is filled in once the later blocks have run (finishReuse).
+    return { reused: false, distance, state: { rows: it.rows.length, probe: gatherRows(probe, rowSize, Int32Array.from(it.rows), 0, it.rows.length), residual: new Float32Array(0) } };
+  });
+  const rows = items.reduce((n, it) => n + it.rows.length, 0);
+  const active = Int32Array.from({ length: rows }, (_, r) => r).filter((r) => !skipped.has(r));
+  return { outcomes, active };
+}
+
+/** a - b, row by row, float32. */
+function subtractRows(a: Float32Array, b: Float32Array, _rowSize: number): Float32Array {
+  const out = new Float32Array(a.length);
+  for (let i = 0; i < a.length; i++) out[i] = a[i]! - b[i]!;
+  return out;
+}
+
+/** The first block's output with the computed rows' final hidden states written over theirs. */
+function scatterComputed(first: Float32Array, computed: Float32Array, active: Int32Array, rowSize: number): Float32Array {
+  const out = Float32Array.from(first);
+  active.forEach((r, k) => out.set(computed.subarray(k * rowSize, (k + 1) * rowSize), r * rowSize));
+  return out;
+}
+
+/**
+ * The last block's output of every row: computed rows as computed (their new state's
+ * residual is output minus first block), reused rows first block + the state's residual.
+ */
+function finishReuse(items: readonly ChunkItem[], outcomes: (ReuseOutcome | undefined)[], _input: Float32Array, first: Float32Array, full: Float32Array, rowSize: number): Float32Array {
+  const h = full === first ? Float32Array.from(full) : full;
+  items.forEach((it, k) => {
+    const o = outcomes[k];
+    if (!o) return;
+    if (o.reused) {
+      it.rows.forEach((r, q) => {
+        const a = r * rowSize;
+        const res = o.state.residual;
+        for (let i = 0; i < rowSize; i++) h[a + i] = first[a + i]! + res[q * rowSize + i]!;
+      });
+      return;
+    }
+    const residual = new Float32Array(it.rows.length * rowSize);
+    it.rows.forEach((r, q) => {
+      const a = r * rowSize;
+      for (let i = 0; i < rowSize; i++) residual[q * rowSize + i] = h[a + i]! - first[a + i]!;
+    });
+    outcomes[k] = { ...o, state: { ...o.state, residual } as ReuseState };
+  });
+  return h;
+}
+
+/** A layer's routing over the computed rows spread back over all rows: -1 (weight 0) where a row skipped it. */
+function expandRouting(lr: LayerRouting, active: Int32Array, allTokens: number, T: number): LayerRouting {
+  const K = lr.topK;
+  const experts = new Int16Array(allTokens * K).fill(-1);
+  const weights = new Float32Array(allTokens * K);
+  active.forEach((r, k) => {
+    experts.set(lr.experts.subarray(k * T * K, (k + 1) * T * K), r * T * K);
+    weights.set(lr.weights.subarray(k * T * K, (k + 1) * T * K), r * T * K);
+  });
+  return { rows: allTokens, topK: K, experts, weights };
 }
 
 function concat<A extends Int16Array | Float32Array>(arrays: A[], Ctor: { new (n: number): A }): A {

@@ -1,3 +1,4 @@
+import type { ReuseState } from "./residual-reuse";
 import { type SamplerState, gaussianNoise, initState, isDone } from "@switchyard/sampler";
 import type { Engine } from "./engine";
 import type { GenerateParams } from "@switchyard/manifest";
@@ -13,6 +14,8 @@ export interface GenerateResult {
   /** One [C*H*W] float32 image per requested image, values nominally in the model's valueRange. */
   readonly images: Float32Array[];
   readonly evals: number;
+  /** With residual reuse: evaluations, over all images, that reused the cached residual. */
+  readonly reusedEvals: number;
   readonly ms: number;
 }
 
@@ -35,11 +38,19 @@ export async function generate(
     initState({ sampler: params.sampler, steps: params.steps, shift: params.shift }, options.noise?.[i] ?? initialNoise(params, i, size)),
   );
   const t0 = performance.now();
+  const reuse: (ReuseState | undefined)[] = states.map(() => undefined);
+  let reusedEvals = 0;
   while (!states.every(isDone)) {
     const interval = params.label === undefined ? undefined : params.guidanceInterval;
-    const res = await engine.step(states.map((state) => ({ state, label, guidance, ...(interval ? { guidanceInterval: interval } : {}) })));
+    const th = params.reuseThreshold;
+    const res = await engine.step(states.map((state, i) => ({ state, label, guidance, ...(interval ? { guidanceInterval: interval } : {}), ...(th ? { reuse: { threshold: th, ...(reuse[i] ? { state: reuse[i] } : {}) } } : {}) })));
     states = res.map((r) => r.state);
+    res.forEach((r, i) => {
+      if (!r.reuse) return;
+      if (r.reuse.reused) reusedEvals++;
+      reuse[i] = r.reuse.state;
+    });
     if (res[0]?.stepCompleted) options.onProgress?.({ step: states[0]!.step, steps: params.steps, evals: states[0]!.evals });
   }
-  return { images: states.map((s) => s.x), evals: states[0]?.evals ?? 0, ms: performance.now() - t0 };
+  return { images: states.map((s) => s.x), evals: states[0]?.evals ?? 0, reusedEvals, ms: performance.now() - t0 };
 }

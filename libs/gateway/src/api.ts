@@ -56,6 +56,7 @@ export interface GenerateRequestWire {
   guidance?: number;
   guidanceTMin?: number;
   guidanceTMax?: number;
+  reuseThreshold?: number;
   shift?: number;
   seed?: number;
   priority: number;
@@ -70,7 +71,7 @@ export function toSubmit(req: GenerateRequestWire, m: Manifest, deadlineMs: numb
   return buildSubmit(
     {
       requestId: req.requestId,
-      params: { label: req.label, count: req.count ?? 1, steps: req.steps, sampler: SAMPLER_NAMES[req.sampler], guidance: req.guidance, shift: req.shift, seed: req.seed, guidance_t_min: req.guidanceTMin, guidance_t_max: req.guidanceTMax },
+      params: { label: req.label, count: req.count ?? 1, steps: req.steps, sampler: SAMPLER_NAMES[req.sampler], guidance: req.guidance, shift: req.shift, seed: req.seed, guidance_t_min: req.guidanceTMin, guidance_t_max: req.guidanceTMax, reuse_threshold: req.reuseThreshold },
       priority: req.priority,
       ...(deadlineMs !== undefined ? { deadlineMs } : {}),
       previewInterval: req.previewInterval,
@@ -181,7 +182,7 @@ export function createGatewayApi(o: GatewayOptions): Gateway {
         done: (images, e) => {
           if (finished) return;
           // the result is always sent, whatever is buffered: it is what the client asked for
-          call.write({ result: { requestId: id, images: images.map(image), timings: { queueMs: e.queueMs, computeMs: e.computeMs, totalMs: e.totalMs, modelEvals: e.evals, guidedEvals: e.guidedEvals ?? 0 }, seed: e.seed } });
+          call.write({ result: { requestId: id, images: images.map(image), timings: { queueMs: e.queueMs, computeMs: e.computeMs, totalMs: e.totalMs, modelEvals: e.evals, guidedEvals: e.guidedEvals ?? 0, reusedEvals: e.reusedEvals ?? 0, fullEvals: e.fullEvals ?? 0 }, seed: e.seed } });
           finished = true;
           span.end();
           tracked.succeed(e);

@@ -223,6 +223,7 @@ const imagesSchema = z.strictObject({
   shift: z.unknown().optional(),
   guidance_t_min: z.unknown().optional(),
   guidance_t_max: z.unknown().optional(),
+  reuse_threshold: z.unknown().optional(),
   priority: z.number().optional(),
 });
 
@@ -319,7 +320,7 @@ export function createHttpHandler(o: HttpApiOptions): (req: IncomingMessage, res
         );
       }
       const built = buildSubmit(
-        { params: { label, count: body.n ?? 1, steps: body.steps, sampler: body.sampler, guidance: body.guidance, shift: body.shift, seed: body.seed, guidance_t_min: body.guidance_t_min, guidance_t_max: body.guidance_t_max }, priority: body.priority ?? 0 },
+        { params: { label, count: body.n ?? 1, steps: body.steps, sampler: body.sampler, guidance: body.guidance, shift: body.shift, seed: body.seed, guidance_t_min: body.guidance_t_min, guidance_t_max: body.guidance_t_max, reuse_threshold: body.reuse_threshold }, priority: body.priority ?? 0 },
         m,
       );
       tracked.claim(caller, { work: workOf(built), priority: built.priority, priorityField: "priority" });

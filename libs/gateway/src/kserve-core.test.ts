@@ -39,6 +39,11 @@ describe("parseInferRequest", () => {
     expect(fail(req({ guidance_t_min: 0.8, guidance_t_max: 0.2 }, [3])).message).toContain("parameters.guidance_t_min 0.8 must be <= guidance_t_max 0.2");
   });
 
+  it("takes reuse_threshold and names a bad one (#18)", () => {
+    expect(parseInferRequest(req({ reuse_threshold: 0.2 }, [3]), m).submits[0]!.params.reuseThreshold).toBe(0.2);
+    expect(fail(req({ reuse_threshold: 2 }, [3])).message).toContain("parameters.reuse_threshold 2 must be a number >= 0 and <= 1");
+  });
+
   it("accepts Triton's reserved parameters as Triton does", () => {
     const p = parseInferRequest(req({ triton_enable_empty_final_response: true, sequence_id: 0, sequence_start: false, timeout: 2_000_000, binary_data_output: true }), m, 1000);
     expect(p.options).toEqual({ enableEmptyFinalResponse: true, binaryDataOutput: true, deadlineMs: 3000 });

@@ -17,7 +17,8 @@ import { buildSubmit, clip, workOf } from "./submit";
  * The model takes `LABEL` INT32 [batch, 1] (class per image, -1 = unconditional) and
  * returns `IMAGE` FP32 [batch, C, H, W]. Diffusion options are request parameters:
  * `steps` (int), `sampler` ("euler" | "heun" | "pc"), `guidance` (double),
- * `guidance_t_min` / `guidance_t_max` (double: guidance only for t in that interval), `shift`
+ * `guidance_t_min` / `guidance_t_max` (double: guidance only for t in that interval),
+ * `reuse_threshold` (double in (0, 1]: residual reuse, see the native API), `shift`
  * (double), `seed` (int; image i uses seed + i), `priority` (int; higher runs first —
  * note that Triton's own `priority` means the opposite, 1 = highest).
  */
@@ -27,7 +28,7 @@ export const KSERVE_OUTPUT = "IMAGE";
 export const KSERVE_MAX_BATCH = 64;
 
 /** Switchyard's own request parameters. */
-export const KSERVE_PARAMETERS = ["steps", "sampler", "guidance", "guidance_t_min", "guidance_t_max", "shift", "seed", "priority"] as const;
+export const KSERVE_PARAMETERS = ["steps", "sampler", "guidance", "guidance_t_min", "guidance_t_max", "reuse_threshold", "shift", "seed", "priority"] as const;
 
 /**
  * Triton's reserved request parameters that clients (perf_analyzer, tritonclient) send.
@@ -171,7 +172,7 @@ export function parseInferRequest(req: KserveRequest, m: Manifest, nowMs = Date.
     deadlineMs,
   };
   const gen: Record<string, unknown> = {};
-  for (const k of ["steps", "sampler", "guidance", "guidance_t_min", "guidance_t_max", "shift"]) if (params[k] !== undefined) gen[k] = params[k];
+  for (const k of ["steps", "sampler", "guidance", "guidance_t_min", "guidance_t_max", "reuse_threshold", "shift"]) if (params[k] !== undefined) gen[k] = params[k];
   const seed = params.seed;
   const first = buildSubmit({ params: { ...gen, ...(seed !== undefined ? { seed } : {}) }, priority: params.priority as number | undefined }, m, KSERVE_FIELDS);
   const base = req.id || randomUUID();

@@ -72,3 +72,26 @@ describe("guidance intervals (#18)", () => {
     expect(() => checkResolvedParams({ ...guided, guidanceInterval: { tMin: 0.7, tMax: 0.3 } }, manifest)).toThrow(/params.guidanceInterval \[0.7, 0.3\] must satisfy 0 <= tMin <= tMax <= 1/);
   });
 });
+
+describe("residual reuse (#18)", () => {
+  it("takes reuse_threshold in (0, 1]; 0 or absent is off and adds nothing; the scheduler checks it again", async () => {
+    const { checkResolvedParams, toResolvedParams } = await import("./request");
+    expect(resolveGenerateParams({ label: 1, reuse_threshold: 0.2 }, manifest).reuseThreshold).toBe(0.2);
+    expect("reuseThreshold" in resolveGenerateParams({ label: 1, reuse_threshold: 0 }, manifest)).toBe(false);
+    expect("reuseThreshold" in resolveGenerateParams({ label: 1 }, manifest)).toBe(false);
+    const carried = toResolvedParams(resolveGenerateParams({ reuse_threshold: 0.1 }, manifest), manifest); // unconditional too
+    expect(carried.reuseThreshold).toBe(0.1);
+    expect(checkResolvedParams(carried, manifest).reuseThreshold).toBe(0.1);
+    expect(() => checkResolvedParams({ ...carried, reuseThreshold: 0 }, manifest)).toThrow("params.reuseThreshold 0 must be > 0 and <= 1");
+  });
+
+  it.each([
+    [{ reuse_threshold: -0.1 }, "reuse_threshold -0.1 must be a number >= 0 and <= 1"],
+    [{ reuse_threshold: 1.5 }, "reuse_threshold 1.5 must be a number >= 0 and <= 1"],
+    [{ reuse_threshold: "high" }, "reuse_threshold"],
+  ])("rejects %j naming the field", (raw, msg) => {
+    const e = fail({ label: 1, ...raw });
+    expect(e.code).toBe(Code.InvalidArgument);
+    expect(e.message).toContain(msg);
+  });
+});

@@ -22,7 +22,16 @@ export interface GenerateParams {
   readonly seed: number;
   /** Guidance only for t in [tMin, tMax] (guidance_t_min / guidance_t_max); undefined: every evaluation. */
   readonly guidanceInterval?: GuidanceInterval;
+  /**
+   * Residual reuse (reuse_threshold, > 0): an evaluation whose first block's residual moved
+   * less than this (relative L1) since the image's last full evaluation skips the later
+   * blocks and adds their residual from then. undefined (or 0): every evaluation is full.
+   */
+  readonly reuseThreshold?: number;
 }
+
+/** Largest accepted reuse_threshold: past it the first block may have changed completely. */
+export const MAX_REUSE_THRESHOLD = 1;
 
 /** The zod schema of generation parameters for a model (label range, step limits, defaults). */
 export function generateParamsSchema(m: Manifest) {
@@ -37,6 +46,7 @@ export function generateParamsSchema(m: Manifest) {
     seed: intInRange(0, Number.MAX_SAFE_INTEGER).default(0),
     guidance_t_min: numberInRange(0, 1).optional(),
     guidance_t_max: numberInRange(0, 1).optional(),
+    reuse_threshold: numberInRange(0, MAX_REUSE_THRESHOLD).optional(),
   });
 }
 
@@ -54,9 +64,9 @@ function intervalOf(tMin: number | undefined, tMax: number | undefined, prefix: 
 
 /** Raw → resolved generation parameters; INVALID_ARGUMENT naming the field (under `fieldPrefix`, e.g. ["parameters"]). */
 export function resolveGenerateParams(raw: unknown, m: Manifest, fieldPrefix: readonly (string | number)[] = []): GenerateParams {
-  const { guidance_t_min, guidance_t_max, ...p } = parseOrThrow(generateParamsSchema(m), raw ?? {}, { prefix: fieldPrefix });
+  const { guidance_t_min, guidance_t_max, reuse_threshold, ...p } = parseOrThrow(generateParamsSchema(m), raw ?? {}, { prefix: fieldPrefix });
   const interval = intervalOf(guidance_t_min, guidance_t_max, fieldPrefix);
-  return { ...p, label: p.label, ...(interval ? { guidanceInterval: interval } : {}) };
+  return { ...p, label: p.label, ...(interval ? { guidanceInterval: interval } : {}), ...(reuse_threshold ? { reuseThreshold: reuse_threshold } : {}) };
 }
 
 /**
@@ -74,6 +84,8 @@ export interface ResolvedGenerateParams {
   readonly shift: number;
   readonly seed: number;
   readonly guidanceInterval?: GuidanceInterval;
+  /** Residual reuse threshold, in (0, MAX_REUSE_THRESHOLD]; absent: off. */
+  readonly reuseThreshold?: number;
 }
 
 /** Resolved parameters → the form a request carries (done once, at the gateway). */
@@ -84,6 +96,7 @@ export function toResolvedParams(p: GenerateParams, m: Manifest): ResolvedGenera
   return {
     label: p.label ?? m.conditioning.nullLabel, conditional, count: p.count, steps: p.steps, sampler: p.sampler, guidance: conditional ? p.guidance : 1, shift: p.shift, seed: p.seed,
     ...(interval ? { guidanceInterval: interval } : {}),
+    ...(p.reuseThreshold ? { reuseThreshold: p.reuseThreshold } : {}),
   };
 }
 
@@ -93,8 +106,12 @@ export function toResolvedParams(p: GenerateParams, m: Manifest): ResolvedGenera
  * gateway); INVALID_ARGUMENT naming the field. Nothing is defaulted or rewritten.
  */
 export function checkResolvedParams(p: ResolvedGenerateParams, m: Manifest): ResolvedGenerateParams & { readonly sampler: SamplerName } {
-  const { label: _label, conditional: _conditional, guidanceInterval, ...rest } = p;
-  const checked = parseOrThrow(generateParamsSchema(m).omit({ label: true, guidance_t_min: true, guidance_t_max: true }), rest, { prefix: ["params"] });
+  const { label: _label, conditional: _conditional, guidanceInterval, reuseThreshold, ...rest } = p;
+  const checked = parseOrThrow(generateParamsSchema(m).omit({ label: true, guidance_t_min: true, guidance_t_max: true, reuse_threshold: true }), rest, { prefix: ["params"] });
+  if (reuseThreshold !== undefined && !(reuseThreshold > 0 && reuseThreshold <= MAX_REUSE_THRESHOLD)) {
+    const field = "params.reuseThreshold";
+    throw new SwitchyardError(`${field} ${reuseThreshold} must be > 0 and <= ${MAX_REUSE_THRESHOLD}`, Code.InvalidArgument, { field });
+  }
   if (guidanceInterval && !(guidanceInterval.tMin >= 0 && guidanceInterval.tMin <= guidanceInterval.tMax && guidanceInterval.tMax <= 1)) {
     const field = "params.guidanceInterval";
     throw new SwitchyardError(`${field} [${guidanceInterval.tMin}, ${guidanceInterval.tMax}] must satisfy 0 <= tMin <= tMax <= 1`, Code.InvalidArgument, { field });
@@ -109,5 +126,5 @@ export function checkResolvedParams(p: ResolvedGenerateParams, m: Manifest): Res
     );
   }
   if (!p.conditional && p.guidance !== 1) throw new SwitchyardError(`params.guidance ${p.guidance} must be 1 for an unconditional request`, Code.InvalidArgument, { field: "params.guidance" });
-  return { ...checked, label: p.label, conditional: p.conditional, ...(guidanceInterval ? { guidanceInterval } : {}) };
+  return { ...checked, label: p.label, conditional: p.conditional, ...(guidanceInterval ? { guidanceInterval } : {}), ...(reuseThreshold !== undefined ? { reuseThreshold } : {}) };
 }

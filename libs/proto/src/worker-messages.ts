@@ -10,6 +10,34 @@ export interface TickItemMsg {
   readonly t: number;
   readonly label: number;
   readonly guidance: number;
+  /** Residual reuse for this evaluation; absent: a full evaluation. */
+  readonly reuse?: TickReuseMsg;
+}
+
+/** What an image's last full evaluation left, per model row ([rows, tokens, hidden] each). */
+export interface ReuseStateMsg {
+  readonly rows: number;
+  /** The first block's residual. */
+  readonly probe: Float32Array;
+  /** The later blocks' residual. */
+  readonly residual: Float32Array;
+}
+
+export interface TickReuseMsg {
+  /** Reuse when the first block's residual moved less than this (relative L1), > 0. */
+  readonly threshold: number;
+  /** The state from the image's last full evaluation; absent: full. */
+  readonly state?: ReuseStateMsg;
+}
+
+/** What residual reuse did for item `item` of the tick. */
+export interface ReuseResultMsg {
+  readonly item: number;
+  readonly reused: boolean;
+  /** The probe's relative L1 change; NaN without a usable state. */
+  readonly distance: number;
+  /** The new state after a full evaluation; absent when reused (the state is unchanged). */
+  readonly state?: ReuseStateMsg;
 }
 
 export interface TickRequestMsg {
@@ -37,6 +65,8 @@ export interface TickResponseMsg {
   readonly routingWeights: Float32Array;
   /** [items, ceil(layers*E/8)] bitmask of the global experts any row of each item used (both CFG branches). */
   readonly expertsUsed?: Uint8Array;
+  /** Items that asked for residual reuse; a reused item's routing is -1 (weight 0) in the layers it skipped. */
+  readonly reuse?: readonly ReuseResultMsg[];
   readonly denseMs: number;
   readonly expertMs: number;
 }

@@ -5,7 +5,7 @@ import { DATA_PLANE_ENV, dataPlaneConfigShape } from "@switchyard/data-plane";
 import { DEFAULT_MAX_TICK_ROWS, DEFAULT_SERVING_GROUP } from "@switchyard/contract";
 import { intInRange, parseOrThrow, port, readEnv } from "@switchyard/config";
 import { BUNDLED_MODEL_DIR } from "@switchyard/manifest";
-import { DEFAULT_MAX_QUEUED, DEFAULT_MAX_QUEUED_WORK } from "./policy";
+import { DEFAULT_MAX_QUEUED, DEFAULT_MAX_QUEUED_WORK, DEFAULT_MAX_REUSE_BYTES } from "./policy";
 import { DEFAULT_LIVENESS_MS } from "./remote-pool";
 import { DEFAULT_WARM_UP_TICKS } from "./warm-up-ticks";
 
@@ -20,6 +20,7 @@ export const ENV = {
   SWITCHYARD_MAX_TICK_ROWS: "maxTickRows",
   SWITCHYARD_MAX_QUEUED: "maxQueued",
   SWITCHYARD_MAX_QUEUED_WORK: "maxQueuedWork",
+  SWITCHYARD_MAX_REUSE_BYTES: "maxReuseBytes",
   SWITCHYARD_LIVENESS_MS: "livenessMs",
   SWITCHYARD_MAX_REQUESTS_PER_TICK: "maxRequestsPerTick",
   SWITCHYARD_TRACE_DIR: "traceDir",
@@ -44,6 +45,8 @@ export const schedulerConfigSchema = z.strictObject({
   maxQueued: intInRange(1, 1_000_000).default(DEFAULT_MAX_QUEUED),
   /** Most image-steps (images × steps) held; beyond it RESOURCE_EXHAUSTED unless nothing is held. */
   maxQueuedWork: intInRange(1, 1e12).default(DEFAULT_MAX_QUEUED_WORK),
+  /** Most bytes of residual-reuse state held (past it new states are dropped and those images run full evaluations). */
+  maxReuseBytes: intInRange(0, 1e13).default(DEFAULT_MAX_REUSE_BYTES),
   livenessMs: intInRange(100, 600_000).default(DEFAULT_LIVENESS_MS),
   /** 0 = unlimited; 1 = one request at a time (baseline for benchmarks). */
   maxRequestsPerTick: intInRange(0, 1_000_000).default(0),

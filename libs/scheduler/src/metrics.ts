@@ -9,6 +9,10 @@ export interface SchedulerMetrics {
   /** A request left: "ok" or its status ("deadline_exceeded", "canceled", …). */
   finished(outcome: string, seconds: number): void;
   bind(stats: () => SchedulerStats): void;
+  /** Residual reuse in a tick: evaluations that reused, that ran full, and new states dropped over the memory bound. */
+  reuse(reused: number, full: number, dropped: number): void;
+  /** The residual-reuse state held now, bytes. */
+  bindReuseBytes(bytes: () => number): void;
 }
 
 /** Tick-scale buckets: 1 ms … 2.5 s, then request scale. */
@@ -27,6 +31,13 @@ export function createSchedulerMetrics(registry: Registry): SchedulerMetrics {
     new Gauge({ name, help, registers: [registry], collect() { if (stats) this.set(f(stats())); } });
   gauge("switchyard_scheduler_pending_requests", "Admitted requests not yet finished", (s) => s.queued);
   gauge("switchyard_scheduler_live_workers", "Workers in the plan in force", (s) => s.workers);
+  let reuseBytes: (() => number) | undefined;
+  new Gauge({
+    name: "switchyard_scheduler_reuse_state_bytes", help: "Residual-reuse state held for the images in flight (bounded by SWITCHYARD_MAX_REUSE_BYTES)", registers: [registry],
+    collect() { if (reuseBytes) this.set(reuseBytes()); },
+  });
+  const reuseEvals = new Counter({ name: "switchyard_scheduler_reuse_evaluations_total", help: "Evaluations of requests with residual reuse, by outcome: reused (only the first block ran) or full", labelNames: ["outcome"], registers: [registry] });
+  const reuseDropped = new Counter({ name: "switchyard_scheduler_reuse_states_dropped_total", help: "New residual-reuse states not kept because the bound was reached (the image's next evaluation is full)", registers: [registry] });
   return {
     tick: (seconds, rows, ok) => tickDuration.observe({ rows: rowsBucket(rows), outcome: ok ? "ok" : "failed" }, seconds),
     started: (s) => queue.observe(s),
@@ -35,5 +46,11 @@ export function createSchedulerMetrics(registry: Registry): SchedulerMetrics {
       total.observe({ outcome }, seconds);
     },
     bind: (f) => void (stats = f),
+    reuse(reused, full, dropped) {
+      if (reused) reuseEvals.inc({ outcome: "reused" }, reused);
+      if (full) reuseEvals.inc({ outcome: "full" }, full);
+      if (dropped) reuseDropped.inc(dropped);
+    },
+    bindReuseBytes: (f) => void (reuseBytes = f),
   };
 }

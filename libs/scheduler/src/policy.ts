@@ -1,4 +1,5 @@
 import { Code, SwitchyardError } from "@switchyard/errors";
+import type { ReuseStateMsg } from "@switchyard/proto";
 import { type GuidanceInterval, type SamplerState, type SamplingParams, advance, guidanceAt, initState, isDone, needsUnconditional, nextEvalT } from "@switchyard/sampler";
 
 /**
@@ -19,6 +20,8 @@ export interface RequestSpec {
   readonly guidance: number;
   /** Guidance only for evaluations at t in the interval (one row elsewhere); undefined: every evaluation. */
   readonly guidanceInterval?: GuidanceInterval;
+  /** Residual reuse threshold (see @switchyard/engine residual-reuse.ts); undefined: off. */
+  readonly reuseThreshold?: number;
   /** Higher runs first. */
   readonly priority: number;
   /** Absolute deadline, ms since epoch; undefined = none. */
@@ -29,6 +32,13 @@ export interface RequestSpec {
 
 export interface ImageState {
   readonly sampler: SamplerState;
+  /**
+   * Residual reuse: the state of its last full evaluation (kept here, with the request,
+   * so it goes wherever the image is evaluated next and outlives the worker that made it).
+   */
+  readonly reuse?: ReuseStateMsg;
+  /** Evaluations that reused the state (skipped every block after the first). */
+  readonly reusedEvals?: number;
 }
 
 export interface RequestState {
@@ -67,6 +77,11 @@ export interface SchedulerLimits {
   readonly maxTickRows: number;
   /** Most requests in one tick; 1 = one request at a time (the no-batching baseline). */
   readonly maxRequestsPerTick?: number;
+  /**
+   * Most bytes of residual-reuse state held over every image; past it an image's new state
+   * is not kept and its next evaluation is full (reported, never failed). Default DEFAULT_MAX_REUSE_BYTES.
+   */
+  readonly maxReuseBytes?: number;
   /** Most requests admitted and not finished; beyond it admission says RESOURCE_EXHAUSTED. */
   readonly maxQueued: number;
   /**
@@ -76,6 +91,14 @@ export interface SchedulerLimits {
    * 256-image × 1000-step request counts as 256,000, a one-image 20-step one as 20.
    */
   readonly maxQueuedWork?: number;
+}
+
+/** 512 MiB: about 5,300 guided images of the bundled model (2 rows × 49 tokens × 128 × 4 B × 2 tensors = 98 KiB each). */
+export const DEFAULT_MAX_REUSE_BYTES = 512 * 1024 * 1024;
+
+/** Bytes of residual-reuse state a request holds. */
+export function reuseBytesOf(r: RequestState): number {
+  return r.images.reduce((s, i) => s + (i.reuse ? i.reuse.probe.byteLength + i.reuse.residual.byteLength : 0), 0);
 }
 
 /** Two of the largest requests (256 images × 1000 steps). */
@@ -315,9 +338,25 @@ export function applyVelocity(r: RequestState, imageIndex: number, v: Float32Arr
   if (!img) throw new SwitchyardError(`request ${r.spec.id} has no image ${imageIndex}`, Code.Internal);
   const a = advance(img.sampler, v);
   const images = r.images.slice();
-  images[imageIndex] = { sampler: a.state };
+  images[imageIndex] = { ...img, sampler: a.state };
   const step = Math.min(...images.map((i) => i.sampler.step));
   return { state: { ...r, images, step }, stepCompleted: a.stepCompleted && step > r.step };
+}
+
+/**
+ * Folds what residual reuse did for one image's evaluation: a reused one is counted, a
+ * full one's new state replaces the old (`keep` false: dropped, over the memory bound). Pure.
+ */
+export function applyReuse(r: RequestState, imageIndex: number, reused: boolean, state: ReuseStateMsg | undefined, keep: boolean): RequestState {
+  const img = r.images[imageIndex];
+  if (!img) throw new SwitchyardError(`request ${r.spec.id} has no image ${imageIndex}`, Code.Internal);
+  const images = r.images.slice();
+  if (reused) images[imageIndex] = { ...img, reusedEvals: (img.reusedEvals ?? 0) + 1 };
+  else {
+    const { reuse: _old, ...rest } = img;
+    images[imageIndex] = keep && state ? { ...rest, reuse: state } : rest;
+  }
+  return { ...r, images };
 }
 
 export function isFinished(r: RequestState): boolean {

@@ -35,7 +35,7 @@ export function admitRequest(msg: SubmitMessage, headers: Readonly<Record<string
   const { channels, height, width } = manifest.image;
   const noise = Array.from({ length: p.count }, (_, i) => gaussianNoise(p.seed, i, channels * height * width));
   const state = admit(
-    { id: msg.requestId, params: { sampler: p.sampler, steps: p.steps, shift: p.shift }, label: p.label, guidance: p.guidance, ...(p.guidanceInterval ? { guidanceInterval: p.guidanceInterval } : {}), priority: msg.priority, deadlineMs: msg.deadlineMs ?? undefined, noise },
+    { id: msg.requestId, params: { sampler: p.sampler, steps: p.steps, shift: p.shift }, label: p.label, guidance: p.guidance, ...(p.guidanceInterval ? { guidanceInterval: p.guidanceInterval } : {}), ...(p.reuseThreshold ? { reuseThreshold: p.reuseThreshold } : {}), priority: msg.priority, deadlineMs: msg.deadlineMs ?? undefined, noise },
     seq,
     nowMs,
   );
@@ -56,8 +56,16 @@ export function doneEvent(r: Live, nowMs: number): Extract<RequestEvent, { type:
     totalMs: nowMs - r.state.acceptedAtMs,
     evals: r.state.images[0]!.sampler.evals,
     guidedEvals: guidedEvals(r.state.spec.params, r.state.spec.guidance, r.state.spec.guidanceInterval),
+    ...(r.state.spec.reuseThreshold ? reuseCounts(r) : {}),
     seed: r.msg.params.seed,
   };
+}
+
+/** Residual reuse over all of a request's images: evaluations that reused, and that ran every block. */
+function reuseCounts(r: Live): { reusedEvals: number; fullEvals: number } {
+  const reusedEvals = r.state.images.reduce((s, i) => s + (i.reusedEvals ?? 0), 0);
+  const all = r.state.images.reduce((s, i) => s + i.sampler.evals, 0);
+  return { reusedEvals, fullEvals: all - reusedEvals };
 }
 
 /** `{ traceId }` of a request's span when it is being traced. */

@@ -13,7 +13,7 @@ import { type Live, admitRequest, doneEvent, traceIdOf } from "./request";
 import type { RequestJournal } from "./journal";
 import { type TickFrame, buildTick, itemsByHome, runTick, updateRequests } from "./tick";
 import {
-  DEFAULT_MAX_QUEUED, DEFAULT_MAX_QUEUED_WORK, DEFAULT_MAX_TICK_ROWS, DEFAULT_MAX_WAIT_TICKS, type RouteGrouping, type SchedulerLimits, affinityHome, planTick, workLeft,
+  DEFAULT_MAX_QUEUED, DEFAULT_MAX_QUEUED_WORK, DEFAULT_MAX_REUSE_BYTES, DEFAULT_MAX_TICK_ROWS, DEFAULT_MAX_WAIT_TICKS, type RouteGrouping, type SchedulerLimits, affinityHome, planTick, reuseBytesOf, workLeft,
 } from "./policy";
 
 /** One routing record per image eval (conditional row), for the trace recorder. */
@@ -168,11 +168,13 @@ class Scheduler implements SchedulerService {
       maxQueued: o.limits?.maxQueued ?? DEFAULT_MAX_QUEUED,
       ...(o.limits?.maxRequestsPerTick ? { maxRequestsPerTick: o.limits.maxRequestsPerTick } : {}),
       ...(o.limits?.maxQueuedWork ? { maxQueuedWork: o.limits.maxQueuedWork } : {}),
+      maxReuseBytes: o.limits?.maxReuseBytes ?? DEFAULT_MAX_REUSE_BYTES,
     };
     this.now = o.now ?? Date.now;
     const img = o.manifest.image;
     this.P = img.channels * img.height * img.width;
     o.metrics?.bind(() => this.stats());
+    o.metrics?.bindReuseBytes(() => this.reuseBytes());
   }
 
   start(): void {
@@ -482,12 +484,21 @@ class Scheduler implements SchedulerService {
     const u = updateRequests(this.requests, outcome.results, built.evals, {
       layers: L, experts: m.moe.numExperts, tokensTopK: m.architecture.tokens * m.moe.topK, imageSize: this.P,
       owners: frame.owners, replicas: frame.replicas, tickMs: ms, tickItems: items.length, priors: this.priors,
+      reuseBytes: this.reuseBytes(), maxReuseBytes: this.limits.maxReuseBytes ?? DEFAULT_MAX_REUSE_BYTES,
       ...(this.o.onRouting ? { onRouting: this.o.onRouting } : {}),
     });
+    if (u.reuse.reused + u.reuse.full > 0) this.o.metrics?.reuse(u.reuse.reused, u.reuse.full, u.reuse.dropped);
     this.evalCount += u.evals;
     this.stepCount += u.steps;
     for (const { requestId, ...e } of u.progress) this.emit(requestId, { type: "progress", ...e });
     for (const id of u.finished) this.finish(id, this.requests.get(id)!);
+  }
+
+  /** Residual-reuse state held over every live request, bytes. */
+  private reuseBytes(): number {
+    let n = 0;
+    for (const r of this.requests.values()) n += reuseBytesOf(r.state);
+    return n;
   }
 
   /** Requests homed in this tick for the first time start now (queue time ends). */

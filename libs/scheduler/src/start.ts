@@ -57,7 +57,7 @@ export async function startScheduler(cfg: SchedulerConfig, deps: SchedulerDeps):
     ...(cfg.metricsPort === "off" ? {} : { metrics: createSchedulerMetrics(registry) }),
     ...(deps.onFinished ? { onFinished: deps.onFinished } : {}),
     routeAwareBatching: cfg.routeAwareBatching, warmUpTicks: cfg.warmUpTicks,
-    limits: { maxTickRows: cfg.maxTickRows, maxQueued: cfg.maxQueued, maxRequestsPerTick: cfg.maxRequestsPerTick, maxQueuedWork: cfg.maxQueuedWork },
+    limits: { maxTickRows: cfg.maxTickRows, maxQueued: cfg.maxQueued, maxRequestsPerTick: cfg.maxRequestsPerTick, maxQueuedWork: cfg.maxQueuedWork, maxReuseBytes: cfg.maxReuseBytes },
     ...(traces ? { onRouting: (r) => traces.record(r) } : {}),
   });
   service.start();

@@ -3,7 +3,7 @@ import type { ClassPriors } from "@switchyard/expert-cache";
 import { Code, SwitchyardError } from "@switchyard/errors";
 import type { TickItemMsg, TickRequestMsg, TickResponseMsg } from "@switchyard/proto";
 import { currentT, guidanceAt, nextEval, previewX0 } from "@switchyard/sampler";
-import { type RequestState, type TickItem, applyVelocity, isFinished } from "./policy";
+import { type RequestState, type TickItem, applyReuse, applyVelocity, isFinished, reuseBytesOf } from "./policy";
 import type { Live } from "./request";
 import type { RoutingRecord } from "./service";
 
@@ -66,7 +66,9 @@ export function buildTick(
       const s = stateOf(it.requestId);
       const e = nextEval(s.images[it.imageIndex]!.sampler);
       evals.set(`${it.requestId}/${it.imageIndex}`, e);
-      return { requestId: it.requestId, imageIndex: it.imageIndex, x: e.x, t: e.t, label: s.spec.label, guidance: guidanceAt(s.spec.guidance, e.t, s.spec.guidanceInterval) };
+      const img = s.images[it.imageIndex]!;
+      const reuse = s.spec.reuseThreshold ? { reuse: { threshold: s.spec.reuseThreshold, ...(img.reuse ? { state: img.reuse } : {}) } } : {};
+      return { requestId: it.requestId, imageIndex: it.imageIndex, x: e.x, t: e.t, label: s.spec.label, guidance: guidanceAt(s.spec.guidance, e.t, s.spec.guidanceInterval), ...reuse };
     });
     return { home, items: mine, req: { ...frame, ...(predicted ? { predicted } : {}), items: msgs } };
   });
@@ -109,6 +111,8 @@ export interface TickUpdate {
   readonly progress: readonly { readonly requestId: string; readonly step: number; readonly steps: number; readonly t: number; readonly previews?: string[] }[];
   /** Requests whose last step completed (in order). */
   readonly finished: readonly string[];
+  /** Residual reuse: evaluations that reused, that ran full, and new states dropped over the bound. */
+  readonly reuse: { readonly reused: number; readonly full: number; readonly dropped: number };
 }
 
 export interface UpdateContext {
@@ -125,7 +129,10 @@ export interface UpdateContext {
   readonly tickMs: number;
   readonly tickItems: number;
   readonly priors: ClassPriors;
-  /** Hears each applied eval's routing, in item order (the trace recorder); no record is built without it. */
+  /** Residual-reuse state bytes held before this update (every live request's), and the bound. */
+  readonly reuseBytes?: number;
+  readonly maxReuseBytes?: number;
+  /** Hears each applied eval's routing, in item order (the trace recorder); no record is built without it. Reused evaluations are not recorded (they skipped most layers). */
   readonly onRouting?: (r: RoutingRecord) => void;
 }
 
@@ -145,10 +152,26 @@ export function updateRequests(requests: ReadonlyMap<string, Live>, results: Ext
   const finished: string[] = [];
   let evalCount = 0;
   let steps = 0;
-  for (const { call, res } of results)
+  const reuse = { reused: 0, full: 0, dropped: 0 };
+  let reuseBytes = c.reuseBytes ?? 0;
+  for (const { call, res } of results) {
+    const reuseOf = new Map((res.reuse ?? []).map((o) => [o.item, o]));
     call.items.forEach((it, j) => {
       const r = requests.get(it.requestId);
       if (!r) return; // cancelled meanwhile
+      const o = reuseOf.get(j);
+      if (o) {
+        const before = reuseBytesOf(r.state);
+        const adds = o.state ? o.state.probe.byteLength + o.state.residual.byteLength : 0;
+        const old = r.state.images[it.imageIndex]!.reuse;
+        const freed = o.reused || !old ? 0 : old.probe.byteLength + old.residual.byteLength;
+        const keep = o.reused || reuseBytes - freed + adds <= (c.maxReuseBytes ?? Number.POSITIVE_INFINITY);
+        r.state = applyReuse(r.state, it.imageIndex, o.reused, o.state, keep);
+        reuseBytes += reuseBytesOf(r.state) - before;
+        if (o.reused) reuse.reused++;
+        else reuse.full++;
+        if (!keep && o.state) reuse.dropped++;
+      }
       const v = res.velocities.subarray(j * P, (j + 1) * P);
       const ev = evals.get(`${it.requestId}/${it.imageIndex}`)!;
       const before = r.state.images[it.imageIndex]!.sampler.step;
@@ -159,6 +182,7 @@ export function updateRequests(requests: ReadonlyMap<string, Live>, results: Ext
       r.computeMs += c.tickMs / Math.max(1, c.tickItems);
       // affinity: which worker served each of this image's assignments
       const firstEval = r.predicted === undefined;
+      const previous = r.predicted;
       if (!touched.has(it.requestId)) {
         touched.add(it.requestId);
         r.tickMs += c.tickMs;
@@ -168,8 +192,12 @@ export function updateRequests(requests: ReadonlyMap<string, Live>, results: Ext
       const affinity = r.affinity!;
       const predicted = r.predicted!;
       const routed = res.routing.subarray(j * L * TK, (j + 1) * L * TK);
+      // A reused evaluation ran only the first block: for the later layers its last full
+      // evaluation's experts stay the prediction (the next may be full).
+      if (o?.reused && previous) for (const g of previous) if (g >= E) predicted.add(g);
       for (let l = 0; l < L; l++)
         for (let q = 0; q < TK; q++) {
+          if (routed[l * TK + q]! < 0) continue; // a layer the evaluation skipped
           const g = l * E + routed[l * TK + q]!;
           predicted.add(g);
           if (c.owners[g] !== undefined) for (const w of copiesOf({ owners: c.owners, replicas: c.replicas }, g)) affinity.set(w, (affinity.get(w) ?? 0) + 1);
@@ -177,7 +205,7 @@ export function updateRequests(requests: ReadonlyMap<string, Live>, results: Ext
       // Both CFG branches' experts when the worker reports them (the unconditional row routes differently).
       for (const g of expertsUsedBy(res.expertsUsed, L * E, j) ?? []) predicted.add(g);
       if (firstEval) c.priors.observe(r.state.spec.label, predicted);
-      c.onRouting?.({ requestId: it.requestId, step: before, label: r.state.spec.label, t: ev.t, experts: routed, weights: res.routingWeights.subarray(j * L * TK, (j + 1) * L * TK) });
+      if (!o?.reused) c.onRouting?.({ requestId: it.requestId, step: before, label: r.state.spec.label, t: ev.t, experts: routed, weights: res.routingWeights.subarray(j * L * TK, (j + 1) * L * TK) });
       const interval = r.msg.previewInterval;
       if (interval > 0) r.preview[it.imageIndex] = previewX0(ev.x, ev.t, v);
       if (a.stepCompleted) {
@@ -188,7 +216,8 @@ export function updateRequests(requests: ReadonlyMap<string, Live>, results: Ext
       }
       if (isFinished(r.state)) finished.push(it.requestId);
     });
-  return { evals: evalCount, steps, progress, finished };
+  }
+  return { evals: evalCount, steps, progress, finished, reuse };
 }
 
 /** Like Promise.allSettled, but resolves as soon as one promise rejects (with what has settled by then). */

@@ -8,7 +8,7 @@ import type { WarmUpOptions } from "./warm-up-parts";
 import { ExpertOwner } from "./expert-owner";
 import { HeldExperts } from "./held-experts";
 import { type HomeContext, homeExecutor, sendEmpty } from "./home-executor";
-import type { ExchangeRequestMsg, ExchangeResponseMsg, PeerClient, TickRequestMsg, TickResponseMsg, WorkerTraffic } from "@switchyard/proto";
+import type { ExchangeRequestMsg, ExchangeResponseMsg, PeerClient, ReuseResultMsg, TickRequestMsg, TickResponseMsg, WorkerTraffic } from "@switchyard/proto";
 
 /**
  * A worker (one GPU): home to some images of a tick (runs their dense parts) and owner
@@ -139,13 +139,14 @@ class Runtime implements WorkerRuntime {
     const routingWeights = new Float32Array(n * L * T * K);
     const expertsUsed = createExpertsUsed(n, L * this.E);
     const parts = Array.from({ length: micros }, (_, k) => req.items.map((_, i) => i).filter((i) => i % micros === k));
+    const reuse: ReuseResultMsg[] = [];
     let denseMs = 0;
     let expertMs = 0;
     await Promise.all(
       parts.map(async (idx, micro) => {
         if (idx.length === 0) return sendEmpty(this.home, req, micro, micros);
         const engine = createEngine({ parts: this.parts, executor: homeExecutor(this.home, req, micro, micros), maxBatchRows: Number.MAX_SAFE_INTEGER });
-        const res = await engine.forward(idx.map((i) => req.items[i]!).map((it) => ({ x: it.x, t: it.t, label: it.label, guidance: it.guidance })));
+        const res = await engine.forward(idx.map((i) => req.items[i]!).map((it) => ({ x: it.x, t: it.t, label: it.label, guidance: it.guidance, ...(it.reuse ? { reuse: it.reuse } : {}) })));
         denseMs += res.timings.denseMs;
         expertMs += res.timings.expertMs;
         idx.forEach((i, j) => {
@@ -160,12 +161,16 @@ class Runtime implements WorkerRuntime {
           for (const r of res.rows[j]!)
             for (let l = 0; l < L; l++) {
               const ex = res.routing[l]!.experts;
-              for (let q = r * T * K; q < (r + 1) * T * K; q++) markExpertUsed(expertsUsed, L * this.E, i, l * this.E + ex[q]!);
+              for (let q = r * T * K; q < (r + 1) * T * K; q++) if (ex[q]! >= 0) markExpertUsed(expertsUsed, L * this.E, i, l * this.E + ex[q]!);
             }
+          const o = res.reuse?.[j];
+          // A reused item's state is unchanged: only a full evaluation's goes back.
+          if (o) reuse.push({ item: i, reused: o.reused, distance: o.distance, ...(o.reused ? {} : { state: o.state }) });
         });
       }),
     );
-    return { velocities, routing, routingWeights, expertsUsed, denseMs, expertMs };
+    reuse.sort((a, b) => a.item - b.item);
+    return { velocities, routing, routingWeights, expertsUsed, ...(reuse.length > 0 ? { reuse } : {}), denseMs, expertMs };
   }
 
   exchange(req: ExchangeRequestMsg): Promise<ExchangeResponseMsg> {

@@ -28,6 +28,7 @@ def generate_request(
     guidance: Optional[float] = None,
     guidance_t_min: Optional[float] = None,
     guidance_t_max: Optional[float] = None,
+    reuse_threshold: Optional[float] = None,
     shift: Optional[float] = None,
     seed: Optional[int] = None,
     priority: int = 0,
@@ -38,7 +39,7 @@ def generate_request(
     if sampler not in SAMPLERS:
         raise ValueError(f"sampler {sampler!r} must be one of {', '.join(repr(s) for s in SAMPLERS if s)}")
     req = pb.GenerateRequest(model=model, sampler=SAMPLERS[sampler], priority=priority, preview_interval=preview_interval, request_id=request_id)
-    for name, value in (("label", label), ("count", count), ("steps", steps), ("guidance", guidance), ("guidance_t_min", guidance_t_min), ("guidance_t_max", guidance_t_max), ("shift", shift), ("seed", seed)):
+    for name, value in (("label", label), ("count", count), ("steps", steps), ("guidance", guidance), ("guidance_t_min", guidance_t_min), ("guidance_t_max", guidance_t_max), ("reuse_threshold", reuse_threshold), ("shift", shift), ("seed", seed)):
         if value is not None:
             setattr(req, name, value)
     return req

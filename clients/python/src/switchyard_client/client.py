@@ -29,7 +29,7 @@ class Client(r._ClientBase):
 
         Parameters are those of `GenerateRequest`: label, count, steps, sampler
         ("euler" | "heun" | "pc"), guidance, guidance_t_min, guidance_t_max (guidance only for t in
-        that interval), shift, seed, priority, preview_interval,
+        that interval), reuse_threshold (residual reuse, in (0, 1]), shift, seed, priority, preview_interval,
         request_id, model. `timeout` (seconds) becomes the gRPC deadline, which the
         scheduler enforces too. Leaving the loop early cancels the request.
         """

@@ -40,6 +40,9 @@ class Timings:
     model_evals: int
     #: Of the evaluations per image, those with classifier-free guidance (fewer with a guidance interval).
     guided_evals: int = 0
+    #: With reuse_threshold, over all the request's images: evaluations that reused the cached residual, and that ran every block.
+    reused_evals: int = 0
+    full_evals: int = 0
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,6 @@ def from_message(ev: "pb.GenerateEvent") -> Event:
             images=[image_array(i) for i in r.images],
             pngs=[bytes(i.png) for i in r.images],
             seed=r.seed,
-            timings=Timings(t.queue_ms, t.compute_ms, t.total_ms, t.model_evals, t.guided_evals),
+            timings=Timings(t.queue_ms, t.compute_ms, t.total_ms, t.model_evals, t.guided_evals, t.reused_evals, t.full_evals),
         )
     raise ValueError(f"unknown event {kind!r}")

@@ -30,6 +30,10 @@ export const GENERATE_HELP = `switchyard generate [options]
   --guidance-interval LO:HI
                    guidance only for evaluations at t in [LO, HI] (t: 1 = noise, 0 = image),
                    one conditional row elsewhere (default: the whole trajectory)
+  --reuse-threshold R
+                   residual reuse, R in (0, 1]: an evaluation whose first block's residual
+                   moved less than R since the image's last full one skips the later blocks
+                   (default: off; 0.2 kept the bundled model's quality at 20 Euler steps)
   --shift S        timestep shift (default 1)
   --seed N         noise seed (default 0)
   --out FILE       PNG path (default grid.png)
@@ -50,7 +54,7 @@ async function runRemote(flags: Record<string, unknown>, server: string): Promis
     const interval = guidanceIntervalFlag(flags);
     const timeoutMs = num(flags, "timeout-ms");
     let result: Extract<GenerateEvent, { type: "result" }> | undefined;
-    const remoteInterval = defined({ guidanceTMin: interval.guidance_t_min, guidanceTMax: interval.guidance_t_max });
+    const remoteInterval = defined({ guidanceTMin: interval.guidance_t_min, guidanceTMax: interval.guidance_t_max, reuseThreshold: num(flags, "reuse-threshold") });
     for await (const e of client.generate({ ...params, ...remoteInterval, ...(sampler ? { sampler: sampler as SamplerName } : {}) }, timeoutMs ? { timeoutMs } : {})) {
       if (e.type === "accepted") process.stderr.write(`accepted ${e.requestId} (queue position ${e.queuePosition})\n`);
       else if (e.type === "progress") process.stderr.write(`\rstep ${e.step}/${e.steps}`);
@@ -63,7 +67,7 @@ async function runRemote(flags: Record<string, unknown>, server: string): Promis
     const out = str(flags, "out") ?? "grid.png";
     writeFileSync(out, encodePng(grid.pixels, grid.width, grid.height));
     const t = result.timings;
-    console.log(`wrote ${out}: ${result.images.length} images from ${server}, seed ${result.seed}, queue ${t.queueMs.toFixed(0)} ms, total ${t.totalMs.toFixed(0)} ms, ${t.modelEvals} evals`);
+    console.log(`wrote ${out}: ${result.images.length} images from ${server}, seed ${result.seed}, queue ${t.queueMs.toFixed(0)} ms, total ${t.totalMs.toFixed(0)} ms, ${t.modelEvals} evals${t.reusedEvals + t.fullEvals > 0 ? ` (${t.reusedEvals} reused, ${t.fullEvals} full over all images)` : ""}`);
   } finally {
     client.close();
   }
@@ -79,6 +83,7 @@ export async function runGenerate(flags: Record<string, unknown>, modelDir: stri
       defined({
         label: num(flags, "label"), count: num(flags, "count"), steps: num(flags, "steps"), sampler: str(flags, "sampler"),
         guidance: num(flags, "guidance"), shift: num(flags, "shift"), seed: num(flags, "seed"), ...guidanceIntervalFlag(flags),
+        reuse_threshold: num(flags, "reuse-threshold"),
       }),
       m,
     );
@@ -91,7 +96,7 @@ export async function runGenerate(flags: Record<string, unknown>, modelDir: stri
     const grid = tileGrid(r.images, m.image.height, m.image.width, { range: m.image.valueRange });
     writeFileSync(out, encodePng(grid.pixels, grid.width, grid.height));
     const what = params.label === undefined ? "unconditional" : `label ${params.label} (${m.conditioning.classNames?.[params.label] ?? "?"})`;
-    console.log(`wrote ${out}: ${params.count} × ${what}, ${params.sampler} ${params.steps} steps, guidance ${params.guidance}${params.guidanceInterval ? ` for t in [${params.guidanceInterval.tMin}, ${params.guidanceInterval.tMax}]` : ""}, ${r.evals} evals, ${(r.ms / 1000).toFixed(2)} s`);
+    console.log(`wrote ${out}: ${params.count} × ${what}, ${params.sampler} ${params.steps} steps, guidance ${params.guidance}${params.guidanceInterval ? ` for t in [${params.guidanceInterval.tMin}, ${params.guidanceInterval.tMax}]` : ""}, ${r.evals} evals${params.reuseThreshold ? ` (${r.reusedEvals} reused, ${r.evals * params.count - r.reusedEvals} full over all images)` : ""}, ${(r.ms / 1000).toFixed(2)} s`);
   } finally {
     await parts.close();
   }
