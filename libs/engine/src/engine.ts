@@ -1,7 +1,7 @@
 import { Code, SwitchyardError } from "@switchyard/errors";
 import type { ModelParts } from "@switchyard/model";
 import { type GuidanceInterval, type SamplerState, advance, combineGuidance, guidanceAt, needsUnconditional, nextEval } from "@switchyard/sampler";
-import { type ReuseOutcome, type ReuseRequest, type ReuseState, probeDistance } from "./residual-reuse";
+import { type ReuseOutcome, type ReuseRequest, probeDistance } from "./residual-reuse";
 import { type ExpertGroups, type LayerRouting, gatherRows, groupByExpert, routeTopK, scatterAddWeighted } from "./routing";
 
 /**
@@ -352,8 +352,7 @@ class EngineImpl implements Engine {
       outcomes = decideReuse(items!, emb.h, h, T * D).outcomes;
     }
     if (outcomes) {
-      const full = active ? scatterComputed(first!, h, active, T * D) : h;
-      h = finishReuse(items!, outcomes, emb.h, first!, full, T * D);
+      h = finishReuse(items!, outcomes, first!, h, active, T * D);
       if (active) for (let l = 1; l < routing.length; l++) routing[l] = expandRouting(routing[l]!, active, B * T, T);
     }
     const v = await this.parts.final(h, emb.c, B);
@@ -401,67 +400,67 @@ interface ChunkItem {
 
 /**
  * After the first block: which images reuse (a state covering their rows, the probe
- * moved less than the threshold), and the rows still computed, ascending.
+ * moved less than the threshold), and the rows still computed, ascending. The probe
+ * (first block's output minus its input, float32) is only made for the images that go
+ * on to a full evaluation (their new state); the others' distance is summed in place.
  */
 function decideReuse(items: readonly ChunkItem[], input: Float32Array, first: Float32Array, rowSize: number): { outcomes: (ReuseOutcome | undefined)[]; active: Int32Array } {
-  const probe = subtractRows(first, input, rowSize);
   const skipped = new Set<number>();
   const outcomes = items.map((it): ReuseOutcome | undefined => {
     if (!it.reuse) return undefined;
     const s = it.reuse.state;
     const usable = s !== undefined && s.rows === it.rows.length && s.probe.length === it.rows.length * rowSize && s.residual.length === s.probe.length;
-    const distance = usable ? probeDistance(probe, it.rows, s.probe, rowSize) : Number.NaN;
+    const distance = usable ? probeDistance(first, input, it.rows, s.probe, rowSize) : Number.NaN;
     if (usable && distance < it.reuse.threshold) {
       for (const r of it.rows) skipped.add(r);
       return { reused: true, distance, state: s };
     }
-    // The state is filled in once the later blocks have run (finishReuse).
-    return { reused: false, distance, state: { rows: it.rows.length, probe: gatherRows(probe, rowSize, Int32Array.from(it.rows), 0, it.rows.length), residual: new Float32Array(0) } };
+    // The residual is filled in once the later blocks have run (finishReuse).
+    const probe = new Float32Array(it.rows.length * rowSize);
+    it.rows.forEach((r, q) => {
+      const a = r * rowSize;
+      const b = q * rowSize;
+      for (let i = 0; i < rowSize; i++) probe[b + i] = first[a + i]! - input[a + i]!;
+    });
+    return { reused: false, distance, state: { rows: it.rows.length, probe, residual: new Float32Array(0) } };
   });
   const rows = items.reduce((n, it) => n + it.rows.length, 0);
   const active = Int32Array.from({ length: rows }, (_, r) => r).filter((r) => !skipped.has(r));
   return { outcomes, active };
 }
 
-/** a - b, row by row, float32. */
-function subtractRows(a: Float32Array, b: Float32Array, _rowSize: number): Float32Array {
-  const out = new Float32Array(a.length);
-  for (let i = 0; i < a.length; i++) out[i] = a[i]! - b[i]!;
-  return out;
-}
-
-/** The first block's output with the computed rows' final hidden states written over theirs. */
-function scatterComputed(first: Float32Array, computed: Float32Array, active: Int32Array, rowSize: number): Float32Array {
-  const out = Float32Array.from(first);
-  active.forEach((r, k) => out.set(computed.subarray(k * rowSize, (k + 1) * rowSize), r * rowSize));
-  return out;
-}
-
 /**
- * The last block's output of every row: computed rows as computed (their new state's
- * residual is output minus first block), reused rows first block + the state's residual.
+ * The last block's output of every row, in `first` (the first block's output, which this
+ * overwrites) unless every row was computed (then `computed` is it): computed rows as
+ * computed (a full evaluation's new residual is their output minus the first block's),
+ * reused rows the first block's output plus the state's residual. `active`: the rows of
+ * `computed`, when not all.
  */
-function finishReuse(items: readonly ChunkItem[], outcomes: (ReuseOutcome | undefined)[], _input: Float32Array, first: Float32Array, full: Float32Array, rowSize: number): Float32Array {
-  const h = full === first ? Float32Array.from(full) : full;
+function finishReuse(items: readonly ChunkItem[], outcomes: (ReuseOutcome | undefined)[], first: Float32Array, computed: Float32Array, active: Int32Array | undefined, rowSize: number): Float32Array {
+  const at = new Int32Array(items.reduce((n, it) => n + it.rows.length, 0)).fill(-1); // row → its row in `computed`
+  if (active) active.forEach((r, k) => (at[r] = k));
+  else at.forEach((_, r) => (at[r] = r));
   items.forEach((it, k) => {
     const o = outcomes[k];
-    if (!o) return;
-    if (o.reused) {
+    if (o?.reused) {
+      const res = o.state.residual;
       it.rows.forEach((r, q) => {
         const a = r * rowSize;
-        const res = o.state.residual;
-        for (let i = 0; i < rowSize; i++) h[a + i] = first[a + i]! + res[q * rowSize + i]!;
+        const b = q * rowSize;
+        for (let i = 0; i < rowSize; i++) first[a + i] = first[a + i]! + res[b + i]!;
       });
       return;
     }
-    const residual = new Float32Array(it.rows.length * rowSize);
+    const residual = o ? new Float32Array(it.rows.length * rowSize) : undefined;
     it.rows.forEach((r, q) => {
       const a = r * rowSize;
-      for (let i = 0; i < rowSize; i++) residual[q * rowSize + i] = h[a + i]! - first[a + i]!;
+      const c = at[r]! * rowSize;
+      if (residual) for (let i = 0, b = q * rowSize; i < rowSize; i++) residual[b + i] = computed[c + i]! - first[a + i]!;
+      if (active) first.set(computed.subarray(c, c + rowSize), a);
     });
-    outcomes[k] = { ...o, state: { ...o.state, residual } as ReuseState };
+    if (o && residual) outcomes[k] = { ...o, state: { ...o.state, residual } };
   });
-  return h;
+  return active ? first : computed;
 }
 
 /** A layer's routing over the computed rows spread back over all rows: -1 (weight 0) where a row skipped it. */

@@ -11,12 +11,13 @@ const maxAbsDiff = (a: Float32Array, b: Float32Array) => a.reduce((m, v, i) => M
 const meanAbsDiff = (a: Float32Array, b: Float32Array) => a.reduce((s, v, i) => s + Math.abs(v - b[i]!), 0) / a.length;
 
 describe("probeDistance", () => {
-  it("is sum |now - ref| / sum |ref| over the item's rows, in the state's row order", () => {
-    // two rows of 2 floats; the item owns rows [1, 0] of `now`
-    const now = Float32Array.from([1, 1, 3, -2]);
-    const ref = Float32Array.from([2, -2, 1, 1]); // the state's row 0 is compared with now's row 1
-    expect(probeDistance(now, [1, 0], ref, 2)).toBeCloseTo((1 + 0 + 0 + 0) / 6);
-    expect(probeDistance(now, [0], new Float32Array(2), 2)).toBe(Number.POSITIVE_INFINITY);
+  it("is sum |(out - input) - ref| / sum |ref| over the item's rows, in the state's row order", () => {
+    // two rows of 2 floats; the item owns rows [1, 0]; probe = out - input = [1, 1, 3, -2]
+    const out = Float32Array.from([2, 3, 3, -1]);
+    const input = Float32Array.from([1, 2, 0, 1]);
+    const ref = Float32Array.from([2, -2, 1, 1]); // the state's row 0 is compared with the probe's row 1
+    expect(probeDistance(out, input, [1, 0], ref, 2)).toBeCloseTo((1 + 0 + 0 + 0) / 6);
+    expect(probeDistance(out, input, [0], new Float32Array(2), 2)).toBe(Number.POSITIVE_INFINITY);
   });
 });
 

@@ -45,21 +45,22 @@ export function reuseStateBytes(s: ReuseState): number {
 }
 
 /**
- * sum |now - ref| / sum |ref| over the rows `rows` ([T*D] floats each) of `now`, against
- * the state's rows 0.. in order; double precision, so the decision does not depend on
- * where it is computed.
+ * sum |probe - ref| / sum |ref|, where probe = out - input (float32) over the rows `rows`
+ * ([T*D] floats each) of the first block's output and input, against the state's rows
+ * 0.. in order; summed in double precision, so the decision does not depend on where it
+ * is computed.
  */
-export function probeDistance(now: Float32Array, rows: readonly number[], ref: Float32Array, rowSize: number): number {
+export function probeDistance(out: Float32Array, input: Float32Array, rows: readonly number[], ref: Float32Array, rowSize: number): number {
   let diff = 0;
   let norm = 0;
-  rows.forEach((r, k) => {
-    const a = r * rowSize;
+  for (let k = 0; k < rows.length; k++) {
+    const a = rows[k]! * rowSize;
     const b = k * rowSize;
     for (let i = 0; i < rowSize; i++) {
       const x = ref[b + i]!;
-      diff += Math.abs(now[a + i]! - x);
+      diff += Math.abs(Math.fround(out[a + i]! - input[a + i]!) - x);
       norm += Math.abs(x);
     }
-  });
+  }
   return norm > 0 ? diff / norm : Number.POSITIVE_INFINITY;
 }

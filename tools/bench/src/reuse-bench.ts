@@ -4,14 +4,19 @@
  * once), side by side in one run:
  *  - `uncached`: every evaluation guided (two rows: conditional and unconditional);
  *  - `interval LO-HI`: guidance only for evaluations at t in [LO, HI], one row elsewhere;
+ *  - `reuse T`: residual reuse at threshold T (an evaluation whose first-block residual
+ *    moved less than T since the image's last full one runs only the first block);
+ *  - `interval LO-HI + reuse T`: both;
  *  - `fewer-steps`: the honest baseline — the same sampler with as few steps as give
- *    about the interval's model calls, every evaluation guided.
- * Residual reuse (the issue's other half) is not built yet; its settings are absent.
+ *    about a setting's model calls, every evaluation guided (once per step count).
  *
- *   npm run bench:reuse -- [--configs euler-20,euler-50,pc-20] [--intervals 0.2-0.8,0.4-1] [--per-class 20]
- *                          [--request-images 4] [--workers 2] [--json FILE]
+ *   npm run bench:reuse -- [--configs euler-20,euler-50,pc-20] [--intervals 0.2-0.8,0.4-1] [--thresholds 0.1,0.15,0.2]
+ *                          [--both 0.4-1:0.15] [--per-class 20] [--request-images 4] [--workers 2] [--json FILE]
  *
- * model_calls: model rows per image (a guided evaluation is 2, an unguided one 1);
+ * model_calls: model rows per image through every block (a guided evaluation is 2, an
+ * unguided one 1); a reused evaluation runs one block of L, so it counts 1/L of its rows
+ * (from the results' reused/full counts; with an interval too, at the interval's mean
+ * rows per evaluation);
  * accuracy: the bundled classifier's, over every class; fd: Fréchet distance of its
  * features against the test set's; bytes_per_image: cross-worker bytes (the workers'
  * counters) per generated image.
@@ -32,6 +37,8 @@ const { values: flags } = parseArgs({
   options: {
     configs: { type: "string", default: "euler-20,euler-50,pc-20" },
     intervals: { type: "string", default: "0.2-0.8,0.4-1" },
+    thresholds: { type: "string", default: "0.1,0.15,0.2" },
+    both: { type: "string", default: "0.4-1:0.15" },
     "per-class": { type: "string", default: "20" },
     "request-images": { type: "string", default: "4" },
     workers: { type: "string", default: "2" },
@@ -47,6 +54,8 @@ export interface ReuseRow {
   readonly accuracy: number;
   readonly fd: number;
   readonly bytes_per_image: number;
+  /** Residual reuse settings: the fraction of evaluations that reused. */
+  readonly reused_fraction?: number;
 }
 
 /** Model rows one image costs: its evaluations, two rows where guided. Pure. */
@@ -63,6 +72,12 @@ function parseInterval(s: string): GuidanceInterval {
   return { tMin: lo, tMax: hi };
 }
 
+function parseThreshold(s: string): number {
+  const t = Number(s);
+  if (!(t > 0 && t <= 1)) throw new Error(`--thresholds/--both: ${JSON.stringify(s)} must be a number in (0, 1]`);
+  return t;
+}
+
 function parseConfig(s: string): { sampler: SamplerName; steps: number } {
   const m = /^(euler|heun|pc)-(\d+)$/.exec(s);
   if (!m) throw new Error(`--configs: ${JSON.stringify(s)} must be SAMPLER-STEPS, e.g. euler-20`);
@@ -76,6 +91,12 @@ async function main(): Promise<void> {
   const perRequest = Number(flags["request-images"]);
   const classes = m.conditioning.numClasses;
   const intervals = flags.intervals!.split(",").filter(Boolean).map(parseInterval);
+  const thresholds = flags.thresholds!.split(",").filter(Boolean).map(parseThreshold);
+  const both = flags.both!.split(",").filter(Boolean).map((s) => {
+    const [iv, th] = s.split(":");
+    return { interval: parseInterval(iv ?? ""), threshold: parseThreshold(th ?? "") };
+  });
+  const L = m.architecture.numLayers;
   // Would routing a CFG pair once pay? Only if its two rows nearly always pick the same experts.
   const holdout = readTrace(join(BUNDLED_MODEL_DIR, "traces/holdout.safetensors"));
   const o = cfgPairOverlap(holdout);
@@ -85,21 +106,28 @@ async function main(): Promise<void> {
   const client = createClient({ address: cluster.address });
   const bytes = () => cluster.runtimes.reduce((a, r) => a + trafficTotals(r.stats()).bytesSent, 0);
   const rows: ReuseRow[] = [];
-  const print = () => console.log(table(["setting", "model_calls", "images/s", "accuracy", "fd", "KiB/image"], rows.map((r) => [r.setting, r.model_calls, r.images_per_s.toFixed(2), (r.accuracy * 100).toFixed(1) + "%", r.fd.toFixed(2), (r.bytes_per_image / 1024).toFixed(1)])));
+  const print = () => {
+    // every setting against the uncached run of its configuration (run first, rows in run order)
+    let u: ReuseRow | undefined;
+    console.log(table(["setting", "model_calls", "images/s", "× uncached", "accuracy", "fd", "KiB/image", "reused"], rows.map((r) => {
+      if (r.setting.endsWith(" uncached")) u = r;
+      return [r.setting, r.model_calls, r.images_per_s.toFixed(2), u ? (r.images_per_s / u.images_per_s).toFixed(2) : "", (r.accuracy * 100).toFixed(1) + "%", r.fd.toFixed(2), (r.bytes_per_image / 1024).toFixed(1), r.reused_fraction === undefined ? "" : `${(100 * r.reused_fraction).toFixed(0)}%`];
+    })));
+  };
   try {
     // Warm-up at the load's shape: a fresh cluster's first full ticks are slow (measured:
     // with a 16-image warm-up the first setting ran at 6.4 images/s, the next ones at ~10).
     await Promise.all(Array.from({ length: Math.ceil((classes * perClass) / perRequest) }, (_, i) => client.generateImages({ label: i % classes, count: perRequest, steps: 3, guidance, seed: 1 + i })));
-    const run = async (setting: string, sampler: SamplerName, steps: number, interval?: GuidanceInterval) => {
+    const run = async (setting: string, sampler: SamplerName, steps: number, interval?: GuidanceInterval, reuseThreshold?: number): Promise<ReuseRow> => {
       const b0 = bytes();
       const t0 = performance.now();
-      const jobs: Promise<{ label: number; images: Float32Array[] }>[] = [];
+      const jobs: Promise<{ label: number; images: Float32Array[]; reused: number; full: number }>[] = [];
       for (let c = 0; c < classes; c++) {
         for (let done = 0; done < perClass; done += perRequest) {
           const count = Math.min(perRequest, perClass - done);
           // the same seeds for every setting: settings differ only in what they compute
-          const p = { label: c, count, steps, sampler, guidance, seed: 7_000_003 * c + done, ...(interval ? { guidanceTMin: interval.tMin, guidanceTMax: interval.tMax } : {}) };
-          jobs.push(client.generateImages(p).then((r) => ({ label: c, images: r.images.map((i) => i.data) })));
+          const p = { label: c, count, steps, sampler, guidance, seed: 7_000_003 * c + done, ...(interval ? { guidanceTMin: interval.tMin, guidanceTMax: interval.tMax } : {}), ...(reuseThreshold ? { reuseThreshold } : {}) };
+          jobs.push(client.generateImages(p).then((r) => ({ label: c, images: r.images.map((i) => i.data), reused: r.timings.reusedEvals, full: r.timings.fullEvals })));
         }
       }
       const done = await Promise.all(jobs);
@@ -107,28 +135,36 @@ async function main(): Promise<void> {
       const images = classes * perClass;
       const byClass = Array.from({ length: classes }, (_, c) => done.filter((d) => d.label === c).flatMap((d) => d.images));
       const q = await scoreImages(BUNDLED_MODEL_DIR, m, byClass);
-      rows.push({ setting, model_calls: modelRows(sampler, steps, guidance, interval), images_per_s: images / seconds, accuracy: q.meanAccuracy, fd: q.frechetDistance, bytes_per_image: (bytes() - b0) / images });
-      console.log(`${setting}: ${(images / seconds).toFixed(2)} images/s, ${rows.at(-1)!.model_calls} model rows per image, accuracy ${(q.meanAccuracy * 100).toFixed(1)}%, fd ${q.frechetDistance.toFixed(2)}`);
+      const rowsPerImage = modelRows(sampler, steps, guidance, interval);
+      const reused = done.reduce((s, d) => s + d.reused, 0);
+      const full = done.reduce((s, d) => s + d.full, 0);
+      // reused evaluations ran 1 block of L (at the setting's mean rows per evaluation)
+      const calls = reuseThreshold ? (rowsPerImage * (full + reused / L)) / (full + reused) : rowsPerImage;
+      rows.push({ setting, model_calls: Math.round(calls * 10) / 10, images_per_s: images / seconds, accuracy: q.meanAccuracy, fd: q.frechetDistance, bytes_per_image: (bytes() - b0) / images, ...(reuseThreshold ? { reused_fraction: reused / (full + reused) } : {}) });
+      const r = rows.at(-1)!;
+      console.log(`${setting}: ${r.images_per_s.toFixed(2)} images/s, ${r.model_calls} model rows per image${reuseThreshold ? ` (${((100 * reused) / (full + reused)).toFixed(1)}% of evaluations reused)` : ""}, accuracy ${(q.meanAccuracy * 100).toFixed(1)}%, fd ${q.frechetDistance.toFixed(2)}`);
+      return r;
     };
     for (const { sampler, steps } of flags.configs!.split(",").filter(Boolean).map(parseConfig)) {
       const name = `${sampler}-${steps}`;
       await run(`${name} uncached`, sampler, steps);
       const fewer = new Set<number>();
-      for (const iv of intervals) {
-        await run(`${name} interval ${iv.tMin}-${iv.tMax}`, sampler, steps, iv);
-        // fewer steps at about the interval's model calls (once per step count)
-        const target = modelRows(sampler, steps, guidance, iv);
+      // fewer steps at about a setting's model calls (once per step count)
+      const baseline = async (target: number) => {
         let best = 1;
         for (let n = 1; n <= steps; n++) if (Math.abs(modelRows(sampler, n, guidance) - target) < Math.abs(modelRows(sampler, best, guidance) - target)) best = n;
-        if (!fewer.has(best)) await run(`${sampler}-${best} fewer-steps`, sampler, best);
+        if (!fewer.has(best) && best < steps) await run(`${sampler}-${best} fewer-steps`, sampler, best);
         fewer.add(best);
-      }
+      };
+      for (const iv of intervals) await baseline((await run(`${name} interval ${iv.tMin}-${iv.tMax}`, sampler, steps, iv)).model_calls);
+      for (const th of thresholds) await baseline((await run(`${name} reuse ${th}`, sampler, steps, undefined, th)).model_calls);
+      for (const b of both) await baseline((await run(`${name} interval ${b.interval.tMin}-${b.interval.tMax} + reuse ${b.threshold}`, sampler, steps, b.interval, b.threshold)).model_calls);
     }
   } finally {
     client.close();
     await cluster.stop();
   }
-  console.log(`\n# compute skipping: ${flags.workers} workers, every request at once (${classes} classes × ${perClass} images, ${perRequest} per request), guidance ${guidance}; residual reuse not built yet`);
+  console.log(`\n# compute skipping: ${flags.workers} workers, every request at once (${classes} classes × ${perClass} images, ${perRequest} per request), guidance ${guidance}`);
   print();
   if (flags.json) {
     writeFileSync(flags.json, JSON.stringify(rows, null, 2) + "\n");
