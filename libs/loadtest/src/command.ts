@@ -31,9 +31,10 @@ Load (run):
   --max-inflight N       client-side cap (open loop; waiting time counts)
   --processes N (1)      load processes on this host, histograms merged
   --seed N (1)           --out DIR (required)       --no-charts   --quiet
-Requests: --workload FILE.json ({"classes":[{name, weight, steps, count, sampler, guidance, label,
-  priority, previewInterval, deadlineMs, slo:{totalMs|firstProgressMs|factor}}]}), or one class from
-  --steps (20) --count (1) --label (random) --sampler --guidance (model defaults) --priority --preview-interval --deadline-ms
+Requests: --workload FILE.json ({"classes":[{name, weight, steps, count, sampler, guidance, guidanceTMin,
+  guidanceTMax, reuseThreshold, label, priority, previewInterval, deadlineMs, slo:{totalMs|firstProgressMs|factor}}]}),
+  or one class from --steps (20) --count (1) --label (random) --sampler --guidance (model defaults)
+  --guidance-t-min --guidance-t-max --reuse-threshold (off) --priority --preview-interval --deadline-ms
 SLO (one class): --slo-total-ms MS  --slo-first-progress-ms MS  --slo-factor K (K × unloaded latency,
   measured first with --unloaded-requests N (3) one at a time)
 Connection: --tls  --ca FILE  --token T  --model NAME (dit-moe-fmnist)
@@ -66,6 +67,8 @@ export function workloadOf(f: Flags): Workload {
       name: "default",
       ...(f.steps !== undefined ? { steps: num(f, "steps") } : {}), ...(f.count !== undefined ? { count: num(f, "count") } : {}),
       ...(f.sampler !== undefined ? { sampler: str(f, "sampler") } : {}), ...(f.guidance !== undefined ? { guidance: num(f, "guidance") } : {}),
+      ...(f["guidance-t-min"] !== undefined ? { guidanceTMin: num(f, "guidance-t-min") } : {}), ...(f["guidance-t-max"] !== undefined ? { guidanceTMax: num(f, "guidance-t-max") } : {}),
+      ...(f["reuse-threshold"] !== undefined ? { reuseThreshold: num(f, "reuse-threshold") } : {}),
       ...(label !== undefined ? { label: label === "random" ? "random" : num(f, "label") } : {}),
       ...(f.priority !== undefined ? { priority: num(f, "priority") } : {}), ...(f["preview-interval"] !== undefined ? { previewInterval: num(f, "preview-interval") } : {}),
       ...(f["deadline-ms"] !== undefined ? { deadlineMs: num(f, "deadline-ms") } : {}),

@@ -61,6 +61,8 @@ function nativeDriver(o: ConnectOptions): Driver {
           {
             label: spec.label, count: spec.count, steps: spec.steps, seed: spec.seed, priority: spec.priority,
             ...(spec.sampler !== undefined ? { sampler: spec.sampler } : {}), ...(spec.guidance !== undefined ? { guidance: spec.guidance } : {}),
+            ...(spec.guidanceTMin !== undefined ? { guidanceTMin: spec.guidanceTMin } : {}), ...(spec.guidanceTMax !== undefined ? { guidanceTMax: spec.guidanceTMax } : {}),
+            ...(spec.reuseThreshold !== undefined ? { reuseThreshold: spec.reuseThreshold } : {}),
             ...(spec.previewInterval > 0 ? { previewInterval: spec.previewInterval } : {}), model: o.model,
           },
           { signal, ...(spec.deadlineMs ? { timeoutMs: spec.deadlineMs } : {}) },
@@ -91,6 +93,8 @@ function kserveRequest(o: ConnectOptions, spec: RequestSpec, id: string) {
     parameters: {
       steps: { int64Param: spec.steps }, seed: { int64Param: spec.seed }, priority: { int64Param: spec.priority },
       ...(spec.sampler !== undefined ? { sampler: { stringParam: spec.sampler } } : {}), ...(spec.guidance !== undefined ? { guidance: { doubleParam: spec.guidance } } : {}),
+      ...(spec.guidanceTMin !== undefined ? { guidance_t_min: { doubleParam: spec.guidanceTMin } } : {}), ...(spec.guidanceTMax !== undefined ? { guidance_t_max: { doubleParam: spec.guidanceTMax } } : {}),
+      ...(spec.reuseThreshold !== undefined ? { reuse_threshold: { doubleParam: spec.reuseThreshold } } : {}),
       ...(spec.deadlineMs ? { timeout: { int64Param: spec.deadlineMs * 1000 } } : {}),
     },
     inputs: [{ name: "LABEL", datatype: "INT32", shape: [spec.count, 1] }],

@@ -28,7 +28,7 @@ const read = (d: string) => summarySchema.parse(JSON.parse(readFileSync(join(d, 
 describe("switchyard loadtest", () => {
   it("run: an open-loop Poisson load over native Generate writes summary, requests, time series and charts, with server figures", async () => {
     const out = join(dir, "native");
-    await runLoadtestCommand({ server: cluster.address, rate: 4, duration: 4, steps: 4, count: 2, "slo-total-ms": 5000, metrics: `http://127.0.0.1:${cluster.gateway.metricsPort}/metrics`, out, quiet: true }, ["run"], log);
+    await runLoadtestCommand({ server: cluster.address, rate: 4, duration: 4, steps: 4, count: 2, "reuse-threshold": 0.15, "slo-total-ms": 5000, metrics: `http://127.0.0.1:${cluster.gateway.metricsPort}/metrics`, out, quiet: true }, ["run"], log);
     const s = read(out);
     expect(s.run).toMatchObject({ mode: "open", rate: 4, arrival: "poisson", protocol: "native" });
     expect(s.requests.ok).toBeGreaterThan(5);
@@ -53,7 +53,8 @@ describe("switchyard loadtest", () => {
   it("run: a closed-loop KServe load (ModelInfer and ModelStreamInfer), and compare", async () => {
     for (const protocol of ["kserve", "kserve-stream"]) {
       const out = join(dir, protocol);
-      await runLoadtestCommand({ server: cluster.address, concurrency: 2, duration: 3, steps: 4, protocol, metrics: "off", out, quiet: true, "no-charts": true }, ["run"], log);
+      // the compute-skipping parameters (#18) ride KServe's request parameters
+      await runLoadtestCommand({ server: cluster.address, concurrency: 2, duration: 3, steps: 4, protocol, "reuse-threshold": 0.2, "guidance-t-min": 0.3, metrics: "off", out, quiet: true, "no-charts": true }, ["run"], log);
       const s = read(out);
       expect(s.run).toMatchObject({ mode: "closed", concurrency: 2, protocol });
       expect(s.requests.ok).toBeGreaterThan(3);

@@ -29,6 +29,11 @@ export const requestClassSchema = z.strictObject({
   /** Unset: the model's default (as a client that does not send it gets). */
   sampler: z.enum(SAMPLERS).optional(),
   guidance: numberInRange(0, 100).optional(),
+  /** Guidance only for t in [guidanceTMin, guidanceTMax] (either alone: the other end of [0, 1]); unset: the whole trajectory. */
+  guidanceTMin: numberInRange(0, 1).optional(),
+  guidanceTMax: numberInRange(0, 1).optional(),
+  /** Residual reuse threshold, (0, 1]; unset: off. */
+  reuseThreshold: numberInRange(0, 1).optional(),
   /** A class label, or "random" (uniform over 0…9). */
   label: z.union([intInRange(0, 1_000_000), z.literal("random")]).default("random"),
   priority: intInRange(0, 9).default(0),
@@ -51,6 +56,9 @@ export interface RequestSpec {
   readonly count: number;
   readonly sampler?: (typeof SAMPLERS)[number];
   readonly guidance?: number;
+  readonly guidanceTMin?: number;
+  readonly guidanceTMax?: number;
+  readonly reuseThreshold?: number;
   readonly label: number;
   readonly priority: number;
   readonly previewInterval: number;
@@ -102,6 +110,8 @@ export function specOf(c: RequestClass, label: number, seed: number): RequestSpe
   return {
     className: c.name, steps: c.steps, count: c.count, label,
     ...(c.sampler !== undefined ? { sampler: c.sampler } : {}), ...(c.guidance !== undefined ? { guidance: c.guidance } : {}),
+    ...(c.guidanceTMin !== undefined ? { guidanceTMin: c.guidanceTMin } : {}), ...(c.guidanceTMax !== undefined ? { guidanceTMax: c.guidanceTMax } : {}),
+    ...(c.reuseThreshold ? { reuseThreshold: c.reuseThreshold } : {}),
     priority: c.priority, previewInterval: c.previewInterval, seed, ...(c.deadlineMs !== undefined ? { deadlineMs: c.deadlineMs } : {}),
   };
 }

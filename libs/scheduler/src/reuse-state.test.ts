@@ -1,0 +1,87 @@
+import { describe, expect, it } from "vitest";
+import { createClassPriors } from "@switchyard/expert-cache";
+import type { TickResponseMsg } from "@switchyard/proto";
+import { type RequestSpec, admit, applyReuse, reuseBytesOf } from "./policy";
+import type { Live } from "./request";
+import { type TickCall, buildTick, updateRequests } from "./tick";
+
+/** #18: the residual-reuse state lives with the request in the scheduler. */
+const L = 2;
+const E = 4;
+const TK = 2; // tokens × topK
+const P = 4;
+
+function live(id: string, over: Partial<RequestSpec> = {}): Live {
+  const spec: RequestSpec = { id, params: { sampler: "euler", steps: 4, shift: 1 }, label: 1, guidance: 2, priority: 0, deadlineMs: undefined, noise: [new Float32Array(P)], reuseThreshold: 0.2, ...over };
+  return { state: admit(spec, 0, 0), msg: { previewInterval: 0 } as Live["msg"], computeMs: 0, tickMs: 0, cancelled: false, preview: [], affinity: undefined, predicted: undefined, waited: 0 };
+}
+const state = (fill: number, floats = 8) => ({ rows: 2, probe: new Float32Array(floats).fill(fill), residual: new Float32Array(floats).fill(-fill) });
+
+function response(items: number, reuse: TickResponseMsg["reuse"], routing: number[]): TickResponseMsg {
+  return { velocities: new Float32Array(items * P), routing: Int16Array.from(routing), routingWeights: new Float32Array(routing.length), denseMs: 0, expertMs: 0, ...(reuse ? { reuse } : {}) };
+}
+
+function update(requests: Map<string, Live>, call: TickCall, res: TickResponseMsg, maxReuseBytes = Infinity) {
+  const evals = new Map(call.items.map((it) => [`${it.requestId}/${it.imageIndex}`, { x: new Float32Array(P), t: 1 }]));
+  const reuseBytes = [...requests.values()].reduce((s, r) => s + reuseBytesOf(r.state), 0);
+  return updateRequests(requests, [{ call, res }], evals, {
+    layers: L, experts: E, tokensTopK: TK, imageSize: P, owners: Array.from({ length: L * E }, () => "w0"), replicas: undefined,
+    tickMs: 1, tickItems: call.items.length, priors: createClassPriors(L * E), reuseBytes, maxReuseBytes,
+  });
+}
+
+const callOf = (ids: string[]): TickCall => ({ home: "w0", items: ids.map((requestId) => ({ requestId, imageIndex: 0, home: "w0", rows: 2 })), req: {} as TickCall["req"] });
+
+describe("residual-reuse state in the scheduler", () => {
+  it("is sent with the image's next evaluation, replaced by a full one's, kept by a reused one", () => {
+    const a = live("a");
+    const requests = new Map([["a", a]]);
+    const frame = { tick: 1, homes: ["w0"], planVersion: 1, owners: [] };
+    // first evaluation: the threshold, no state
+    let built = buildTick(new Map([["w0", callOf(["a"]).items]]), (id) => requests.get(id)!.state, () => undefined, ["w0"], L * E, () => frame);
+    expect(built.calls[0]!.req.items[0]!.reuse).toEqual({ threshold: 0.2 });
+    const s1 = state(1);
+    let u = update(requests, callOf(["a"]), response(1, [{ item: 0, reused: false, distance: NaN, state: s1 }], [0, 1, 2, 3]));
+    expect(u.reuse).toEqual({ reused: 0, full: 1, dropped: 0 });
+    expect(a.state.images[0]!.reuse).toBe(s1);
+    expect(a.state.images[0]!.sampler.step).toBe(1); // the velocity was applied too
+    // next evaluation carries it
+    built = buildTick(new Map([["w0", callOf(["a"]).items]]), (id) => requests.get(id)!.state, () => undefined, ["w0"], L * E, () => frame);
+    expect(built.calls[0]!.req.items[0]!.reuse).toEqual({ threshold: 0.2, state: s1 });
+    // reused (layer 1 skipped: -1): counted, state unchanged, layer 1's prediction kept from the full one
+    u = update(requests, callOf(["a"]), response(1, [{ item: 0, reused: true, distance: 0.05 }], [2, 3, -1, -1]));
+    expect(u.reuse).toEqual({ reused: 1, full: 0, dropped: 0 });
+    expect(a.state.images[0]!.reuse).toBe(s1);
+    expect(a.state.images[0]!.reusedEvals).toBe(1);
+    expect([...a.predicted!].sort((x, y) => x - y)).toEqual([2, 3, E + 2, E + 3]);
+    // a request without reuse carries nothing
+    const b = live("b", { reuseThreshold: undefined });
+    requests.set("b", b);
+    built = buildTick(new Map([["w0", callOf(["b"]).items]]), (id) => requests.get(id)!.state, () => undefined, ["w0"], L * E, () => frame);
+    expect("reuse" in built.calls[0]!.req.items[0]!).toBe(false);
+  });
+
+  it("is bounded: past maxReuseBytes a new state is dropped (the next evaluation is full), and a replaced one frees its bytes", () => {
+    const a = live("a");
+    const b = live("b");
+    const requests = new Map([["a", a], ["b", b]]);
+    const bytes = reuseBytesOf({ ...a.state, images: [{ ...a.state.images[0]!, reuse: state(1) }] }); // one state: 64 B
+    const u = update(requests, callOf(["a", "b"]), response(2, [{ item: 0, reused: false, distance: NaN, state: state(1) }, { item: 1, reused: false, distance: NaN, state: state(2) }], [0, 0, 0, 0, 0, 0, 0, 0]), bytes);
+    expect(u.reuse).toEqual({ reused: 0, full: 2, dropped: 1 });
+    expect(a.state.images[0]!.reuse).toBeDefined();
+    expect(b.state.images[0]!.reuse).toBeUndefined();
+    // a's next full evaluation replaces its state within the same bound
+    const s3 = state(3);
+    update(requests, callOf(["a"]), response(1, [{ item: 0, reused: false, distance: 0.5, state: s3 }], [0, 0, 0, 0]), bytes);
+    expect(a.state.images[0]!.reuse).toBe(s3);
+  });
+
+  it("applyReuse is pure", () => {
+    const a = live("a");
+    const before = a.state;
+    const after = applyReuse(before, 0, false, state(1), true);
+    expect(before.images[0]!.reuse).toBeUndefined();
+    expect(after.images[0]!.reuse).toBeDefined();
+    expect(applyReuse(after, 0, false, state(2), false).images[0]!.reuse).toBeUndefined();
+  });
+});
