@@ -39,11 +39,6 @@ export interface ReuseOutcome {
   readonly state: ReuseState;
 }
 
-/** Bytes a state holds. */
-export function reuseStateBytes(s: ReuseState): number {
-  return s.probe.byteLength + s.residual.byteLength;
-}
-
 /**
  * sum |probe - ref| / sum |ref|, where probe = out - input (float32) over the rows `rows`
  * ([T*D] floats each) of the first block's output and input, against the state's rows

@@ -96,9 +96,14 @@ export interface SchedulerLimits {
 /** 512 MiB: about 5,300 guided images of the bundled model (2 rows × 49 tokens × 128 × 4 B × 2 tensors = 98 KiB each). */
 export const DEFAULT_MAX_REUSE_BYTES = 512 * 1024 * 1024;
 
+/** Bytes one residual-reuse state holds (0 for none). */
+export function reuseStateBytes(s: ReuseStateMsg | undefined): number {
+  return s ? s.probe.byteLength + s.residual.byteLength : 0;
+}
+
 /** Bytes of residual-reuse state a request holds. */
 export function reuseBytesOf(r: RequestState): number {
-  return r.images.reduce((s, i) => s + (i.reuse ? i.reuse.probe.byteLength + i.reuse.residual.byteLength : 0), 0);
+  return r.images.reduce((s, i) => s + reuseStateBytes(i.reuse), 0);
 }
 
 /** Two of the largest requests (256 images × 1000 steps). */

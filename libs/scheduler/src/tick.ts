@@ -3,7 +3,7 @@ import type { ClassPriors } from "@switchyard/expert-cache";
 import { Code, SwitchyardError } from "@switchyard/errors";
 import type { TickItemMsg, TickRequestMsg, TickResponseMsg } from "@switchyard/proto";
 import { currentT, guidanceAt, nextEval, previewX0 } from "@switchyard/sampler";
-import { type RequestState, type TickItem, applyReuse, applyVelocity, isFinished, reuseBytesOf } from "./policy";
+import { type RequestState, type TickItem, applyReuse, applyVelocity, isFinished, reuseStateBytes } from "./policy";
 import type { Live } from "./request";
 import type { RoutingRecord } from "./service";
 
@@ -160,16 +160,17 @@ export function updateRequests(requests: ReadonlyMap<string, Live>, results: Ext
       const r = requests.get(it.requestId);
       if (!r) return; // cancelled meanwhile
       const o = reuseOf.get(j);
-      if (o) {
-        const before = reuseBytesOf(r.state);
-        const adds = o.state ? o.state.probe.byteLength + o.state.residual.byteLength : 0;
-        const old = r.state.images[it.imageIndex]!.reuse;
-        const freed = o.reused || !old ? 0 : old.probe.byteLength + old.residual.byteLength;
-        const keep = o.reused || reuseBytes - freed + adds <= (c.maxReuseBytes ?? Number.POSITIVE_INFINITY);
-        r.state = applyReuse(r.state, it.imageIndex, o.reused, o.state, keep);
-        reuseBytes += reuseBytesOf(r.state) - before;
-        if (o.reused) reuse.reused++;
-        else reuse.full++;
+      if (o?.reused) {
+        r.state = applyReuse(r.state, it.imageIndex, true, undefined, true);
+        reuse.reused++;
+      } else if (o) {
+        // A full evaluation's new state replaces the old one, within the bound.
+        const freed = reuseStateBytes(r.state.images[it.imageIndex]!.reuse);
+        const adds = reuseStateBytes(o.state);
+        const keep = reuseBytes - freed + adds <= (c.maxReuseBytes ?? Number.POSITIVE_INFINITY);
+        r.state = applyReuse(r.state, it.imageIndex, false, o.state, keep);
+        reuseBytes += (keep ? adds : 0) - freed;
+        reuse.full++;
         if (!keep && o.state) reuse.dropped++;
       }
       const v = res.velocities.subarray(j * P, (j + 1) * P);
