@@ -2,7 +2,7 @@ import { Code, SwitchyardError } from "@switchyard/errors";
 import type { ModelParts } from "@switchyard/model";
 import { type GuidanceInterval, type SamplerState, advance, combineGuidance, guidanceAt, needsUnconditional, nextEval } from "@switchyard/sampler";
 import { type ReuseOutcome, type ReuseRequest, probeDistance } from "./residual-reuse";
-import { type ExpertGroups, type LayerRouting, gatherRows, groupByExpert, routeTopK, scatterAddWeighted } from "./routing";
+import { type ExpertGroups, type ExpertOutputs, type LayerRouting, gatherRows, groupByExpert, mixAndCombine, outputsPerExpert, routeTopK } from "./routing";
 
 /**
  * The in-process engine: a batch of images (possibly at different sampler steps, with
@@ -18,12 +18,20 @@ import { type ExpertGroups, type LayerRouting, gatherRows, groupByExpert, routeT
  *  distributed worker puts cross-worker dispatch behind the same interface. */
 export interface ExpertExecutor {
   /**
-   * Adds the routed mixture sum_k w_k * expert_k(u) of every row into the accumulator
-   * ([R, D], the shared expert's output or zeros) and returns it. `init` makes the
-   * accumulator: an executor calls it once, after it has sent the routed experts on their
-   * way, so that the shared expert runs while they do (on another thread or worker).
+   * Runs the routed experts of every row of u ([R, D]) and says where their outputs are;
+   * the engine mixes them (weighted, in ascending expert order) into `base` and combines
+   * the block in one pass (mixAndCombine). `init` computes the base (the shared expert's
+   * output, or undefined without one): an executor calls it once, after it has sent the
+   * routed experts on their way, so that the shared expert runs while they do (on another
+   * thread or worker).
    */
-  runLayer(layer: number, u: Float32Array, groups: ExpertGroups, rows: number, init: () => Promise<Float32Array>): Promise<Float32Array>;
+  runLayer(layer: number, u: Float32Array, groups: ExpertGroups, rows: number, init: () => Promise<Float32Array | undefined>): Promise<LayerOutputs>;
+}
+
+/** A layer's expert outputs and the base (shared expert's output) they are mixed into. */
+export interface LayerOutputs {
+  readonly base: Float32Array | undefined;
+  readonly outputs: ExpertOutputs;
 }
 
 /**
@@ -38,7 +46,7 @@ export type LayerExpertRunner = (layer: number, experts: Int32Array, offsets: In
  * Awaits `init` (the accumulator) while `pending` (the routed experts, elsewhere) runs,
  * then both. `pending` is observed at once, so its failure is never left unhandled.
  */
-export async function alongside<T>(pending: Promise<T>, init: () => Promise<Float32Array>): Promise<[Float32Array, T]> {
+export async function alongside<B, T>(pending: Promise<T>, init: () => Promise<B>): Promise<[B, T]> {
   const settled = pending.then((value) => ({ value }), (error: unknown) => ({ error }));
   const acc = await init();
   const r = await settled;
@@ -103,19 +111,18 @@ export function createBatchedExecutor(D: number, run: LayerExpertRunner, options
   };
   return {
     async runLayer(layer, u, groups, _rows, init) {
-      const { offsets, row, weight } = groups;
+      const { offsets, row } = groups;
       const active: number[] = [];
       for (let e = 0; e < groups.numExperts; e++) if (offsets[e + 1]! > offsets[e]!) active.push(e);
       const n = offsets[groups.numExperts]!;
-      if (n === 0) return init();
+      if (n === 0) return { base: await init(), outputs: outputsPerExpert(groups, [], D) };
       const x = gatherRows(u, D, row, 0, n, rowsBuffer(n * D));
       // Inactive experts own empty ranges, so the active ones' ranges tile 0..n.
       const off = new Int32Array(active.length + 1);
       active.forEach((e, i) => (off[i] = offsets[e]!));
       off[active.length] = n;
-      const [acc, y] = await alongside(run(layer, Int32Array.from(active), off, x), init);
-      active.forEach((e, i) => scatterAddWeighted(acc, D, y[i]!, row, weight, offsets[e]!, offsets[e + 1]!));
-      return acc;
+      const [base, y] = await alongside(run(layer, Int32Array.from(active), off, x), init);
+      return { base, outputs: outputsPerExpert(groups, y, D) };
     },
   };
 }
@@ -318,7 +325,7 @@ class EngineImpl implements Engine {
       if (b === 0) {
         // Every image reused: nothing to compute, but holders still wait for this home.
         const none: ExpertGroups = { numExperts: E, offsets: new Int32Array(E + 1), row: new Int32Array(0), weight: new Float32Array(0) };
-        await this.executor.runLayer(l, new Float32Array(0), none, 0, async () => new Float32Array(0));
+        await this.executor.runLayer(l, new Float32Array(0), none, 0, async () => undefined);
         routing.push({ rows: 0, topK: K, experts: new Int16Array(0), weights: new Float32Array(0) });
         continue;
       }
@@ -328,21 +335,21 @@ class EngineImpl implements Engine {
       const groups = groupByExpert(r, E);
       const t1 = performance.now();
       denseMs += t1 - t0;
-      // The shared expert's output is the accumulator the routed experts add into
-      // (one pass fewer than summing them separately); the executor runs it while the
-      // routed experts are away.
+      // The shared expert's output is the base the routed experts are mixed into; the
+      // executor runs it while the routed experts are away.
       let sharedMs = 0;
       const init = async () => {
+        if (!m.moe.sharedExpert) return undefined;
         const s = performance.now();
-        const acc = m.moe.sharedExpert ? await this.parts.shared(l, d.u, b * T) : new Float32Array(b * T * D);
+        const y = await this.parts.shared(l, d.u, b * T);
         sharedMs = performance.now() - s;
-        return acc;
+        return y;
       };
-      const moe = await this.executor.runLayer(l, d.u, groups, b * T, init);
+      const { base, outputs } = await this.executor.runLayer(l, d.u, groups, b * T, init);
       const t2 = performance.now();
       expertMs += t2 - t1 - sharedMs;
       denseMs += sharedMs;
-      h = combineBlock(d.h1, d.gate, moe, b, T, D, d.h1); // in place: h1 is this call's own output
+      h = mixAndCombine(d.h1, d.gate, base, outputs, groups, b, T, D, K, d.h1); // in place: h1 is this call's own output
       t0 = performance.now();
       denseMs += t0 - t2;
     }
@@ -378,18 +385,6 @@ class EngineImpl implements Engine {
       };
     });
   }
-}
-
-/** h2 = h1 + gate[b] * moe, float32, [B,T,D]; `out` may be h1 itself. */
-export function combineBlock(h1: Float32Array, gate: Float32Array, moe: Float32Array, B: number, T: number, D: number, out: Float32Array = new Float32Array(B * T * D)): Float32Array {
-  for (let b = 0; b < B; b++) {
-    const g = gate.subarray(b * D, b * D + D);
-    for (let t = 0; t < T; t++) {
-      const o = (b * T + t) * D;
-      for (let d = 0; d < D; d++) out[o + d] = (h1[o + d] as number) + (g[d] as number) * (moe[o + d] as number);
-    }
-  }
-  return out;
 }
 
 /** An item of a chunk: its rows (local to the chunk) and its reuse setting. */

@@ -1,6 +1,6 @@
 export { createEngine, alongside, createBatchedExecutor, expertChunks, partsExpertRunner } from "./engine";
-export type { Engine, ExpertExecutor, StepTask, LayerExpertRunner } from "./engine";
-export type { ExpertGroups } from "./routing";
+export type { Engine, ExpertExecutor, LayerOutputs, StepTask, LayerExpertRunner } from "./engine";
+export type { ExpertGroups, ExpertOutputs } from "./routing";
 export { probeDistance } from "./residual-reuse";
 export type { ReuseOutcome, ReuseRequest, ReuseState } from "./residual-reuse";
 

@@ -101,12 +101,103 @@ export function gatherRows(src: Float32Array, dim: number, rows: Int32Array, beg
   return out;
 }
 
-/** acc[row] += w * y[j] for the assignments begin..end (like torch's index_add_; one float32 rounding per add). */
-export function scatterAddWeighted(acc: Float32Array, dim: number, y: Float32Array, rows: Int32Array, weights: Float32Array, begin: number, end: number): void {
-  for (let i = begin; i < end; i++) {
-    const r = (rows[i] as number) * dim;
-    const j = (i - begin) * dim;
-    const w = weights[i] as number;
-    for (let d = 0; d < dim; d++) acc[r + d] = (acc[r + d] as number) + (y[j + d] as number) * w;
+/**
+ * Where a layer's expert outputs are: assignment p (in the groups' expert-major order)
+ * has its D outputs in chunks[chunkOf[p]] from float offset offOf[p]. Executors hand
+ * out the buffers they got (a grouped session's outputs, a peer's answer) instead of
+ * copying them into one.
+ */
+export interface ExpertOutputs {
+  readonly chunks: readonly Float32Array[];
+  readonly chunkOf: Int32Array;
+  readonly offOf: Int32Array;
+}
+
+/** Outputs laid out one chunk per expert with rows (`ys[i]` for the i-th expert that has rows, ascending). */
+export function outputsPerExpert(groups: ExpertGroups, ys: readonly Float32Array[], dim: number): ExpertOutputs {
+  const n = groups.offsets[groups.numExperts]!;
+  const chunkOf = new Int32Array(n);
+  const offOf = new Int32Array(n);
+  let q = 0;
+  for (let e = 0; e < groups.numExperts; e++) {
+    const b = groups.offsets[e]!;
+    const end = groups.offsets[e + 1]!;
+    if (end === b) continue;
+    for (let p = b; p < end; p++) {
+      chunkOf[p] = q;
+      offOf[p] = (p - b) * dim;
+    }
+    q++;
   }
+  return { chunks: ys, chunkOf, offOf };
+}
+
+/**
+ * One MoE block's end, in one pass over its rows: out = h1 + gate[b] * mix, where a
+ * row's mix is `base` (the shared expert's output, or zeros when `base` is undefined)
+ * plus w * y of each of its K assignments, added in ascending assignment order (that
+ * is, ascending expert id) with one float32 rounding per add — bitwise what adding
+ * each expert's weighted rows into a float32 accumulator (like torch's index_add_)
+ * and then combining gives, without writing the accumulator back once per expert.
+ * `out` may be h1 itself. Rows are B*T; every row has exactly K assignments.
+ */
+export function mixAndCombine(
+  h1: Float32Array,
+  gate: Float32Array,
+  base: Float32Array | undefined,
+  outputs: ExpertOutputs,
+  groups: ExpertGroups,
+  B: number,
+  T: number,
+  D: number,
+  K: number,
+  out: Float32Array = new Float32Array(B * T * D),
+): Float32Array {
+  const R = B * T;
+  const { row, weight } = groups;
+  const n = row.length;
+  if (n !== R * K) throw new RangeError(`mixAndCombine: ${n} assignments for ${R} rows of ${K}`);
+  // Each row's assignments in ascending order (a counting pass: rows are dense, K each).
+  const at = new Int32Array(n);
+  const filled = new Uint8Array(R);
+  for (let p = 0; p < n; p++) {
+    const r = row[p]!;
+    at[r * K + filled[r]!] = p;
+    filled[r]! += 1;
+  }
+  const { chunks, chunkOf, offOf } = outputs;
+  const fr = Math.fround;
+  if (K === 2) {
+    for (let r = 0; r < R; r++) {
+      const p1 = at[2 * r]!;
+      const p2 = at[2 * r + 1]!;
+      const y1 = chunks[chunkOf[p1]!]!;
+      const y2 = chunks[chunkOf[p2]!]!;
+      const o1 = offOf[p1]!;
+      const o2 = offOf[p2]!;
+      const w1 = weight[p1]!;
+      const w2 = weight[p2]!;
+      const o = r * D;
+      const go = ((r / T) | 0) * D;
+      if (base) for (let d = 0; d < D; d++) out[o + d] = h1[o + d]! + gate[go + d]! * fr(fr(base[o + d]! + y1[o1 + d]! * w1) + y2[o2 + d]! * w2);
+      else for (let d = 0; d < D; d++) out[o + d] = h1[o + d]! + gate[go + d]! * fr(fr(0 + y1[o1 + d]! * w1) + y2[o2 + d]! * w2); // 0 + keeps a zero accumulator's +0
+    }
+    return out;
+  }
+  const acc = new Float32Array(D);
+  for (let r = 0; r < R; r++) {
+    const o = r * D;
+    if (base) acc.set(base.subarray(o, o + D));
+    else acc.fill(0);
+    for (let k = 0; k < K; k++) {
+      const p = at[r * K + k]!;
+      const y = chunks[chunkOf[p]!]!;
+      const oy = offOf[p]!;
+      const w = weight[p]!;
+      for (let d = 0; d < D; d++) acc[d] = acc[d]! + y[oy + d]! * w;
+    }
+    const go = ((r / T) | 0) * D;
+    for (let d = 0; d < D; d++) out[o + d] = h1[o + d]! + gate[go + d]! * acc[d]!;
+  }
+  return out;
 }

@@ -1,5 +1,5 @@
 import { copiesOf, servingCopy } from "@switchyard/contract";
-import { type ExpertExecutor, type ExpertGroups, alongside } from "@switchyard/engine";
+import { type ExpertExecutor, type ExpertGroups, type LayerOutputs, alongside } from "@switchyard/engine";
 import { Code, SwitchyardError } from "@switchyard/errors";
 import type { ExchangeRequestMsg, ExchangeResponseMsg, PeerClient, TickRequestMsg } from "@switchyard/proto";
 import type { LayerTraffic } from "./runtime";
@@ -32,7 +32,7 @@ export function homeExecutor(ctx: HomeContext, req: TickRequestMsg, micro = 0, m
   const slot = new Map(owners.map((w, k) => [w, k]));
   const W = owners.length;
   return {
-    runLayer: async (layer: number, u: Float32Array, groups: ExpertGroups, rows: number, init: () => Promise<Float32Array>) => {
+    runLayer: async (layer: number, u: Float32Array, groups: ExpertGroups, rows: number, init: () => Promise<Float32Array | undefined>): Promise<LayerOutputs> => {
       const D = ctx.D;
       const nA = groups.row.length;
       // Split the assignments by owner (typed arrays, one pass): per owner the unique
@@ -106,21 +106,13 @@ export function homeExecutor(ctx: HomeContext, req: TickRequestMsg, micro = 0, m
         const floats = out.reduce((a, c) => a + c.length, 0);
         if (j !== n || floats !== n * D) throw new SwitchyardError(`exchange with ${owner}: ${floats / D} outputs for ${n} assignments`, Code.Internal);
       });
-      // The rows are on their way: the shared expert (the accumulator) runs meanwhile.
-      const [acc] = await alongside(Promise.all(exchanges), init);
-      // Weighted sum in ascending expert order per row, exactly as the in-process
-      // engine does it (scatterAddWeighted), so that results are bitwise the same
+      // The rows are on their way: the shared expert (the base) runs meanwhile. The
+      // engine mixes the answers in place, in ascending expert order per row exactly as
+      // with experts in-process (mixAndCombine), so that results are bitwise the same
       // wherever experts live (a different summation order flips near-tie routing
       // decisions later on).
-      const { row, weight } = groups;
-      for (let i = 0; i < nA; i++) {
-        const y = chunks[chunkOf[i]!]!;
-        const o = offOf[i]!;
-        const r = row[i]! * D;
-        const w = weight[i]!;
-        for (let d = 0; d < D; d++) acc[r + d] = acc[r + d]! + y[o + d]! * w;
-      }
-      return acc;
+      const [base] = await alongside(Promise.all(exchanges), init);
+      return { base, outputs: { chunks, chunkOf, offOf } };
     },
   };
 }
@@ -130,5 +122,5 @@ export async function sendEmpty(ctx: HomeContext, req: TickRequestMsg, micro: nu
   const run = homeExecutor(ctx, req, micro, micros);
   const E = ctx.E;
   const empty: ExpertGroups = { numExperts: E, offsets: new Int32Array(E + 1), row: new Int32Array(0), weight: new Float32Array(0) };
-  for (let l = 0; l < ctx.layers; l++) await run.runLayer(l, new Float32Array(0), empty, 0, async () => new Float32Array(0));
+  for (let l = 0; l < ctx.layers; l++) await run.runLayer(l, new Float32Array(0), empty, 0, async () => undefined);
 }
