@@ -8,11 +8,19 @@ and attention as a dozen reshapes, gathers, matmuls and a softmax. Rewritten:
 
 - attention (qkv MatMul + Add ... reshape before proj) -> com.microsoft.Attention;
 - every other MatMul + Add with a 1-D bias on a [B, T, K] input -> Reshape [-1, K],
-  Gemm, Reshape [-1, T, N].
+  Gemm, Reshape [-1, T, N];
+- in expert and shared parts, the exporter's tanh GELU (ten elementwise nodes: x*x*x,
+  0.044715, sqrt(2/pi), Tanh, 1 +, x *, 0.5 *, each a pass over the hidden rows) -> one
+  ONNX Gelu(approximate="tanh") node (opset 20), which ONNX Runtime runs in one pass
+  over cache-sized chunks.
 
 A rewrite is kept only when onnxruntime gives the same outputs as the original graph
-(max abs difference <= TOLERANCE at several batch sizes); on the reference model they
-are bitwise equal and a dense call is 8-12 % faster.
+(max abs difference <= TOLERANCE at several batch sizes). The dense rewrites are bitwise
+equal on the reference model and make a dense call 8-12 % faster. The GELU rewrite is
+not bitwise: Gelu computes x * (C*x*x + B) inside the tanh where the export computed
+B * (x + 0.044715*x*x*x), a float32 rounding apart (max difference 2.4e-7 on outputs up
+to 3.7); a shared-expert call at 1568 rows took 0.72 instead of 1.0 ms, an expert call
+at 98 rows 0.040 instead of 0.050 ms (onnxruntime 1.32, 2 and 1 threads).
 """
 import argparse
 import hashlib
@@ -80,6 +88,90 @@ def fuse_linear(model, tokens):
     return count
 
 
+GELU_OPSET = 20
+_GELU_CONSTANTS = {"cube": 0.044715, "scale": 0.7978845608028654, "one": 1.0, "half": 0.5}
+
+
+def fuse_gelu(model):
+    """The exporter's tanh-approximate GELU subgraphs -> Gelu(approximate="tanh"). Returns the count.
+
+    Matched from each Tanh back to its input x and forward to the final Mul, checking
+    every node's operands and constants, so a graph that only looks alike is left as is.
+    """
+    g = model.graph
+    producer = {o: n for n in g.node for o in n.output}
+    users = {}
+    for n in g.node:
+        for i in n.input:
+            users.setdefault(i, []).append(n)
+
+    def const(name):
+        n = producer.get(name)
+        if n is None or n.op_type != "Constant" or len(n.attribute) != 1 or n.attribute[0].name != "value":
+            return None
+        v = numpy_helper.to_array(n.attribute[0].t)
+        return float(v) if v.size == 1 else None
+
+    def split(node, want):
+        """(the non-constant operand, True) when node is want(c, other) with c the constant."""
+        if node is None or node.op_type not in ("Mul", "Add") or len(node.input) != 2:
+            return None
+        for a, b in ((0, 1), (1, 0)):
+            c = const(node.input[a])
+            if c is not None and abs(c - want) <= 1e-6 * max(1.0, abs(want)):
+                return node.input[b]
+        return None
+
+    def only_user(name):
+        u = users.get(name, [])
+        return u[0] if len(u) == 1 else None
+
+    replaced, dropped = {}, set()
+    for tanh in [n for n in g.node if n.op_type == "Tanh"]:
+        scaled = producer.get(tanh.input[0])
+        inner_name = split(scaled, _GELU_CONSTANTS["scale"])
+        inner = producer.get(inner_name) if inner_name else None
+        if inner is None or inner.op_type != "Add":
+            continue
+        found = None
+        for a, b in ((0, 1), (1, 0)):
+            x, cube_scaled = inner.input[a], producer.get(inner.input[b])
+            cube_name = split(cube_scaled, _GELU_CONSTANTS["cube"]) if cube_scaled is not None and cube_scaled.op_type == "Mul" else None
+            cube = producer.get(cube_name) if cube_name else None
+            if cube is None or cube.op_type != "Mul" or x not in cube.input:
+                continue
+            sq = producer.get([i for i in cube.input if i != x][0] if list(cube.input).count(x) == 1 else "")
+            if sq is not None and sq.op_type == "Mul" and list(sq.input) == [x, x]:
+                found = (x, cube_scaled, cube, sq)
+        if found is None:
+            continue
+        x, cube_scaled, cube, sq = found
+        plus_one = only_user(tanh.output[0])
+        if split(plus_one, _GELU_CONSTANTS["one"]) != tanh.output[0] or plus_one.op_type != "Add":
+            continue
+        times_x = only_user(plus_one.output[0])
+        if times_x is None or times_x.op_type != "Mul" or sorted(times_x.input) != sorted([x, plus_one.output[0]]):
+            continue
+        half = only_user(times_x.output[0])
+        if split(half, _GELU_CONSTANTS["half"]) != times_x.output[0] or half.op_type != "Mul":
+            continue
+        chain = [sq, cube, cube_scaled, inner, scaled, tanh, plus_one, times_x, half]
+        inside = {o for n in chain[:-1] for o in n.output}
+        if any(u not in chain for o in inside for u in users.get(o, [])):
+            continue
+        gelu = helper.make_node("Gelu", [x], [half.output[0]], name=tanh.name.rsplit("/", 1)[0] + "/Gelu", approximate="tanh")
+        replaced[id(half)] = gelu
+        dropped.update(id(n) for n in chain[:-1])
+    if not replaced:
+        return 0
+    nodes = [replaced.get(id(n), n) for n in g.node if id(n) not in dropped]
+    _replace_nodes(model, nodes)
+    for o in model.opset_import:
+        if o.domain in ("", "ai.onnx") and o.version < GELU_OPSET:
+            o.version = GELU_OPSET
+    return len(replaced)
+
+
 def _replace_nodes(model, nodes):
     """Sets the graph's nodes, dropping what no output depends on (and unused initializers)."""
     g = model.graph
@@ -105,13 +197,15 @@ def _session(model_bytes):
 
 
 def max_difference(original, rewritten, tokens, dim, batches=(1, 7, 64), seed=0):
-    """Largest abs difference between the two graphs' outputs on random h, c."""
+    """Largest abs difference between the two graphs' outputs on random inputs: h [batch,
+    tokens, dim] and c [batch, dim] for a dense part, u [batch * tokens, dim] for an expert."""
     a, b = _session(original.SerializeToString()), _session(rewritten.SerializeToString())
+    names = [i.name for i in a.get_inputs()]
     rng = np.random.default_rng(seed)
     worst = 0.0
     for batch in batches:
-        feeds = {"h": rng.standard_normal((batch, tokens, dim), dtype=np.float32),
-                 "c": rng.standard_normal((batch, dim), dtype=np.float32)}
+        shapes = {"h": (batch, tokens, dim), "c": (batch, dim), "u": (batch * tokens, dim)}
+        feeds = {n: rng.standard_normal(shapes[n], dtype=np.float32) for n in names}
         for x, y in zip(a.run(None, feeds), b.run(None, feeds)):
             worst = max(worst, float(np.abs(x - y).max()))
     return worst
@@ -133,6 +227,21 @@ def optimize_dense(path, heads, tokens, dim):
     return f"{os.path.basename(path)}: attention {'fused' if attention else 'as is'}, {linear} linear layers to Gemm, max difference {diff:.1e}"
 
 
+def optimize_ffn(path, tokens, dim):
+    """Rewrites one expert or shared part's GELU in place when the result matches."""
+    original = onnx.load(path)
+    model = onnx.load(path)
+    gelu = fuse_gelu(model)
+    if gelu == 0:
+        return f"{os.path.basename(path)}: nothing to rewrite"
+    onnx.checker.check_model(model)
+    diff = max_difference(original, model, tokens, dim)
+    if diff > TOLERANCE:
+        return f"{os.path.basename(path)}: kept the original (rewritten outputs differ by {diff:.2e})"
+    onnx.save(model, path)
+    return f"{os.path.basename(path)}: {gelu} GELU to Gelu(tanh), max difference {diff:.1e}"
+
+
 def sha256(path):
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -142,16 +251,20 @@ def sha256(path):
 
 
 def optimize_model_dir(model_dir, log=print):
-    """Rewrites every dense part listed in model_dir/manifest.json and updates its sha256 and size."""
+    """Rewrites every dense, expert and shared part listed in model_dir/manifest.json and
+    updates its sha256 and size."""
     manifest_path = os.path.join(model_dir, "manifest.json")
     with open(manifest_path) as f:
         manifest = json.load(f)
     arch = manifest["architecture"]
     for part in manifest["parts"]:
-        if part["kind"] != "dense":
-            continue
         path = os.path.join(model_dir, part["file"])
-        log(optimize_dense(path, arch["numHeads"], arch["tokens"], arch["hiddenSize"]))
+        if part["kind"] == "dense":
+            log(optimize_dense(path, arch["numHeads"], arch["tokens"], arch["hiddenSize"]))
+        elif part["kind"] in ("expert", "shared"):
+            log(optimize_ffn(path, arch["tokens"], arch["hiddenSize"]))
+        else:
+            continue
         part["sha256"] = sha256(path)
         part["bytes"] = os.path.getsize(path)
     with open(manifest_path, "w") as f:
