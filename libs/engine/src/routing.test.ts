@@ -1,6 +1,38 @@
+import { execFileSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import * as fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { type ExpertGroups, activeExperts, gatherRows, groupByExpert, mixAndCombine, outputsPerExpert, routeTopK } from "./routing";
+import { type ExpertGroups, type LayerRouting, activeExperts, gatherRows, groupByExpert, mixAndCombine, mixAndCombineScalar, outputsPerExpert, routeTopK, simdKernels } from "./routing";
+
+/** Top-k by insertion into a descending list (strict >, so ties keep the lower id), softmax over the k: routeTopK's general path, for any k. */
+function insertionTopK(logits: Float32Array, rows: number, E: number, K: number): LayerRouting {
+  const experts = new Int16Array(rows * K);
+  const weights = new Float32Array(rows * K);
+  for (let r = 0; r < rows; r++) {
+    const idx: number[] = [];
+    const val: number[] = [];
+    for (let e = 0; e < E; e++) {
+      const v = logits[r * E + e]!;
+      if (idx.length < K || v > val[K - 1]!) {
+        let j = idx.length < K ? idx.length : K - 1;
+        while (j > 0 && v > val[j - 1]!) {
+          val[j] = val[j - 1]!;
+          idx[j] = idx[j - 1]!;
+          j--;
+        }
+        val[j] = v;
+        idx[j] = e;
+      }
+    }
+    let sum = 0;
+    for (let k = 0; k < K; k++) sum += Math.exp(val[k]! - val[0]!);
+    for (let k = 0; k < K; k++) {
+      experts[r * K + k] = idx[k]!;
+      weights[r * K + k] = Math.exp(val[k]! - val[0]!) / sum;
+    }
+  }
+  return { rows, topK: K, experts, weights };
+}
 
 /** acc[row] += w * y[j] for the assignments begin..end, one float32 rounding per add (like torch's index_add_): the engine's mix before it was fused. */
 function scatterAddWeighted(acc: Float32Array, dim: number, y: Float32Array, rows: Int32Array, weights: Float32Array, begin: number, end: number): void {
@@ -43,6 +75,21 @@ describe("routeTopK", () => {
     expect(Array.from(all.experts)).toEqual([0, 2, 1]);
   });
 
+  it("is bitwise the insertion top-k at every K (K = 2 has a path of its own), ties, infinities and NaN included", () => {
+    const logit = fc.oneof(fc.float(), fc.constantFrom(0, -0, 1, -1, Infinity, -Infinity, Number.NaN));
+    fc.assert(
+      fc.property(fc.integer({ min: 2, max: 9 }), fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 3 }), fc.array(logit, { minLength: 36, maxLength: 36 }), (E, rows, k, pool) => {
+        const K = Math.min(k, E);
+        const logits = Float32Array.from({ length: rows * E }, (_, i) => pool[(i * 7) % pool.length]!);
+        const got = routeTopK(logits, rows, E, K);
+        const want = insertionTopK(logits, rows, E, K);
+        expect(Array.from(got.experts)).toEqual(Array.from(want.experts));
+        expect(Array.from(got.weights, (v, i) => Object.is(v, want.weights[i]))).not.toContain(false);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
   it("matches softmax-then-renormalise on random logits", () => {
     const E = 32, R = 50, K = 2;
     const logits = Float32Array.from({ length: R * E }, (_, i) => Math.sin(i * 12.9898) * 4);
@@ -82,10 +129,29 @@ describe("groupByExpert", () => {
   });
 });
 
+describe("gatherRows", () => {
+  it("copies the listed rows, through the SIMD kernel (D a multiple of 4, most of src read) or row views, into out", () => {
+    fc.assert(
+      fc.property(fc.constantFrom(1, 3, 4, 8), fc.integer({ min: 1, max: 12 }), fc.array(fc.nat(), { maxLength: 30 }), fc.nat(), (D, srcRows, picks, skip) => {
+        const src = Float32Array.from({ length: srcRows * D }, (_, i) => (i % 2 ? -i : i) / 3);
+        const rows = Int32Array.from(picks, (p) => p % srcRows);
+        const begin = rows.length ? skip % rows.length : 0;
+        const want = Array.from(rows.subarray(begin), (r) => Array.from(src.subarray(r * D, r * D + D))).flat();
+        expect(Array.from(gatherRows(src, D, rows, begin, rows.length))).toEqual(want);
+        const out = new Float32Array(want.length + D).fill(7);
+        gatherRows(src, D, rows, begin, rows.length, out.subarray(D));
+        expect(Array.from(out)).toEqual([...new Array(D).fill(7), ...want]);
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
+
 describe("mixAndCombine", () => {
   const f32 = fc.float({ noNaN: true, noDefaultInfinity: true, min: -8, max: 8 });
   it("is bitwise the per-expert weighted scatter followed by the block combine, for any routing, K, base and signed zeros", () => {
-    const shape = fc.record({ B: fc.integer({ min: 1, max: 3 }), T: fc.integer({ min: 1, max: 4 }), D: fc.integer({ min: 1, max: 5 }), E: fc.integer({ min: 1, max: 6 }), K: fc.integer({ min: 1, max: 3 }), shared: fc.boolean(), seed: fc.integer() });
+    // D = 4 and 8 with K = 2 take the SIMD kernel; the others, and mixAndCombineScalar, the loops.
+    const shape = fc.record({ B: fc.integer({ min: 1, max: 3 }), T: fc.integer({ min: 1, max: 4 }), D: fc.constantFrom(1, 3, 4, 5, 8), E: fc.integer({ min: 1, max: 6 }), K: fc.integer({ min: 1, max: 3 }), shared: fc.boolean(), seed: fc.integer() });
     fc.assert(
       fc.property(shape, fc.array(fc.oneof(f32, fc.constantFrom(0, -0, 1e-30, -1e-30)), { minLength: 64, maxLength: 64 }), ({ B, T, D, E, K: k, shared, seed }, pool) => {
         const K = Math.min(k, E);
@@ -114,9 +180,18 @@ describe("mixAndCombine", () => {
         // In place over h1, as the engine calls it.
         const inPlace = mixAndCombine(h1.slice(), gate, base, outputsPerExpert(g, ys, D), g, B, T, D, K);
         expect(Array.from(inPlace, (v, i) => Object.is(v, want[i]))).not.toContain(false);
+        const scalar = mixAndCombineScalar(h1, gate, base, outputsPerExpert(g, ys, D), g, B, T, D, K);
+        expect(Array.from(scalar, (v, i) => Object.is(v, want[i]))).not.toContain(false);
       }),
       { numRuns: 300 },
     );
+  });
+
+  it("runs on the WebAssembly SIMD kernels, built from the committed kernels.wat", () => {
+    expect(simdKernels()).toBe(true);
+    const script = fileURLToPath(new URL("../scripts/build-wasm.mjs", import.meta.url));
+    // Exits 1, naming the fix, when kernels-wasm.ts is not what kernels.wat assembles to.
+    execFileSync(process.execPath, [script, "--check"], { stdio: "pipe" });
   });
 
   it("reads outputs wherever the executor left them (one buffer with offsets, as a peer's answer)", () => {
