@@ -2,7 +2,7 @@ import { execFileSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import * as fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { type ExpertGroups, type LayerRouting, activeExperts, gatherRows, groupByExpert, mixAndCombine, mixAndCombineScalar, outputsPerExpert, routeTopK, simdKernels } from "./routing";
+import { type ExpertGroups, type LayerRouting, activeExperts, gatherRows, groupByExpert, mixAndCombine, outputsPerExpert, routeTopK, simdKernels } from "./routing";
 
 /** Top-k by insertion into a descending list (strict >, so ties keep the lower id), softmax over the k: routeTopK's general path, for any k. */
 function insertionTopK(logits: Float32Array, rows: number, E: number, K: number): LayerRouting {
@@ -150,7 +150,7 @@ describe("gatherRows", () => {
 describe("mixAndCombine", () => {
   const f32 = fc.float({ noNaN: true, noDefaultInfinity: true, min: -8, max: 8 });
   it("is bitwise the per-expert weighted scatter followed by the block combine, for any routing, K, base and signed zeros", () => {
-    // D = 4 and 8 with K = 2 take the SIMD kernel; the others, and mixAndCombineScalar, the loops.
+    // D = 4 and 8 with K = 2 take the SIMD kernel; the others, and kernel "javascript", the loops.
     const shape = fc.record({ B: fc.integer({ min: 1, max: 3 }), T: fc.integer({ min: 1, max: 4 }), D: fc.constantFrom(1, 3, 4, 5, 8), E: fc.integer({ min: 1, max: 6 }), K: fc.integer({ min: 1, max: 3 }), shared: fc.boolean(), seed: fc.integer() });
     fc.assert(
       fc.property(shape, fc.array(fc.oneof(f32, fc.constantFrom(0, -0, 1e-30, -1e-30)), { minLength: 64, maxLength: 64 }), ({ B, T, D, E, K: k, shared, seed }, pool) => {
@@ -180,7 +180,7 @@ describe("mixAndCombine", () => {
         // In place over h1, as the engine calls it.
         const inPlace = mixAndCombine(h1.slice(), gate, base, outputsPerExpert(g, ys, D), g, B, T, D, K);
         expect(Array.from(inPlace, (v, i) => Object.is(v, want[i]))).not.toContain(false);
-        const scalar = mixAndCombineScalar(h1, gate, base, outputsPerExpert(g, ys, D), g, B, T, D, K);
+        const scalar = mixAndCombine(h1, gate, base, outputsPerExpert(g, ys, D), g, B, T, D, K, undefined, "javascript");
         expect(Array.from(scalar, (v, i) => Object.is(v, want[i]))).not.toContain(false);
       }),
       { numRuns: 300 },

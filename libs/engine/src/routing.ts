@@ -205,30 +205,33 @@ export function mixAndCombine(
   D: number,
   K: number,
   out: Float32Array = new Float32Array(B * T * D),
+  kernel: "auto" | "javascript" = "auto",
 ): Float32Array {
   const n = groups.row.length;
   if (n !== B * T * K) throw new RangeError(`mixAndCombine: ${n} assignments for ${B * T} rows of ${K}`);
-  const m = K === 2 && D % 4 === 0 ? wasmKernels() : null;
-  return m ? mixTop2Wasm(m, h1, gate, base, outputs, groups, B, T, D, out) : mixAndCombineScalar(h1, gate, base, outputs, groups, B, T, D, K, out);
+  const block: BlockEnd = { h1, gate, base, outputs, groups, B, T, D, K };
+  const m = kernel === "auto" && K === 2 && D % 4 === 0 ? wasmKernels() : null;
+  return m ? mixTop2Wasm(m, block, out) : mixScalar(block, out);
+}
+
+/** mixAndCombine's operands. */
+interface BlockEnd {
+  readonly h1: Float32Array;
+  readonly gate: Float32Array;
+  readonly base: Float32Array | undefined;
+  readonly outputs: ExpertOutputs;
+  readonly groups: ExpertGroups;
+  readonly B: number;
+  readonly T: number;
+  readonly D: number;
+  readonly K: number;
 }
 
 /** mixAndCombine in plain JavaScript, for any K and D (and where WebAssembly SIMD is missing). */
-export function mixAndCombineScalar(
-  h1: Float32Array,
-  gate: Float32Array,
-  base: Float32Array | undefined,
-  outputs: ExpertOutputs,
-  groups: ExpertGroups,
-  B: number,
-  T: number,
-  D: number,
-  K: number,
-  out: Float32Array = new Float32Array(B * T * D),
-): Float32Array {
+function mixScalar({ h1, gate, base, outputs, groups, B, T, D, K }: BlockEnd, out: Float32Array): Float32Array {
   const R = B * T;
   const { row, weight } = groups;
   const n = row.length;
-  if (n !== R * K) throw new RangeError(`mixAndCombine: ${n} assignments for ${R} rows of ${K}`);
   // Each row's assignments in ascending order (a counting pass: rows are dense, K each).
   const at = new Int32Array(n);
   const filled = new Uint8Array(R);
@@ -356,18 +359,7 @@ function gatherWasm(k: Kernels, src: Float32Array, dim: number, rows: Int32Array
  * (native copies, ~0.2 ms for a layer of 64 image rows), each row's two output rows and weights
  * are listed, and the result is copied out.
  */
-function mixTop2Wasm(
-  m: Kernels,
-  h1: Float32Array,
-  gate: Float32Array,
-  base: Float32Array | undefined,
-  outputs: ExpertOutputs,
-  groups: ExpertGroups,
-  B: number,
-  T: number,
-  D: number,
-  out: Float32Array,
-): Float32Array {
+function mixTop2Wasm(m: Kernels, { h1, gate, base, outputs, groups, B, T, D }: BlockEnd, out: Float32Array): Float32Array {
   const R = B * T;
   const { chunks, chunkOf, offOf } = outputs;
   const a = arena(m);

@@ -211,35 +211,37 @@ def max_difference(original, rewritten, tokens, dim, batches=(1, 7, 64), seed=0)
     return worst
 
 
-def optimize_dense(path, heads, tokens, dim):
-    """Rewrites one dense part in place when the result matches; returns a line saying what happened."""
+def _rewrite_part(path, rewrite, tokens, dim):
+    """Applies rewrite(model) -> a description, or None for nothing to do, to the part at
+    path, and saves the result only when onnxruntime gives the original's outputs."""
     original = onnx.load(path)
     model = onnx.load(path)
-    attention = fuse_attention(model, heads)
-    linear = fuse_linear(model, tokens)
-    if not attention and linear == 0:
+    what = rewrite(model)
+    if what is None:
         return f"{os.path.basename(path)}: nothing to rewrite"
     onnx.checker.check_model(model)
     diff = max_difference(original, model, tokens, dim)
     if diff > TOLERANCE:
         return f"{os.path.basename(path)}: kept the original (rewritten outputs differ by {diff:.2e})"
     onnx.save(model, path)
-    return f"{os.path.basename(path)}: attention {'fused' if attention else 'as is'}, {linear} linear layers to Gemm, max difference {diff:.1e}"
+    return f"{os.path.basename(path)}: {what}, max difference {diff:.1e}"
+
+
+def optimize_dense(path, heads, tokens, dim):
+    """Rewrites one dense part in place when the result matches; returns a line saying what happened."""
+    def rewrite(model):
+        attention = fuse_attention(model, heads)
+        linear = fuse_linear(model, tokens)
+        return None if not attention and linear == 0 else f"attention {'fused' if attention else 'as is'}, {linear} linear layers to Gemm"
+    return _rewrite_part(path, rewrite, tokens, dim)
 
 
 def optimize_ffn(path, tokens, dim):
     """Rewrites one expert or shared part's GELU in place when the result matches."""
-    original = onnx.load(path)
-    model = onnx.load(path)
-    gelu = fuse_gelu(model)
-    if gelu == 0:
-        return f"{os.path.basename(path)}: nothing to rewrite"
-    onnx.checker.check_model(model)
-    diff = max_difference(original, model, tokens, dim)
-    if diff > TOLERANCE:
-        return f"{os.path.basename(path)}: kept the original (rewritten outputs differ by {diff:.2e})"
-    onnx.save(model, path)
-    return f"{os.path.basename(path)}: {gelu} GELU to Gelu(tanh), max difference {diff:.1e}"
+    def rewrite(model):
+        gelu = fuse_gelu(model)
+        return None if gelu == 0 else f"{gelu} GELU to Gelu(tanh)"
+    return _rewrite_part(path, rewrite, tokens, dim)
 
 
 def sha256(path):
