@@ -11,7 +11,7 @@
 ;; add, a float32 rounding (f32x4.demote_f64x2_zero, round to nearest even) where the
 ;; JavaScript calls Math.fround and where it stores into a Float32Array. Two lanes of
 ;; float64 per instruction: at 3136 rows of 128 the kernel takes ~0.55 ms where the
-;; JavaScript loop takes ~3.5 ms (the whole call, with its copies, 1.1-1.4 ms).
+;; JavaScript loop takes ~3.5 ms (the whole call, with its copies, 1.1-1.75 ms).
 ;;
 ;; Rebuild kernels-wasm.ts after editing: npm run build:wasm
 ;; (a test fails while the committed bytes differ from this source's).

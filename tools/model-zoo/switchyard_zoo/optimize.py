@@ -112,9 +112,10 @@ def fuse_gelu(model):
         v = numpy_helper.to_array(n.attribute[0].t)
         return float(v) if v.size == 1 else None
 
-    def split(node, want):
-        """(the non-constant operand, True) when node is want(c, other) with c the constant."""
-        if node is None or node.op_type not in ("Mul", "Add") or len(node.input) != 2:
+    def split(node, op, want):
+        """The other operand's name when node is op(c, other) or op(other, c) with the
+        constant c == want; None otherwise."""
+        if node is None or node.op_type != op or len(node.input) != 2:
             return None
         for a, b in ((0, 1), (1, 0)):
             c = const(node.input[a])
@@ -129,35 +130,35 @@ def fuse_gelu(model):
     replaced, dropped = {}, set()
     for tanh in [n for n in g.node if n.op_type == "Tanh"]:
         scaled = producer.get(tanh.input[0])
-        inner_name = split(scaled, _GELU_CONSTANTS["scale"])
-        inner = producer.get(inner_name) if inner_name else None
+        inner = producer.get(split(scaled, "Mul", _GELU_CONSTANTS["scale"]) or "")
         if inner is None or inner.op_type != "Add":
             continue
         found = None
         for a, b in ((0, 1), (1, 0)):
             x, cube_scaled = inner.input[a], producer.get(inner.input[b])
-            cube_name = split(cube_scaled, _GELU_CONSTANTS["cube"]) if cube_scaled is not None and cube_scaled.op_type == "Mul" else None
-            cube = producer.get(cube_name) if cube_name else None
-            if cube is None or cube.op_type != "Mul" or x not in cube.input:
+            cube = producer.get(split(cube_scaled, "Mul", _GELU_CONSTANTS["cube"]) or "")
+            if cube is None or cube.op_type != "Mul":
                 continue
-            sq = producer.get([i for i in cube.input if i != x][0] if list(cube.input).count(x) == 1 else "")
+            others = [i for i in cube.input if i != x]
+            sq = producer.get(others[0]) if len(others) == 1 else None
             if sq is not None and sq.op_type == "Mul" and list(sq.input) == [x, x]:
                 found = (x, cube_scaled, cube, sq)
         if found is None:
             continue
         x, cube_scaled, cube, sq = found
         plus_one = only_user(tanh.output[0])
-        if split(plus_one, _GELU_CONSTANTS["one"]) != tanh.output[0] or plus_one.op_type != "Add":
+        if split(plus_one, "Add", _GELU_CONSTANTS["one"]) != tanh.output[0]:
             continue
         times_x = only_user(plus_one.output[0])
         if times_x is None or times_x.op_type != "Mul" or sorted(times_x.input) != sorted([x, plus_one.output[0]]):
             continue
         half = only_user(times_x.output[0])
-        if split(half, _GELU_CONSTANTS["half"]) != times_x.output[0] or half.op_type != "Mul":
+        if split(half, "Mul", _GELU_CONSTANTS["half"]) != times_x.output[0]:
             continue
         chain = [sq, cube, cube_scaled, inner, scaled, tanh, plus_one, times_x, half]
-        inside = {o for n in chain[:-1] for o in n.output}
-        if any(u not in chain for o in inside for u in users.get(o, [])):
+        in_chain = {id(n) for n in chain}
+        # Every intermediate value must be used only inside the pattern.
+        if any(id(u) not in in_chain for n in chain[:-1] for o in n.output for u in users.get(o, [])):
             continue
         gelu = helper.make_node("Gelu", [x], [half.output[0]], name=tanh.name.rsplit("/", 1)[0] + "/Gelu", approximate="tanh")
         replaced[id(half)] = gelu
