@@ -1,6 +1,7 @@
 export { createEngine, alongside, createBatchedExecutor, expertChunks, partsExpertRunner } from "./engine";
 export type { Engine, ExpertExecutor, LayerOutputs, StepTask, LayerExpertRunner } from "./engine";
 export type { ExpertGroups, ExpertOutputs } from "./routing";
+export { gatherRowsFrom } from "./routing";
 export { probeDistance } from "./residual-reuse";
 export type { ReuseOutcome, ReuseRequest, ReuseState } from "./residual-reuse";
 

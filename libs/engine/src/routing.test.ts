@@ -2,7 +2,7 @@ import { execFileSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import * as fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { type ExpertGroups, type LayerRouting, activeExperts, gatherRows, groupByExpert, mixAndCombine, outputsPerExpert, routeTopK, simdKernels } from "./routing";
+import { type ExpertGroups, type LayerRouting, activeExperts, gatherRows, gatherRowsFrom, groupByExpert, mixAndCombine, outputsPerExpert, routeTopK, simdKernels } from "./routing";
 
 /** Top-k by insertion into a descending list (strict >, so ties keep the lower id), softmax over the k: routeTopK's general path, for any k. */
 function insertionTopK(logits: Float32Array, rows: number, E: number, K: number): LayerRouting {
@@ -144,6 +144,32 @@ describe("gatherRows", () => {
       }),
       { numRuns: 300 },
     );
+  });
+});
+
+describe("gatherRowsFrom", () => {
+  it("copies the listed rows of the sources laid end to end, through the SIMD kernel or row views", () => {
+    fc.assert(
+      fc.property(fc.constantFrom(1, 3, 4, 8), fc.array(fc.integer({ min: 0, max: 6 }), { minLength: 1, maxLength: 3 }), fc.array(fc.nat(), { maxLength: 40 }), (D, sizes, picks) => {
+        let v = 0;
+        const sources = sizes.map((n) => Float32Array.from({ length: n * D }, () => (v++ % 2 ? -v : v) / 3));
+        const all = sources.flatMap((s) => Array.from(s));
+        const total = all.length / D;
+        if (total === 0) return;
+        const rows = Int32Array.from(picks, (p) => p % total);
+        const want = Array.from(rows, (r) => all.slice(r * D, r * D + D)).flat();
+        expect(Array.from(gatherRowsFrom(sources, D, rows))).toEqual(want);
+        const out = new Float32Array(want.length + D).fill(7);
+        gatherRowsFrom(sources, D, rows, out.subarray(D));
+        expect(Array.from(out)).toEqual([...new Array(D).fill(7), ...want]);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it("names a row past the sources", () => {
+    expect(() => gatherRowsFrom([new Float32Array(3)], 3, Int32Array.of(0, 1))).toThrow(/rows\[1\] = 1 must be >= 0 and < 1/);
+    expect(() => gatherRowsFrom([new Float32Array(8), new Float32Array(4)], 4, Int32Array.of(2, 3))).toThrow(/rows\[1\] = 3 must be >= 0 and < 3/);
   });
 });
 

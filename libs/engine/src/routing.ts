@@ -155,6 +155,52 @@ export function gatherRows(src: Float32Array, dim: number, rows: Int32Array, beg
 }
 
 /**
+ * out[i] = row rows[i] of the sources laid end to end (each [*, dim]): an expert owner's
+ * input, gathered in expert-major order from the rows of every home of a layer. Through
+ * the SIMD kernel (the sources copied into its memory) when dim is a multiple of 4 and
+ * the rows read are at least half of the sources' rows; else row views (TypedArray#set).
+ * At batch 32 on 2 workers the element loop this replaces took 11 ms of a worker's tick.
+ */
+export function gatherRowsFrom(sources: readonly Float32Array[], dim: number, rows: Int32Array, out: Float32Array = new Float32Array(rows.length * dim)): Float32Array {
+  let total = 0;
+  for (const s of sources) total += s.length;
+  const n = rows.length;
+  const rowsIn = total / dim;
+  for (let i = 0; i < n; i++) if (!(rows[i]! >= 0 && rows[i]! < rowsIn)) throw new RangeError(`rows[${i}] = ${rows[i]} must be >= 0 and < ${rowsIn} (the sources' rows)`);
+  const k = dim % 4 === 0 && 2 * n * dim >= total ? wasmKernels() : null;
+  if (k) {
+    const a = arena(k);
+    const rowsAt = a.take(n * 4);
+    const srcAt = a.take(total * 4);
+    const dstAt = a.take(n * dim * 4);
+    const mem = a.memory();
+    new Int32Array(mem, rowsAt, n).set(rows);
+    let at = srcAt;
+    for (const s of sources) {
+      new Float32Array(mem, at, s.length).set(s);
+      at += s.length * 4;
+    }
+    k.gather(dstAt, srcAt, rowsAt, n, dim);
+    out.set(new Float32Array(mem, dstAt, n * dim));
+    return out;
+  }
+  // Each source's first row in the concatenation.
+  const first = new Int32Array(sources.length + 1);
+  sources.forEach((s, i) => (first[i + 1] = first[i]! + s.length / dim));
+  let j = 0;
+  for (let i = 0; i < n; i++) {
+    const r = rows[i]!;
+    if (!(r >= first[j]! && r < first[j + 1]!)) {
+      j = 0;
+      while (r >= first[j + 1]!) j++;
+    }
+    const s = (r - first[j]!) * dim;
+    out.set(sources[j]!.subarray(s, s + dim), i * dim);
+  }
+  return out;
+}
+
+/**
  * Where a layer's expert outputs are: assignment p (in the groups' expert-major order)
  * has its D outputs in chunks[chunkOf[p]] from float offset offOf[p]. Executors hand
  * out the buffers they got (a grouped session's outputs, a peer's answer) instead of

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { GATE_PRIORITY, createComputeGate } from "./compute-gate";
+import type { ModelParts } from "@switchyard/model";
+import { GATE_PRIORITY, createComputeGate, gatedParts } from "./compute-gate";
 
 const tick = () => new Promise<void>((r) => setImmediate(r));
 
@@ -51,5 +52,24 @@ describe("compute gate", () => {
 
   it("rejects a bad turns option naming it", () => {
     expect(() => createComputeGate({ turns: -1 })).toThrow(/turns must be an integer >= 0/);
+  });
+
+  it("keeps the parts' grouped expert call, through the gate at expert priority", async () => {
+    const calls: string[] = [];
+    const call = (name: string) => async () => {
+      calls.push(name);
+      return new Float32Array(1);
+    };
+    const parts = {
+      dense: call("dense"),
+      runExperts: call("runExperts"),
+    } as unknown as ModelParts;
+    const gated = gatedParts(parts, createComputeGate({ turns: 1 }));
+    expect(gated.runExperts).toBeTypeOf("function");
+    const done = [gated.dense(0, new Float32Array(0), new Float32Array(0), 0), gated.runExperts!(0, new Int32Array(1), new Int32Array(2), new Float32Array(0))];
+    await Promise.all(done);
+    expect(calls).toEqual(["runExperts", "dense"]);
+    // Parts without a grouped call keep none (callers then run experts one by one).
+    expect(gatedParts({ dense: call("dense") } as unknown as ModelParts, createComputeGate()).runExperts).toBeUndefined();
   });
 });

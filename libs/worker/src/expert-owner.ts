@@ -1,3 +1,4 @@
+import { gatherRowsFrom } from "@switchyard/engine";
 import { Code, SwitchyardError } from "@switchyard/errors";
 import { type ExchangeRequestMsg, type ExchangeResponseMsg, rowSource } from "@switchyard/proto";
 import type { HeldExperts } from "./held-experts";
@@ -107,13 +108,17 @@ export class ExpertOwner {
     // On an expert device x travels to its thread (a fresh buffer); on this process's
     // parts it is only read during the calls, so a scratch buffer serves again.
     const x = this.held.residency ? new Float32Array(n * D) : this.scratch.take(n * D);
+    // Each assignment's row in the contributions' sources laid end to end (a home's own
+    // contribution is a gather from its whole u: its index says which rows).
     const sources = contribs.map((c) => rowSource(c.req.u));
+    const first = new Int32Array(contribs.length);
+    for (let ci = 1; ci < contribs.length; ci++) first[ci] = first[ci - 1]! + sources[ci - 1]!.src.length / D;
+    const at = new Int32Array(n);
     for (let i = 0; i < n; i++) {
-      const { src, index } = sources[who[i]!]!;
-      const s = (index ? index[row[i]!]! : row[i]!) * D;
-      const o = i * D;
-      for (let d = 0; d < D; d++) x[o + d] = src[s + d]!;
+      const { index } = sources[who[i]!]!;
+      at[i] = first[who[i]!]! + (index ? index[row[i]!]! : row[i]!);
     }
+    gatherRowsFrom(sources.map((s) => s.src), D, at, x);
     const off = Int32Array.from([...active.map((e) => counts[e]!), n]);
     const experts = Int32Array.from(active);
     let outs: readonly Float32Array[];
