@@ -1,19 +1,27 @@
-// The expert device: a thread that holds the resident experts (ONNX sessions) and runs
-// them, in the order commands arrive, like a GPU stream. Plain JavaScript so that it
-// starts under node, tsx and vitest alike. Protocol: see expert-device.ts.
+// The expert device: a thread that holds the resident experts and runs them, in the
+// order commands arrive, like a GPU stream. Plain JavaScript so that it starts under
+// node, tsx and vitest alike. Protocol: see expert-device.ts.
 //
-// Two memory tiers: the host store (every expert's serialized bytes this worker may
-// need, read from the model directory once) and the resident set (sessions ready to
-// run). Loading = creating a session from host bytes; that is the cost a cache saves.
+// Two memory tiers: the host store (every expert this worker may need, staged by the
+// caller: its part's bytes and, where the part splits, its weights and graph skeleton;
+// see expert-weights.ts) and the resident set. Loading an expert whose part splits is
+// copying its weights into device memory: one session per skeleton runs every such
+// expert, fed the weights with the rows (checked bitwise against the part's own session
+// when the skeleton is first used). Other experts load by creating a session from their
+// bytes.
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parentPort, workerData } from "node:worker_threads";
 import * as ort from "onnxruntime-node";
 
 const { dir, files, threads, D, graphOptimization } = workerData;
-/** @type {Map<number, Uint8Array>} */
+/** @type {Map<number, { bytes: Uint8Array, key?: string, tensors?: { name: string, dims: number[], data: Float32Array }[] }>} */
 const host = new Map();
-/** @type {Map<number, import("onnxruntime-node").InferenceSession>} */
+/** @type {Map<string, Uint8Array>} skeleton bytes by key */
+const skeletonBytes = new Map();
+/** @type {Map<string, Promise<import("onnxruntime-node").InferenceSession | null>>} */
+const skeletons = new Map();
+/** @type {Map<number, { session: import("onnxruntime-node").InferenceSession, weights?: Record<string, import("onnxruntime-node").Tensor> }>} */
 const resident = new Map();
 
 const sessionOptions = {
@@ -25,21 +33,78 @@ const sessionOptions = {
   extra: { session: { intra_op: { allow_spinning: "0" }, inter_op: { allow_spinning: "0" } } },
 };
 
-function hostBytes(id) {
-  let b = host.get(id);
-  if (!b) {
+function hostEntry(id) {
+  let h = host.get(id);
+  if (!h) {
     const file = files[id];
     if (!file) throw Object.assign(new Error(`expert ${id} is not in the manifest`), { code: "NOT_FOUND" });
-    b = readFileSync(join(dir, file));
-    host.set(id, b);
+    h = { bytes: readFileSync(join(dir, file)) };
+    host.set(id, h);
   }
-  return b;
+  return h;
+}
+
+/** Rows fed to a skeleton session: one row is sent as two (a one-row Gemm over weights fed as inputs takes another kernel than the part's prepacked one; two rows give the part's one-row result bitwise). */
+function rowsFor(x, n) {
+  if (n !== 1) return { u: new ort.Tensor("float32", x, [n, D]), take: n };
+  const two = new Float32Array(2 * D);
+  two.set(x);
+  two.set(x, D);
+  return { u: new ort.Tensor("float32", two, [2, D]), take: 1 };
+}
+
+const PROBE_ROWS = [1, 2, 3, 17, 64];
+
+/** The skeleton's session, or null when it does not give the part's outputs bitwise (then its experts load as sessions). */
+function skeletonSession(key, h) {
+  let p = skeletons.get(key);
+  if (!p) {
+    p = (async () => {
+      const bytes = skeletonBytes.get(key);
+      if (!bytes) return null;
+      let session;
+      try {
+        session = await ort.InferenceSession.create(bytes, sessionOptions);
+      } catch (e) {
+        process.emitWarning(`cannot create a session for expert weights fed as inputs (${e?.message ?? e}); experts of this graph load as sessions`, { code: "SWITCHYARD_EXPERT_WEIGHTS" });
+        return null;
+      }
+      const part = await ort.InferenceSession.create(h.bytes, sessionOptions);
+      const weights = tensorsOf(h.tensors);
+      try {
+        for (const n of PROBE_ROWS) {
+          const x = Float32Array.from({ length: n * D }, (_, i) => Math.sin(0.37 * i + n));
+          const want = (await part.run({ u: new ort.Tensor("float32", x, [n, D]) })).y.data;
+          const { u, take } = rowsFor(x, n);
+          const got = (await session.run({ u, ...weights })).y.data.subarray(0, take * D);
+          if (got.length !== want.length || !got.every((v, i) => Object.is(v, want[i]))) {
+            process.emitWarning(`expert weights fed as inputs differ from the part at ${n} rows; experts of this graph load as sessions`, { code: "SWITCHYARD_EXPERT_WEIGHTS" });
+            await session.release();
+            return null;
+          }
+        }
+      } finally {
+        await part.release();
+      }
+      return session;
+    })();
+    skeletons.set(key, p);
+  }
+  return p;
+}
+
+/** Device memory for an expert's weights: its own copies (the load), as the tensors a run feeds. */
+function tensorsOf(list) {
+  return Object.fromEntries(list.map((t) => [t.name, new ort.Tensor("float32", t.data.slice(), t.dims)]));
 }
 
 async function load(id) {
   if (resident.has(id)) return 0;
   const t0 = performance.now();
-  resident.set(id, await ort.InferenceSession.create(hostBytes(id), sessionOptions));
+  const h = hostEntry(id);
+  const skel = h.key && h.tensors ? await skeletonSession(h.key, h) : null;
+  if (skel) resident.set(id, { session: skel, weights: tensorsOf(h.tensors) });
+  else resident.set(id, { session: await ort.InferenceSession.create(h.bytes, sessionOptions) });
   return performance.now() - t0;
 }
 
@@ -48,7 +113,8 @@ async function evict(ids) {
     const s = resident.get(id);
     if (!s) continue;
     resident.delete(id);
-    await s.release();
+    // a skeleton's session serves other experts: only an expert's own session goes
+    if (!s.weights) await s.session.release();
   }
 }
 
@@ -62,9 +128,14 @@ parentPort.on("message", (cmd) => {
 async function handle(cmd) {
   switch (cmd.op) {
     case "host": {
+      // entries staged by the caller: { id, bytes, key?, tensors? }, and new skeletons by key
       const t0 = performance.now();
       let bytes = 0;
-      for (const id of cmd.ids) bytes += hostBytes(id).byteLength;
+      for (const [key, b] of Object.entries(cmd.skeletons ?? {})) skeletonBytes.set(key, b);
+      for (const e of cmd.entries) {
+        host.set(e.id, { bytes: e.bytes, ...(e.key ? { key: e.key, tensors: e.tensors } : {}) });
+        bytes += e.bytes.byteLength;
+      }
       parentPort.postMessage({ seq: cmd.seq, ms: performance.now() - t0, bytes });
       return;
     }
@@ -95,8 +166,12 @@ async function handle(cmd) {
           loaded.push(id);
         }
         const t0 = performance.now();
-        const out = await resident.get(id).run({ u: new ort.Tensor("float32", x.subarray(b * D, end * D), [end - b, D]) });
-        y.set(out.y.data, b * D);
+        const r = resident.get(id);
+        const rows = x.subarray(b * D, end * D);
+        if (r.weights) {
+          const { u, take } = rowsFor(rows, end - b);
+          y.set((await r.session.run({ u, ...r.weights })).y.data.subarray(0, take * D), b * D);
+        } else y.set((await r.session.run({ u: new ort.Tensor("float32", rows, [end - b, D]) })).y.data, b * D);
         computeMs += performance.now() - t0;
       }
       parentPort.postMessage({ seq: cmd.seq, y, loadMs, computeMs, loaded }, [y.buffer]);
@@ -107,6 +182,8 @@ async function handle(cmd) {
       return;
     case "close":
       await evict([...resident.keys()]);
+      for (const p of skeletons.values()) await (await p.catch(() => null))?.release();
+      skeletons.clear();
       host.clear();
       parentPort.postMessage({ seq: cmd.seq });
       return;

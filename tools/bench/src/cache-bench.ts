@@ -3,8 +3,8 @@
  *
  *  1. replay: the held-out routing trace through one worker's cache (no model runs):
  *     the policies' decisions alone, on 100 requests;
- *  2. live: the real model, one worker's experts on an expert device (a thread holding
- *     ONNX Runtime sessions; loading one = creating its session from the host store),
+ *  2. live: the real model, one worker's experts on an expert device (a thread running
+ *     ONNX Runtime; loading one = copying its weights from the host store),
  *     at device budgets of 25/50/75 % of its experts and 1/4/32 images per tick, for
  *     LRU, LFU and predictive: distinct experts a tick needs per layer, hit rate, MiB
  *     loaded and wasted per tick, stall (compute waiting on loads) and step latency ÷

@@ -1,7 +1,7 @@
 /**
  * The expert cache on the real model: a worker runtime (the one services/worker runs)
- * holding one worker's experts on an expert device (a thread holding ONNX Runtime
- * sessions; loading = creating a session from the host store), its dense parts on the
+ * holding one worker's experts on an expert device (a thread running ONNX Runtime;
+ * loading = copying an expert's weights from the host store), its dense parts on the
  * main thread. Each configuration serves a warm-up set of requests, then a measured set
  * (different labels and seeds), `steps` sampler steps each with CFG; a tick is one step
  * of every request of the set, sent as the scheduler sends it (micro-batches, prediction).
