@@ -144,7 +144,7 @@ export function gatherRows(src: Float32Array, dim: number, rows: Int32Array, beg
   // its memory costs less than the per-row subarrays then): at batch 32 the profile's
   // gatherRows went from 4.8 to 2.6 ms per step (6 layers of 6272 rows).
   const k = dim % 4 === 0 && 2 * (end - begin) * dim >= src.length ? wasmKernels() : null;
-  if (k) return gatherWasm(k, src, dim, rows, begin, end, out);
+  if (k) return gatherWasm(k, [src], dim, rows.subarray(begin, end), out);
   // TypedArray#set of a row view is a native copy: ~1.6x faster than an element loop here
   // (measured again in #17 inside the engine at batch 32: 8.6 ms/step against 15.6).
   for (let i = begin; i < end; i++) {
@@ -168,22 +168,7 @@ export function gatherRowsFrom(sources: readonly Float32Array[], dim: number, ro
   const rowsIn = total / dim;
   for (let i = 0; i < n; i++) if (!(rows[i]! >= 0 && rows[i]! < rowsIn)) throw new RangeError(`rows[${i}] = ${rows[i]} must be >= 0 and < ${rowsIn} (the sources' rows)`);
   const k = dim % 4 === 0 && 2 * n * dim >= total ? wasmKernels() : null;
-  if (k) {
-    const a = arena(k);
-    const rowsAt = a.take(n * 4);
-    const srcAt = a.take(total * 4);
-    const dstAt = a.take(n * dim * 4);
-    const mem = a.memory();
-    new Int32Array(mem, rowsAt, n).set(rows);
-    let at = srcAt;
-    for (const s of sources) {
-      new Float32Array(mem, at, s.length).set(s);
-      at += s.length * 4;
-    }
-    k.gather(dstAt, srcAt, rowsAt, n, dim);
-    out.set(new Float32Array(mem, dstAt, n * dim));
-    return out;
-  }
+  if (k) return gatherWasm(k, sources, dim, rows, out);
   // Each source's first row in the concatenation.
   const first = new Int32Array(sources.length + 1);
   sources.forEach((s, i) => (first[i + 1] = first[i]! + s.length / dim));
@@ -386,16 +371,18 @@ function arena(k: Kernels): { take: (bytes: number) => number; memory: () => Arr
   };
 }
 
-function gatherWasm(k: Kernels, src: Float32Array, dim: number, rows: Int32Array, begin: number, end: number, out: Float32Array): Float32Array {
-  const n = end - begin;
+/** out[i] = row rows[i] of the sources laid end to end, through the gather kernel (the sources copied into its memory). */
+function gatherWasm(k: Kernels, sources: readonly Float32Array[], dim: number, rows: Int32Array, out: Float32Array): Float32Array {
+  const n = rows.length;
   const a = arena(k);
   const rowsAt = a.take(n * 4);
-  const srcAt = a.take(src.length * 4);
+  const srcAt = sources.map((s) => a.take(s.length * 4));
   const dstAt = a.take(n * dim * 4);
   const mem = a.memory();
-  new Int32Array(mem, rowsAt, n).set(rows.subarray(begin, end));
-  new Float32Array(mem, srcAt, src.length).set(src);
-  k.gather(dstAt, srcAt, rowsAt, n, dim);
+  new Int32Array(mem, rowsAt, n).set(rows);
+  // take() pads to 16 bytes; with dim a multiple of 4 every source's length is too, so the sources lie end to end.
+  sources.forEach((s, i) => new Float32Array(mem, srcAt[i]!, s.length).set(s));
+  k.gather(dstAt, srcAt[0] ?? 0, rowsAt, n, dim);
   out.set(new Float32Array(mem, dstAt, n * dim));
   return out;
 }

@@ -131,7 +131,7 @@ export function createThreadExpertDevice(options: ThreadExpertDeviceOptions): Ex
           sent[k]!.add(w.key);
           skeletons[w.key] = w.skeleton;
         }
-        return { id, bytes, key: w.key, tensors: w.tensors.map((t) => ({ name: t.name, dims: [...t.dims], data: t.data })) };
+        return { id, bytes, key: w.key, tensors: w.tensors };
       } catch (e) {
         if (e instanceof SwitchyardError && e.code === Code.FailedPrecondition) return { id, bytes }; // loads as a session
         throw e;

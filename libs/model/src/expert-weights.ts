@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { Code, SwitchyardError } from "@switchyard/errors";
-import { type WireField, fieldString, messageField, parseMessage, writeMessage } from "./onnx-wire";
+import { type WireField, fieldString, messageField, parseMessage, readVarint, stringField, varint, writeMessage } from "./onnx-wire";
 
 /**
  * An expert part split into its graph and its weights: the graph with every initializer
@@ -50,25 +50,8 @@ export interface ExpertWeights {
   readonly tensors: readonly WeightTensor[];
 }
 
-function varintValue(v: Uint8Array): number {
-  let n = 0;
-  let mul = 1;
-  for (const b of v) {
-    n += (b & 0x7f) * mul;
-    mul *= 128;
-  }
-  return n;
-}
-
-function varintBytes(n: number): Uint8Array {
-  const out: number[] = [];
-  while (n >= 0x80) {
-    out.push((n % 128) | 0x80);
-    n = Math.floor(n / 128);
-  }
-  out.push(n);
-  return Uint8Array.from(out);
-}
+const varintValue = (v: Uint8Array): number => readVarint(v, 0)[0];
+const varintField = (no: number, n: number): WireField => ({ no, type: 0, value: Uint8Array.from(varint(n)) });
 
 /** Repeated int64 dims, packed or not. */
 function dimsOf(fields: readonly WireField[]): number[] {
@@ -77,12 +60,10 @@ function dimsOf(fields: readonly WireField[]): number[] {
     if (f.no !== TENSOR_DIMS) continue;
     if (f.type === 0) dims.push(varintValue(f.value));
     else if (f.type === 2) {
-      let i = 0;
-      while (i < f.value.length) {
-        let j = i;
-        while (f.value[j]! & 0x80) j++;
-        dims.push(varintValue(f.value.subarray(i, j + 1)));
-        i = j + 1;
+      for (let i = 0; i < f.value.length; ) {
+        const [d, next] = readVarint(f.value, i);
+        dims.push(d);
+        i = next;
       }
     }
   }
@@ -113,9 +94,9 @@ function floatsOf(fields: readonly WireField[], count: number, part: string, nam
 
 /** A graph input for a float tensor of fixed shape. */
 function inputField(name: string, dims: readonly number[]): WireField {
-  const shape = dims.map((d) => messageField(SHAPE_DIM, [{ no: DIM_VALUE, type: 0, value: varintBytes(d) }]));
-  const tensorType = [{ no: TENSOR_TYPE_ELEM, type: 0 as const, value: varintBytes(FLOAT) }, messageField(TENSOR_TYPE_SHAPE, shape)];
-  return messageField(GRAPH_INPUT, [{ no: VALUE_INFO_NAME, type: 2, value: new TextEncoder().encode(name) }, messageField(VALUE_INFO_TYPE, [messageField(TYPE_TENSOR, tensorType)])]);
+  const shape = dims.map((d) => messageField(SHAPE_DIM, [varintField(DIM_VALUE, d)]));
+  const tensorType = [varintField(TENSOR_TYPE_ELEM, FLOAT), messageField(TENSOR_TYPE_SHAPE, shape)];
+  return messageField(GRAPH_INPUT, [stringField(VALUE_INFO_NAME, name), messageField(VALUE_INFO_TYPE, [messageField(TYPE_TENSOR, tensorType)])]);
 }
 
 /**
@@ -128,7 +109,11 @@ export function splitExpertWeights(bytes: Uint8Array, part: string): ExpertWeigh
   const g = model.find((f) => f.no === MODEL_GRAPH);
   if (!g) throw new SwitchyardError(`part ${part} has no graph`, Code.DataLoss);
   const graph = parseMessage(g.value);
-  const declared = new Set(graph.filter((f) => f.no === GRAPH_INPUT).map((f) => fieldString(parseMessage(f.value).find((x) => x.no === VALUE_INFO_NAME) ?? { no: 1, type: 2, value: new Uint8Array() })));
+  const nameOf = (fields: readonly WireField[], no: number) => {
+    const f = fields.find((x) => x.no === no);
+    return f ? fieldString(f) : "";
+  };
+  const declared = new Set(graph.filter((f) => f.no === GRAPH_INPUT).map((f) => nameOf(parseMessage(f.value), VALUE_INFO_NAME)));
   const tensors: WeightTensor[] = [];
   const kept: WireField[] = [];
   const inputs: WireField[] = [];
@@ -139,8 +124,7 @@ export function splitExpertWeights(bytes: Uint8Array, part: string): ExpertWeigh
       continue;
     }
     const t = parseMessage(f.value);
-    const nameField = t.find((x) => x.no === TENSOR_NAME);
-    const name = nameField ? fieldString(nameField) : "";
+    const name = nameOf(t, TENSOR_NAME);
     if (t.some((x) => x.no === TENSOR_DATA_LOCATION && x.value[0] === 1)) throw new SwitchyardError(`part ${part} keeps initializer ${name} in external data`, Code.FailedPrecondition);
     const type = t.find((x) => x.no === TENSOR_DATA_TYPE);
     if (!type || varintValue(type.value) !== FLOAT) throw new SwitchyardError(`part ${part}: initializer ${name} is not float32`, Code.FailedPrecondition);

@@ -14,7 +14,8 @@ export interface WireField {
   readonly value: Uint8Array;
 }
 
-function readVarint(buf: Uint8Array, pos: number): [number, number] {
+/** The varint at `pos`, and the position after it. */
+export function readVarint(buf: Uint8Array, pos: number): [number, number] {
   let result = 0;
   let mul = 1;
   for (let i = 0; i < 10; i++) {
@@ -52,7 +53,8 @@ export function parseMessage(buf: Uint8Array): WireField[] {
   return fields;
 }
 
-function varint(n: number): number[] {
+/** A varint's bytes. */
+export function varint(n: number): number[] {
   const out: number[] = [];
   while (n >= 0x80) {
     out.push((n % 128) | 0x80);
