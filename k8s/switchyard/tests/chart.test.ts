@@ -146,6 +146,18 @@ describe.skipIf(!HELM || !VALIDATE)("Helm chart k8s/switchyard", () => {
     const np = objects.find((o) => o.kind === "NetworkPolicy" && o.metadata.name === "rel-switchyard-a100-east-worker")!;
     const peers = (np.spec as { ingress: { from: { podSelector: { matchLabels: Record<string, string> } }[] }[] }).ingress[0]!.from.map((f) => f.podSelector.matchLabels["switchyard.io/group"]);
     expect(peers).toEqual(["a100-east", "a100-east"]);
+    // The row exchange's own port: declared, given to the worker, and reachable from the group's workers only.
+    const rules = (np.spec as { ingress: { from: { podSelector: { matchLabels: Record<string, string> } }[]; ports: { port: string }[] }[] }).ingress;
+    const exchangeRule = rules.find((r) => r.ports.some((p) => p.port === "exchange"))!;
+    expect(exchangeRule.from.map((f) => [f.podSelector.matchLabels["app.kubernetes.io/component"], f.podSelector.matchLabels["switchyard.io/group"]])).toEqual([["worker", "a100-east"]]);
+    const worker = podTemplate(env(objects, "worker")[0]!).spec.containers[0]!;
+    expect(worker.ports!.find((p) => p.name === "exchange")?.containerPort).toBe(50062);
+    expect(worker.env!.filter((e) => e.name.startsWith("SWITCHYARD_EXCHANGE_")).map((e) => [e.name, e.value])).toEqual([["SWITCHYARD_EXCHANGE_TRANSPORT", "tcp"], ["SWITCHYARD_EXCHANGE_PORT", "50062"]]);
+    // exchangeTransport grpc: no port, and rows over the data port.
+    const grpcOnly = render("production-values.yaml", "1.30.0", ["--set", "worker.exchangeTransport=grpc"]).objects;
+    const w2 = podTemplate(env(grpcOnly, "worker")[0]!).spec.containers[0]!;
+    expect(w2.ports!.map((p) => p.name)).toEqual(["data", "metrics"]);
+    expect(w2.env!.filter((e) => e.name.startsWith("SWITCHYARD_EXCHANGE_")).map((e) => [e.name, e.value])).toEqual([["SWITCHYARD_EXCHANGE_TRANSPORT", "grpc"]]);
   });
 
   it("renders ServiceMonitor, PodMonitor and PrometheusRule only where the Prometheus Operator's API exists", () => {

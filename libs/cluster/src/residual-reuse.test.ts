@@ -90,12 +90,15 @@ describe("residual reuse on a cluster", () => {
     }
   }, 120_000);
 
-  it.skipIf(!natsServerAvailable())("carries the state over gRPC and NATS (2 worker processes): bitwise the engine's images", async () => {
-    const c = await startProcessCluster({ modelDir: BUNDLED_MODEL_DIR, workers: 2, subjectPrefix: `r${Math.random().toString(36).slice(2, 7)}`, env: { SWITCHYARD_DENSE_THREADS: "1" } });
+  // Both row transports between workers: the TCP exchange (the default) and gRPC's Exchange.
+  it.skipIf(!natsServerAvailable()).each(["tcp", "grpc"])("carries the state over gRPC and NATS (2 worker processes, rows over %s): bitwise the engine's images", async (transport) => {
+    const logs: string[] = [];
+    const c = await startProcessCluster({ modelDir: BUNDLED_MODEL_DIR, workers: 2, subjectPrefix: `r${Math.random().toString(36).slice(2, 7)}`, env: { SWITCHYARD_DENSE_THREADS: "1", SWITCHYARD_EXCHANGE_TRANSPORT: transport }, log: (l) => logs.push(l) });
     const client = createClient({ address: c.address });
     try {
       const results = await Promise.all(LOAD.map((p) => client.generateImages(p)));
       await expectOracle(LOAD, results);
+      expect(logs.filter((l) => l.includes("serving data plane on") && l.includes(", row exchange on 127.0.0.1:")).length).toBe(transport === "tcp" ? 2 : 0);
     } finally {
       client.close();
       await c.stop();

@@ -138,6 +138,8 @@ export const heartbeat = z.object({
   workerId,
   /** Its data-plane address, host:port. */
   address: z.string().min(1).max(300),
+  /** Its TCP row exchange, host:port (absent: peers exchange rows with it over gRPC). */
+  exchangeAddress: z.string().min(1).max(300).optional(),
   /** Traffic totals since the worker started. */
   traffic: workerTraffic.optional(),
   /** Distinguishes a process from an earlier one under the same id (a restarted pod). */

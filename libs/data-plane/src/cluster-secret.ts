@@ -25,13 +25,16 @@ export function generateClusterSecret(): string {
 
 const digest = (s: string) => createHash("sha256").update(s, "utf8").digest();
 
-/** Checks a call's secret in constant time; UNAUTHENTICATED naming the metadata key when it is missing or wrong. */
-export function checkClusterSecret(given: unknown, secret: string | undefined): void {
+/**
+ * Checks a call's secret in constant time; UNAUTHENTICATED naming where it is carried
+ * (`where`, default the gRPC metadata key) when it is missing or wrong.
+ */
+export function checkClusterSecret(given: unknown, secret: string | undefined, where = `metadata ${CLUSTER_SECRET_METADATA}`): void {
   if (secret === undefined) return;
   if (typeof given !== "string" || given.length === 0) {
-    throw new SwitchyardError(`data-plane call without the cluster secret (metadata ${CLUSTER_SECRET_METADATA})`, Code.Unauthenticated);
+    throw new SwitchyardError(`data-plane call without the cluster secret (${where})`, Code.Unauthenticated);
   }
   if (!timingSafeEqual(digest(given), digest(secret))) {
-    throw new SwitchyardError(`data-plane call with a wrong cluster secret (metadata ${CLUSTER_SECRET_METADATA})`, Code.Unauthenticated);
+    throw new SwitchyardError(`data-plane call with a wrong cluster secret (${where})`, Code.Unauthenticated);
   }
 }

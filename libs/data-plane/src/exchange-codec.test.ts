@@ -66,10 +66,10 @@ describe("exchange codec", () => {
     const scratch = Buffer.alloc(64);
     const sizes: number[] = [];
     const into = (n: number) => (sizes.push(n), scratch);
-    const first = encodeExchangeResponse({ y: [new Float32Array([1, 2, 3])] }, into);
+    const first = encodeExchangeResponse({ y: [new Float32Array([1, 2, 3])] }, { buffer: into });
     expect(first.buffer).toBe(scratch.buffer);
     const copied = framed(first); // what grpc-js does before anything else is encoded
-    const second = encodeExchangeResponse({ y: [new Float32Array([9, 8])] }, into);
+    const second = encodeExchangeResponse({ y: [new Float32Array([9, 8])] }, { buffer: into });
     expect(second.buffer).toBe(scratch.buffer);
     expect([...decodeExchangeResponse(copied).y[0]!]).toEqual([1, 2, 3]);
     expect([...decodeExchangeResponse(framed(second)).y[0]!]).toEqual([9, 8]);

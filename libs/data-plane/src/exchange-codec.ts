@@ -15,8 +15,12 @@ import { viewAs } from "@switchyard/tensor";
  * Measured allocation-bound: a worker's GC time follows the bytes it allocates.
  */
 
-/** Where gRPC puts a message in the buffer it hands to the deserializer (after the 5-byte frame header). */
-const FRAME_HEADER = 5;
+/**
+ * Where gRPC puts a message in the buffer it hands to the deserializer (after the 5-byte
+ * frame header): the default offset tensors are aligned for. The exchange's TCP transport
+ * (exchange-tcp.ts) reads a message into a buffer of its own, at offset 0.
+ */
+export const GRPC_FRAME_HEADER = 5;
 const PAD_FIELD = 15;
 
 const WIRE_VARINT = 0;
@@ -33,7 +37,8 @@ function varintSize(v: number): number {
 
 class Writer {
   pos = 0;
-  constructor(readonly buf: Buffer) {}
+  /** `at`: the offset (mod 4) the receiver will hold this message at. */
+  constructor(readonly buf: Buffer, private readonly at: number) {}
   varint(v: number): void {
     while (v >= 128) {
       this.buf[this.pos++] = (v % 128) | 128;
@@ -58,7 +63,7 @@ class Writer {
   /** A pad field that makes the next length-delimited payload (of `len` bytes, field `field`) start aligned. */
   alignFor(field: number, len: number): void {
     const head = varintSize(field * 8 + WIRE_LEN) + varintSize(len);
-    const misalign = (FRAME_HEADER + this.pos + head) % 4;
+    const misalign = (this.at + this.pos + head) % 4;
     if (misalign === 0) return;
     // A pad field is at least 2 bytes (tag + zero length): 2..5 bytes cover every shift.
     const shift = 4 - misalign;
@@ -83,7 +88,17 @@ class Writer {
 /** Upper bound of a length-delimited field's size plus its worst-case pad (7 bytes). */
 const bytesFieldBound = (field: number, len: number) => 7 + varintSize(field * 8 + WIRE_LEN) + varintSize(len) + len;
 
-export function encodeExchangeRequest(r: ExchangeRequestMsg): Buffer {
+/** Where a message is written and the offset its receiver holds it at (tensors are aligned for that offset). */
+export interface EncodeTarget {
+  /** The bytes to write into, at least `bytes` long (default: a fresh Buffer). */
+  readonly buffer?: (bytes: number) => Buffer;
+  /** Default GRPC_FRAME_HEADER. */
+  readonly at?: number;
+}
+
+const fresh = (n: number) => Buffer.allocUnsafe(n);
+
+export function encodeExchangeRequest(r: ExchangeRequestMsg, target: EncodeTarget = {}): Buffer {
   const { src, index } = rowSource(r.u);
   if (index && index.length !== r.rows) throw new SwitchyardError(`exchange u gathers ${index.length} rows, rows is ${r.rows}`, Code.InvalidArgument);
   const dim = r.u instanceof Float32Array ? 0 : r.u.dim;
@@ -92,7 +107,7 @@ export function encodeExchangeRequest(r: ExchangeRequestMsg): Buffer {
   let size = 64; // the varint fields
   for (const s of strings) size += 1 + 5 + Buffer.byteLength(s);
   size += bytesFieldBound(7, r.assignRow.byteLength) + bytesFieldBound(8, r.assignExpert.byteLength) + bytesFieldBound(6, uBytes);
-  const w = new Writer(Buffer.allocUnsafe(size));
+  const w = new Writer((target.buffer ?? fresh)(size), target.at ?? GRPC_FRAME_HEADER);
   w.uint(1, r.tick);
   w.uint(2, r.layer);
   w.string(3, r.from);
@@ -111,13 +126,12 @@ export function encodeExchangeRequest(r: ExchangeRequestMsg): Buffer {
 }
 
 /**
- * `buffer(n)` supplies the bytes to write into (default: a fresh Buffer); a server may
- * pass a reused one, because grpc-js copies a response into its framed buffer within the
- * same synchronous call that serializes it.
+ * A gRPC server may pass a reused buffer, because grpc-js copies a response into its
+ * framed buffer within the same synchronous call that serializes it.
  */
-export function encodeExchangeResponse(r: ExchangeResponseMsg, buffer: (bytes: number) => Buffer = (n) => Buffer.allocUnsafe(n)): Buffer {
+export function encodeExchangeResponse(r: ExchangeResponseMsg, target: EncodeTarget = {}): Buffer {
   const len = r.y.reduce((s, c) => s + c.byteLength, 0);
-  const w = new Writer(buffer(bytesFieldBound(1, len)));
+  const w = new Writer((target.buffer ?? fresh)(bytesFieldBound(1, len)), target.at ?? GRPC_FRAME_HEADER);
   w.bytesHeader(1, len);
   for (const c of r.y) w.typed(c);
   return w.buf.subarray(0, w.pos);

@@ -12,6 +12,7 @@ import {
 import { bytesOf, viewAs } from "@switchyard/tensor";
 import { decodeExchangeRequest, decodeExchangeResponse, encodeExchangeRequest, encodeExchangeResponse } from "./exchange-codec";
 import { CLUSTER_SECRET_METADATA, checkClusterSecret } from "./cluster-secret";
+import { createExchangeClient } from "./exchange-tcp";
 
 /**
  * The worker data plane over gRPC: raw tensor bytes in `bytes` fields (views on the
@@ -97,9 +98,9 @@ function workerService(side: "client" | "server"): grpc.ServiceDefinition {
     ...base,
     Exchange: {
       ...exchange,
-      requestSerialize: encodeExchangeRequest,
+      requestSerialize: (r: ExchangeRequestMsg) => encodeExchangeRequest(r),
       requestDeserialize: decodeExchangeRequest,
-      responseSerialize: side === "server" ? (r: ExchangeResponseMsg) => encodeExchangeResponse(r, reuse) : encodeExchangeResponse,
+      responseSerialize: side === "server" ? (r: ExchangeResponseMsg) => encodeExchangeResponse(r, { buffer: reuse }) : (r: ExchangeResponseMsg) => encodeExchangeResponse(r),
       responseDeserialize: decodeExchangeResponse,
     },
   };
@@ -205,7 +206,11 @@ export async function startWorkerServer(handler: WorkerHandler, options: { host?
 
 /** gRPC clients to workers by id; addresses are learnt from heartbeats. */
 export interface WorkerClients extends PeerClient {
-  setAddress(worker: string, address: string): void;
+  /**
+   * `exchangeAddress`: the worker's TCP exchange (exchange-tcp.ts), which its Exchange
+   * calls then take; without one they go over gRPC.
+   */
+  setAddress(worker: string, address: string, exchangeAddress?: string): void;
   remove(worker: string): void;
   runTick(worker: string, req: TickRequestMsg, timeoutMs?: number): Promise<TickResponseMsg>;
   setExperts(worker: string, globalIds: readonly number[]): Promise<{ loaded: number; dropped: number }>;
@@ -216,10 +221,14 @@ export interface WorkerClients extends PeerClient {
 /** A tick of 64 images takes well under this even on 2 CPU cores. */
 export const DEFAULT_TICK_TIMEOUT_MS = 60_000;
 
-/** `clusterSecret`: sent with every call (the workers' SWITCHYARD_CLUSTER_SECRET). */
-export function createWorkerClients(options: { clusterSecret?: string } = {}): WorkerClients {
+/**
+ * `clusterSecret`: sent with every call (the workers' SWITCHYARD_CLUSTER_SECRET);
+ * `from`: the calling worker's id; `tcpExchange: false`: Exchange always over gRPC.
+ */
+export function createWorkerClients(options: { clusterSecret?: string; from?: string; tcpExchange?: boolean } = {}): WorkerClients {
   const Ctor = clientFor(workerService("client"), "Worker");
-  const clients = new Map<string, { address: string; c: grpc.Client & Record<string, (...a: unknown[]) => unknown> }>();
+  const clients = new Map<string, { address: string; exchange?: string; c: grpc.Client & Record<string, (...a: unknown[]) => unknown> }>();
+  const tcp = options.tcpExchange === false ? undefined : createExchangeClient({ ...(options.from ? { from: options.from } : {}), ...(options.clusterSecret ? { clusterSecret: options.clusterSecret } : {}) });
   const get = (w: string) => {
     const c = clients.get(w);
     if (!c) throw new SwitchyardError(`worker ${w} has no known address`, Code.Unavailable);
@@ -244,12 +253,19 @@ export function createWorkerClients(options: { clusterSecret?: string } = {}): W
       );
     });
   return {
-    setAddress(worker, address) {
+    setAddress(worker, address, exchangeAddress) {
       const cur = clients.get(worker);
-      if (cur?.address === address) return;
+      if (cur?.address === address && cur.exchange === exchangeAddress) return;
+      if (cur?.exchange && cur.exchange !== exchangeAddress) tcp?.drop(cur.exchange);
+      if (cur?.address === address) {
+        const { exchange: _old, ...rest } = cur;
+        clients.set(worker, { ...rest, ...(exchangeAddress ? { exchange: exchangeAddress } : {}) });
+        return;
+      }
       cur?.c.close();
       clients.set(worker, {
         address,
+        ...(exchangeAddress ? { exchange: exchangeAddress } : {}),
         c: new Ctor(address, grpc.credentials.createInsecure(), {
           "grpc.max_receive_message_length": DATA_PLANE_MAX_MESSAGE_BYTES,
           "grpc.max_send_message_length": DATA_PLANE_MAX_MESSAGE_BYTES,
@@ -258,7 +274,9 @@ export function createWorkerClients(options: { clusterSecret?: string } = {}): W
       });
     },
     remove(worker) {
-      clients.get(worker)?.c.close();
+      const cur = clients.get(worker);
+      cur?.c.close();
+      if (cur?.exchange) tcp?.drop(cur.exchange);
       clients.delete(worker);
     },
     async runTick(worker, req, timeoutMs = DEFAULT_TICK_TIMEOUT_MS) {
@@ -271,6 +289,8 @@ export function createWorkerClients(options: { clusterSecret?: string } = {}): W
       };
     },
     async exchange(peer, req) {
+      const via = tcp && clients.get(peer)?.exchange;
+      if (via) return tcp.exchange(peer, via, req, DEFAULT_TICK_TIMEOUT_MS);
       return call<ExchangeResponseMsg>(peer, "Exchange", req, DEFAULT_TICK_TIMEOUT_MS);
     },
     setExperts: (worker, ids) => call(worker, "SetExperts", { experts: [...ids] }, DEFAULT_TICK_TIMEOUT_MS),
@@ -278,6 +298,7 @@ export function createWorkerClients(options: { clusterSecret?: string } = {}): W
     close() {
       for (const { c } of clients.values()) c.close();
       clients.clear();
+      tcp?.close();
     },
   };
 }

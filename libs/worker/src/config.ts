@@ -24,6 +24,8 @@ export const ENV = {
   SWITCHYARD_WORKER_HOST: "host",
   SWITCHYARD_WORKER_PORT: "port",
   SWITCHYARD_ADVERTISE_HOST: "advertiseHost",
+  SWITCHYARD_EXCHANGE_TRANSPORT: "exchangeTransport",
+  SWITCHYARD_EXCHANGE_PORT: "exchangePort",
   SWITCHYARD_HEARTBEAT_MS: "heartbeatMs",
   SWITCHYARD_DENSE_THREADS: "denseThreads",
   SWITCHYARD_EXPERT_THREADS: "expertThreads",
@@ -58,6 +60,10 @@ export const workerConfigSchema = z.strictObject({
   host: z.string().min(1).default("127.0.0.1"),
   port: port.default(0),
   advertiseHost: z.string().min(1).optional(),
+  /** "tcp": rows to and from peers over the TCP exchange where they offer one (exchange-tcp.ts); "grpc": always the gRPC Exchange. */
+  exchangeTransport: z.enum(["tcp", "grpc"]).default("tcp"),
+  /** The TCP exchange's port (0 = any free), on `host`. */
+  exchangePort: port.default(0),
   heartbeatMs: intInRange(50, 60_000).default(DEFAULT_HEARTBEAT_MS),
   /** Default: min(4, cores), or one fewer under an expert budget (the expert device takes a core). */
   denseThreads: intInRange(1, 256).optional(),
