@@ -8,7 +8,7 @@ runService("gateway", async () => {
   const cfg = resolveGatewayConfig();
   const logger = createLogger("gateway");
   // OpenTelemetry when SWITCHYARD_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_ENDPOINT) is set; off otherwise.
-  const tracing = setupTracing("gateway");
+  const tracing = await setupTracing("gateway");
   const bus = await connectBus(cfg, "switchyard-gateway");
   const gateway = await startGateway(cfg, { bus, log: (m) => logger.info(m) });
   return {

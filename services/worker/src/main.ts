@@ -8,7 +8,7 @@ runService("worker", async () => {
   const cfg = resolveWorkerConfig();
   const logger = createLogger("worker", { worker: cfg.id, group: cfg.group });
   // OpenTelemetry when SWITCHYARD_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_ENDPOINT) is set; off otherwise.
-  const tracing = setupTracing("worker", { "switchyard.group": cfg.group, "switchyard.worker": cfg.id });
+  const tracing = await setupTracing("worker", { "switchyard.group": cfg.group, "switchyard.worker": cfg.id });
   const bus = await connectBus(cfg, `switchyard-worker ${cfg.id}`);
   const worker = await startWorker(cfg, { bus, log: (m) => logger.info(m) });
   return {
