@@ -12,7 +12,7 @@
 // root: the libraries find models/ as `new URL("../../../models", import.meta.url)`; the
 // image sets SWITCHYARD_PROTO_DIR=/app/proto for @switchyard/proto's contracts.
 import { build } from "esbuild";
-import { cpSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
 const out = process.argv[2] ?? "dist/app";
@@ -44,8 +44,13 @@ await build({
   // CommonJS packages loaded from ESM bundles still call require().
   banner: { js: 'import { createRequire as __createRequire } from "node:module"; const require = __createRequire(import.meta.url);' },
 });
-// The expert device's thread is a plain ES module loaded next to its caller.
-for (const dir of ["services/worker/dist", "tools/cli/dist"]) cpSync("libs/model/src/expert-device-thread.mjs", join(out, dir, "expert-device-thread.mjs"));
+// The model's threads (the expert device's, the part thread's) are plain ES modules loaded
+// next to their caller: each goes next to every bundle that loads it.
+for (const thread of ["expert-device-thread.mjs", "part-thread-entry.mjs"]) {
+  for (const entry of Object.keys(entries)) {
+    if (readFileSync(join(out, `${entry}.mjs`), "utf8").includes(thread)) cpSync(join("libs/model/src", thread), join(out, entry, "..", thread));
+  }
+}
 cpSync("libs/proto/proto", join(out, "proto"), { recursive: true });
 mkdirSync(join(out, "models"), { recursive: true });
 cpSync("models/dit-moe-fmnist", join(out, "models/dit-moe-fmnist"), { recursive: true });

@@ -72,4 +72,32 @@ describe("compute gate", () => {
     // Parts without a grouped call keep none (callers then run experts one by one).
     expect(gatedParts({ dense: call("dense") } as unknown as ModelParts, createComputeGate()).runExperts).toBeUndefined();
   });
+
+  it("lets the shared expert bypass the gate while it runs on a thread of its own, and only then", async () => {
+    const gate = createComputeGate({ turns: 1 });
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const order: string[] = [];
+    const parts = {
+      dense: async () => {
+        await held;
+        order.push("dense");
+      },
+      shared: async (_l: number, _u: Float32Array, rows: number) => void order.push(`shared ${rows}`),
+      sharedOffThread: (rows: number) => rows >= 256,
+    } as unknown as ModelParts;
+    const gated = gatedParts(parts, gate);
+    expect(gated.sharedOffThread?.(256)).toBe(true);
+    const dense = gated.dense(0, new Float32Array(0), new Float32Array(0), 0);
+    await tick();
+    await tick(); // the dense call holds the gate
+    const small = gated.shared(0, new Float32Array(0), 255); // on this thread: waits for the gate
+    await gated.shared(0, new Float32Array(0), 256); // on its thread: does not wait
+    expect(order).toEqual(["shared 256"]);
+    release();
+    await Promise.all([dense, small]);
+    expect(order).toEqual(["shared 256", "dense", "shared 255"]);
+    // Parts without a thread for it keep the gate for every call (and say nothing of one).
+    expect(gatedParts({} as ModelParts, gate).sharedOffThread).toBeUndefined();
+  });
 });

@@ -70,7 +70,8 @@ export function createComputeGate(options: GateOptions = {}): ComputeGate {
 
 /**
  * `parts` with every model call through `gate` (experts first, then shared, then dense).
- * A layer's grouped expert call (runExperts) stays one call: without it every owner ran
+ * The shared expert bypasses the gate while it runs on a thread of its own
+ * (sharedOffThread). A layer's grouped expert call (runExperts) stays one call: without it every owner ran
  * its experts one by one, 16 calls per layer instead of one (#17: at batch 32 a worker's
  * expert time was 29 ms per tick over 88 calls).
  */
@@ -83,7 +84,9 @@ export function gatedParts(parts: ModelParts, gate: ComputeGate): ModelParts {
     embed: (...a) => gate.run(P.dense, () => parts.embed(...a)),
     dense: (...a) => gate.run(P.dense, () => parts.dense(...a)),
     expert: (...a) => gate.run(P.expert, () => parts.expert(...a)),
-    shared: (...a) => gate.run(P.shared, () => parts.shared(...a)),
+    // On a thread of its own, the shared expert holds up nothing here: it runs beside the gate's calls.
+    shared: (l, u, rows) => (parts.sharedOffThread?.(rows) ? parts.shared(l, u, rows) : gate.run(P.shared, () => parts.shared(l, u, rows))),
+    ...(parts.sharedOffThread ? { sharedOffThread: (rows: number) => parts.sharedOffThread!(rows) } : {}),
     final: (...a) => gate.run(P.dense, () => parts.final(...a)),
     hasExpert: (l, e) => parts.hasExpert(l, e),
     loadExpert: (l, e) => parts.loadExpert(l, e),

@@ -6,7 +6,7 @@ import { DATA_PLANE_ENV, dataPlaneConfigShape } from "@switchyard/data-plane";
 import { DEFAULT_MAX_TICK_ROWS, DEFAULT_SERVING_GROUP } from "@switchyard/contract";
 import { intInRange, parseOrThrow, port, readEnv } from "@switchyard/config";
 import { DEFAULT_RESIDENCY_LOOKAHEAD } from "@switchyard/expert-cache";
-import { BUNDLED_MODEL_DIR, DEFAULT_DEVICE_STREAMS, DEFAULT_EXPERT_THREADS } from "@switchyard/model";
+import { BUNDLED_MODEL_DIR, DEFAULT_DEVICE_STREAMS, DEFAULT_EXPERT_THREADS, DEFAULT_SHARED_THREAD } from "@switchyard/model";
 import { parseExpertBudget } from "./worker-cache";
 import { DEFAULT_GATE_TURNS } from "./compute-gate";
 import { DEFAULT_WARM_UP_ROUNDS } from "./warm-up-parts";
@@ -30,6 +30,7 @@ export const ENV = {
   SWITCHYARD_DENSE_THREADS: "denseThreads",
   SWITCHYARD_EXPERT_THREADS: "expertThreads",
   SWITCHYARD_GROUP_EXPERTS: "groupExperts",
+  SWITCHYARD_SHARED_THREAD: "sharedThread",
   SWITCHYARD_EXPERT_BUDGET: "expertBudget",
   SWITCHYARD_CACHE_POLICY: "cachePolicy",
   SWITCHYARD_CACHE_LOOKAHEAD: "cacheLookahead",
@@ -70,6 +71,8 @@ export const workerConfigSchema = z.strictObject({
   expertThreads: intInRange(1, 256).default(DEFAULT_EXPERT_THREADS),
   /** "on": each layer's held experts run as one grouped session (a second copy of their weights); "off": one call per expert. */
   groupExperts: z.enum(["on", "off"]).default("on"),
+  /** "on": the shared expert runs on a thread of its own, beside the routed experts (from SHARED_THREAD_MIN_ROWS rows); "off": on the main thread. Default: on with 2 cores or more. */
+  sharedThread: z.enum(["on", "off"]).default(DEFAULT_SHARED_THREAD ? "on" : "off"),
   /** "all" (default): every held expert stays loaded; "50%" or "12MiB": an expert device under that budget. */
   expertBudget: z.string().default("all"),
   cachePolicy: z.enum(["lru", "lfu", "predictive"]).default("predictive"),

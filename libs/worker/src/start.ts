@@ -52,7 +52,7 @@ export async function startWorker(cfg: WorkerConfig, deps: WorkerDeps): Promise<
   // in process, the worker starts with those of the plan it is given.
   const held = deps.inProcess ? new Set(expertsOf(deps.inProcess.plan, cfg.id)) : new Set<number>();
   const E = loadManifest(cfg.modelDir).moe.numExperts;
-  const parts: ModelParts = await createOnnxModel({ dir: cfg.modelDir, experts: (l, e) => !budget && held.has(l * E + e), denseThreads, expertThreads: cfg.expertThreads, groupExperts: cfg.groupExperts === "on" });
+  const parts: ModelParts = await createOnnxModel({ dir: cfg.modelDir, experts: (l, e) => !budget && held.has(l * E + e), denseThreads, expertThreads: cfg.expertThreads, groupExperts: cfg.groupExperts === "on", sharedThread: cfg.sharedThread === "on" });
   // Under a budget, experts live on an expert device with a predictive (or LRU/LFU) cache.
   const residency = budget
     ? createWorkerCache({ modelDir: cfg.modelDir, manifest: parts.manifest, budget, policy: cfg.cachePolicy, lookahead: cfg.cacheLookahead, threads: cfg.expertThreads, streams: cfg.expertStreams })
