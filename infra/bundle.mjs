@@ -30,8 +30,8 @@ const workspaceOnly = {
     b.onResolve({ filter: /^[^./]/ }, (a) => (a.path.startsWith("@switchyard/") || a.path.startsWith("node:") ? undefined : { path: a.path, external: true }));
   },
 };
-await build({
-  entryPoints: Object.fromEntries(Object.entries(entries)),
+/** Both builds' settings: ES modules for Node 20, workspace code bundled, packages external. */
+const common = {
   outdir: out,
   outExtension: { ".js": ".mjs" },
   bundle: true,
@@ -43,7 +43,14 @@ await build({
   logLevel: "warning",
   // CommonJS packages loaded from ESM bundles still call require().
   banner: { js: 'import { createRequire as __createRequire } from "node:module"; const require = __createRequire(import.meta.url);' },
-});
+};
+await build({ ...common, entryPoints: Object.fromEntries(Object.entries(entries)) });
+// An engine lane's thread (libs/engine/src/lanes.ts) is TypeScript: bundled on its own,
+// next to every bundle that starts one.
+for (const entry of Object.keys(entries)) {
+  if (!readFileSync(join(out, `${entry}.mjs`), "utf8").includes("engine-lane-thread.mjs")) continue;
+  await build({ ...common, entryPoints: { [join(entry, "..", "engine-lane-thread")]: "libs/engine/src/lane-thread.ts" } });
+}
 // The model's threads (the expert device's, the part thread's) are plain ES modules loaded
 // next to their caller: each goes next to every bundle that loads it.
 for (const thread of ["expert-device-thread.mjs", "part-thread-entry.mjs"]) {

@@ -1,5 +1,5 @@
 import { Code, SwitchyardError } from "@switchyard/errors";
-import type { ModelParts } from "@switchyard/model";
+import type { Manifest, ModelParts } from "@switchyard/model";
 import { type GuidanceInterval, type SamplerState, advance, combineGuidance, guidanceAt, needsUnconditional, nextEval } from "@switchyard/sampler";
 import { type ReuseOutcome, type ReuseRequest, probeDistance } from "./residual-reuse";
 import { type ExpertGroups, type ExpertOutputs, type LayerRouting, gatherRows, groupByExpert, mixAndCombine, outputsPerExpert, routeTopK } from "./routing";
@@ -217,11 +217,8 @@ class EngineImpl implements Engine {
     const xs: Float32Array[] = [];
     const ts: number[] = [];
     const ys: number[] = [];
+    checkItems(items, m);
     for (const [i, it] of items.entries()) {
-      if (it.x.length !== P) throw new SwitchyardError(`items[${i}].x has ${it.x.length} values, must have ${P}`, Code.InvalidArgument);
-      if (!Number.isInteger(it.label) || it.label < 0 || it.label > nullLabel) {
-        throw new SwitchyardError(`items[${i}].label ${it.label} must be an integer >= 0 and <= ${nullLabel}`, Code.InvalidArgument);
-      }
       const r = [xs.length];
       xs.push(it.x);
       ts.push(it.t);
@@ -367,24 +364,41 @@ class EngineImpl implements Engine {
     return { v, routing, denseMs, expertMs, ...(outcomes ? { outcomes } : {}) };
   }
 
-  async step(tasks: readonly StepTask[]): Promise<StepResult[]> {
-    const evals = tasks.map((t) => nextEval(t.state));
-    const res = await this.forward(tasks.map((t, i) => ({ x: evals[i]!.x, t: evals[i]!.t, label: t.label, guidance: guidanceAt(t.guidance, evals[i]!.t, t.guidanceInterval), ...(t.reuse ? { reuse: t.reuse } : {}) })));
-    const T = this.parts.manifest.architecture.tokens;
-    const K = this.parts.manifest.moe.topK;
-    return tasks.map((task, i) => {
-      const a = advance(task.state, res.velocities[i]!);
-      const row = res.rows[i]![0]!;
-      return {
-        state: a.state,
-        stepCompleted: a.stepCompleted,
-        velocity: res.velocities[i]!,
-        t: evals[i]!.t,
-        routing: res.routing.map((lr) => lr.experts.slice(row * T * K, (row + 1) * T * K)),
-        ...(res.reuse?.[i] ? { reuse: res.reuse[i] } : {}),
-      };
-    });
+  step(tasks: readonly StepTask[]): Promise<StepResult[]> {
+    return stepWith(this, tasks);
   }
+}
+
+/** INVALID_ARGUMENT naming the first item whose image or label does not fit the model. */
+export function checkItems(items: readonly EvalItem[], m: Manifest): void {
+  const P = m.image.channels * m.image.height * m.image.width;
+  const nullLabel = m.conditioning.nullLabel;
+  for (const [i, it] of items.entries()) {
+    if (it.x.length !== P) throw new SwitchyardError(`items[${i}].x has ${it.x.length} values, must have ${P}`, Code.InvalidArgument);
+    if (!Number.isInteger(it.label) || it.label < 0 || it.label > nullLabel) {
+      throw new SwitchyardError(`items[${i}].label ${it.label} must be an integer >= 0 and <= ${nullLabel}`, Code.InvalidArgument);
+    }
+  }
+}
+
+/** Engine.step over any engine's forward: one model call per task, each advanced by its velocity. */
+export async function stepWith(engine: Pick<Engine, "parts" | "forward">, tasks: readonly StepTask[]): Promise<StepResult[]> {
+  const evals = tasks.map((t) => nextEval(t.state));
+  const res = await engine.forward(tasks.map((t, i) => ({ x: evals[i]!.x, t: evals[i]!.t, label: t.label, guidance: guidanceAt(t.guidance, evals[i]!.t, t.guidanceInterval), ...(t.reuse ? { reuse: t.reuse } : {}) })));
+  const T = engine.parts.manifest.architecture.tokens;
+  const K = engine.parts.manifest.moe.topK;
+  return tasks.map((task, i) => {
+    const a = advance(task.state, res.velocities[i]!);
+    const row = res.rows[i]![0]!;
+    return {
+      state: a.state,
+      stepCompleted: a.stepCompleted,
+      velocity: res.velocities[i]!,
+      t: evals[i]!.t,
+      routing: res.routing.map((lr) => lr.experts.slice(row * T * K, (row + 1) * T * K)),
+      ...(res.reuse?.[i] ? { reuse: res.reuse[i] } : {}),
+    };
+  });
 }
 
 /** An item of a chunk: its rows (local to the chunk) and its reuse setting. */

@@ -7,3 +7,5 @@ export type { ReuseOutcome, ReuseRequest, ReuseState } from "./residual-reuse";
 
 
 export { generate } from "./generate";
+export { createLaneEngine, laneCuts, DEFAULT_LANES, DEFAULT_MIN_LANE_ROWS } from "./lanes";
+export type { LaneEngine, LaneEngineOptions, Lane } from "./lanes";

@@ -1,7 +1,9 @@
 /**
  * Engine benchmark (issue: foundation). Prints, measured side by side in one run:
- *  1. engine step time ÷ PyTorch eager step time at batch 1, 8, 32 (goal <= 1.0);
- *     rounds alternate engine and PyTorch so that machine noise hits both alike;
+ *  1. engine step time ÷ PyTorch eager step time at batch 1, 8, 32 (goal <= 1.0): the
+ *     engine as `switchyard generate` runs it (on lanes, one per core: lanes.ts) and as
+ *     one engine on the calling thread with `--threads` intra-op threads; rounds
+ *     alternate the three so that machine noise hits them alike;
  *  2. sample quality against model calls for euler, heun and the pseudo-corrector.
  *
  *   npm run bench:engine -- [--rounds 5] [--iters 5] [--per-class 20] [--threads 2] [--skip-quality] [--engine-only]
@@ -15,7 +17,7 @@ import { createInterface } from "node:readline";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { availableParallelism } from "node:os";
-import { createEngine, type StepTask } from "@switchyard/engine";
+import { type Engine, type StepTask, createEngine, createLaneEngine } from "@switchyard/engine";
 import { BUNDLED_MODEL_DIR, createOnnxModel } from "@switchyard/model";
 import { evaluateQuality } from "@switchyard/quality";
 import { type SamplerName, gaussianNoise, initState } from "@switchyard/sampler";
@@ -73,6 +75,7 @@ async function startTorch(): Promise<{ step(batch: number): Promise<number[]>; i
 async function main(): Promise<void> {
   const parts = await createOnnxModel({ dir, denseThreads: threads });
   const engine = createEngine({ parts });
+  const lanes = await createLaneEngine({ dir });
   const m = parts.manifest;
   const P = m.image.channels * m.image.height * m.image.width;
   const torch = flags["engine-only"] ? undefined : await startTorch();
@@ -86,28 +89,34 @@ async function main(): Promise<void> {
       guidance: GUIDANCE,
     }));
     const eng: number[] = [];
+    const one: number[] = [];
     const pt: number[] = [];
-    let state = tasks;
-    const engineRound = async (keep: boolean) => {
+    const states = [tasks, tasks];
+    const round = async (k: number, e: Engine, out: number[] | undefined) => {
       for (let i = 0; i < iters; i++) {
         const t0 = performance.now();
-        const r = await engine.step(state);
-        if (keep) eng.push(performance.now() - t0);
-        state = state.map((t, j) => ({ ...t, state: r[j]!.state }));
+        const r = await e.step(states[k]!);
+        out?.push(performance.now() - t0);
+        states[k] = states[k]!.map((t, j) => ({ ...t, state: r[j]!.state }));
       }
     };
-    await engineRound(false); // warm-up
+    await round(0, lanes, undefined); // warm-up
+    await round(1, engine, undefined);
     if (torch) await torch.step(B);
     for (let r = 0; r < rounds; r++) {
-      await engineRound(true);
+      await round(0, lanes, eng);
+      await round(1, engine, one);
       if (torch) pt.push(...(await torch.step(B)));
     }
     const e = median(eng);
+    const o = median(one);
     const p = torch ? median(pt) : NaN;
-    rows.push([B, e.toFixed(2), torch ? p.toFixed(2) : "n/a", torch ? (e / p).toFixed(3) : "n/a"]);
+    const ratio = (x: number) => (torch ? (x / p).toFixed(3) : "n/a");
+    rows.push([B, e.toFixed(2), o.toFixed(2), torch ? p.toFixed(2) : "n/a", ratio(e), ratio(o)]);
   }
   torch?.close();
-  console.log(table(["batch", "engine ms", "pytorch ms", "engine/pytorch"], rows));
+  console.log(`# engine: on ${lanes.lanes} lanes (lanes.ts: a batch's images cut into groups run side by side, one per core); one engine: the calling thread alone, ${threads} intra-op threads`);
+  console.log(table(["batch", "engine ms", "one engine ms", "pytorch ms", "engine/pytorch", "one engine/pytorch"], rows));
 
   if (!flags["skip-quality"]) {
     const perClass = Number(flags["per-class"]);
@@ -125,6 +134,7 @@ async function main(): Promise<void> {
     }
     console.log(table(["sampler", "steps", "model calls", "accuracy", "frechet", "s"], q));
   }
+  await lanes.close();
   await parts.close();
 }
 

@@ -1,7 +1,9 @@
 /**
  * Runtime benchmark (issue: distributed runtime). Prints, measured in one run:
  *  1. step latency of 2 workers over loopback gRPC ÷ the in-process engine, at batch
- *     1, 8 and 32 images (rounds alternate between the two);
+ *     1, 8 and 32 images (rounds alternate between them): one engine on the calling
+ *     thread (what each worker runs; the ratio #17 asks for), and also the engine on
+ *     lanes (lanes.ts, one per core: what `switchyard generate` runs);
  *  2. throughput of step batching ÷ one-request-at-a-time under the same offered load
  *     (Poisson arrivals, same seed), with p50/p99 request latency of both;
  *  3. bytes moved between workers per generated image.
@@ -15,7 +17,7 @@ import { createNatsBus, natsServerAvailable } from "@switchyard/bus";
 import { type Bus, channels, contiguousPlan, expertsOf, subjects as makeSubjects, subscribe } from "@switchyard/contract";
 import { createClient } from "@switchyard/client";
 import { type ProcessCluster, startProcessCluster } from "@switchyard/cluster";
-import { createEngine } from "@switchyard/engine";
+import { createEngine, createLaneEngine } from "@switchyard/engine";
 import { BUNDLED_MODEL_DIR, createOnnxModel } from "@switchyard/model";
 import type { TickItemMsg } from "@switchyard/proto";
 import { createRng, gaussianNoise } from "@switchyard/sampler";
@@ -73,6 +75,7 @@ async function stepLatency(cluster: ProcessCluster, prefix: string): Promise<voi
   const ids = ["worker-0", "worker-1"];
   const parts = await createOnnxModel({ dir: BUNDLED_MODEL_DIR });
   const engine = createEngine({ parts });
+  const lanes = await createLaneEngine({ dir: BUNDLED_MODEL_DIR });
   const m = parts.manifest;
   const plan = contiguousPlan(ids, m.architecture.numLayers, m.moe.numExperts, 1000);
   await Promise.all(ids.map((w) => clients.setExperts(w, expertsOf(plan, w))));
@@ -90,24 +93,23 @@ async function stepLatency(cluster: ProcessCluster, prefix: string): Promise<voi
       if (process.env.BENCH_VERBOSE) console.log(`  B=${B} ` + rs.map((r, k) => `${homes[k]}: dense ${r.denseMs.toFixed(1)} ms, experts ${r.expertMs.toFixed(1)} ms`).join("; "));
       return performance.now() - t0;
     };
-    const local = async () => {
+    const local = (e: Pick<typeof engine, "forward">) => async () => {
       const t0 = performance.now();
-      await engine.forward(items.map((it) => ({ x: it.x, t: it.t, label: it.label, guidance: it.guidance })));
+      await e.forward(items.map((it) => ({ x: it.x, t: it.t, label: it.label, guidance: it.guidance })));
       return performance.now() - t0;
     };
-    await dist();
-    await local();
-    const d: number[] = [];
-    const l: number[] = [];
-    for (let r = 0; r < rounds; r++) {
-      for (let i = 0; i < 3; i++) d.push(await dist());
-      for (let i = 0; i < 3; i++) l.push(await local());
-    }
-    rows.push([B, median(d).toFixed(1), median(l).toFixed(1), (median(d) / median(l)).toFixed(3)]);
+    const runs = [dist, local(engine), local(lanes)];
+    for (const run of runs) await run();
+    const times: number[][] = runs.map(() => []);
+    for (let r = 0; r < rounds; r++) for (const [k, run] of runs.entries()) for (let i = 0; i < 3; i++) times[k]!.push(await run());
+    const [d, l, ln] = times.map(median) as [number, number, number];
+    rows.push([B, d.toFixed(1), l.toFixed(1), ln.toFixed(1), (d / l).toFixed(3), (d / ln).toFixed(3)]);
   }
   console.log("# step latency: 2 workers over loopback gRPC vs the in-process engine (guidance 2: 2 rows/image; medians)");
-  console.log(table(["batch", "2 workers ms", "in-process ms", "ratio"], rows));
+  console.log(`# in-process: one engine on this thread (as each worker runs); lanes: the engine on ${lanes.lanes} lanes (lanes.ts)`);
+  console.log(table(["batch", "2 workers ms", "in-process ms", "in-process lanes ms", "ratio", "ratio to lanes"], rows));
   clients.close();
+  await lanes.close();
   await parts.close();
   await bus.close();
 }

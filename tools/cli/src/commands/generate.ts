@@ -1,9 +1,8 @@
 import { writeFileSync } from "node:fs";
-import { createEngine, generate } from "@switchyard/engine";
+import { createLaneEngine, generate } from "@switchyard/engine";
 import { resolveGenerateParams } from "@switchyard/manifest";
 import { encodePng, tileGrid } from "@switchyard/image";
 import { type GenerateEvent, type SamplerName, createClient } from "@switchyard/client";
-import { createOnnxModel } from "@switchyard/model";
 import { Code, SwitchyardError } from "@switchyard/errors";
 import { defined, num, str } from "../args";
 
@@ -76,9 +75,10 @@ async function runRemote(flags: Record<string, unknown>, server: string): Promis
 export async function runGenerate(flags: Record<string, unknown>, modelDir: string): Promise<void> {
   const server = str(flags, "server");
   if (server) return runRemote(flags, server);
-  const parts = await createOnnxModel({ dir: modelDir });
+  // In-process on lanes: big batches are cut into groups that run side by side, one per core.
+  const engine = await createLaneEngine({ dir: modelDir });
   try {
-    const m = parts.manifest;
+    const m = engine.parts.manifest;
     const params = resolveGenerateParams(
       defined({
         label: num(flags, "label"), count: num(flags, "count"), steps: num(flags, "steps"), sampler: str(flags, "sampler"),
@@ -87,7 +87,6 @@ export async function runGenerate(flags: Record<string, unknown>, modelDir: stri
       }),
       m,
     );
-    const engine = createEngine({ parts });
     const out = str(flags, "out") ?? "grid.png";
     const r = await generate(engine, params, {
       onProgress: (p) => process.stderr.write(`\rstep ${p.step}/${p.steps}`),
@@ -98,6 +97,6 @@ export async function runGenerate(flags: Record<string, unknown>, modelDir: stri
     const what = params.label === undefined ? "unconditional" : `label ${params.label} (${m.conditioning.classNames?.[params.label] ?? "?"})`;
     console.log(`wrote ${out}: ${params.count} × ${what}, ${params.sampler} ${params.steps} steps, guidance ${params.guidance}${params.guidanceInterval ? ` for t in [${params.guidanceInterval.tMin}, ${params.guidanceInterval.tMax}]` : ""}, ${r.evals} evals${params.reuseThreshold ? ` (${r.reusedEvals} reused, ${r.evals * params.count - r.reusedEvals} full over all images)` : ""}, ${(r.ms / 1000).toFixed(2)} s`);
   } finally {
-    await parts.close();
+    await engine.close();
   }
 }
