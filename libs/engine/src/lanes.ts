@@ -1,7 +1,7 @@
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
 import { Code, SwitchyardError } from "@switchyard/errors";
-import { createOnnxModel } from "@switchyard/model";
+import { type ThreadReply, createOnnxModel, threadCalls } from "@switchyard/model";
 import { needsUnconditional } from "@switchyard/sampler";
 import { type Engine, type EvalItem, type ForwardResult, checkItems, createEngine, stepWith } from "./engine";
 import type { LayerRouting } from "./routing";
@@ -121,76 +121,19 @@ export function joinLaneResults(results: readonly ForwardResult[], tokens: numbe
   };
 }
 
-interface Reply {
-  readonly seq?: number;
-  readonly ready?: boolean;
-  readonly error?: string;
-  readonly code?: Code;
-  readonly result?: ForwardResult;
-}
-
 /** A lane on a worker thread: from the TypeScript sources through tsx, else the bundled lane next to this module. */
 export async function startLaneThread(options: LaneOptions): Promise<Lane> {
   const fromSource = import.meta.url.endsWith(".ts");
   const worker = fromSource
     ? new Worker(new URL("./lane-boot.mjs", import.meta.url), { workerData: { ...options, entry: new URL("./lane-thread.ts", import.meta.url).href } })
     : new Worker(new URL("./engine-lane-thread.mjs", import.meta.url), { workerData: options });
-  let seq = 0;
-  let closed = false;
-  let dead: SwitchyardError | undefined;
-  const pending = new Map<number, { resolve: (r: Reply) => void; reject: (e: unknown) => void }>();
-  const fail = (e: SwitchyardError) => {
-    dead ??= e;
-    for (const p of pending.values()) p.reject(dead);
-    pending.clear();
-  };
-  await new Promise<void>((resolve, reject) => {
-    const early = (e: unknown) => reject(new SwitchyardError(`an engine lane did not start: ${e instanceof Error ? e.message : String(e)}`, Code.Unavailable, { cause: e }));
-    worker.once("error", early);
-    worker.once("message", (r: Reply) => {
-      worker.off("error", early);
-      if (r.ready) return resolve();
-      void worker.terminate();
-      reject(new SwitchyardError(`an engine lane cannot load the model from ${options.dir}: ${r.error}`, Code.DataLoss));
-    });
-  });
-  worker.unref(); // idle, it keeps no process alive
-  worker.on("message", (r: Reply) => {
-    const p = r.seq === undefined ? undefined : pending.get(r.seq);
-    if (!p) return;
-    pending.delete(r.seq!);
-    if (pending.size === 0) worker.unref();
-    p.resolve(r);
-  });
-  worker.on("error", (e) => fail(new SwitchyardError(`an engine lane failed: ${e.message}`, Code.Unavailable, { cause: e })));
-  worker.on("exit", (c) => fail(new SwitchyardError(`an engine lane exited (code ${c})`, Code.Unavailable)));
-  const call = (cmd: Record<string, unknown>) =>
-    new Promise<Reply>((resolve, reject) => {
-      if (closed) return reject(new SwitchyardError("the engine lane is closed", Code.FailedPrecondition));
-      if (dead) return reject(dead);
-      const s = ++seq;
-      pending.set(s, { resolve, reject });
-      if (pending.size === 1) worker.ref();
-      worker.postMessage({ ...cmd, seq: s });
-    });
+  const thread = await threadCalls(worker, "an engine lane", (error) => new SwitchyardError(`an engine lane cannot load the model from ${options.dir}: ${error}`, Code.DataLoss));
   return {
-    async forward(items) {
-      const r = await call({ op: "forward", items });
-      if (r.error !== undefined) throw new SwitchyardError(`engine lane: ${r.error}`, r.code ?? Code.Internal);
-      return r.result!;
-    },
+    forward: async (items) => (await thread.call<ThreadReply & { result: ForwardResult }>({ op: "forward", items })).result,
     get alive() {
-      return !dead && !closed;
+      return thread.alive;
     },
-    async close() {
-      if (closed) return;
-      try {
-        if (!dead) await call({ op: "close" });
-      } finally {
-        closed = true;
-        await worker.terminate();
-      }
-    },
+    close: () => thread.close(),
   };
 }
 

@@ -6,3 +6,5 @@ export type { Manifest } from "@switchyard/manifest";
 export { createThreadExpertDevice, DEFAULT_DEVICE_STREAMS } from "./expert-device";
 export { createPartThread } from "./part-thread";
 export type { PartThread, PartThreadOptions } from "./part-thread";
+export { threadCalls } from "./thread-calls";
+export type { ThreadCalls, ThreadReply } from "./thread-calls";

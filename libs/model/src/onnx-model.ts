@@ -6,6 +6,7 @@ import { Code, SwitchyardError } from "@switchyard/errors";
 import { type Manifest, type PartIndex, type PartSpec, indexParts, loadManifest } from "@switchyard/manifest";
 import { groupExpertModels, groupedName } from "./expert-group";
 import { type PartThread, type PartThreadOptions, createPartThread } from "./part-thread";
+import { sessionOptions } from "./session-options";
 
 /** Outputs of `block{l}.dense` for a batch of B images (flat, row-major). */
 export interface DenseOutputs {
@@ -115,19 +116,6 @@ export const DEFAULT_DENSE_THREADS = Math.max(1, Math.min(4, availableParallelis
 export const DEFAULT_DENSE_THREADS_WITH_DEVICE = Math.max(1, Math.min(4, availableParallelism() - 1));
 /** Expert calls are small (tens of rows); a thread pool costs more than it gives. */
 export const DEFAULT_EXPERT_THREADS = 1;
-
-function sessionOptions(threads: number): ort.InferenceSession.SessionOptions {
-  return {
-      intraOpNumThreads: threads,
-      interOpNumThreads: 1,
-      executionMode: "sequential",
-      graphOptimizationLevel: "all",
-      enableCpuMemArena: true,
-      // Every session has its own intra-op pool; spinning pools starve each other and
-      // the JS thread (measured: 4x slower steps at 2 threads with spinning on).
-      extra: { session: { intra_op: { allow_spinning: "0" }, inter_op: { allow_spinning: "0" } } },
-  };
-}
 
 async function createSession(dir: string, part: Pick<PartSpec, "name" | "file">, threads: number): Promise<ort.InferenceSession> {
   try {

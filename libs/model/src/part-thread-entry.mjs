@@ -1,21 +1,14 @@
 // A part thread: ONNX Runtime sessions of some of a model's parts on a thread of their
 // own, so that their calls run beside the calling thread's instead of after them (the
 // Node binding runs a session on the thread that calls it). Plain JavaScript so that it
-// starts under node, tsx and vitest alike. Protocol: see part-thread.ts (this file has another name so that "./part-thread" resolves to that one).
+// starts under node, tsx and vitest alike. Protocol: see part-thread.ts (this file has
+// another name so that "./part-thread" resolves to that one).
 import { join } from "node:path";
 import { parentPort, workerData } from "node:worker_threads";
 import * as ort from "onnxruntime-node";
 
-const { dir, files, threads } = workerData;
-
-const sessionOptions = {
-  intraOpNumThreads: threads,
-  interOpNumThreads: 1,
-  executionMode: "sequential",
-  graphOptimizationLevel: "all",
-  enableCpuMemArena: true,
-  extra: { session: { intra_op: { allow_spinning: "0" }, inter_op: { allow_spinning: "0" } } },
-};
+// The sessions' options come from the caller (session-options.ts), as its own sessions'.
+const { dir, files, sessionOptions } = workerData;
 
 /** @type {import("onnxruntime-node").InferenceSession[]} */
 let sessions = [];

@@ -1,5 +1,7 @@
 import { Worker } from "node:worker_threads";
 import { Code, SwitchyardError } from "@switchyard/errors";
+import { sessionOptions } from "./session-options";
+import { type ThreadReply, threadCalls } from "./thread-calls";
 
 /**
  * Some of a model's parts on a thread of their own (a worker thread with its own ONNX
@@ -31,77 +33,22 @@ export interface PartThreadOptions {
   readonly threads?: number;
 }
 
-interface Reply {
-  readonly seq?: number;
-  readonly ready?: boolean;
-  readonly error?: string;
-  readonly y?: Float32Array;
-}
-
 /** Starts the thread and resolves once every session is created (DATA_LOSS when one cannot be). */
 export async function createPartThread(options: PartThreadOptions): Promise<PartThread> {
   const threads = options.threads ?? 1;
   if (!Number.isInteger(threads) || threads < 1) throw new SwitchyardError(`threads ${threads} must be an integer >= 1`, Code.InvalidArgument, { field: "threads" });
-  const worker = new Worker(new URL("./part-thread-entry.mjs", import.meta.url), { workerData: { dir: options.dir, files: [...options.files], threads } });
-  let seq = 0;
-  let closed = false;
-  let dead: SwitchyardError | undefined;
-  const pending = new Map<number, { resolve: (y: Float32Array) => void; reject: (e: unknown) => void }>();
-  const fail = (e: SwitchyardError) => {
-    dead ??= e;
-    for (const p of pending.values()) p.reject(dead);
-    pending.clear();
-  };
-  await new Promise<void>((resolve, reject) => {
-    const early = (e: unknown) => reject(new SwitchyardError(`the part thread did not start: ${e instanceof Error ? e.message : String(e)}`, Code.Unavailable, { cause: e }));
-    worker.once("error", early);
-    worker.once("message", (r: Reply) => {
-      worker.off("error", early);
-      if (r.ready) resolve();
-      else {
-        void worker.terminate();
-        reject(new SwitchyardError(`cannot load the parts ${options.files.join(", ")} on a thread: ${r.error}`, Code.DataLoss));
-      }
-    });
-  });
-  worker.unref(); // idle, it keeps no process alive; it is ref'd while calls are pending
-  worker.on("message", (r: Reply) => {
-    const p = r.seq === undefined ? undefined : pending.get(r.seq);
-    if (!p) return;
-    pending.delete(r.seq!);
-    if (pending.size === 0) worker.unref();
-    if (r.error !== undefined) p.reject(new SwitchyardError(`part thread: ${r.error}`, Code.Internal));
-    else p.resolve(r.y ?? new Float32Array(0));
-  });
-  worker.on("error", (e) => fail(new SwitchyardError(`the part thread failed: ${e.message}`, Code.Unavailable, { cause: e })));
-  worker.on("exit", (c) => fail(new SwitchyardError(`the part thread exited (code ${c})`, Code.Unavailable)));
-  const call = (cmd: Record<string, unknown>) =>
-    new Promise<Float32Array>((resolve, reject) => {
-      if (closed) return reject(new SwitchyardError("the part thread is closed", Code.FailedPrecondition));
-      if (dead) return reject(dead);
-      const s = ++seq;
-      pending.set(s, { resolve, reject });
-      if (pending.size === 1) worker.ref();
-      worker.postMessage({ ...cmd, seq: s });
-    });
+  const worker = new Worker(new URL("./part-thread-entry.mjs", import.meta.url), { workerData: { dir: options.dir, files: [...options.files], sessionOptions: sessionOptions(threads) } });
+  const thread = await threadCalls(worker, "the part thread", (error) => new SwitchyardError(`cannot load the parts ${options.files.join(", ")} on a thread: ${error}`, Code.DataLoss));
   const owned = (a: Float32Array) => (a.byteOffset === 0 && a.byteLength === a.buffer.byteLength ? a : a.slice());
   return {
-    run(part, inputs, output) {
+    async run(part, inputs, output) {
       const sent: Record<string, { data: Float32Array; dims: readonly number[] }> = {};
       for (const [name, t] of Object.entries(inputs)) sent[name] = { data: owned(t.data), dims: t.dims };
-      return call({ op: "run", part, inputs: sent, output });
+      return (await thread.call<ThreadReply & { y: Float32Array }>({ op: "run", part, inputs: sent, output })).y;
     },
     get alive() {
-      return !dead && !closed;
+      return thread.alive;
     },
-    async close() {
-      if (closed) return;
-      try {
-        if (!dead) await call({ op: "close" });
-      } finally {
-        closed = true;
-        await worker.terminate();
-      }
-    },
+    close: () => thread.close(),
   };
 }
