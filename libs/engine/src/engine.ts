@@ -484,7 +484,8 @@ function expandRouting(lr: LayerRouting, active: Int32Array, allTokens: number, 
   return { rows: allTokens, topK: K, experts, weights };
 }
 
-function concat<A extends Int16Array | Float32Array>(arrays: A[], Ctor: { new (n: number): A }): A {
+/** The arrays laid end to end (the one array itself when there is one). */
+export function concat<A extends Int16Array | Float32Array>(arrays: A[], Ctor: { new (n: number): A }): A {
   if (arrays.length === 1) return arrays[0] as A;
   const out = new Ctor(arrays.reduce((s, a) => s + a.length, 0));
   let o = 0;

@@ -3,7 +3,7 @@ import { Worker } from "node:worker_threads";
 import { Code, SwitchyardError } from "@switchyard/errors";
 import { type ThreadReply, createOnnxModel, threadCalls } from "@switchyard/model";
 import { needsUnconditional } from "@switchyard/sampler";
-import { type Engine, type EvalItem, type ForwardResult, checkItems, createEngine, stepWith } from "./engine";
+import { type Engine, type EvalItem, type ForwardResult, checkItems, concat, createEngine, stepWith } from "./engine";
 import type { LayerRouting } from "./routing";
 
 /**
@@ -20,7 +20,9 @@ import type { LayerRouting } from "./routing";
  * with one thread each took 83.0/82.0 and 77.9/81.3 ms a step side by side, one of 32
  * images with the default threads 112.8 and 126.4 ms).
  *
- * Each lane holds its own copy of the model's sessions (the bundled model: ~30 MB each).
+ * Each lane holds its own copy of the model's sessions: with the bundled model, run from
+ * the sources, the process's memory grew by 65 MB with 1 lane, 153 MB with 2, 236 MB
+ * with 3 (~85 MB a lane thread: its own JavaScript heap and loader, and the sessions).
  * A lane whose thread dies is dropped with a warning (SWITCHYARD_ENGINE_LANE) and its
  * group runs on the calling thread: nothing accepted is lost.
  */
@@ -63,9 +65,10 @@ export interface LaneEngineOptions {
 export const DEFAULT_LANES = Math.max(1, Math.min(4, availableParallelism()));
 
 /**
- * Below this many model rows per group a batch runs on one lane: a lane's forward costs a
- * message each way and its fixed per-call costs again. Measured in lanes.test.ts's bench
- * figures (see the engine README): from batch 4 with guidance (8 rows) two lanes win.
+ * A batch is cut only into groups of at least this many model rows: a lane's forward costs
+ * a message each way and its fixed per-call costs again. Lanes ÷ one engine on 2 cores,
+ * alternating in one process, with guidance (2 rows an image): groups of 2
+ * rows (batch 2) 1.12; of 3–4 rows (batch 3, 4) 1.00 and 0.90; batch 6 0.88, 8 0.83–0.88.
  */
 export const DEFAULT_MIN_LANE_ROWS = 3;
 
@@ -100,15 +103,12 @@ export function joinLaneResults(results: readonly ForwardResult[], tokens: numbe
   }
   const routing: LayerRouting[] = Array.from({ length: layers }, (_, l) => {
     const parts = results.map((r) => r.routing[l]!);
-    const experts = new Int16Array(parts.reduce((a, p) => a + p.experts.length, 0));
-    const weights = new Float32Array(experts.length);
-    let at = 0;
-    for (const p of parts) {
-      experts.set(p.experts, at);
-      weights.set(p.weights, at);
-      at += p.experts.length;
-    }
-    return { rows: parts.reduce((a, p) => a + p.rows, 0), topK: parts[0]!.topK, experts, weights };
+    return {
+      rows: parts.reduce((a, p) => a + p.rows, 0),
+      topK: parts[0]!.topK,
+      experts: concat(parts.map((p) => p.experts), Int16Array),
+      weights: concat(parts.map((p) => p.weights), Float32Array),
+    };
   });
   const anyReuse = results.some((r) => r.reuse);
   return {
