@@ -29,14 +29,22 @@ export interface NatsServerOptions {
   readonly onRestart?: (why: string) => void;
   /** More server configuration (e.g. `natsAuthorizationConfig`), written to a file only this user can read. */
   readonly config?: string;
+  /**
+   * Run the server in a process group of its own, so that a terminal's Ctrl-C reaches only
+   * the parent, which stops it when everything that uses it has stopped (a supervisor's
+   * shutdown order: `switchyard up`). In the same group (default) the server quits at
+   * once on Ctrl-C, while the services still drain. Either way the server is stopped when
+   * the parent exits.
+   */
+  readonly ownProcessGroup?: boolean;
 }
 
 export function natsServerAvailable(bin = process.env.NATS_SERVER_BIN ?? "nats-server"): boolean {
   return spawnSync(bin, ["--version"], { stdio: "ignore" }).status === 0;
 }
 
-function launch(bin: string, port: number, dir: string, timeoutMs: number, config: string | undefined): Promise<{ proc: ChildProcess; port: number }> {
-  const proc: ChildProcess = spawn(bin, [...(config ? ["-c", config] : []), "-a", "127.0.0.1", "-p", String(port), "-js", "-sd", dir], { stdio: ["ignore", "pipe", "pipe"] });
+function launch(bin: string, port: number, dir: string, timeoutMs: number, config: string | undefined, detached: boolean): Promise<{ proc: ChildProcess; port: number }> {
+  const proc: ChildProcess = spawn(bin, [...(config ? ["-c", config] : []), "-a", "127.0.0.1", "-p", String(port), "-js", "-sd", dir], { stdio: ["ignore", "pipe", "pipe"], detached });
   return new Promise((resolve, reject) => {
     let log = "";
     const timer = setTimeout(() => reject(new Error(`nats-server did not start in time:\n${log}`)), timeoutMs);
@@ -57,6 +65,12 @@ function launch(bin: string, port: number, dir: string, timeoutMs: number, confi
   });
 }
 
+/** The servers started here and not stopped: the parent going away (process.exit, an uncaught error) takes them with it. */
+const running = new Set<() => void>();
+function stopAllRunning(): void {
+  for (const stop of running) stop();
+}
+
 /** Starts `nats-server -a 127.0.0.1 -p <free port> -js` and resolves once it listens. */
 export async function startNatsServer(options: NatsServerOptions = {}): Promise<NatsServer> {
   const bin = options.bin ?? process.env.NATS_SERVER_BIN ?? "nats-server";
@@ -64,7 +78,8 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   const dir = mkdtempSync(join(tmpdir(), "sy-nats-"));
   let config: string | undefined;
   if (options.config) writeFileSync((config = join(dir, "nats.conf")), options.config, { mode: 0o600 });
-  const first = await launch(bin, -1, dir, timeoutMs, config);
+  const detached = options.ownProcessGroup === true;
+  const first = await launch(bin, -1, dir, timeoutMs, config, detached);
   const port = first.port;
   let proc = first.proc;
   let stopping = false;
@@ -78,7 +93,7 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
         await new Promise((r) => setTimeout(r, delay));
         if (stopping) return;
         try {
-          ({ proc } = await launch(bin, port, dir, timeoutMs, config));
+          ({ proc } = await launch(bin, port, dir, timeoutMs, config, detached));
           restarts++;
           supervise(proc);
         } catch (e) {
@@ -89,6 +104,12 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
       void again(options.restartDelayMs ?? 200);
     });
   supervise(proc);
+  const onParentExit = () => {
+    stopping = true;
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGTERM");
+  };
+  running.add(onParentExit);
+  if (running.size === 1) process.once("exit", stopAllRunning);
   return {
     url: `127.0.0.1:${port}`,
     port,
@@ -100,6 +121,8 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
     },
     async stop() {
       stopping = true;
+      running.delete(onParentExit);
+      if (running.size === 0) process.off("exit", stopAllRunning);
       if (proc.exitCode === null && proc.signalCode === null) {
         const exited = new Promise((r) => proc.once("exit", r));
         proc.kill("SIGTERM");

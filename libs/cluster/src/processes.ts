@@ -252,7 +252,8 @@ export async function startProcessCluster(o: ProcessClusterOptions): Promise<Pro
     o.nats ??
     (natsServer = await startNatsServer({
       // nats-server has no output lines of its own here: its restarts go to `log` when nobody else listens
-      restart: sup.restart, ...((o.onRestart ?? o.log) ? { onRestart: (o.onRestart ?? o.log)! } : {}),
+      // a supervisor stops its server last, after the services drained: Ctrl-C must not reach it first
+      restart: sup.restart, ownProcessGroup: sup.restart, ...((o.onRestart ?? o.log) ? { onRestart: (o.onRestart ?? o.log)! } : {}),
       ...(natsUsers ? { config: natsAuthorizationConfig(natsUsers, prefix) } : {}),
     })).url;
   const clusterSecret = o.clusterSecret === true ? generateClusterSecret() : o.clusterSecret;

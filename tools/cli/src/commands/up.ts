@@ -92,6 +92,15 @@ export async function runUp(flags: Record<string, unknown>, modelDir: string): P
     process.once("SIGINT", stop);
     process.once("SIGTERM", stop);
   });
-  console.log("stopping…");
+  console.log("stopping… (Ctrl-C again to stop at once)");
+  // A second Ctrl-C: exit now (the exit takes the nats-server started here with it). Under
+  // `npm start` one Ctrl-C comes twice, from the terminal and relayed by npm: a SIGINT
+  // within a second of the first is that one.
+  const firstAt = Date.now();
+  const again = () => {
+    if (Date.now() - firstAt < 1000) return void process.once("SIGINT", again);
+    process.exit(130);
+  };
+  process.once("SIGINT", again);
   await stopCluster();
 }
