@@ -55,8 +55,17 @@ export interface ProcessClusterOptions {
  * V8's parallel and concurrent GC threads compete with ONNX Runtime and the other
  * services for the cores. On 2 cores, 2 workers at batch 32 stepped in 300 ms with
  * single-threaded GC and 388 ms without (median of 6 rounds each, same run order).
+ *
+ * A service's heap is small and nearly all live (a worker's ~24 MB), so V8's default
+ * growing factor (~2) left its old-generation limit within one new space of the heap's
+ * size, and a worker started a mark-compact every 3-4 ticks that freed almost nothing
+ * (25.0 -> 24.2 MB, 40-60 ms of marking each). Growing 7x per mark-compact leaves those to
+ * external-memory pressure: 29-30 -> 13-16 per bench:runtime run, and 2 workers at batch
+ * 32 step ~0.8x as long (2 workers ÷ in-process: median of 6 runs 1.30 -> 1.08 with every
+ * service on it; 1.16 with the workers alone on it), peak RSS unchanged. infra/entrypoint.sh
+ * runs the services with the same flags.
  */
-export const DEFAULT_SERVICE_NODE_FLAGS: readonly string[] = ["--single-threaded-gc"];
+export const DEFAULT_SERVICE_NODE_FLAGS: readonly string[] = ["--single-threaded-gc", "--heap-growing-percent=600"];
 
 export interface ServiceProcess {
   readonly name: string;
