@@ -104,9 +104,10 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
       void again(options.restartDelayMs ?? 200);
     });
   supervise(proc);
+  const alive = () => proc.exitCode === null && proc.signalCode === null;
   const onParentExit = () => {
     stopping = true;
-    if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGTERM");
+    if (alive()) proc.kill("SIGTERM");
   };
   running.add(onParentExit);
   if (running.size === 1) process.once("exit", stopAllRunning);
@@ -123,7 +124,7 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
       stopping = true;
       running.delete(onParentExit);
       if (running.size === 0) process.off("exit", stopAllRunning);
-      if (proc.exitCode === null && proc.signalCode === null) {
+      if (alive()) {
         const exited = new Promise((r) => proc.once("exit", r));
         proc.kill("SIGTERM");
         await exited;

@@ -61,8 +61,8 @@ export interface ProcessClusterOptions {
  * size, and a worker started a mark-compact every 3-4 ticks that freed almost nothing
  * (25.0 -> 24.2 MB, 40-60 ms of marking each). Growing 7x per mark-compact leaves those to
  * external-memory pressure: 29-30 -> 13-16 per bench:runtime run, and 2 workers at batch
- * 32 step ~0.8x as long (2 workers ÷ in-process: median of 6 runs 1.30 -> 1.08 with every
- * service on it; 1.16 with the workers alone on it), peak RSS unchanged. infra/entrypoint.sh
+ * 32 step ~0.8x as long (2 workers ÷ in-process: median 1.29 of 11 runs -> 1.08 of 6 with
+ * every service on it; 1.16 of 6 with the workers alone on it), peak RSS unchanged. infra/entrypoint.sh
  * runs the services with the same flags.
  */
 export const DEFAULT_SERVICE_NODE_FLAGS: readonly string[] = ["--single-threaded-gc", "--heap-growing-percent=600"];

@@ -97,10 +97,8 @@ export async function runUp(flags: Record<string, unknown>, modelDir: string): P
   // `npm start` one Ctrl-C comes twice, from the terminal and relayed by npm: a SIGINT
   // within a second of the first is that one.
   const firstAt = Date.now();
-  const again = () => {
-    if (Date.now() - firstAt < 1000) return void process.once("SIGINT", again);
-    process.exit(130);
-  };
-  process.once("SIGINT", again);
+  process.on("SIGINT", () => {
+    if (Date.now() - firstAt >= 1000) process.exit(130);
+  });
   await stopCluster();
 }
