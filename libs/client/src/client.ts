@@ -15,8 +15,9 @@ export interface GenerateParams {
   guidanceTMin?: number;
   guidanceTMax?: number;
   /**
-   * Residual reuse, in (0, 1]: an evaluation whose first block's residual moved less than
-   * this (relative L1) since the image's last full evaluation skips the later blocks. Off when unset.
+   * Residual reuse, in (0, 1]: an evaluation whose first block's residual is within this
+   * (relative L1) of its forecast from the image's last two full evaluations skips the
+   * later blocks (their residual forecast the same way). Off when unset.
    */
   reuseThreshold?: number;
   shift?: number;

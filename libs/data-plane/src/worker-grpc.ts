@@ -6,7 +6,7 @@ import { ReflectionService } from "@grpc/reflection";
 import { Code, SwitchyardError } from "@switchyard/errors";
 import { SpanKind, extractContext, inSpan, injectContext } from "@switchyard/telemetry";
 import {
-  type ExchangeRequestMsg, type ExchangeResponseMsg, type PeerClient, type ReuseStateMsg, type TickRequestMsg, type TickResponseMsg,
+  type ExchangeRequestMsg, type ExchangeResponseMsg, type PeerClient, type ReuseSnapshotMsg, type ReuseStateMsg, type TickRequestMsg, type TickResponseMsg,
   clientFor, fromGrpcError, loadContracts, reflectionDefinition, toGrpcStatus,
 } from "@switchyard/proto";
 import { bytesOf, viewAs } from "@switchyard/tensor";
@@ -41,14 +41,21 @@ interface WireTick {
   microBatches?: number;
 }
 
-interface WireReuseState {
-  rows: number;
+interface WireReuseSnapshot {
+  t: number;
   probe: Buffer;
   residual: Buffer;
 }
 
-const decodeReuseState = (w: WireReuseState): ReuseStateMsg => ({ rows: w.rows, probe: viewAs("float32", w.probe), residual: viewAs("float32", w.residual) });
-const encodeReuseState = (s: ReuseStateMsg): WireReuseState => ({ rows: s.rows, probe: buf(s.probe), residual: buf(s.residual) });
+interface WireReuseState extends WireReuseSnapshot {
+  rows: number;
+  previous?: WireReuseSnapshot | null;
+}
+
+const decodeSnapshot = (w: WireReuseSnapshot): ReuseSnapshotMsg => ({ t: w.t, probe: viewAs("float32", w.probe), residual: viewAs("float32", w.residual) });
+const encodeSnapshot = (s: ReuseSnapshotMsg): WireReuseSnapshot => ({ t: s.t, probe: buf(s.probe), residual: buf(s.residual) });
+const decodeReuseState = (w: WireReuseState): ReuseStateMsg => ({ rows: w.rows, ...decodeSnapshot(w), ...(w.previous ? { previous: decodeSnapshot(w.previous) } : {}) });
+const encodeReuseState = (s: ReuseStateMsg): WireReuseState => ({ rows: s.rows, ...encodeSnapshot(s), ...(s.previous ? { previous: encodeSnapshot(s.previous) } : {}) });
 
 function expandReplicas(list: { expert: number; workers: string[] }[], n: number): string[][] {
   const out: string[][] = Array.from({ length: n }, () => []);

@@ -1,7 +1,7 @@
 import { Code, SwitchyardError } from "@switchyard/errors";
 import type { Manifest, ModelParts } from "@switchyard/model";
 import { type GuidanceInterval, type SamplerState, advance, combineGuidance, guidanceAt, needsUnconditional, nextEval } from "@switchyard/sampler";
-import { type ReuseOutcome, type ReuseRequest, probeDistance } from "./residual-reuse";
+import { type ReuseOutcome, type ReuseRequest, addForecastResidual, forecastFactor, probeDistance, stateFits } from "./residual-reuse";
 import { type ExpertGroups, type ExpertOutputs, type LayerRouting, gatherRows, groupByExpert, mixAndCombine, outputsPerExpert, routeTopK } from "./routing";
 
 /**
@@ -310,7 +310,7 @@ class EngineImpl implements Engine {
     for (let l = 0; l < m.architecture.numLayers; l++) {
       if (l === 1 && reusing) {
         first = h;
-        const decided = decideReuse(items!, emb.h, h, T * D);
+        const decided = decideReuse(items!, emb.h, h, T * D, ts);
         outcomes = decided.outcomes;
         if (decided.active.length < B) {
           active = decided.active;
@@ -353,10 +353,10 @@ class EngineImpl implements Engine {
     if (reusing && first === undefined) {
       // A one-block model: the probe is all there is to compute.
       first = h;
-      outcomes = decideReuse(items!, emb.h, h, T * D).outcomes;
+      outcomes = decideReuse(items!, emb.h, h, T * D, ts).outcomes;
     }
     if (outcomes) {
-      h = finishReuse(items!, outcomes, first!, h, active, T * D);
+      h = finishReuse(items!, outcomes, first!, h, active, T * D, ts);
       if (active) for (let l = 1; l < routing.length; l++) routing[l] = expandRouting(routing[l]!, active, B * T, T);
     }
     const v = await this.parts.final(h, emb.c, B);
@@ -409,17 +409,19 @@ interface ChunkItem {
 
 /**
  * After the first block: which images reuse (a state covering their rows, the probe
- * moved less than the threshold), and the rows still computed, ascending. The probe
- * (first block's output minus its input, float32) is only made for the images that go
- * on to a full evaluation (their new state); the others' distance is summed in place.
+ * within the threshold of its forecast at the image's t, `ts` per row), and the rows
+ * still computed, ascending. The probe (first block's output minus its input, float32) is
+ * only made for the images that go on to a full evaluation (their new state, with the
+ * old one's last evaluation as its previous); the others' distance is summed in place.
  */
-function decideReuse(items: readonly ChunkItem[], input: Float32Array, first: Float32Array, rowSize: number): { outcomes: (ReuseOutcome | undefined)[]; active: Int32Array } {
+function decideReuse(items: readonly ChunkItem[], input: Float32Array, first: Float32Array, rowSize: number, ts: readonly number[]): { outcomes: (ReuseOutcome | undefined)[]; active: Int32Array } {
   const skipped = new Set<number>();
   const outcomes = items.map((it): ReuseOutcome | undefined => {
     if (!it.reuse) return undefined;
     const s = it.reuse.state;
-    const usable = s !== undefined && s.rows === it.rows.length && s.probe.length === it.rows.length * rowSize && s.residual.length === s.probe.length;
-    const distance = usable ? probeDistance(first, input, it.rows, s.probe, rowSize) : Number.NaN;
+    const t = Math.fround(ts[it.rows[0]!]!); // as the model sees it (and the data plane carries it)
+    const usable = stateFits(s, it.rows.length, rowSize);
+    const distance = usable ? probeDistance(first, input, it.rows, s, forecastFactor(s, t), rowSize) : Number.NaN;
     if (usable && distance < it.reuse.threshold) {
       for (const r of it.rows) skipped.add(r);
       return { reused: true, distance, state: s };
@@ -431,7 +433,8 @@ function decideReuse(items: readonly ChunkItem[], input: Float32Array, first: Fl
       const b = q * rowSize;
       for (let i = 0; i < rowSize; i++) probe[b + i] = first[a + i]! - input[a + i]!;
     });
-    return { reused: false, distance, state: { rows: it.rows.length, probe, residual: new Float32Array(0) } };
+    const previous = usable ? { t: s.t, probe: s.probe, residual: s.residual } : undefined;
+    return { reused: false, distance, state: { rows: it.rows.length, t, probe, residual: new Float32Array(0), ...(previous ? { previous } : {}) } };
   });
   const rows = items.reduce((n, it) => n + it.rows.length, 0);
   const active = Int32Array.from({ length: rows }, (_, r) => r).filter((r) => !skipped.has(r));
@@ -442,22 +445,17 @@ function decideReuse(items: readonly ChunkItem[], input: Float32Array, first: Fl
  * The last block's output of every row, in `first` (the first block's output, which this
  * overwrites) unless every row was computed (then `computed` is it): computed rows as
  * computed (a full evaluation's new residual is their output minus the first block's),
- * reused rows the first block's output plus the state's residual. `active`: the rows of
- * `computed`, when not all.
+ * reused rows the first block's output plus the state's residual forecast at the image's
+ * t (`ts` per row). `active`: the rows of `computed`, when not all.
  */
-function finishReuse(items: readonly ChunkItem[], outcomes: (ReuseOutcome | undefined)[], first: Float32Array, computed: Float32Array, active: Int32Array | undefined, rowSize: number): Float32Array {
+function finishReuse(items: readonly ChunkItem[], outcomes: (ReuseOutcome | undefined)[], first: Float32Array, computed: Float32Array, active: Int32Array | undefined, rowSize: number, ts: readonly number[]): Float32Array {
   const at = new Int32Array(items.reduce((n, it) => n + it.rows.length, 0)).fill(-1); // row → its row in `computed`
   if (active) active.forEach((r, k) => (at[r] = k));
   else at.forEach((_, r) => (at[r] = r));
   items.forEach((it, k) => {
     const o = outcomes[k];
     if (o?.reused) {
-      const res = o.state.residual;
-      it.rows.forEach((r, q) => {
-        const a = r * rowSize;
-        const b = q * rowSize;
-        for (let i = 0; i < rowSize; i++) first[a + i] = first[a + i]! + res[b + i]!;
-      });
+      addForecastResidual(first, it.rows, o.state, forecastFactor(o.state, Math.fround(ts[it.rows[0]!]!)), rowSize);
       return;
     }
     const residual = o ? new Float32Array(it.rows.length * rowSize) : undefined;

@@ -23,9 +23,10 @@ export interface GenerateParams {
   /** Guidance only for t in [tMin, tMax] (guidance_t_min / guidance_t_max); undefined: every evaluation. */
   readonly guidanceInterval?: GuidanceInterval;
   /**
-   * Residual reuse (reuse_threshold, > 0): an evaluation whose first block's residual moved
-   * less than this (relative L1) since the image's last full evaluation skips the later
-   * blocks and adds their residual from then. undefined (or 0): every evaluation is full.
+   * Residual reuse (reuse_threshold, > 0): an evaluation whose first block's residual is
+   * within this (relative L1) of its forecast from the image's last two full evaluations
+   * skips the later blocks and adds their residual, forecast the same way. undefined (or
+   * 0): every evaluation is full.
    */
   readonly reuseThreshold?: number;
 }

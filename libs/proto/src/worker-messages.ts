@@ -14,17 +14,25 @@ export interface TickItemMsg {
   readonly reuse?: TickReuseMsg;
 }
 
-/** What an image's last full evaluation left, per model row ([rows, tokens, hidden] each). */
-export interface ReuseStateMsg {
-  readonly rows: number;
+/** One full evaluation of an image, per model row ([rows, tokens, hidden] each). */
+export interface ReuseSnapshotMsg {
+  /** The evaluation's t (float32 on the wire, as the model saw it). */
+  readonly t: number;
   /** The first block's residual. */
   readonly probe: Float32Array;
   /** The later blocks' residual. */
   readonly residual: Float32Array;
 }
 
+/** What an image's last full evaluation left, and the one before it (the forecast follows the line through them). */
+export interface ReuseStateMsg extends ReuseSnapshotMsg {
+  readonly rows: number;
+  /** Absent after the image's first full evaluation. */
+  readonly previous?: ReuseSnapshotMsg;
+}
+
 export interface TickReuseMsg {
-  /** Reuse when the first block's residual moved less than this (relative L1), > 0. */
+  /** Reuse when the first block's residual is within this (relative L1) of its forecast, > 0. */
   readonly threshold: number;
   /** The state from the image's last full evaluation; absent: full. */
   readonly state?: ReuseStateMsg;
@@ -34,7 +42,7 @@ export interface TickReuseMsg {
 export interface ReuseResultMsg {
   readonly item: number;
   readonly reused: boolean;
-  /** The probe's relative L1 change; NaN without a usable state. */
+  /** The probe's relative L1 distance from its forecast; NaN without a usable state. */
   readonly distance: number;
   /** The new state after a full evaluation; absent when reused (the state is unchanged). */
   readonly state?: ReuseStateMsg;

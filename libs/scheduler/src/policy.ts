@@ -93,12 +93,17 @@ export interface SchedulerLimits {
   readonly maxQueuedWork?: number;
 }
 
-/** 512 MiB: about 5,300 guided images of the bundled model (2 rows × 49 tokens × 128 × 4 B × 2 tensors = 98 KiB each). */
+/** 512 MiB: about 2,600 guided images of the bundled model (2 rows × 49 tokens × 128 × 4 B × 2 tensors × 2 evaluations = 196 KiB each). */
 export const DEFAULT_MAX_REUSE_BYTES = 512 * 1024 * 1024;
 
-/** Bytes one residual-reuse state holds (0 for none). */
+/** Bytes one residual-reuse state holds, its previous evaluation's included (0 for none). */
 export function reuseStateBytes(s: ReuseStateMsg | undefined): number {
-  return s ? s.probe.byteLength + s.residual.byteLength : 0;
+  return s ? s.probe.byteLength + s.residual.byteLength + (s.previous ? s.previous.probe.byteLength + s.previous.residual.byteLength : 0) : 0;
+}
+
+/** The state without its previous evaluation (its last one's tensors, the same arrays). Pure. */
+export function withoutPrevious(s: ReuseStateMsg): ReuseStateMsg {
+  return { rows: s.rows, t: s.t, probe: s.probe, residual: s.residual };
 }
 
 /** Bytes of residual-reuse state a request holds. */

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { createClassPriors } from "@switchyard/expert-cache";
 import type { TickResponseMsg } from "@switchyard/proto";
-import { type RequestSpec, admit, applyReuse, reuseBytesOf } from "./policy";
+import { type RequestSpec, admit, applyReuse, reuseBytesOf, reuseStateBytes } from "./policy";
 import type { Live } from "./request";
 import { type TickCall, buildTick, updateRequests } from "./tick";
 
@@ -15,7 +15,11 @@ function live(id: string, over: Partial<RequestSpec> = {}): Live {
   const spec: RequestSpec = { id, params: { sampler: "euler", steps: 4, shift: 1 }, label: 1, guidance: 2, priority: 0, deadlineMs: undefined, noise: [new Float32Array(P)], reuseThreshold: 0.2, ...over };
   return { state: admit(spec, 0, 0), msg: { previewInterval: 0 } as Live["msg"], computeMs: 0, tickMs: 0, cancelled: false, preview: [], affinity: undefined, predicted: undefined, waited: 0 };
 }
-const state = (fill: number, floats = 8) => ({ rows: 2, probe: new Float32Array(floats).fill(fill), residual: new Float32Array(floats).fill(-fill) });
+/** A state of `floats` floats per tensor; with `previous`, its earlier evaluation too (as the engine sends after an image's second full one). */
+const state = (fill: number, floats = 8, previous = false) => ({
+  rows: 2, t: 0.5, probe: new Float32Array(floats).fill(fill), residual: new Float32Array(floats).fill(-fill),
+  ...(previous ? { previous: { t: 0.75, probe: new Float32Array(floats).fill(fill + 1), residual: new Float32Array(floats).fill(-fill - 1) } } : {}),
+});
 
 function response(items: number, reuse: TickResponseMsg["reuse"], routing: number[]): TickResponseMsg {
   return { velocities: new Float32Array(items * P), routing: Int16Array.from(routing), routingWeights: new Float32Array(routing.length), denseMs: 0, expertMs: 0, ...(reuse ? { reuse } : {}) };
@@ -74,6 +78,16 @@ describe("residual-reuse state in the scheduler", () => {
     const s3 = state(3);
     update(requests, callOf(["a"]), response(1, [{ item: 0, reused: false, distance: 0.5, state: s3 }], [0, 0, 0, 0]), bytes);
     expect(a.state.images[0]!.reuse).toBe(s3);
+    // a state carrying its previous evaluation holds twice the bytes, and the bound counts
+    // them: where the whole state does not fit, it is kept without its previous evaluation
+    const s4 = state(4, 8, true);
+    expect(reuseStateBytes(s4)).toBe(2 * bytes);
+    const u2 = update(requests, callOf(["a"]), response(1, [{ item: 0, reused: false, distance: 0.5, state: s4 }], [0, 0, 0, 0]), bytes);
+    expect(u2.reuse).toEqual({ reused: 0, full: 1, dropped: 0 });
+    expect(a.state.images[0]!.reuse).toEqual({ rows: 2, t: 0.5, probe: s4.probe, residual: s4.residual });
+    // with room for both, the whole state is kept
+    update(requests, callOf(["a"]), response(1, [{ item: 0, reused: false, distance: 0.5, state: s4 }], [0, 0, 0, 0]), 2 * bytes);
+    expect(a.state.images[0]!.reuse).toBe(s4);
   });
 
   it("applyReuse is pure", () => {

@@ -1,9 +1,9 @@
 import { type WorkerPool, copiesOf, encodePrediction, expertsUsedBy, f32ToBase64 } from "@switchyard/contract";
 import type { ClassPriors } from "@switchyard/expert-cache";
 import { Code, SwitchyardError } from "@switchyard/errors";
-import type { TickItemMsg, TickRequestMsg, TickResponseMsg } from "@switchyard/proto";
+import type { ReuseStateMsg, TickItemMsg, TickRequestMsg, TickResponseMsg } from "@switchyard/proto";
 import { currentT, guidanceAt, nextEval, previewX0 } from "@switchyard/sampler";
-import { type RequestState, type TickItem, applyReuse, applyVelocity, isFinished, reuseStateBytes } from "./policy";
+import { type RequestState, type TickItem, applyReuse, applyVelocity, isFinished, reuseStateBytes, withoutPrevious } from "./policy";
 import type { Live } from "./request";
 import type { RoutingRecord } from "./service";
 
@@ -164,14 +164,18 @@ export function updateRequests(requests: ReadonlyMap<string, Live>, results: Ext
         r.state = applyReuse(r.state, it.imageIndex, true, undefined, true);
         reuse.reused++;
       } else if (o) {
-        // A full evaluation's new state replaces the old one, within the bound.
+        // A full evaluation's new state replaces the old one, within the bound; where it
+        // does not fit, the state without its previous evaluation (half the bytes: the
+        // forecast falls back to the last evaluation's values) may.
         const freed = reuseStateBytes(r.state.images[it.imageIndex]!.reuse);
-        const adds = reuseStateBytes(o.state);
-        const keep = reuseBytes - freed + adds <= (c.maxReuseBytes ?? Number.POSITIVE_INFINITY);
-        r.state = applyReuse(r.state, it.imageIndex, false, o.state, keep);
-        reuseBytes += (keep ? adds : 0) - freed;
+        const fits = (s: ReuseStateMsg | undefined) => reuseBytes - freed + reuseStateBytes(s) <= (c.maxReuseBytes ?? Number.POSITIVE_INFINITY);
+        let next = o.state;
+        if (next?.previous && !fits(next)) next = withoutPrevious(next);
+        const keep = fits(next);
+        r.state = applyReuse(r.state, it.imageIndex, false, next, keep);
+        reuseBytes += (keep ? reuseStateBytes(next) : 0) - freed;
         reuse.full++;
-        if (!keep && o.state) reuse.dropped++;
+        if (!keep && next) reuse.dropped++;
       }
       const v = res.velocities.subarray(j * P, (j + 1) * P);
       const ev = evals.get(`${it.requestId}/${it.imageIndex}`)!;

@@ -6,13 +6,13 @@
  *    first and again last (`uncached again`) for each config; `× uncached` is against their mean;
  *  - `interval LO-HI`: guidance only for evaluations at t in [LO, HI], one row elsewhere;
  *  - `reuse T`: residual reuse at threshold T (an evaluation whose first-block residual
- *    moved less than T since the image's last full one runs only the first block);
+ *    is within T of its forecast from the image's last two full ones runs only the first block);
  *  - `interval LO-HI + reuse T`: both;
  *  - `fewer-steps`: the honest baseline — the same sampler with as few steps as give
  *    about a setting's model calls, every evaluation guided (once per step count).
  *
- *   npm run bench:reuse -- [--configs euler-20,euler-50,pc-20] [--intervals 0.2-0.8,0.4-1] [--thresholds 0.1,0.15,0.2]
- *                          [--both 0.4-1:0.15] [--per-class 20] [--request-images 4] [--workers 2] [--json FILE]
+ *   npm run bench:reuse -- [--configs euler-20,euler-50,pc-20] [--intervals 0.2-0.8,0.4-1] [--thresholds 0.1,0.2,0.3,0.4]
+ *                          [--both 0.4-1:0.3] [--per-class 20] [--request-images 4] [--workers 2] [--json FILE]
  *
  * model_calls: model rows per image through every block (a guided evaluation is 2, an
  * unguided one 1); a reused evaluation runs one block of L, so it counts 1/L of its rows
@@ -38,8 +38,8 @@ const { values: flags } = parseArgs({
   options: {
     configs: { type: "string", default: "euler-20,euler-50,pc-20" },
     intervals: { type: "string", default: "0.2-0.8,0.4-1" },
-    thresholds: { type: "string", default: "0.1,0.15,0.2" },
-    both: { type: "string", default: "0.4-1:0.15" },
+    thresholds: { type: "string", default: "0.1,0.2,0.3,0.4" },
+    both: { type: "string", default: "0.4-1:0.3" },
     "per-class": { type: "string", default: "20" },
     "request-images": { type: "string", default: "4" },
     workers: { type: "string", default: "2" },
