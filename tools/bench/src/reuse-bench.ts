@@ -12,7 +12,7 @@
  *    about a setting's model calls, every evaluation guided (once per step count).
  *
  *   npm run bench:reuse -- [--configs euler-20,euler-50,pc-20] [--intervals 0.2-0.8,0.4-1] [--thresholds 0.1,0.2,0.3,0.4]
- *                          [--both 0.4-1:0.3] [--per-class 20] [--request-images 4] [--workers 2] [--json FILE]
+ *                          [--both 0.4-1:0.3] [--per-class 20] [--request-images 4] [--workers 2] [--max-tick-rows N] [--json FILE]
  *
  * model_calls: model rows per image through every block (a guided evaluation is 2, an
  * unguided one 1); a reused evaluation runs one block of L, so it counts 1/L of its rows
@@ -44,6 +44,8 @@ const { values: flags } = parseArgs({
     "request-images": { type: "string", default: "4" },
     workers: { type: "string", default: "2" },
     guidance: { type: "string", default: "2" },
+    /** the scheduler's tick budget in model rows (SWITCHYARD_MAX_TICK_ROWS); unset: its default */
+    "max-tick-rows": { type: "string" },
     json: { type: "string" },
   },
 });
@@ -103,7 +105,7 @@ async function main(): Promise<void> {
   const o = cfgPairOverlap(holdout);
   const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
   console.log(`# CFG pairs in traces/holdout (${o.pairs} pairs, ${o.slots} token-layer slots): same top-${holdout.topK} set ${pct(o.sameSet)} (per layer ${o.sameSetByLayer.map(pct).join(" ")}), same first choice ${pct(o.sameFirst)}, experts shared ${pct(o.sharedFraction)}`);
-  const cluster = await startEmbeddedCluster({ modelDir: BUNDLED_MODEL_DIR, workers: Number(flags.workers), port: 0, limits: { maxQueued: 4096 } });
+  const cluster = await startEmbeddedCluster({ modelDir: BUNDLED_MODEL_DIR, workers: Number(flags.workers), port: 0, limits: { maxQueued: 4096, ...(flags["max-tick-rows"] ? { maxTickRows: Number(flags["max-tick-rows"]) } : {}) } });
   const client = createClient({ address: cluster.address });
   const bytes = () => cluster.runtimes.reduce((a, r) => a + trafficTotals(r.stats()).bytesSent, 0);
   const rows: ReuseRow[] = [];
