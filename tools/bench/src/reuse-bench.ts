@@ -12,20 +12,21 @@
  *    about a setting's model calls, every evaluation guided (once per step count).
  *
  *   npm run bench:reuse -- [--configs euler-20,euler-50,pc-20] [--intervals 0.2-0.8,0.4-1] [--thresholds 0.1,0.2,0.3,0.4]
- *                          [--both 0.4-1:0.3] [--per-class 20] [--request-images 4] [--workers 2] [--max-tick-rows N] [--json FILE]
+ *                          [--both 0.4-1:0.3] [--per-class 20] [--request-images 4] [--workers 2] [--processes] [--max-tick-rows N] [--json FILE]
  *
  * model_calls: model rows per image through every block (a guided evaluation is 2, an
  * unguided one 1); a reused evaluation runs one block of L, so it counts 1/L of its rows
  * (from the results' reused/full counts; with an interval too, at the interval's mean
  * rows per evaluation);
  * accuracy: the bundled classifier's, over every class; fd: Fréchet distance of its
- * features against the test set's; bytes_per_image: cross-worker bytes (the workers'
- * counters) per generated image.
+ * features against the test set's; bytes_per_image: cross-worker bytes per generated image
+ * (rows out and expert outputs back, as the workers' counters received them).
  */
 import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { createClient } from "@switchyard/client";
-import { startEmbeddedCluster } from "@switchyard/cluster";
+import { createNatsBus, natsServerAvailable } from "@switchyard/bus";
+import { startEmbeddedCluster, startProcessCluster } from "@switchyard/cluster";
 import { BUNDLED_MODEL_DIR, loadManifest } from "@switchyard/manifest";
 import { scoreImages } from "@switchyard/quality";
 import { type GuidanceInterval, type SamplerName, evalsPerRun, guidedEvals } from "@switchyard/sampler";
@@ -33,6 +34,7 @@ import { cfgPairOverlap, readTrace } from "@switchyard/trace";
 import { trafficTotals } from "@switchyard/worker";
 import { join } from "node:path";
 import { table } from "./stats";
+import { bytesMoved, workerClients } from "./worker-traffic";
 
 const { values: flags } = parseArgs({
   options: {
@@ -44,6 +46,8 @@ const { values: flags } = parseArgs({
     "request-images": { type: "string", default: "4" },
     workers: { type: "string", default: "2" },
     guidance: { type: "string", default: "2" },
+    /** real service processes over NATS and gRPC (needs nats-server) instead of the embedded cluster */
+    processes: { type: "boolean", default: false },
     /** the scheduler's tick budget in model rows (SWITCHYARD_MAX_TICK_ROWS); unset: its default */
     "max-tick-rows": { type: "string" },
     json: { type: "string" },
@@ -87,6 +91,31 @@ function parseConfig(s: string): { sampler: SamplerName; steps: number } {
   return { sampler: m[1] as SamplerName, steps: Number(m[2]) };
 }
 
+/** The cluster the load runs on: embedded (one process, direct calls), or real service processes. */
+async function startCluster(workers: number, processes: boolean, maxTickRows: number | undefined): Promise<{ address: string; bytes: () => Promise<number>; stop: () => Promise<void> }> {
+  if (!processes) {
+    const c = await startEmbeddedCluster({ modelDir: BUNDLED_MODEL_DIR, workers, port: 0, limits: { maxQueued: 4096, ...(maxTickRows ? { maxTickRows } : {}) } });
+    // every byte that crossed is received once: rows by owners, outputs by homes
+    return { address: c.address, bytes: async () => c.runtimes.reduce((a, r) => a + trafficTotals(r.stats()).bytesReceived, 0), stop: () => c.stop() };
+  }
+  if (!natsServerAvailable()) throw new Error("--processes needs nats-server on PATH");
+  const prefix = `reuse${process.pid}`;
+  const env = { SWITCHYARD_MAX_QUEUED: "4096", ...(maxTickRows ? { SWITCHYARD_MAX_TICK_ROWS: String(maxTickRows) } : {}) };
+  const c = await startProcessCluster({ modelDir: BUNDLED_MODEL_DIR, workers, subjectPrefix: prefix, env });
+  const bus = await createNatsBus({ servers: c.nats, name: "bench-reuse" });
+  const clients = await workerClients(bus, prefix, workers);
+  const ids = Array.from({ length: workers }, (_, i) => `worker-${i}`);
+  return {
+    address: c.address,
+    bytes: () => bytesMoved(clients, ids),
+    stop: async () => {
+      clients.close();
+      await bus.close();
+      await c.stop();
+    },
+  };
+}
+
 async function main(): Promise<void> {
   const m = loadManifest(BUNDLED_MODEL_DIR);
   const guidance = Number(flags.guidance);
@@ -105,9 +134,9 @@ async function main(): Promise<void> {
   const o = cfgPairOverlap(holdout);
   const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
   console.log(`# CFG pairs in traces/holdout (${o.pairs} pairs, ${o.slots} token-layer slots): same top-${holdout.topK} set ${pct(o.sameSet)} (per layer ${o.sameSetByLayer.map(pct).join(" ")}), same first choice ${pct(o.sameFirst)}, experts shared ${pct(o.sharedFraction)}`);
-  const cluster = await startEmbeddedCluster({ modelDir: BUNDLED_MODEL_DIR, workers: Number(flags.workers), port: 0, limits: { maxQueued: 4096, ...(flags["max-tick-rows"] ? { maxTickRows: Number(flags["max-tick-rows"]) } : {}) } });
+  const cluster = await startCluster(Number(flags.workers), flags.processes!, flags["max-tick-rows"] ? Number(flags["max-tick-rows"]) : undefined);
   const client = createClient({ address: cluster.address });
-  const bytes = () => cluster.runtimes.reduce((a, r) => a + trafficTotals(r.stats()).bytesSent, 0);
+  const bytes = cluster.bytes;
   const rows: ReuseRow[] = [];
   const configOf: string[] = []; // per row, the config it was run for
   let current = "";
@@ -128,7 +157,7 @@ async function main(): Promise<void> {
     // with a 16-image warm-up the first setting ran at 6.4 images/s, the next ones at ~10).
     await Promise.all(Array.from({ length: Math.ceil((classes * perClass) / perRequest) }, (_, i) => client.generateImages({ label: i % classes, count: perRequest, steps: 3, guidance, seed: 1 + i })));
     const run = async (setting: string, sampler: SamplerName, steps: number, interval?: GuidanceInterval, reuseThreshold?: number): Promise<ReuseRow> => {
-      const b0 = bytes();
+      const b0 = await bytes();
       const t0 = performance.now();
       const jobs: Promise<{ label: number; images: Float32Array[]; reused: number; full: number }>[] = [];
       for (let c = 0; c < classes; c++) {
@@ -150,7 +179,7 @@ async function main(): Promise<void> {
       // reused evaluations ran 1 block of L (at the setting's mean rows per evaluation)
       const calls = reuseThreshold ? (rowsPerImage * (full + reused / L)) / (full + reused) : rowsPerImage;
       configOf.push(current);
-      rows.push({ setting, model_calls: Math.round(calls * 10) / 10, images_per_s: images / seconds, accuracy: q.meanAccuracy, fd: q.frechetDistance, bytes_per_image: (bytes() - b0) / images, ...(reuseThreshold ? { reused_fraction: reused / (full + reused) } : {}) });
+      rows.push({ setting, model_calls: Math.round(calls * 10) / 10, images_per_s: images / seconds, accuracy: q.meanAccuracy, fd: q.frechetDistance, bytes_per_image: ((await bytes()) - b0) / images, ...(reuseThreshold ? { reused_fraction: reused / (full + reused) } : {}) });
       const r = rows.at(-1)!;
       console.log(`${setting}: ${r.images_per_s.toFixed(2)} images/s, ${r.model_calls} model rows per image${reuseThreshold ? ` (${((100 * reused) / (full + reused)).toFixed(1)}% of evaluations reused)` : ""}, accuracy ${(q.meanAccuracy * 100).toFixed(1)}%, fd ${q.frechetDistance.toFixed(2)}`);
       return r;
@@ -185,7 +214,7 @@ async function main(): Promise<void> {
     client.close();
     await cluster.stop();
   }
-  console.log(`\n# compute skipping: ${flags.workers} workers, every request at once (${classes} classes × ${perClass} images, ${perRequest} per request), guidance ${guidance}`);
+  console.log(`\n# compute skipping: ${flags.workers} workers (${flags.processes ? "service processes over NATS and gRPC" : "embedded"}), every request at once (${classes} classes × ${perClass} images, ${perRequest} per request), guidance ${guidance}`);
   print();
   if (flags.json) {
     writeFileSync(flags.json, JSON.stringify(rows, null, 2) + "\n");

@@ -14,7 +14,7 @@
  */
 import { parseArgs } from "node:util";
 import { createNatsBus, natsServerAvailable } from "@switchyard/bus";
-import { type Bus, channels, contiguousPlan, expertsOf, subjects as makeSubjects, subscribe } from "@switchyard/contract";
+import { contiguousPlan, expertsOf } from "@switchyard/contract";
 import { createClient } from "@switchyard/client";
 import { type ProcessCluster, startProcessCluster } from "@switchyard/cluster";
 import { createEngine, createLaneEngine } from "@switchyard/engine";
@@ -22,8 +22,8 @@ import { BUNDLED_MODEL_DIR, createOnnxModel } from "@switchyard/model";
 import type { TickItemMsg } from "@switchyard/proto";
 import { createRng, gaussianNoise } from "@switchyard/sampler";
 import { microBatchesFor } from "@switchyard/scheduler/internal";
-import { createWorkerClients } from "@switchyard/data-plane";
 import { median, percentile, table } from "./stats";
+import { bytesMoved, workerClients } from "./worker-traffic";
 
 const { values: flags } = parseArgs({
   options: {
@@ -47,27 +47,6 @@ const workerEnv: Record<string, string> = Object.fromEntries(
 );
 const rounds = Number(flags.rounds);
 const P = 784;
-
-interface WorkerStatsWire {
-  layers: { bytesSent: number; bytesReceived: number }[];
-}
-
-/** Bytes that crossed between workers: every byte is received once (rows by owners, outputs by homes). */
-async function bytesMoved(clients: ReturnType<typeof createWorkerClients>, ids: string[]): Promise<number> {
-  const all = await Promise.all(ids.map((w) => clients.stats(w) as Promise<WorkerStatsWire>));
-  return all.reduce((s, st) => s + st.layers.reduce((a, l) => a + Number(l.bytesReceived), 0), 0);
-}
-
-async function workerClients(bus: Bus, prefix: string) {
-  const clients = createWorkerClients();
-  const seen = new Set<string>();
-  subscribe(bus, channels(makeSubjects(prefix)).heartbeat, (hb) => {
-    clients.setAddress(hb.workerId, hb.address);
-    seen.add(hb.workerId);
-  });
-  while (seen.size < 2) await new Promise((r) => setTimeout(r, 100));
-  return clients;
-}
 
 async function stepLatency(cluster: ProcessCluster, prefix: string): Promise<void> {
   const bus = await createNatsBus({ servers: cluster.nats, name: "bench" });
