@@ -5,7 +5,7 @@ import { createEngine, generate } from "@switchyard/engine";
 import { resolveGenerateParams } from "@switchyard/manifest";
 import { BUNDLED_MODEL_DIR, type ModelParts, createOnnxModel } from "@switchyard/model";
 import { startEmbeddedCluster } from "./embedded";
-import { startProcessCluster } from "./processes";
+import { type ProcessCluster, startProcessCluster } from "./processes";
 
 const same = (a: Float32Array, b: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
 
@@ -23,6 +23,19 @@ beforeAll(async () => {
   reference = await createOnnxModel({ dir: BUNDLED_MODEL_DIR });
 });
 afterAll(async () => reference?.close());
+
+/** A counter of the scheduler's own /metrics (summed over its series), once its reused evaluations show. */
+async function schedulerCounter(c: ProcessCluster, name: string, label = ""): Promise<number> {
+  const at = (await c.scheduler.waitFor(/metrics on (\S+)\/metrics/))[1];
+  const sum = (text: string, n: string, l: string) =>
+    text.split("\n").filter((line) => (line.startsWith(`${n}{`) || line.startsWith(`${n} `)) && line.includes(l)).reduce((s, line) => s + Number(line.slice(line.lastIndexOf(" ") + 1)), 0);
+  let text = "";
+  for (let i = 0; i < 50 && !(sum(text, "switchyard_scheduler_reuse_evaluations_total", 'outcome="reused"') > 0); i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    text = await (await fetch(`http://${at}/metrics`)).text();
+  }
+  return sum(text, name, label);
+}
 
 /** The in-process engine's images and reuse count for the same parameters (the oracle). */
 async function oracle(p: GenerateParams) {
@@ -90,6 +103,23 @@ describe("residual reuse on a cluster", () => {
     }
   }, 120_000);
 
+  // A worker that keeps no states (SWITCHYARD_REUSE_KEEP_BYTES=0) defers every item the
+  // scheduler names by tick, and the scheduler sends it again with the state: results
+  // must not depend on what workers keep.
+  it.skipIf(!natsServerAvailable())("gives bitwise the engine's images when workers keep no states (every named state deferred, then sent)", async () => {
+    const logs: string[] = [];
+    const c = await startProcessCluster({ modelDir: BUNDLED_MODEL_DIR, workers: 2, subjectPrefix: `k${Math.random().toString(36).slice(2, 7)}`, env: { SWITCHYARD_DENSE_THREADS: "1", SWITCHYARD_REUSE_KEEP_BYTES: "0" }, log: (l) => logs.push(l) });
+    const client = createClient({ address: c.address });
+    try {
+      const results = await Promise.all(LOAD.map((p) => client.generateImages(p)));
+      await expectOracle(LOAD, results);
+      expect(await schedulerCounter(c, "switchyard_scheduler_reuse_deferred_total")).toBeGreaterThan(0); // the path was taken
+    } finally {
+      client.close();
+      await c.stop();
+    }
+  }, 180_000);
+
   // Both row transports between workers: the TCP exchange (the default) and gRPC's Exchange.
   it.skipIf(!natsServerAvailable()).each(["tcp", "grpc"])("carries the state over gRPC and NATS (2 worker processes, rows over %s): bitwise the engine's images", async (transport) => {
     const logs: string[] = [];
@@ -98,6 +128,9 @@ describe("residual reuse on a cluster", () => {
     try {
       const results = await Promise.all(LOAD.map((p) => client.generateImages(p)));
       await expectOracle(LOAD, results);
+      // the workers kept what they made: states named by tick were all there
+      expect(await schedulerCounter(c, "switchyard_scheduler_reuse_evaluations_total", 'outcome="reused"')).toBeGreaterThan(0);
+      expect(await schedulerCounter(c, "switchyard_scheduler_reuse_deferred_total")).toBe(0);
       expect(logs.filter((l) => l.includes("serving data plane on") && l.includes(", row exchange on 127.0.0.1:")).length).toBe(transport === "tcp" ? 2 : 0);
     } finally {
       client.close();

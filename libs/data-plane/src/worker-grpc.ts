@@ -6,7 +6,7 @@ import { ReflectionService } from "@grpc/reflection";
 import { Code, SwitchyardError } from "@switchyard/errors";
 import { SpanKind, extractContext, inSpan, injectContext } from "@switchyard/telemetry";
 import {
-  type ExchangeRequestMsg, type ExchangeResponseMsg, type PeerClient, type ReuseSnapshotMsg, type ReuseStateMsg, type TickRequestMsg, type TickResponseMsg,
+  type ExchangeRequestMsg, type ExchangeResponseMsg, type PeerClient, type ReuseResultMsg, type ReuseSnapshotMsg, type ReuseStateMsg, type TickRequestMsg, type TickResponseMsg,
   clientFor, fromGrpcError, loadContracts, reflectionDefinition, toGrpcStatus,
 } from "@switchyard/proto";
 import { bytesOf, viewAs } from "@switchyard/tensor";
@@ -32,13 +32,14 @@ const buf = (a: Float32Array | Int32Array | Int16Array) => Buffer.from(bytesOf(a
 
 interface WireTick {
   tick: number;
-  items: { requestId: string; imageIndex: number; x: Buffer; t: number; label: number; guidance: number; reuseThreshold?: number; reuseState?: WireReuseState | null }[];
+  items: { requestId: string; imageIndex: number; x: Buffer; t: number; label: number; guidance: number; reuseThreshold?: number; reuseState?: WireReuseState | null; reuseStateTick?: number | string }[];
   homes: string[];
   planVersion: number;
   owners: string[];
   predicted?: Buffer;
   replicas?: { expert: number; workers: string[] }[];
   microBatches?: number;
+  reuseRelease?: string[];
 }
 
 interface WireReuseSnapshot {
@@ -57,6 +58,24 @@ const encodeSnapshot = (s: ReuseSnapshotMsg): WireReuseSnapshot => ({ t: s.t, pr
 const decodeReuseState = (w: WireReuseState): ReuseStateMsg => ({ rows: w.rows, ...decodeSnapshot(w), ...(w.previous ? { previous: decodeSnapshot(w.previous) } : {}) });
 const encodeReuseState = (s: ReuseStateMsg): WireReuseState => ({ rows: s.rows, ...encodeSnapshot(s), ...(s.previous ? { previous: encodeSnapshot(s.previous) } : {}) });
 
+interface WireReuseResult {
+  item: number;
+  reused: boolean;
+  distance: number;
+  state?: WireReuseState | null;
+  previousIsInput?: boolean;
+}
+
+/** A result's new state goes without its previous evaluation when that is the state the item was sent (the scheduler has it). */
+const encodeReuseResult = (o: ReuseResultMsg): WireReuseResult => ({
+  item: o.item, reused: o.reused, distance: o.distance,
+  ...(o.state ? { state: encodeReuseState(o.previousIsInput ? { rows: o.state.rows, t: o.state.t, probe: o.state.probe, residual: o.state.residual } : o.state) } : {}),
+  ...(o.previousIsInput ? { previousIsInput: true } : {}),
+});
+const decodeReuseResult = (o: WireReuseResult): ReuseResultMsg => ({
+  item: o.item, reused: o.reused, distance: o.distance, ...(o.state ? { state: decodeReuseState(o.state) } : {}), ...(o.previousIsInput ? { previousIsInput: true } : {}),
+});
+
 function expandReplicas(list: { expert: number; workers: string[] }[], n: number): string[][] {
   const out: string[][] = Array.from({ length: n }, () => []);
   for (const r of list) if (r.expert < n) out[r.expert] = [...r.workers];
@@ -69,9 +88,12 @@ function decodeTick(w: WireTick): TickRequestMsg {
     ...(w.predicted && w.predicted.length > 0 ? { predicted: viewAs("int32", w.predicted) } : {}),
     ...(w.replicas && w.replicas.length > 0 ? { replicas: expandReplicas(w.replicas, w.owners.length) } : {}),
     ...(w.microBatches && w.microBatches > 1 ? { microBatches: w.microBatches } : {}),
+    ...(w.reuseRelease && w.reuseRelease.length > 0 ? { reuseRelease: w.reuseRelease } : {}),
     items: w.items.map((it) => ({
       requestId: it.requestId, imageIndex: it.imageIndex, x: viewAs("float32", it.x), t: it.t, label: it.label, guidance: it.guidance,
-      ...(it.reuseThreshold ? { reuse: { threshold: it.reuseThreshold, ...(it.reuseState ? { state: decodeReuseState(it.reuseState) } : {}) } } : {}),
+      ...(it.reuseThreshold
+        ? { reuse: { threshold: it.reuseThreshold, ...(it.reuseState ? { state: decodeReuseState(it.reuseState) } : {}), ...(Number(it.reuseStateTick ?? 0) > 0 ? { stateTick: Number(it.reuseStateTick) } : {}) } }
+        : {}),
     })),
   };
 }
@@ -79,11 +101,12 @@ function encodeTick(r: TickRequestMsg): WireTick {
   return {
     tick: r.tick, homes: [...r.homes], planVersion: r.planVersion, owners: [...r.owners], items: r.items.map(({ reuse, ...it }) => ({
       ...it, x: buf(it.x),
-      ...(reuse ? { reuseThreshold: reuse.threshold, ...(reuse.state ? { reuseState: encodeReuseState(reuse.state) } : {}) } : {}),
+      ...(reuse ? { reuseThreshold: reuse.threshold, ...(reuse.state ? { reuseState: encodeReuseState(reuse.state) } : {}), ...(reuse.stateTick ? { reuseStateTick: reuse.stateTick } : {}) } : {}),
     })),
     ...(r.predicted ? { predicted: buf(r.predicted) } : {}),
     ...(r.replicas ? { replicas: r.replicas.flatMap((ws, expert) => (ws.length ? [{ expert, workers: [...ws] }] : [])) } : {}),
     ...(r.microBatches ? { microBatches: r.microBatches } : {}),
+    ...(r.reuseRelease && r.reuseRelease.length > 0 ? { reuseRelease: [...r.reuseRelease] } : {}),
   };
 }
 /**
@@ -184,7 +207,8 @@ export async function startWorkerServer(handler: WorkerHandler, options: { host?
       return {
         velocities: buf(r.velocities), routing: buf(r.routing), routingWeights: buf(r.routingWeights), denseMs: r.denseMs, expertMs: r.expertMs,
         ...(r.expertsUsed ? { expertsUsed: Buffer.from(r.expertsUsed.buffer, r.expertsUsed.byteOffset, r.expertsUsed.byteLength) } : {}),
-        ...(r.reuse ? { reuse: r.reuse.map((o) => ({ item: o.item, reused: o.reused, distance: o.distance, ...(o.state ? { state: encodeReuseState(o.state) } : {}) })) } : {}),
+        ...(r.reuse ? { reuse: r.reuse.map(encodeReuseResult) } : {}),
+        ...(r.deferred && r.deferred.length > 0 ? { deferred: [...r.deferred] } : {}),
       };
     }, { name: "worker.RunTick", attributes: (w) => ({ "switchyard.tick": Number((w as { tick?: number }).tick ?? 0), "switchyard.images": ((w as { items?: unknown[] }).items ?? []).length }) }),
     Exchange: unary((r: ExchangeRequestMsg) => handler.exchange(r), { name: "worker.Exchange", attributes: (r) => ({ "switchyard.tick": r.tick, "switchyard.layer": r.layer, "switchyard.from": r.from, "switchyard.rows": r.rows }) }),
@@ -287,11 +311,12 @@ export function createWorkerClients(options: { clusterSecret?: string; from?: st
       clients.delete(worker);
     },
     async runTick(worker, req, timeoutMs = DEFAULT_TICK_TIMEOUT_MS) {
-      const r = await call<{ velocities: Buffer; routing: Buffer; routingWeights: Buffer; expertsUsed?: Buffer; reuse?: { item: number; reused: boolean; distance: number; state?: WireReuseState | null }[]; denseMs: number; expertMs: number }>(worker, "RunTick", encodeTick(req), timeoutMs);
+      const r = await call<{ velocities: Buffer; routing: Buffer; routingWeights: Buffer; expertsUsed?: Buffer; reuse?: WireReuseResult[]; deferred?: number[]; denseMs: number; expertMs: number }>(worker, "RunTick", encodeTick(req), timeoutMs);
       return {
         velocities: viewAs("float32", r.velocities), routing: viewAs("int16", r.routing), routingWeights: viewAs("float32", r.routingWeights),
         ...(r.expertsUsed && r.expertsUsed.length > 0 ? { expertsUsed: new Uint8Array(r.expertsUsed.buffer, r.expertsUsed.byteOffset, r.expertsUsed.byteLength) } : {}),
-        ...(r.reuse && r.reuse.length > 0 ? { reuse: r.reuse.map((o) => ({ item: o.item, reused: o.reused, distance: o.distance, ...(o.state ? { state: decodeReuseState(o.state) } : {}) })) } : {}),
+        ...(r.reuse && r.reuse.length > 0 ? { reuse: r.reuse.map(decodeReuseResult) } : {}),
+        ...(r.deferred && r.deferred.length > 0 ? { deferred: r.deferred } : {}),
         denseMs: r.denseMs, expertMs: r.expertMs,
       };
     },

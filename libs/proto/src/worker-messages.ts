@@ -31,9 +31,28 @@ export interface ReuseStateMsg extends ReuseSnapshotMsg {
   readonly previous?: ReuseSnapshotMsg;
 }
 
+/** Bytes a residual-reuse state holds, its previous evaluation's included. */
+export function reuseStateBytes(s: ReuseStateMsg): number {
+  return s.probe.byteLength + s.residual.byteLength + (s.previous ? s.previous.probe.byteLength + s.previous.residual.byteLength : 0);
+}
+
+/** A view into a larger buffer is copied, so that a kept value does not keep a whole decoded message alive. */
+const owned = (a: Float32Array): Float32Array => (a.byteOffset === 0 && a.buffer.byteLength === a.byteLength ? a : a.slice());
+
+/** The state with tensors of its own (those that were views into a decoded message copied out). */
+export function ownedReuseState(s: ReuseStateMsg): ReuseStateMsg {
+  const p = s.previous;
+  return { rows: s.rows, t: s.t, probe: owned(s.probe), residual: owned(s.residual), ...(p ? { previous: { t: p.t, probe: owned(p.probe), residual: owned(p.residual) } } : {}) };
+}
+
 export interface TickReuseMsg {
   /** Reuse when the first block's residual is within this (relative L1) of its forecast, > 0. */
   readonly threshold: number;
+  /**
+   * Instead of `state`: the state this worker returned for this image in that tick (a
+   * worker keeps the states it makes); one it no longer holds defers the item.
+   */
+  readonly stateTick?: number;
   /** The state from the image's last full evaluation; absent: full. */
   readonly state?: ReuseStateMsg;
 }
@@ -46,6 +65,8 @@ export interface ReuseResultMsg {
   readonly distance: number;
   /** The new state after a full evaluation; absent when reused (the state is unchanged). */
   readonly state?: ReuseStateMsg;
+  /** The new state's previous evaluation is the state the item was sent (left out of `state` on the wire). */
+  readonly previousIsInput?: boolean;
 }
 
 export interface TickRequestMsg {
@@ -62,6 +83,8 @@ export interface TickRequestMsg {
   readonly replicas?: readonly (readonly string[])[];
   /** [layers*E] images of the tick predicted to route to each global expert; absent: no prediction. */
   readonly predicted?: Int32Array;
+  /** `requestId/imageIndex` of kept residual-reuse states the scheduler will not refer to again. */
+  readonly reuseRelease?: readonly string[];
 }
 
 export interface TickResponseMsg {
@@ -75,6 +98,8 @@ export interface TickResponseMsg {
   readonly expertsUsed?: Uint8Array;
   /** Items that asked for residual reuse; a reused item's routing is -1 (weight 0) in the layers it skipped. */
   readonly reuse?: readonly ReuseResultMsg[];
+  /** Items not evaluated (their `stateTick` state is not held): zero velocity and routing; sent again with the state. */
+  readonly deferred?: readonly number[];
   readonly denseMs: number;
   readonly expertMs: number;
 }

@@ -10,7 +10,7 @@ export interface SchedulerMetrics {
   finished(outcome: string, seconds: number): void;
   bind(stats: () => SchedulerStats): void;
   /** Residual reuse in a tick: evaluations that reused, that ran full, and new states dropped over the memory bound. */
-  reuse(reused: number, full: number, dropped: number): void;
+  reuse(reused: number, full: number, dropped: number, deferred?: number): void;
   /** The residual-reuse state held now, bytes. */
   bindReuseBytes(bytes: () => number): void;
 }
@@ -37,6 +37,7 @@ export function createSchedulerMetrics(registry: Registry): SchedulerMetrics {
     collect() { if (reuseBytes) this.set(reuseBytes()); },
   });
   const reuseEvals = new Counter({ name: "switchyard_scheduler_reuse_evaluations_total", help: "Evaluations of requests with residual reuse, by outcome: reused (only the first block ran) or full", labelNames: ["outcome"], registers: [registry] });
+  const reuseDeferred = new Counter({ name: "switchyard_scheduler_reuse_deferred_total", help: "Evaluations a worker deferred because it no longer kept the residual-reuse state the scheduler named (sent again with the state)", registers: [registry] });
   const reuseDropped = new Counter({ name: "switchyard_scheduler_reuse_states_dropped_total", help: "New residual-reuse states not kept because the bound was reached (the image's next evaluation is full)", registers: [registry] });
   return {
     tick: (seconds, rows, ok) => tickDuration.observe({ rows: rowsBucket(rows), outcome: ok ? "ok" : "failed" }, seconds),
@@ -46,7 +47,8 @@ export function createSchedulerMetrics(registry: Registry): SchedulerMetrics {
       total.observe({ outcome }, seconds);
     },
     bind: (f) => void (stats = f),
-    reuse(reused, full, dropped) {
+    reuse(reused, full, dropped, deferred = 0) {
+      if (deferred) reuseDeferred.inc(deferred);
       if (reused) reuseEvals.inc({ outcome: "reused" }, reused);
       if (full) reuseEvals.inc({ outcome: "full" }, full);
       if (dropped) reuseDropped.inc(dropped);

@@ -1,5 +1,5 @@
 import { Code, SwitchyardError } from "@switchyard/errors";
-import type { ReuseStateMsg } from "@switchyard/proto";
+import { type ReuseStateMsg, reuseStateBytes as stateBytes } from "@switchyard/proto";
 import { type GuidanceInterval, type SamplerState, type SamplingParams, advance, guidanceAt, initState, isDone, needsUnconditional, nextEvalT } from "@switchyard/sampler";
 
 /**
@@ -37,6 +37,11 @@ export interface ImageState {
    * so it goes wherever the image is evaluated next and outlives the worker that made it).
    */
   readonly reuse?: ReuseStateMsg;
+  /**
+   * Where `reuse` is held besides: the worker that made it, in which tick. An evaluation
+   * homed there names it by that tick instead of carrying it (TickItem.reuse_state_tick).
+   */
+  readonly reuseAt?: { readonly worker: string; readonly tick: number };
   /** Evaluations that reused the state (skipped every block after the first). */
   readonly reusedEvals?: number;
 }
@@ -98,7 +103,7 @@ export const DEFAULT_MAX_REUSE_BYTES = 512 * 1024 * 1024;
 
 /** Bytes one residual-reuse state holds, its previous evaluation's included (0 for none). */
 export function reuseStateBytes(s: ReuseStateMsg | undefined): number {
-  return s ? s.probe.byteLength + s.residual.byteLength + (s.previous ? s.previous.probe.byteLength + s.previous.residual.byteLength : 0) : 0;
+  return s ? stateBytes(s) : 0;
 }
 
 /** The state without its previous evaluation (its last one's tensors, the same arrays). Pure. */
@@ -357,15 +362,25 @@ export function applyVelocity(r: RequestState, imageIndex: number, v: Float32Arr
  * Folds what residual reuse did for one image's evaluation: a reused one is counted, a
  * full one's new state replaces the old (`keep` false: dropped, over the memory bound). Pure.
  */
-export function applyReuse(r: RequestState, imageIndex: number, reused: boolean, state: ReuseStateMsg | undefined, keep: boolean): RequestState {
+export function applyReuse(r: RequestState, imageIndex: number, reused: boolean, state: ReuseStateMsg | undefined, keep: boolean, at?: ImageState["reuseAt"]): RequestState {
   const img = r.images[imageIndex];
   if (!img) throw new SwitchyardError(`request ${r.spec.id} has no image ${imageIndex}`, Code.Internal);
   const images = r.images.slice();
   if (reused) images[imageIndex] = { ...img, reusedEvals: (img.reusedEvals ?? 0) + 1 };
   else {
-    const { reuse: _old, ...rest } = img;
-    images[imageIndex] = keep && state ? { ...rest, reuse: state } : rest;
+    const { reuse: _old, reuseAt: _at, ...rest } = img;
+    images[imageIndex] = keep && state ? { ...rest, reuse: state, ...(at ? { reuseAt: at } : {}) } : rest;
   }
+  return { ...r, images };
+}
+
+/** The image's state is no longer held where `reuseAt` says (that worker deferred it): the next evaluation carries it. Pure. */
+export function forgetReuseAt(r: RequestState, imageIndex: number): RequestState {
+  const img = r.images[imageIndex];
+  if (!img?.reuseAt) return r;
+  const { reuseAt: _at, ...rest } = img;
+  const images = r.images.slice();
+  images[imageIndex] = rest;
   return { ...r, images };
 }
 

@@ -34,7 +34,7 @@ function update(requests: Map<string, Live>, call: TickCall, res: TickResponseMs
   });
 }
 
-const callOf = (ids: string[]): TickCall => ({ home: "w0", items: ids.map((requestId) => ({ requestId, imageIndex: 0, home: "w0", rows: 2 })), req: {} as TickCall["req"] });
+const callOf = (ids: string[], home = "w0", tick = 7): TickCall => ({ home, items: ids.map((requestId) => ({ requestId, imageIndex: 0, home, rows: 2 })), req: { tick } as TickCall["req"] });
 
 describe("residual-reuse state in the scheduler", () => {
   it("is sent with the image's next evaluation, replaced by a full one's, kept by a reused one", () => {
@@ -47,15 +47,19 @@ describe("residual-reuse state in the scheduler", () => {
     const s1 = state(1);
     let u = update(requests, callOf(["a"]), response(1, [{ item: 0, reused: false, distance: NaN, state: s1 }], [0, 1, 2, 3]));
     expect(u.reuse).toEqual({ reused: 0, full: 1, dropped: 0 });
-    expect(a.state.images[0]!.reuse).toBe(s1);
+    expect(a.state.images[0]!.reuse).toEqual(s1);
+    expect(a.state.images[0]!.reuseAt).toEqual({ worker: "w0", tick: 7 }); // where it was made (the call's tick)
     expect(a.state.images[0]!.sampler.step).toBe(1); // the velocity was applied too
-    // next evaluation carries it
+    const kept = a.state.images[0]!.reuse;
+    // the next evaluation on the worker that made it names it by its tick; elsewhere it carries it
     built = buildTick(new Map([["w0", callOf(["a"]).items]]), (id) => requests.get(id)!.state, () => undefined, ["w0"], L * E, () => frame);
-    expect(built.calls[0]!.req.items[0]!.reuse).toEqual({ threshold: 0.2, state: s1 });
+    expect(built.calls[0]!.req.items[0]!.reuse).toEqual({ threshold: 0.2, stateTick: 7 });
+    built = buildTick(new Map([["w1", callOf(["a"], "w1").items]]), (id) => requests.get(id)!.state, () => undefined, ["w0", "w1"], L * E, () => frame);
+    expect(built.calls[0]!.req.items[0]!.reuse).toEqual({ threshold: 0.2, state: kept });
     // reused (layer 1 skipped: -1): counted, state unchanged, layer 1's prediction kept from the full one
     u = update(requests, callOf(["a"]), response(1, [{ item: 0, reused: true, distance: 0.05 }], [2, 3, -1, -1]));
     expect(u.reuse).toEqual({ reused: 1, full: 0, dropped: 0 });
-    expect(a.state.images[0]!.reuse).toBe(s1);
+    expect(a.state.images[0]!.reuse).toBe(kept);
     expect(a.state.images[0]!.reusedEvals).toBe(1);
     expect([...a.predicted!].sort((x, y) => x - y)).toEqual([2, 3, E + 2, E + 3]);
     // a request without reuse carries nothing
@@ -77,7 +81,7 @@ describe("residual-reuse state in the scheduler", () => {
     // a's next full evaluation replaces its state within the same bound
     const s3 = state(3);
     update(requests, callOf(["a"]), response(1, [{ item: 0, reused: false, distance: 0.5, state: s3 }], [0, 0, 0, 0]), bytes);
-    expect(a.state.images[0]!.reuse).toBe(s3);
+    expect(a.state.images[0]!.reuse).toEqual(s3);
     // a state carrying its previous evaluation holds twice the bytes, and the bound counts
     // them: where the whole state does not fit, it is kept without its previous evaluation
     const s4 = state(4, 8, true);
@@ -87,7 +91,44 @@ describe("residual-reuse state in the scheduler", () => {
     expect(a.state.images[0]!.reuse).toEqual({ rows: 2, t: 0.5, probe: s4.probe, residual: s4.residual });
     // with room for both, the whole state is kept
     update(requests, callOf(["a"]), response(1, [{ item: 0, reused: false, distance: 0.5, state: s4 }], [0, 0, 0, 0]), 2 * bytes);
-    expect(a.state.images[0]!.reuse).toBe(s4);
+    expect(a.state.images[0]!.reuse).toEqual(s4);
+  });
+
+  it("names what workers kept and will not be asked for again; a deferred item is not applied and carries its state next", () => {
+    const a = live("a", { params: { sampler: "euler", steps: 8, shift: 1 } });
+    const requests = new Map([["a", a]]);
+    const frame = { tick: 1, homes: ["w0", "w1"], planVersion: 1, owners: [] };
+    update(requests, callOf(["a"], "w0", 3), response(1, [{ item: 0, reused: false, distance: NaN, state: state(1) }], [0, 0, 0, 0]));
+    // re-homed to w1: a full evaluation there replaces the state w0 made, which w0 may free
+    let u = update(requests, callOf(["a"], "w1", 4), response(1, [{ item: 0, reused: false, distance: 0.3, state: state(2) }], [0, 0, 0, 0]));
+    expect(Object.fromEntries(u.release)).toEqual({ w0: ["a/0"] });
+    expect(a.state.images[0]!.reuseAt).toEqual({ worker: "w1", tick: 4 });
+    // over the bound the new state is not kept: the worker that made it may free it
+    u = update(requests, callOf(["a"], "w1", 5), response(1, [{ item: 0, reused: false, distance: 0.3, state: state(3) }], [0, 0, 0, 0]), 0);
+    expect(u.reuse.dropped).toBe(1);
+    expect(Object.fromEntries(u.release)).toEqual({ w1: ["a/0"] });
+    expect(a.state.images[0]!.reuse).toBeUndefined();
+    // a full evaluation again; then w1 no longer holds it and defers the item: nothing applied
+    update(requests, callOf(["a"], "w1", 6), response(1, [{ item: 0, reused: false, distance: NaN, state: state(4) }], [0, 0, 0, 0]));
+    const step = a.state.images[0]!.sampler.step;
+    u = update(requests, callOf(["a"], "w1", 8), { ...response(1, undefined, [-1, -1, -1, -1]), deferred: [0] });
+    expect(u.deferred).toBe(1);
+    expect(u.evals).toBe(0);
+    expect(a.state.images[0]!.sampler.step).toBe(step);
+    expect(a.state.images[0]!.reuseAt).toBeUndefined();
+    const built = buildTick(new Map([["w1", callOf(["a"], "w1").items]]), (id) => requests.get(id)!.state, () => undefined, ["w0", "w1"], L * E, () => frame, (w) => (w === "w1" ? ["z/0"] : undefined));
+    expect(built.calls[0]!.req.items[0]!.reuse).toEqual({ threshold: 0.2, state: a.state.images[0]!.reuse });
+    expect(built.calls[0]!.req.reuseRelease).toEqual(["z/0"]);
+  });
+
+  it("puts back a new state's previous evaluation, left off the wire when it is the state the item was sent", () => {
+    const a = live("a");
+    const requests = new Map([["a", a]]);
+    const s1 = state(1);
+    update(requests, callOf(["a"]), response(1, [{ item: 0, reused: false, distance: NaN, state: s1 }], [0, 0, 0, 0]));
+    const s2 = state(2); // as decoded: no previous
+    update(requests, callOf(["a"]), response(1, [{ item: 0, reused: false, distance: 0.4, state: s2, previousIsInput: true }], [0, 0, 0, 0]));
+    expect(a.state.images[0]!.reuse).toEqual({ ...s2, previous: { t: s1.t, probe: s1.probe, residual: s1.residual } });
   });
 
   it("applyReuse is pure", () => {

@@ -120,6 +120,8 @@ class Scheduler implements SchedulerService {
   /** Final events of requests finished lately, for `resend` (oldest first). */
   private readonly recent = new Map<string, { readonly atMs: number; readonly bytes: number; readonly events: RequestEvent[] }>();
   private recentBytes = 0;
+  /** Per worker, residual-reuse states it kept that will not be named again: sent with its next RunTick. */
+  private reuseRelease = new Map<string, string[]>();
   private subs: Subscription[] = [];
   private seq = 0;
   private running = false;
@@ -359,6 +361,7 @@ class Scheduler implements SchedulerService {
     const r = this.requests.get(id);
     if (!r) return;
     this.requests.delete(id);
+    this.releaseReuseOf(r);
     this.failed++;
     const now = this.now();
     this.o.metrics?.finished(codeToString(e.code), (now - r.state.acceptedAtMs) / 1000);
@@ -461,9 +464,15 @@ class Scheduler implements SchedulerService {
     const m = this.o.manifest;
     const L = m.architecture.numLayers;
     const byHome = itemsByHome(items);
-    const built = buildTick(byHome, (id) => this.requests.get(id)!.state, (id) => this.predictedOf(id), this.o.pool.members(), L * m.moe.numExperts, (targets) =>
-      this.tickFrame(tick, [...byHome.keys()], [...byHome.values()].map((v) => v.length), targets),
+    const release = this.reuseRelease;
+    this.reuseRelease = new Map(); // best effort: what a failed tick carried is not sent again (workers bound what they keep)
+    const built = buildTick(
+      byHome, (id) => this.requests.get(id)!.state, (id) => this.predictedOf(id), this.o.pool.members(), L * m.moe.numExperts,
+      (targets) => this.tickFrame(tick, [...byHome.keys()], [...byHome.values()].map((v) => v.length), targets),
+      (w) => release.get(w),
     );
+    // Workers not called this tick hear theirs with a later one.
+    for (const [w, keys] of release) if (!built.calls.some((c) => c.home === w) && this.o.pool.members().includes(w)) this.releaseReuse(w, keys);
     const rows = items.reduce((s, i) => s + i.rows, 0);
     const outcome = await runTick(this.o.pool, built.calls);
     if (!outcome.ok) {
@@ -487,11 +496,21 @@ class Scheduler implements SchedulerService {
       reuseBytes: this.reuseBytes(), maxReuseBytes: this.limits.maxReuseBytes ?? DEFAULT_MAX_REUSE_BYTES,
       ...(this.o.onRouting ? { onRouting: this.o.onRouting } : {}),
     });
-    if (u.reuse.reused + u.reuse.full > 0) this.o.metrics?.reuse(u.reuse.reused, u.reuse.full, u.reuse.dropped);
+    if (u.reuse.reused + u.reuse.full + u.deferred > 0) this.o.metrics?.reuse(u.reuse.reused, u.reuse.full, u.reuse.dropped, u.deferred);
+    for (const [w, keys] of u.release) this.releaseReuse(w, keys);
     this.evalCount += u.evals;
     this.stepCount += u.steps;
     for (const { requestId, ...e } of u.progress) this.emit(requestId, { type: "progress", ...e });
     for (const id of u.finished) this.finish(id, this.requests.get(id)!);
+  }
+
+  private releaseReuse(worker: string, keys: readonly string[]): void {
+    this.reuseRelease.set(worker, [...(this.reuseRelease.get(worker) ?? []), ...keys]);
+  }
+
+  /** A request leaving: the states workers kept for its images will not be named again. */
+  private releaseReuseOf(r: Live): void {
+    r.state.images.forEach((img, i) => img.reuseAt && this.releaseReuse(img.reuseAt.worker, [`${r.state.spec.id}/${i}`]));
   }
 
   /** Residual-reuse state held over every live request, bytes. */
@@ -516,6 +535,7 @@ class Scheduler implements SchedulerService {
 
   private finish(id: string, r: Live): void {
     this.requests.delete(id);
+    this.releaseReuseOf(r);
     this.completed++;
     const events: RequestEvent[] = r.state.images.map((img, index) => ({ type: "image", index, data: f32ToBase64(img.sampler.x) }));
     for (const e of events) this.emit(id, e);

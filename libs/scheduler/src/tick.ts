@@ -1,9 +1,9 @@
 import { type WorkerPool, copiesOf, encodePrediction, expertsUsedBy, f32ToBase64 } from "@switchyard/contract";
 import type { ClassPriors } from "@switchyard/expert-cache";
 import { Code, SwitchyardError } from "@switchyard/errors";
-import type { ReuseStateMsg, TickItemMsg, TickRequestMsg, TickResponseMsg } from "@switchyard/proto";
+import { type ReuseStateMsg, type TickItemMsg, type TickRequestMsg, type TickResponseMsg, ownedReuseState } from "@switchyard/proto";
 import { currentT, guidanceAt, nextEval, previewX0 } from "@switchyard/sampler";
-import { type RequestState, type TickItem, applyReuse, applyVelocity, isFinished, reuseStateBytes, withoutPrevious } from "./policy";
+import { type RequestState, type TickItem, applyReuse, applyVelocity, forgetReuseAt, isFinished, reuseStateBytes, withoutPrevious } from "./policy";
 import type { Live } from "./request";
 import type { RoutingRecord } from "./service";
 
@@ -53,6 +53,7 @@ export function buildTick(
   members: readonly string[],
   experts: number,
   frameFor: (targets: readonly string[]) => TickFrame,
+  releaseOf?: (worker: string) => readonly string[] | undefined,
 ): BuiltTick {
   const homeIds = [...byHome.keys()];
   const items = [...byHome.values()].flat();
@@ -67,10 +68,13 @@ export function buildTick(
       const e = nextEval(s.images[it.imageIndex]!.sampler);
       evals.set(`${it.requestId}/${it.imageIndex}`, e);
       const img = s.images[it.imageIndex]!;
-      const reuse = s.spec.reuseThreshold ? { reuse: { threshold: s.spec.reuseThreshold, ...(img.reuse ? { state: img.reuse } : {}) } } : {};
+      // A state the home made itself is named by its tick; elsewhere (re-homed, or never kept there) it travels.
+      const held = img.reuse ? (img.reuseAt?.worker === home ? { stateTick: img.reuseAt.tick } : { state: img.reuse }) : {};
+      const reuse = s.spec.reuseThreshold ? { reuse: { threshold: s.spec.reuseThreshold, ...held } } : {};
       return { requestId: it.requestId, imageIndex: it.imageIndex, x: e.x, t: e.t, label: s.spec.label, guidance: guidanceAt(s.spec.guidance, e.t, s.spec.guidanceInterval), ...reuse };
     });
-    return { home, items: mine, req: { ...frame, ...(predicted ? { predicted } : {}), items: msgs } };
+    const release = releaseOf?.(home);
+    return { home, items: mine, req: { ...frame, ...(predicted ? { predicted } : {}), ...(release && release.length > 0 ? { reuseRelease: release } : {}), items: msgs } };
   });
   return { calls, evals };
 }
@@ -113,6 +117,10 @@ export interface TickUpdate {
   readonly finished: readonly string[];
   /** Residual reuse: evaluations that reused, that ran full, and new states dropped over the bound. */
   readonly reuse: { readonly reused: number; readonly full: number; readonly dropped: number };
+  /** Items a worker deferred (it no longer held the state their tick named): sent again, with the state. */
+  readonly deferred: number;
+  /** Per worker, the `requestId/imageIndex` of states it kept that will not be named again (TickRequest.reuse_release). */
+  readonly release: ReadonlyMap<string, readonly string[]>;
 }
 
 export interface UpdateContext {
@@ -153,29 +161,47 @@ export function updateRequests(requests: ReadonlyMap<string, Live>, results: Ext
   let evalCount = 0;
   let steps = 0;
   const reuse = { reused: 0, full: 0, dropped: 0 };
+  let deferred = 0;
+  const release = new Map<string, string[]>();
+  const releaseAt = (worker: string, key: string) => release.set(worker, [...(release.get(worker) ?? []), key]);
   let reuseBytes = c.reuseBytes ?? 0;
   for (const { call, res } of results) {
     const reuseOf = new Map((res.reuse ?? []).map((o) => [o.item, o]));
+    const deferredItems = new Set(res.deferred ?? []);
     call.items.forEach((it, j) => {
       const r = requests.get(it.requestId);
       if (!r) return; // cancelled meanwhile
+      if (deferredItems.has(j)) {
+        // Not evaluated: its state goes with its next evaluation.
+        r.state = forgetReuseAt(r.state, it.imageIndex);
+        deferred++;
+        return;
+      }
       const o = reuseOf.get(j);
+      const key = `${it.requestId}/${it.imageIndex}`;
       if (o?.reused) {
         r.state = applyReuse(r.state, it.imageIndex, true, undefined, true);
         reuse.reused++;
       } else if (o) {
         // A full evaluation's new state replaces the old one, within the bound; where it
         // does not fit, the state without its previous evaluation (half the bytes: the
-        // forecast falls back to the last evaluation's values) may.
-        const freed = reuseStateBytes(r.state.images[it.imageIndex]!.reuse);
+        // forecast falls back to the last evaluation's values) may. Its previous
+        // evaluation, when that is the state the item was sent, stays off the wire.
+        const img = r.state.images[it.imageIndex]!;
+        const freed = reuseStateBytes(img.reuse);
         const fits = (s: ReuseStateMsg | undefined) => reuseBytes - freed + reuseStateBytes(s) <= (c.maxReuseBytes ?? Number.POSITIVE_INFINITY);
-        let next = o.state;
+        let next = o.state && ownedReuseState(o.state);
+        if (next && o.previousIsInput && !next.previous && img.reuse) next = { ...next, previous: { t: img.reuse.t, probe: img.reuse.probe, residual: img.reuse.residual } };
         if (next?.previous && !fits(next)) next = withoutPrevious(next);
         const keep = fits(next);
-        r.state = applyReuse(r.state, it.imageIndex, false, next, keep);
+        r.state = applyReuse(r.state, it.imageIndex, false, next, keep, { worker: call.home, tick: call.req.tick });
         reuseBytes += (keep ? reuseStateBytes(next) : 0) - freed;
         reuse.full++;
         if (!keep && next) reuse.dropped++;
+        // What workers kept that will not be named again: the old state where it was made
+        // elsewhere, and the new one when it was not kept here.
+        if (img.reuseAt && img.reuseAt.worker !== call.home) releaseAt(img.reuseAt.worker, key);
+        if (!keep && next) releaseAt(call.home, key);
       }
       const v = res.velocities.subarray(j * P, (j + 1) * P);
       const ev = evals.get(`${it.requestId}/${it.imageIndex}`)!;
@@ -222,7 +248,7 @@ export function updateRequests(requests: ReadonlyMap<string, Live>, results: Ext
       if (isFinished(r.state)) finished.push(it.requestId);
     });
   }
-  return { evals: evalCount, steps, progress, finished, reuse };
+  return { evals: evalCount, steps, progress, finished, reuse, deferred, release };
 }
 
 /** Like Promise.allSettled, but resolves as soon as one promise rejects (with what has settled by then). */

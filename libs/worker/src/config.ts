@@ -10,6 +10,7 @@ import { BUNDLED_MODEL_DIR, DEFAULT_DEVICE_STREAMS, DEFAULT_EXPERT_THREADS, DEFA
 import { parseExpertBudget } from "./worker-cache";
 import { DEFAULT_GATE_TURNS } from "./compute-gate";
 import { DEFAULT_WARM_UP_ROUNDS } from "./warm-up-parts";
+import { DEFAULT_REUSE_KEEP_BYTES } from "./kept-reuse-states";
 
 /** Raw → resolved worker configuration (environment variables listed in the README). */
 export const ENV = {
@@ -38,6 +39,7 @@ export const ENV = {
   SWITCHYARD_GATE_TURNS: "gateTurns",
   SWITCHYARD_WARMUP_ROWS: "warmUpRows",
   SWITCHYARD_WARMUP_ROUNDS: "warmUpRounds",
+  SWITCHYARD_REUSE_KEEP_BYTES: "reuseKeepBytes",
 } as const;
 
 /** A drain waits for one tick to finish and the worker's experts to load elsewhere. */
@@ -83,6 +85,8 @@ export const workerConfigSchema = z.strictObject({
   /** Warm-up tick size in model rows (the scheduler's SWITCHYARD_MAX_TICK_ROWS); 0: no warm-up. */
   warmUpRows: intInRange(0, 65536).default(DEFAULT_MAX_TICK_ROWS),
   warmUpRounds: intInRange(0, 16).default(DEFAULT_WARM_UP_ROUNDS),
+  /** Most bytes of the residual-reuse states this worker made that it keeps for the scheduler to name (kept-reuse-states.ts); 0: none. */
+  reuseKeepBytes: intInRange(0, 1e13).default(DEFAULT_REUSE_KEEP_BYTES),
 });
 
 export type WorkerConfig = z.output<typeof workerConfigSchema>;

@@ -44,6 +44,7 @@ export function createWorkerMetrics(registry: Registry): WorkerMetrics {
         ["switchyard_worker_expert_rows_total", "Rows computed by this worker's experts", (s) => s.expertRows.reduce((a, n) => a + n, 0)],
       ];
       for (const [name, help, f] of totals) new Counter({ name, help, registers: [registry], collect() { this.reset(); this.inc(f(runtime.stats())); } });
+      new Gauge({ name: "switchyard_worker_reuse_kept_bytes", help: "Residual-reuse states this worker made and keeps for the scheduler to name by tick (bounded by SWITCHYARD_REUSE_KEEP_BYTES)", registers: [registry], collect() { this.set(runtime.stats().reuseKept?.bytes ?? 0); } });
       new Gauge({ name: "switchyard_worker_expert_cache_hit_ratio", help: "Needed experts resident when their layer ran, since start (expert device only)", registers: [registry], collect() { const c = runtime.stats().cache; if (c && c.needed > 0) this.set(c.hits / c.needed); } });
       const stallMs = () => runtime.stats().cache?.stallMs;
       return {

@@ -1,11 +1,12 @@
 import { createExpertsUsed, markExpertUsed } from "@switchyard/contract";
-import { createEngine, partsExpertRunner } from "@switchyard/engine";
+import { type ReuseRequest, createEngine, partsExpertRunner } from "@switchyard/engine";
 import { Code, SwitchyardError } from "@switchyard/errors";
 import type { ModelParts } from "@switchyard/model";
 import type { CacheStats, Residency } from "@switchyard/expert-cache";
 import { type GateOptions, createComputeGate, gatedParts } from "./compute-gate";
 import type { WarmUpOptions } from "./warm-up-parts";
 import { ExpertOwner } from "./expert-owner";
+import { DEFAULT_REUSE_KEEP_BYTES, KeptReuseStates, reuseKey } from "./kept-reuse-states";
 import { HeldExperts } from "./held-experts";
 import { type HomeContext, homeExecutor, sendEmpty } from "./home-executor";
 import type { ExchangeRequestMsg, ExchangeResponseMsg, PeerClient, ReuseResultMsg, TickRequestMsg, TickResponseMsg, WorkerTraffic } from "@switchyard/proto";
@@ -48,6 +49,8 @@ export interface WorkerStats {
   readonly expertRows: readonly number[];
   /** Expert cache figures when the worker runs under a device budget (or on an expert device). */
   readonly cache?: CacheStats;
+  /** Residual-reuse states this worker made and keeps for the scheduler to name (kept-reuse-states.ts). */
+  readonly reuseKept?: { readonly states: number; readonly bytes: number };
 }
 
 export interface WorkerRuntimeOptions {
@@ -73,6 +76,8 @@ export interface WorkerRuntimeOptions {
    * under a residency (the cache decides what is loaded when).
    */
   readonly warmUp?: WarmUpOptions;
+  /** Most bytes of residual-reuse states kept for the scheduler to name by tick (default DEFAULT_REUSE_KEEP_BYTES; 0: none, every state comes with its tick). */
+  readonly reuseKeepBytes?: number;
 }
 
 /** Long enough for a slow peer's dense layer, short enough to notice a dead one. */
@@ -101,6 +106,7 @@ class Runtime implements WorkerRuntime {
     residency: Residency | undefined,
     gate: GateOptions | false,
     warmUp: WarmUpOptions | undefined,
+    private readonly kept: KeptReuseStates,
   ) {
     this.parts = gate === false ? parts : gatedParts(parts, createComputeGate(gate));
     const m = parts.manifest;
@@ -118,6 +124,7 @@ class Runtime implements WorkerRuntime {
     if (req.owners.length !== m.architecture.numLayers * this.E) {
       throw new SwitchyardError(`tick ${req.tick}: owners has ${req.owners.length} entries, the model has ${m.architecture.numLayers * this.E} experts`, Code.InvalidArgument);
     }
+    if (req.reuseRelease) this.kept.release(req.reuseRelease);
     if (req.predicted) this.held.predict(req.tick, req.predicted);
     const L = m.architecture.numLayers;
     // Micro-batches run side by side: while one waits for its exchange, another computes.
@@ -138,7 +145,20 @@ class Runtime implements WorkerRuntime {
     const routing = new Int16Array(n * L * T * K);
     const routingWeights = new Float32Array(n * L * T * K);
     const expertsUsed = createExpertsUsed(n, L * this.E);
-    const parts = Array.from({ length: micros }, (_, k) => req.items.map((_, i) => i).filter((i) => i % micros === k));
+    // Residual-reuse states named by the tick that made them come from those this worker
+    // kept; an item whose state is no longer here is deferred (not evaluated: the
+    // scheduler sends it again with the state), so results never depend on what is kept.
+    const deferred: number[] = [];
+    const reuseIn = req.items.map((it, i): ReuseRequest | undefined => {
+      const r = it.reuse;
+      if (!r?.stateTick) return r;
+      const state = this.kept.get(reuseKey(it.requestId, it.imageIndex), r.stateTick);
+      if (state) return { threshold: r.threshold, state };
+      deferred.push(i);
+      return undefined;
+    });
+    const skip = new Set(deferred);
+    const parts = Array.from({ length: micros }, (_, k) => req.items.map((_, i) => i).filter((i) => i % micros === k && !skip.has(i)));
     const reuse: ReuseResultMsg[] = [];
     let denseMs = 0;
     let expertMs = 0;
@@ -146,7 +166,7 @@ class Runtime implements WorkerRuntime {
       parts.map(async (idx, micro) => {
         if (idx.length === 0) return sendEmpty(this.home, req, micro, micros);
         const engine = createEngine({ parts: this.parts, executor: homeExecutor(this.home, req, micro, micros), maxBatchRows: Number.MAX_SAFE_INTEGER });
-        const res = await engine.forward(idx.map((i) => req.items[i]!).map((it) => ({ x: it.x, t: it.t, label: it.label, guidance: it.guidance, ...(it.reuse ? { reuse: it.reuse } : {}) })));
+        const res = await engine.forward(idx.map((i) => ({ x: req.items[i]!.x, t: req.items[i]!.t, label: req.items[i]!.label, guidance: req.items[i]!.guidance, ...(reuseIn[i] ? { reuse: reuseIn[i] } : {}) })));
         denseMs += res.timings.denseMs;
         expertMs += res.timings.expertMs;
         idx.forEach((i, j) => {
@@ -164,13 +184,20 @@ class Runtime implements WorkerRuntime {
               for (let q = r * T * K; q < (r + 1) * T * K; q++) if (ex[q]! >= 0) markExpertUsed(expertsUsed, L * this.E, i, l * this.E + ex[q]!);
             }
           const o = res.reuse?.[j];
-          // A reused item's state is unchanged: only a full evaluation's goes back.
-          if (o) reuse.push({ item: i, reused: o.reused, distance: o.distance, ...(o.reused ? {} : { state: o.state }) });
+          // A reused item's state is unchanged: only a full evaluation's goes back (and is
+          // kept here, for the scheduler to name next time).
+          if (o?.reused) reuse.push({ item: i, reused: true, distance: o.distance });
+          else if (o) {
+            this.kept.put(reuseKey(req.items[i]!.requestId, req.items[i]!.imageIndex), req.tick, o.state);
+            reuse.push({ item: i, reused: false, distance: o.distance, state: o.state, ...(o.state.previous ? { previousIsInput: true } : {}) });
+          }
         });
       }),
     );
     reuse.sort((a, b) => a.item - b.item);
-    return { velocities, routing, routingWeights, expertsUsed, ...(reuse.length > 0 ? { reuse } : {}), denseMs, expertMs };
+    // Deferred items route nowhere (zero weights); their velocities stay zero.
+    for (const i of deferred) routing.fill(-1, i * L * T * K, (i + 1) * L * T * K);
+    return { velocities, routing, routingWeights, expertsUsed, ...(reuse.length > 0 ? { reuse } : {}), ...(deferred.length > 0 ? { deferred } : {}), denseMs, expertMs };
   }
 
   exchange(req: ExchangeRequestMsg): Promise<ExchangeResponseMsg> {
@@ -183,7 +210,7 @@ class Runtime implements WorkerRuntime {
 
   stats(): WorkerStats {
     const residency = this.held.residency;
-    return { workerId: this.id, ticks: this.ticks, layers: this.traffic.map((t) => ({ ...t })), expertRows: [...this.owner.expertRows], ...(residency ? { cache: residency.stats() } : {}) };
+    return { workerId: this.id, ticks: this.ticks, layers: this.traffic.map((t) => ({ ...t })), expertRows: [...this.owner.expertRows], ...(residency ? { cache: residency.stats() } : {}), reuseKept: this.kept.stats() };
   }
 
   async close(): Promise<void> {
@@ -204,7 +231,7 @@ export function trafficTotals(s: WorkerStats): WorkerTraffic {
 }
 
 export function createWorkerRuntime(options: WorkerRuntimeOptions): WorkerRuntime {
-  return new Runtime(options.id, options.parts, options.peers, options.exchangeTimeoutMs ?? DEFAULT_EXCHANGE_TIMEOUT_MS, options.residency, options.gate ?? {}, options.warmUp);
+  return new Runtime(options.id, options.parts, options.peers, options.exchangeTimeoutMs ?? DEFAULT_EXCHANGE_TIMEOUT_MS, options.residency, options.gate ?? {}, options.warmUp, new KeptReuseStates(options.reuseKeepBytes ?? DEFAULT_REUSE_KEEP_BYTES));
 }
 
 /** Workers in this process reaching each other by direct calls (embedded mode, tests). */

@@ -71,7 +71,7 @@ export async function startWorker(cfg: WorkerConfig, deps: WorkerDeps): Promise<
   if (!peers) {
     // In process (peers are the local runtimes).
     const local = deps.inProcess!.peers;
-    const runtime = createWorkerRuntime({ id: cfg.id, parts, peers: local, gate, ...runtimeWarmUp, ...(residency ? { residency } : {}) });
+    const runtime = createWorkerRuntime({ id: cfg.id, parts, peers: local, gate, reuseKeepBytes: cfg.reuseKeepBytes, ...runtimeWarmUp, ...(residency ? { residency } : {}) });
     local.add(runtime);
     return {
       runtime,
@@ -87,7 +87,7 @@ export async function startWorker(cfg: WorkerConfig, deps: WorkerDeps): Promise<
   const instruments = createWorkerMetrics(registry);
   // SWITCHYARD_METRICS_PORT=off: no instruments at all (the overhead baseline).
   const instrumented = cfg.metricsPort !== "off";
-  const runtime = createWorkerRuntime({ id: cfg.id, parts, peers: instrumented ? instruments.peers(peers) : peers, gate, ...runtimeWarmUp, ...(residency ? { residency } : {}) });
+  const runtime = createWorkerRuntime({ id: cfg.id, parts, peers: instrumented ? instruments.peers(peers) : peers, gate, reuseKeepBytes: cfg.reuseKeepBytes, ...runtimeWarmUp, ...(residency ? { residency } : {}) });
   const handler = instrumented ? instruments.handler(runtime) : runtime;
   const server = await startWorkerServer(handler, { host: cfg.host, port: cfg.port, ...secret });
   // Rows from peers also come over plain TCP (exchange-tcp.ts: ~4× less time and CPU per message than grpc-js).
