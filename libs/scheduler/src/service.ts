@@ -505,7 +505,9 @@ class Scheduler implements SchedulerService {
   }
 
   private releaseReuse(worker: string, keys: readonly string[]): void {
-    this.reuseRelease.set(worker, [...(this.reuseRelease.get(worker) ?? []), ...keys]);
+    const list = this.reuseRelease.get(worker);
+    if (list) list.push(...keys);
+    else this.reuseRelease.set(worker, [...keys]);
   }
 
   /** A request leaving: the states workers kept for its images will not be named again. */

@@ -163,7 +163,7 @@ export function updateRequests(requests: ReadonlyMap<string, Live>, results: Ext
   const reuse = { reused: 0, full: 0, dropped: 0 };
   let deferred = 0;
   const release = new Map<string, string[]>();
-  const releaseAt = (worker: string, key: string) => release.set(worker, [...(release.get(worker) ?? []), key]);
+  const releaseAt = (worker: string, key: string) => (release.get(worker) ?? release.set(worker, []).get(worker)!).push(key);
   let reuseBytes = c.reuseBytes ?? 0;
   for (const { call, res } of results) {
     const reuseOf = new Map((res.reuse ?? []).map((o) => [o.item, o]));
