@@ -7,7 +7,7 @@ import { Code, SwitchyardError } from "@switchyard/errors";
 import { SpanKind, extractContext, inSpan, injectContext } from "@switchyard/telemetry";
 import {
   type ExchangeRequestMsg, type ExchangeResponseMsg, type PeerClient, type ReuseResultMsg, type ReuseSnapshotMsg, type ReuseStateMsg, type TickRequestMsg, type TickResponseMsg,
-  clientFor, fromGrpcError, loadContracts, reflectionDefinition, toGrpcStatus,
+  clientFor, fromGrpcError, loadContracts, reflectionDefinition, toGrpcStatus, withoutPrevious,
 } from "@switchyard/proto";
 import { bytesOf, viewAs } from "@switchyard/tensor";
 import { decodeExchangeRequest, decodeExchangeResponse, encodeExchangeRequest, encodeExchangeResponse } from "./exchange-codec";
@@ -69,7 +69,7 @@ interface WireReuseResult {
 /** A result's new state goes without its previous evaluation when that is the state the item was sent (the scheduler has it). */
 const encodeReuseResult = (o: ReuseResultMsg): WireReuseResult => ({
   item: o.item, reused: o.reused, distance: o.distance,
-  ...(o.state ? { state: encodeReuseState(o.previousIsInput ? { rows: o.state.rows, t: o.state.t, probe: o.state.probe, residual: o.state.residual } : o.state) } : {}),
+  ...(o.state ? { state: encodeReuseState(o.previousIsInput ? withoutPrevious(o.state) : o.state) } : {}),
   ...(o.previousIsInput ? { previousIsInput: true } : {}),
 });
 const decodeReuseResult = (o: WireReuseResult): ReuseResultMsg => ({

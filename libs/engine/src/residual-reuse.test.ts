@@ -140,7 +140,7 @@ describe("residual reuse in the engine", () => {
     expect(s1.previous).toBeUndefined();
     const second = (await at(0.6, { threshold: 1e-9, state: s1 })).reuse![0]!;
     expect(second.reused).toBe(false);
-    expect(second.state.t).toBe(Math.fround(0.6)); // as the model saw it;
+    expect(second.state.t).toBe(Math.fround(0.6)); // as the model saw it
     expect(second.state.previous).toEqual({ t: Math.fround(0.8), probe: s1.probe, residual: s1.residual });
     expect(second.state.previous!.residual).toBe(s1.residual); // the same arrays, not copies
     const s2 = second.state;

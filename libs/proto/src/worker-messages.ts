@@ -36,6 +36,19 @@ export function reuseStateBytes(s: ReuseStateMsg): number {
   return s.probe.byteLength + s.residual.byteLength + (s.previous ? s.previous.probe.byteLength + s.previous.residual.byteLength : 0);
 }
 
+/** The state's last evaluation alone. */
+export function snapshotOf(s: ReuseSnapshotMsg): ReuseSnapshotMsg {
+  return { t: s.t, probe: s.probe, residual: s.residual };
+}
+
+/** The state without its previous evaluation (the same arrays). */
+export function withoutPrevious(s: ReuseStateMsg): ReuseStateMsg {
+  return { rows: s.rows, ...snapshotOf(s) };
+}
+
+/** The key TickRequest.reuse_release names an image's state by: `requestId/imageIndex`. */
+export const reuseKey = (requestId: string, imageIndex: number): string => `${requestId}/${imageIndex}`;
+
 /** A view into a larger buffer is copied, so that a kept value does not keep a whole decoded message alive. */
 const owned = (a: Float32Array): Float32Array => (a.byteOffset === 0 && a.buffer.byteLength === a.byteLength ? a : a.slice());
 

@@ -106,11 +106,6 @@ export function reuseStateBytes(s: ReuseStateMsg | undefined): number {
   return s ? stateBytes(s) : 0;
 }
 
-/** The state without its previous evaluation (its last one's tensors, the same arrays). Pure. */
-export function withoutPrevious(s: ReuseStateMsg): ReuseStateMsg {
-  return { rows: s.rows, t: s.t, probe: s.probe, residual: s.residual };
-}
-
 /** Bytes of residual-reuse state a request holds. */
 export function reuseBytesOf(r: RequestState): number {
   return r.images.reduce((s, i) => s + reuseStateBytes(i.reuse), 0);

@@ -4,6 +4,7 @@ import {
 } from "@switchyard/contract";
 import { Code, SwitchyardError, codeToString } from "@switchyard/errors";
 import type { Manifest } from "@switchyard/manifest";
+import { reuseKey } from "@switchyard/proto";
 import { type ClassPriors, createClassPriors } from "@switchyard/expert-cache";
 import { runWarmUpTicks } from "./warm-up-ticks";
 import { createReadiness } from "./readiness";
@@ -512,7 +513,7 @@ class Scheduler implements SchedulerService {
 
   /** A request leaving: the states workers kept for its images will not be named again. */
   private releaseReuseOf(r: Live): void {
-    r.state.images.forEach((img, i) => img.reuseAt && this.releaseReuse(img.reuseAt.worker, [`${r.state.spec.id}/${i}`]));
+    r.state.images.forEach((img, i) => img.reuseAt && this.releaseReuse(img.reuseAt.worker, [reuseKey(r.state.spec.id, i)]));
   }
 
   /** Residual-reuse state held over every live request, bytes. */

@@ -1,9 +1,9 @@
 import { type WorkerPool, copiesOf, encodePrediction, expertsUsedBy, f32ToBase64 } from "@switchyard/contract";
 import type { ClassPriors } from "@switchyard/expert-cache";
 import { Code, SwitchyardError } from "@switchyard/errors";
-import { type ReuseStateMsg, type TickItemMsg, type TickRequestMsg, type TickResponseMsg, ownedReuseState } from "@switchyard/proto";
+import { type ReuseStateMsg, type TickItemMsg, type TickRequestMsg, type TickResponseMsg, ownedReuseState, reuseKey, snapshotOf, withoutPrevious } from "@switchyard/proto";
 import { currentT, guidanceAt, nextEval, previewX0 } from "@switchyard/sampler";
-import { type RequestState, type TickItem, applyReuse, applyVelocity, forgetReuseAt, isFinished, reuseStateBytes, withoutPrevious } from "./policy";
+import { type RequestState, type TickItem, applyReuse, applyVelocity, forgetReuseAt, isFinished, reuseStateBytes } from "./policy";
 import type { Live } from "./request";
 import type { RoutingRecord } from "./service";
 
@@ -178,7 +178,7 @@ export function updateRequests(requests: ReadonlyMap<string, Live>, results: Ext
         return;
       }
       const o = reuseOf.get(j);
-      const key = `${it.requestId}/${it.imageIndex}`;
+      const key = reuseKey(it.requestId, it.imageIndex);
       if (o?.reused) {
         r.state = applyReuse(r.state, it.imageIndex, true, undefined, true);
         reuse.reused++;
@@ -191,7 +191,7 @@ export function updateRequests(requests: ReadonlyMap<string, Live>, results: Ext
         const freed = reuseStateBytes(img.reuse);
         const fits = (s: ReuseStateMsg | undefined) => reuseBytes - freed + reuseStateBytes(s) <= (c.maxReuseBytes ?? Number.POSITIVE_INFINITY);
         let next = o.state && ownedReuseState(o.state);
-        if (next && o.previousIsInput && !next.previous && img.reuse) next = { ...next, previous: { t: img.reuse.t, probe: img.reuse.probe, residual: img.reuse.residual } };
+        if (next && o.previousIsInput && !next.previous && img.reuse) next = { ...next, previous: snapshotOf(img.reuse) };
         if (next?.previous && !fits(next)) next = withoutPrevious(next);
         const keep = fits(next);
         r.state = applyReuse(r.state, it.imageIndex, false, next, keep, { worker: call.home, tick: call.req.tick });
@@ -204,7 +204,7 @@ export function updateRequests(requests: ReadonlyMap<string, Live>, results: Ext
         if (!keep && next) releaseAt(call.home, key);
       }
       const v = res.velocities.subarray(j * P, (j + 1) * P);
-      const ev = evals.get(`${it.requestId}/${it.imageIndex}`)!;
+      const ev = evals.get(key)!;
       const before = r.state.images[it.imageIndex]!.sampler.step;
       const a = applyVelocity(r.state, it.imageIndex, v);
       r.state = a.state;

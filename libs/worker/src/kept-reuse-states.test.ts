@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { KeptReuseStates, reuseKey } from "./kept-reuse-states";
+import { reuseKey } from "@switchyard/proto";
+import { KeptReuseStates } from "./kept-reuse-states";
 
 /** A state of 2 floats per tensor (16 B; 32 B with a previous evaluation). */
 const state = (fill: number, previous = false) => ({

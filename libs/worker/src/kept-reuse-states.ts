@@ -1,5 +1,8 @@
 import { type ReuseStateMsg, ownedReuseState, reuseStateBytes } from "@switchyard/proto";
 
+/** 512 MiB, as the scheduler's bound on all the states it holds (SWITCHYARD_MAX_REUSE_BYTES): ~2,600 guided images of the bundled model. */
+export const DEFAULT_REUSE_KEEP_BYTES = 512 * 1024 * 1024;
+
 /**
  * The residual-reuse states this worker made (#18), so that the scheduler can name one
  * by the tick that made it instead of sending it back with every evaluation (a guided
@@ -11,9 +14,6 @@ import { type ReuseStateMsg, ownedReuseState, reuseStateBytes } from "@switchyar
  * Bounded in bytes: past the bound the least recently used states go. The scheduler also
  * names the states it will not refer to again (finished, dropped or re-homed images).
  */
-/** 512 MiB, as the scheduler's bound on all the states it holds (SWITCHYARD_MAX_REUSE_BYTES): ~2,600 guided images of the bundled model. */
-export const DEFAULT_REUSE_KEEP_BYTES = 512 * 1024 * 1024;
-
 export class KeptReuseStates {
   /** Insertion order is use order: the first entry is the least recently used. */
   private readonly entries = new Map<string, { readonly tick: number; readonly state: ReuseStateMsg; readonly bytes: number }>();
@@ -61,6 +61,3 @@ export class KeptReuseStates {
     this.held -= e.bytes;
   }
 }
-
-/** The key of an image's state: `requestId/imageIndex`, as TickRequest.reuse_release names it. */
-export const reuseKey = (requestId: string, imageIndex: number): string => `${requestId}/${imageIndex}`;

@@ -6,10 +6,10 @@ import type { CacheStats, Residency } from "@switchyard/expert-cache";
 import { type GateOptions, createComputeGate, gatedParts } from "./compute-gate";
 import type { WarmUpOptions } from "./warm-up-parts";
 import { ExpertOwner } from "./expert-owner";
-import { DEFAULT_REUSE_KEEP_BYTES, KeptReuseStates, reuseKey } from "./kept-reuse-states";
+import { DEFAULT_REUSE_KEEP_BYTES, KeptReuseStates } from "./kept-reuse-states";
 import { HeldExperts } from "./held-experts";
 import { type HomeContext, homeExecutor, sendEmpty } from "./home-executor";
-import type { ExchangeRequestMsg, ExchangeResponseMsg, PeerClient, ReuseResultMsg, TickRequestMsg, TickResponseMsg, WorkerTraffic } from "@switchyard/proto";
+import { type ExchangeRequestMsg, type ExchangeResponseMsg, type PeerClient, type ReuseResultMsg, type TickRequestMsg, type TickResponseMsg, type WorkerTraffic, reuseKey } from "@switchyard/proto";
 
 /**
  * A worker (one GPU): home to some images of a tick (runs their dense parts) and owner
