@@ -92,13 +92,6 @@ export interface OnnxModelOptions {
 }
 
 /**
- * The shared expert on a thread of its own where there are 2 cores or more. In-process at
- * batch 32 on 2 cores (one step, 20 steps × 3 alternating runs): 101.8/96.2/106.5 ms
- * against 116.9/116.5/111.8 with it on the calling thread.
- */
-export const DEFAULT_SHARED_THREAD = availableParallelism() > 1;
-
-/**
  * Below this many rows the shared expert runs on the calling thread even with a thread of
  * its own: a call there costs ~0.35 ms more (messages and wake-ups). Same comparison per
  * batch (rows = 2 × 49 × batch): batch 1 (98 rows) 19.0 vs 15.9 ms per step; batch 4
@@ -106,14 +99,41 @@ export const DEFAULT_SHARED_THREAD = availableParallelism() > 1;
  */
 export const SHARED_THREAD_MIN_ROWS = 256;
 
-/** Dense parts are matmuls over B*T rows: use the cores, up to 4. */
-export const DEFAULT_DENSE_THREADS = Math.max(1, Math.min(4, availableParallelism()));
+/** How a model's parts use the cores they are given (threadDefaults). */
+export interface ThreadDefaults {
+  /** Intra-op threads of embed, dense and final sessions. */
+  readonly denseThreads: number;
+  /** The same with an expert device, which takes a core of its own. */
+  readonly denseThreadsWithDevice: number;
+  /** Whether the shared expert runs on a thread of its own. */
+  readonly sharedThread: boolean;
+}
+
 /**
- * With an expert device (a thread of its own that runs and loads experts), dense parts
- * leave it a core: on 2 cores a budgeted step at batch 32 took 229 ms with 1 dense
- * thread and 237 ms with 2 (the device's loads then fight the dense pool).
+ * The threads a model's parts use on `cores` cores (a worker's SWITCHYARD_WORKER_CORES,
+ * by default all of this machine's):
+ * - dense parts are matmuls over B*T rows: they use the cores, up to 4;
+ * - with an expert device (a thread of its own that runs and loads experts), dense parts
+ *   leave it a core: on 2 cores a budgeted step at batch 32 took 229 ms with 1 dense
+ *   thread and 237 ms with 2 (the device's loads then fight the dense pool);
+ * - the shared expert runs on a thread of its own from 2 cores: in-process at batch 32 on
+ *   2 cores (one step, 20 steps × 3 alternating runs) 101.8/96.2/106.5 ms against
+ *   116.9/116.5/111.8 with it on the calling thread.
+ * On one core every extra thread only waits for the core: 2 worker processes on 2
+ * cores, each given 1, stepped batch 32 in 80.9/74.8/88.1 ms against 108.5/101.7/100.6
+ * each with this machine's defaults (alternating runs; their main threads waited
+ * 4-10 ms per step for a core against 24-34).
  */
-export const DEFAULT_DENSE_THREADS_WITH_DEVICE = Math.max(1, Math.min(4, availableParallelism() - 1));
+export function threadDefaults(cores: number): ThreadDefaults {
+  const c = Math.max(1, Math.floor(cores));
+  return { denseThreads: Math.min(4, c), denseThreadsWithDevice: Math.max(1, Math.min(4, c - 1)), sharedThread: c > 1 };
+}
+
+const MACHINE_THREADS = threadDefaults(availableParallelism());
+/** threadDefaults of this machine's cores. */
+export const DEFAULT_SHARED_THREAD = MACHINE_THREADS.sharedThread;
+export const DEFAULT_DENSE_THREADS = MACHINE_THREADS.denseThreads;
+export const DEFAULT_DENSE_THREADS_WITH_DEVICE = MACHINE_THREADS.denseThreadsWithDevice;
 /** Expert calls are small (tens of rows); a thread pool costs more than it gives. */
 export const DEFAULT_EXPERT_THREADS = 1;
 

@@ -6,7 +6,7 @@ import { DATA_PLANE_ENV, dataPlaneConfigShape } from "@switchyard/data-plane";
 import { DEFAULT_MAX_TICK_ROWS, DEFAULT_SERVING_GROUP } from "@switchyard/contract";
 import { intInRange, parseOrThrow, port, readEnv } from "@switchyard/config";
 import { DEFAULT_RESIDENCY_LOOKAHEAD } from "@switchyard/expert-cache";
-import { BUNDLED_MODEL_DIR, DEFAULT_DEVICE_STREAMS, DEFAULT_EXPERT_THREADS, DEFAULT_SHARED_THREAD } from "@switchyard/model";
+import { BUNDLED_MODEL_DIR, DEFAULT_DEVICE_STREAMS, DEFAULT_EXPERT_THREADS } from "@switchyard/model";
 import { parseExpertBudget } from "./worker-cache";
 import { DEFAULT_GATE_TURNS } from "./compute-gate";
 import { DEFAULT_WARM_UP_ROUNDS } from "./warm-up-parts";
@@ -28,6 +28,7 @@ export const ENV = {
   SWITCHYARD_EXCHANGE_TRANSPORT: "exchangeTransport",
   SWITCHYARD_EXCHANGE_PORT: "exchangePort",
   SWITCHYARD_HEARTBEAT_MS: "heartbeatMs",
+  SWITCHYARD_WORKER_CORES: "cores",
   SWITCHYARD_DENSE_THREADS: "denseThreads",
   SWITCHYARD_EXPERT_THREADS: "expertThreads",
   SWITCHYARD_GROUP_EXPERTS: "groupExperts",
@@ -68,13 +69,19 @@ export const workerConfigSchema = z.strictObject({
   /** The TCP exchange's port (0 = any free), on `host`. */
   exchangePort: port.default(0),
   heartbeatMs: intInRange(50, 60_000).default(DEFAULT_HEARTBEAT_MS),
+  /**
+   * The cores this worker may use (default: all of this machine's, os.availableParallelism()).
+   * Its thread defaults follow (threadDefaults): a launcher that starts several workers on
+   * one machine gives each its share, and the Helm chart the pod's CPU request.
+   */
+  cores: intInRange(1, 4096).optional(),
   /** Default: min(4, cores), or one fewer under an expert budget (the expert device takes a core). */
   denseThreads: intInRange(1, 256).optional(),
   expertThreads: intInRange(1, 256).default(DEFAULT_EXPERT_THREADS),
   /** "on": each layer's held experts run as one grouped session (a second copy of their weights); "off": one call per expert. */
   groupExperts: z.enum(["on", "off"]).default("on"),
   /** "on": the shared expert runs on a thread of its own, beside the routed experts (from SHARED_THREAD_MIN_ROWS rows); "off": on the main thread. Default: on with 2 cores or more. */
-  sharedThread: z.enum(["on", "off"]).default(DEFAULT_SHARED_THREAD ? "on" : "off"),
+  sharedThread: z.enum(["on", "off"]).optional(),
   /** "all" (default): every held expert stays loaded; "50%" or "12MiB": an expert device under that budget. */
   expertBudget: z.string().default("all"),
   cachePolicy: z.enum(["lru", "lfu", "predictive"]).default("predictive"),

@@ -1,7 +1,8 @@
 import { randomUUID } from "node:crypto";
+import { availableParallelism } from "node:os";
 import { type Bus, channels, expertsOf, planInForce, publish, request, subjects as makeSubjects, subscribe, type ExpertPlan } from "@switchyard/contract";
 import { SwitchyardError } from "@switchyard/errors";
-import { DEFAULT_DENSE_THREADS, DEFAULT_DENSE_THREADS_WITH_DEVICE, type ModelParts, createOnnxModel, loadManifest } from "@switchyard/model";
+import { type ModelParts, createOnnxModel, loadManifest, threadDefaults } from "@switchyard/model";
 import { createServiceRegistry, startMetricsServer } from "@switchyard/telemetry";
 import { createWorkerClients, startExchangeServer, startWorkerServer } from "@switchyard/data-plane";
 import { createWorkerCache, parseExpertBudget } from "./worker-cache";
@@ -47,16 +48,19 @@ export async function startWorker(cfg: WorkerConfig, deps: WorkerDeps): Promise<
     ? [subscribe(bus, ch.heartbeat, (hb) => hb.workerId !== cfg.id && peers.setAddress(hb.workerId, hb.address, hb.exchangeAddress)), subscribe(bus, ch.leave, (m) => peers.remove(m.workerId))]
     : [];
   const budget = parseExpertBudget(cfg.expertBudget);
-  const denseThreads = cfg.denseThreads ?? (budget ? DEFAULT_DENSE_THREADS_WITH_DEVICE : DEFAULT_DENSE_THREADS);
+  const threads = threadDefaults(cfg.cores ?? availableParallelism());
+  const denseThreads = cfg.denseThreads ?? (budget ? threads.denseThreadsWithDevice : threads.denseThreads);
+  const sharedThread = cfg.sharedThread ? cfg.sharedThread === "on" : threads.sharedThread;
   // Over its own data plane, experts are loaded when the scheduler assigns them (SetExperts);
   // in process, the worker starts with those of the plan it is given.
   const held = deps.inProcess ? new Set(expertsOf(deps.inProcess.plan, cfg.id)) : new Set<number>();
   const E = loadManifest(cfg.modelDir).moe.numExperts;
-  const parts: ModelParts = await createOnnxModel({ dir: cfg.modelDir, experts: (l, e) => !budget && held.has(l * E + e), denseThreads, expertThreads: cfg.expertThreads, groupExperts: cfg.groupExperts === "on", sharedThread: cfg.sharedThread === "on" });
+  const parts: ModelParts = await createOnnxModel({ dir: cfg.modelDir, experts: (l, e) => !budget && held.has(l * E + e), denseThreads, expertThreads: cfg.expertThreads, groupExperts: cfg.groupExperts === "on", sharedThread });
   // Under a budget, experts live on an expert device with a predictive (or LRU/LFU) cache.
   const residency = budget
     ? createWorkerCache({ modelDir: cfg.modelDir, manifest: parts.manifest, budget, policy: cfg.cachePolicy, lookahead: cfg.cacheLookahead, threads: cfg.expertThreads, streams: cfg.expertStreams })
     : undefined;
+  log(`${cfg.cores ?? availableParallelism()} cores: ${denseThreads} dense threads, the shared expert ${sharedThread ? "on a thread of its own" : "on the main thread"}`);
   if (budget) log(`expert cache: ${cfg.cachePolicy}, budget ${cfg.expertBudget}, lookahead ${cfg.cacheLookahead}`);
   if (residency && held.size > 0) await residency.setHeld([...held]);
   // Warm before the first heartbeat: the scheduler sends no tick to a worker it has not heard of.
