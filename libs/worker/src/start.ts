@@ -48,7 +48,8 @@ export async function startWorker(cfg: WorkerConfig, deps: WorkerDeps): Promise<
     ? [subscribe(bus, ch.heartbeat, (hb) => hb.workerId !== cfg.id && peers.setAddress(hb.workerId, hb.address, hb.exchangeAddress)), subscribe(bus, ch.leave, (m) => peers.remove(m.workerId))]
     : [];
   const budget = parseExpertBudget(cfg.expertBudget);
-  const threads = threadDefaults(cfg.cores ?? availableParallelism());
+  const cores = cfg.cores ?? availableParallelism();
+  const threads = threadDefaults(cores);
   const denseThreads = cfg.denseThreads ?? (budget ? threads.denseThreadsWithDevice : threads.denseThreads);
   const sharedThread = cfg.sharedThread ? cfg.sharedThread === "on" : threads.sharedThread;
   // Over its own data plane, experts are loaded when the scheduler assigns them (SetExperts);
@@ -60,7 +61,7 @@ export async function startWorker(cfg: WorkerConfig, deps: WorkerDeps): Promise<
   const residency = budget
     ? createWorkerCache({ modelDir: cfg.modelDir, manifest: parts.manifest, budget, policy: cfg.cachePolicy, lookahead: cfg.cacheLookahead, threads: cfg.expertThreads, streams: cfg.expertStreams })
     : undefined;
-  log(`${cfg.cores ?? availableParallelism()} cores: ${denseThreads} dense threads, the shared expert ${sharedThread ? "on a thread of its own" : "on the main thread"}`);
+  log(`${cores} cores: ${denseThreads} dense threads, the shared expert ${sharedThread ? "on a thread of its own" : "on the main thread"}`);
   if (budget) log(`expert cache: ${cfg.cachePolicy}, budget ${cfg.expertBudget}, lookahead ${cfg.cacheLookahead}`);
   if (residency && held.size > 0) await residency.setHeld([...held]);
   // Warm before the first heartbeat: the scheduler sends no tick to a worker it has not heard of.
