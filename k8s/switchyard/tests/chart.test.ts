@@ -56,6 +56,17 @@ function render(values: string, kube = "1.30.0", extra: string[] = []): { text: 
 const env = (objs: K8sObject[], component: string) =>
   workloads(objs).filter((w) => podTemplate(w).metadata?.labels?.["app.kubernetes.io/component"] === component);
 
+type Containers = ReturnType<typeof podTemplate>["spec"]["containers"];
+
+/** What the kubelet puts in a resourceFieldRef variable: the named container's CPU in divisor units, rounded up. */
+function kubeletResource(containers: Containers, self: string, ref: { containerName?: string; resource?: string; divisor?: string }): string | undefined {
+  const [kind, name] = (ref.resource ?? "").split(".");
+  const q = containers.find((c) => c.name === (ref.containerName ?? self))?.resources?.[kind as "requests" | "limits"]?.[name!];
+  if (name !== "cpu" || q === undefined) return undefined;
+  const cores = (s: string) => (s.endsWith("m") ? Number(s.slice(0, -1)) / 1000 : Number(s));
+  return String(Math.ceil(cores(String(q)) / cores(ref.divisor ?? "1")));
+}
+
 describe.skipIf(!HELM || !VALIDATE)("Helm chart k8s/switchyard", () => {
   it.each(VALUE_SETS)("lints strictly with ci/%s", (values) => {
     const r = helm("lint", "--strict", ".", "--kube-version", "1.30.0", "-f", join("ci", values));
@@ -110,7 +121,8 @@ describe.skipIf(!HELM || !VALIDATE)("Helm chart k8s/switchyard", () => {
           let v = e.value;
           if (v === undefined && e.valueFrom) {
             const field = (e.valueFrom.fieldRef as { fieldPath?: string } | undefined)?.fieldPath;
-            v = field === "metadata.name" ? `${w.metadata.name}-0` : field === "metadata.namespace" ? "serving" : e.valueFrom.secretKeyRef ? "secret-from-the-cluster-0123456789" : undefined;
+            const resource = e.valueFrom.resourceFieldRef as { containerName?: string; resource?: string; divisor?: string } | undefined;
+            v = field === "metadata.name" ? `${w.metadata.name}-0` : field === "metadata.namespace" ? "serving" : e.valueFrom.secretKeyRef ? "secret-from-the-cluster-0123456789" : resource ? kubeletResource(podTemplate(w).spec.containers, c.name, resource) : undefined;
           }
           expect(v, `${w.metadata.name}: ${e.name} has a value`).toBeDefined();
           vars[e.name] = v!.replace(/\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (_, n: string) => vars[n] ?? `$(${n})`);
@@ -158,6 +170,18 @@ describe.skipIf(!HELM || !VALIDATE)("Helm chart k8s/switchyard", () => {
     const w2 = podTemplate(env(grpcOnly, "worker")[0]!).spec.containers[0]!;
     expect(w2.ports!.map((p) => p.name)).toEqual(["data", "metrics"]);
     expect(w2.env!.filter((e) => e.name.startsWith("SWITCHYARD_EXCHANGE_")).map((e) => [e.name, e.value])).toEqual([["SWITCHYARD_EXCHANGE_TRANSPORT", "grpc"]]);
+  });
+
+  it("sizes the workers' ONNX Runtime threads for their CPU request, and leaves them to the node's cores without one", () => {
+    const cores = (objects: K8sObject[]) => {
+      const c = podTemplate(env(objects, "worker")[0]!).spec.containers[0]!;
+      const e = c.env!.find((x) => x.name === "SWITCHYARD_WORKER_CORES");
+      return e && { ref: e.valueFrom, kubelet: kubeletResource(podTemplate(env(objects, "worker")[0]!).spec.containers, c.name, e.valueFrom!.resourceFieldRef as object) };
+    };
+    expect(cores(render("default-values.yaml").objects)).toEqual({ ref: { resourceFieldRef: { containerName: "worker", resource: "requests.cpu", divisor: "1" } }, kubelet: "2" });
+    expect(cores(render("default-values.yaml", "1.30.0", ["--set", "worker.resources.requests.cpu=1500m"]).objects)?.kubelet).toBe("2");
+    expect(cores(render("keda-cpu-values.yaml").objects)?.kubelet).toBe("4");
+    expect(cores(render("default-values.yaml", "1.30.0", ["--set", "worker.resources.requests.cpu=null"]).objects)).toBeUndefined();
   });
 
   it("renders ServiceMonitor, PodMonitor and PrometheusRule only where the Prometheus Operator's API exists", () => {

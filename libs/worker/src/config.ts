@@ -72,7 +72,8 @@ export const workerConfigSchema = z.strictObject({
   /**
    * The cores this worker may use (default: all of this machine's, os.availableParallelism()).
    * Its thread defaults follow (threadDefaults): a launcher that starts several workers on
-   * one machine gives each its share (workerCoresShare in @switchyard/cluster).
+   * one machine gives each its share (workerCoresShare in @switchyard/cluster), and the Helm
+   * chart gives each pod its CPU request, rounded up to whole cores.
    */
   cores: intInRange(1, 4096).optional(),
   /** Default: min(4, cores), or one fewer under an expert budget (the expert device takes a core). */
