@@ -130,7 +130,8 @@ async function main(): Promise<void> {
     for (const [sampler, steps] of configs) {
       const r = await evaluateQuality(engine, dir, { perClass, steps, sampler, guidance: GUIDANCE, shift: 1, seed: 5 });
       q.push([sampler, steps, r.evalsPerImage, (r.meanAccuracy * 100).toFixed(1) + "%", r.frechetDistance.toFixed(2), r.seconds.toFixed(1)]);
-      console.log(table(["sampler", "steps", "model calls", "accuracy", "frechet", "s"], q).split("\n").slice(-1)[0]);
+      // progress on stderr (a run takes minutes); the aligned table once, on stdout
+      console.error(`# done: ${q.at(-1)!.join(" ")}`);
     }
     console.log(table(["sampler", "steps", "model calls", "accuracy", "frechet", "s"], q));
   }
