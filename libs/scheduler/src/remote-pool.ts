@@ -28,6 +28,7 @@ export interface RemotePoolOptions {
 export const DEFAULT_LIVENESS_MS = 3500;
 
 export interface RemotePool extends WorkerPool {
+  prepare(): Promise<void>;
   plan(): ExpertPlan | undefined;
   close(): void;
 }
@@ -49,8 +50,8 @@ export function createRemotePool(o: RemotePoolOptions): RemotePool {
   const notify = () => signal.notify();
   /** Incarnations that asked to leave: their late heartbeats must not bring them back. */
   const departed = new Set<string>();
-  /** Drains waiting for a plan without their worker. */
-  const draining = new Map<string, (() => void)[]>();
+  /** Drains waiting for a plan without their worker (an error: none will come). */
+  const draining = new Map<string, ((err?: SwitchyardError) => void)[]>();
   const settleDrains = () => {
     for (const [id, waiters] of draining) if (!active.includes(id)) {
       draining.delete(id);
@@ -88,7 +89,7 @@ export function createRemotePool(o: RemotePoolOptions): RemotePool {
     serve(o.bus, ch.drain, async (d) => {
       if (d.incarnation !== undefined) departed.add(`${d.workerId}/${d.incarnation}`);
       const t0 = Date.now();
-      const left = new Promise<void>((resolve) => draining.set(d.workerId, [...(draining.get(d.workerId) ?? []), resolve]));
+      const left = new Promise<void>((resolve, reject) => draining.set(d.workerId, [...(draining.get(d.workerId) ?? []), (err) => (err ? reject(err) : resolve())]));
       if (seen.delete(d.workerId)) {
         o.log?.(`worker ${d.workerId} is draining`);
         dirty = true;
@@ -242,6 +243,13 @@ export function createRemotePool(o: RemotePoolOptions): RemotePool {
       clearInterval(sweep);
       kvWatch?.unsubscribe();
       for (const s of subs) s.unsubscribe();
+      // Drains still waiting are answered now: this scheduler applies no more plans, and
+      // the workers would otherwise wait out their drain timeout before stopping.
+      for (const [id, waiters] of draining) {
+        const err = new SwitchyardError(`the scheduler stopped before a plan without worker ${id} came into force`, Code.Unavailable);
+        for (const w of waiters) w(err);
+      }
+      draining.clear();
     },
   };
 }
