@@ -3,7 +3,7 @@ import { createClassPriors } from "@switchyard/expert-cache";
 import type { TickResponseMsg } from "@switchyard/proto";
 import { type RequestSpec, admit, applyReuse, reuseBytesOf, reuseStateBytes } from "./policy";
 import type { Live } from "./request";
-import { type TickCall, buildTick, updateRequests } from "./tick";
+import { type TickCall, buildTick, carriedReleases, updateRequests } from "./tick";
 
 /** #18: the residual-reuse state lives with the request in the scheduler. */
 const L = 2;
@@ -119,6 +119,9 @@ describe("residual-reuse state in the scheduler", () => {
     const built = buildTick(new Map([["w1", callOf(["a"], "w1").items]]), (id) => requests.get(id)!.state, () => undefined, ["w0", "w1"], L * E, () => frame, (w) => (w === "w1" ? ["z/0"] : undefined));
     expect(built.calls[0]!.req.items[0]!.reuse).toEqual({ threshold: 0.2, state: a.state.images[0]!.reuse });
     expect(built.calls[0]!.req.reuseRelease).toEqual(["z/0"]);
+    // that tick fails: what it carried to workers still in the pool goes with a later one
+    expect(Object.fromEntries(carriedReleases(built.calls, ["w0", "w1"]))).toEqual({ w1: ["z/0"] });
+    expect(carriedReleases(built.calls, ["w0"]).size).toBe(0);
   });
 
   it("puts back a new state's previous evaluation, left off the wire when it is the state the item was sent", () => {

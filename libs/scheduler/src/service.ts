@@ -12,7 +12,7 @@ import type { SchedulerMetrics } from "./metrics";
 import { SpanStatusCode, inSpan, tracer } from "@switchyard/telemetry";
 import { type Live, admitRequest, doneEvent, traceIdOf } from "./request";
 import type { RequestJournal } from "./journal";
-import { type TickFrame, buildTick, itemsByHome, runTick, updateRequests } from "./tick";
+import { type TickFrame, buildTick, carriedReleases, itemsByHome, runTick, updateRequests } from "./tick";
 import {
   DEFAULT_MAX_QUEUED, DEFAULT_MAX_QUEUED_WORK, DEFAULT_MAX_REUSE_BYTES, DEFAULT_MAX_TICK_ROWS, DEFAULT_MAX_WAIT_TICKS, type RouteGrouping, type SchedulerLimits, affinityHome, planTick, reuseBytesOf, workLeft,
 } from "./policy";
@@ -466,7 +466,7 @@ class Scheduler implements SchedulerService {
     const L = m.architecture.numLayers;
     const byHome = itemsByHome(items);
     const release = this.reuseRelease;
-    this.reuseRelease = new Map(); // best effort: what a failed tick carried is not sent again (workers bound what they keep)
+    this.reuseRelease = new Map();
     const built = buildTick(
       byHome, (id) => this.requests.get(id)!.state, (id) => this.predictedOf(id), this.o.pool.members(), L * m.moe.numExperts,
       (targets) => this.tickFrame(tick, [...byHome.keys()], [...byHome.values()].map((v) => v.length), targets),
@@ -484,6 +484,7 @@ class Scheduler implements SchedulerService {
         this.o.log?.(`tick ${tick}: worker ${h} failed: ${outcome.reason.message}`);
         await this.o.pool.markFailed(h, outcome.reason);
       }
+      for (const [w, keys] of carriedReleases(built.calls, this.o.pool.members())) this.releaseReuse(w, keys);
       return;
     }
     const ms = this.now() - t0;

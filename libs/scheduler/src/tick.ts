@@ -79,6 +79,15 @@ export function buildTick(
   return { calls, evals };
 }
 
+/**
+ * The releases a failed tick's calls carried to workers still in the pool, to send again
+ * with a later tick. Safe to repeat: a worker releases before it evaluates, a key it no
+ * longer holds is a no-op, and the scheduler names kept states by their tick.
+ */
+export function carriedReleases(calls: readonly TickCall[], members: readonly string[]): ReadonlyMap<string, readonly string[]> {
+  return new Map(calls.filter((c) => c.req.reuseRelease?.length && members.includes(c.home)).map((c) => [c.home, c.req.reuseRelease!]));
+}
+
 export type TickOutcome =
   | { readonly ok: true; readonly results: readonly { readonly call: TickCall; readonly res: TickResponseMsg }[] }
   | { readonly ok: false; readonly failedHomes: readonly string[]; readonly reason: SwitchyardError };
