@@ -7,28 +7,19 @@ import { rejection } from "@switchyard/errors/testing";
 import { createRemotePool } from "./remote-pool";
 
 /** Workers that take every expert assignment at once (no gRPC). */
-function fakeClients(): WorkerClients & { assigned: Map<string, readonly number[]> } {
-  const assigned = new Map<string, readonly number[]>();
-  return {
-    assigned,
-    setAddress: () => undefined,
-    remove: (w: string) => void assigned.delete(w),
-    setExperts: async (w: string, ids: readonly number[]) => (assigned.set(w, ids), { loaded: ids.length, dropped: 0 }),
-    close: () => undefined,
-  } as unknown as WorkerClients & { assigned: Map<string, readonly number[]> };
-}
+const fakeClients = (): WorkerClients =>
+  ({ setAddress: () => undefined, remove: () => undefined, setExperts: async (_w: string, ids: readonly number[]) => ({ loaded: ids.length, dropped: 0 }), close: () => undefined }) as unknown as WorkerClients;
 
 async function twoWorkerPool() {
   const bus = createMemoryBus();
   const subjects = makeSubjects(`pool${Math.random().toString(36).slice(2, 8)}`);
   const ch = channels(subjects);
-  const clients = fakeClients();
-  const pool = createRemotePool({ bus, subjects, model: "m", layers: 2, experts: 4, clients });
+  const pool = createRemotePool({ bus, subjects, model: "m", layers: 2, experts: 4, clients: fakeClients() });
   for (const w of ["w0", "w1"]) publish(bus, ch.heartbeat, { workerId: w, address: `${w}:1`, incarnation: "i1" });
   await bus.flush();
   await pool.prepare();
   expect(pool.members()).toEqual(["w0", "w1"]);
-  return { bus, ch, pool, clients };
+  return { bus, ch, pool };
 }
 
 describe("remote pool drains", () => {
