@@ -42,6 +42,24 @@ export const GENERATE_HELP = `switchyard generate [options]
   --token T        API token for --server (also SWITCHYARD_TOKEN)
   --timeout-ms N   deadline for --server`;
 
+/**
+ * `step k/n`, rewritten in place on a terminal; elsewhere (a pipe, a log file) nothing:
+ * the result line says how many evaluations ran.
+ */
+export function stepProgress(out: { isTTY?: boolean; write(s: string): unknown }): { step(k: number, n: number): void; end(): void } {
+  let shown = false;
+  return {
+    step(k, n) {
+      if (!out.isTTY) return;
+      out.write(`\rstep ${k}/${n}`);
+      shown = true;
+    },
+    end() {
+      if (shown) out.write("\n");
+    },
+  };
+}
+
 async function runRemote(flags: Record<string, unknown>, server: string): Promise<void> {
   const token = str(flags, "token") ?? process.env.SWITCHYARD_TOKEN;
   const client = createClient({ address: server, ...(token ? { token } : {}) });
@@ -54,13 +72,14 @@ async function runRemote(flags: Record<string, unknown>, server: string): Promis
     const interval = guidanceIntervalFlag(flags);
     const timeoutMs = num(flags, "timeout-ms");
     let result: Extract<GenerateEvent, { type: "result" }> | undefined;
+    const progress = stepProgress(process.stderr);
     const remoteInterval = defined({ guidanceTMin: interval.guidance_t_min, guidanceTMax: interval.guidance_t_max, reuseThreshold: num(flags, "reuse-threshold") });
     for await (const e of client.generate({ ...params, ...remoteInterval, ...(sampler ? { sampler: sampler as SamplerName } : {}) }, timeoutMs ? { timeoutMs } : {})) {
       if (e.type === "accepted") process.stderr.write(`accepted ${e.requestId} (queue position ${e.queuePosition})\n`);
-      else if (e.type === "progress") process.stderr.write(`\rstep ${e.step}/${e.steps}`);
+      else if (e.type === "progress") progress.step(e.step, e.steps);
       else result = e;
     }
-    process.stderr.write("\n");
+    progress.end();
     if (!result) throw new Error("no result");
     const img = result.images[0]!;
     const grid = tileGrid(result.images.map((i) => i.data), img.height, img.width);
@@ -89,10 +108,11 @@ export async function runGenerate(flags: Record<string, unknown>, modelDir: stri
       m,
     );
     const out = str(flags, "out") ?? "grid.png";
+    const progress = stepProgress(process.stderr);
     const r = await generate(engine, params, {
-      onProgress: (p) => process.stderr.write(`\rstep ${p.step}/${p.steps}`),
+      onProgress: (p) => progress.step(p.step, p.steps),
     });
-    process.stderr.write("\n");
+    progress.end();
     const grid = tileGrid(r.images, m.image.height, m.image.width, { range: m.image.valueRange });
     writeFileSync(out, encodePng(grid.pixels, grid.width, grid.height));
     const what = params.label === undefined ? "unconditional" : `label ${params.label} (${m.conditioning.classNames?.[params.label] ?? "?"})`;
