@@ -182,6 +182,7 @@ describe.skipIf(!HELM || !VALIDATE)("Helm chart k8s/switchyard", () => {
     expect(cores(render("default-values.yaml", "1.30.0", ["--set", "worker.resources.requests.cpu=1500m"]).objects)?.kubelet).toBe("2");
     expect(cores(render("keda-cpu-values.yaml").objects)?.kubelet).toBe("4");
     expect(cores(render("default-values.yaml", "1.30.0", ["--set", "worker.resources.requests.cpu=null"]).objects)).toBeUndefined();
+    expect(cores(render("default-values.yaml", "1.30.0", ["--set", "worker.resources=null"]).objects)).toBeUndefined();
   });
 
   it("renders ServiceMonitor, PodMonitor and PrometheusRule only where the Prometheus Operator's API exists", () => {
