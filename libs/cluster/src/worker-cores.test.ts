@@ -12,9 +12,9 @@ describe("worker cores", () => {
   });
 
   it("thread defaults follow the cores: one core runs one thread, more use up to 4 and the shared expert's own", () => {
-    expect(threadDefaults(1)).toEqual({ denseThreads: 1, denseThreadsWithDevice: 1, sharedThread: false });
-    expect(threadDefaults(2)).toEqual({ denseThreads: 2, denseThreadsWithDevice: 1, sharedThread: true });
-    expect(threadDefaults(16)).toEqual({ denseThreads: 4, denseThreadsWithDevice: 4, sharedThread: true });
+    expect(threadDefaults(1)).toEqual({ denseThreads: 1, sharedThread: false });
+    expect(threadDefaults(2)).toEqual({ denseThreads: 2, sharedThread: true });
+    expect(threadDefaults(16)).toEqual({ denseThreads: 4, sharedThread: true });
   });
 
   it("SWITCHYARD_WORKER_CORES is read, and a bad one is refused naming the field and what is allowed", () => {

@@ -1,4 +1,4 @@
-export { createOnnxModel, createClassifier, DEFAULT_DENSE_THREADS, DEFAULT_DENSE_THREADS_WITH_DEVICE, DEFAULT_EXPERT_THREADS, DEFAULT_SHARED_THREAD, SHARED_THREAD_MIN_ROWS, threadDefaults } from "./onnx-model";
+export { createOnnxModel, createClassifier, DEFAULT_DENSE_THREADS, DEFAULT_EXPERT_THREADS, DEFAULT_SHARED_THREAD, SHARED_THREAD_MIN_ROWS, threadDefaults } from "./onnx-model";
 export type { ModelParts, Classifier, ThreadDefaults } from "./onnx-model";
 // The manifest lives in @switchyard/manifest (no ONNX Runtime); re-exported for compute-side callers.
 export { BUNDLED_MODEL_DIR, loadManifest, indexParts } from "@switchyard/manifest";

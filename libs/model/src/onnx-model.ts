@@ -103,8 +103,6 @@ export const SHARED_THREAD_MIN_ROWS = 256;
 export interface ThreadDefaults {
   /** Intra-op threads of embed, dense and final sessions. */
   readonly denseThreads: number;
-  /** The same with an expert device, which takes a core of its own. */
-  readonly denseThreadsWithDevice: number;
   /** Whether the shared expert runs on a thread of its own. */
   readonly sharedThread: boolean;
 }
@@ -112,10 +110,13 @@ export interface ThreadDefaults {
 /**
  * The threads a model's parts use on `cores` cores (a worker's SWITCHYARD_WORKER_CORES,
  * by default all of this machine's):
- * - dense parts are matmuls over B*T rows: they use the cores, up to 4;
- * - with an expert device (a thread of its own that runs and loads experts), dense parts
- *   leave it a core: on 2 cores a budgeted step at batch 32 took 229 ms with 1 dense
- *   thread and 237 ms with 2 (the device's loads then fight the dense pool);
+ * - dense parts are matmuls over B*T rows: they use the cores, up to 4, with an expert
+ *   device too (a thread of its own that runs and loads experts, idle most of a step).
+ *   Leaving it a core cost more than sharing one: on 2 cores at batch 32 (bench:cache's
+ *   live bench, alternating processes) a step with every expert on the device took
+ *   113.7/114.2 ms with 1 dense thread against 99.2/95.0 with 2, and at a 50 % predictive
+ *   budget 124.5/123.7 against 98.8/80.4; at batch 1, 12.5/14.0 against 12.3/14.2 and
+ *   16.9/13.8 against 14.7/14.5;
  * - the shared expert runs on a thread of its own from 2 cores: in-process at batch 32 on
  *   2 cores (one step, 20 steps × 3 alternating runs) 101.8/96.2/106.5 ms against
  *   116.9/116.5/111.8 with it on the calling thread.
@@ -126,14 +127,13 @@ export interface ThreadDefaults {
  */
 export function threadDefaults(cores: number): ThreadDefaults {
   const c = Math.max(1, Math.floor(cores));
-  return { denseThreads: Math.min(4, c), denseThreadsWithDevice: Math.max(1, Math.min(4, c - 1)), sharedThread: c > 1 };
+  return { denseThreads: Math.min(4, c), sharedThread: c > 1 };
 }
 
 const MACHINE_THREADS = threadDefaults(availableParallelism());
 /** threadDefaults of this machine's cores. */
 export const DEFAULT_SHARED_THREAD = MACHINE_THREADS.sharedThread;
 export const DEFAULT_DENSE_THREADS = MACHINE_THREADS.denseThreads;
-export const DEFAULT_DENSE_THREADS_WITH_DEVICE = MACHINE_THREADS.denseThreadsWithDevice;
 /** Expert calls are small (tens of rows); a thread pool costs more than it gives. */
 export const DEFAULT_EXPERT_THREADS = 1;
 

@@ -76,7 +76,7 @@ export const workerConfigSchema = z.strictObject({
    * chart gives each pod its CPU request, rounded up to whole cores.
    */
   cores: intInRange(1, 4096).optional(),
-  /** Default: min(4, cores), or one fewer under an expert budget (the expert device takes a core). */
+  /** Default: min(4, cores), with or without an expert budget (threadDefaults). */
   denseThreads: intInRange(1, 256).optional(),
   expertThreads: intInRange(1, 256).default(DEFAULT_EXPERT_THREADS),
   /** "on": each layer's held experts run as one grouped session (a second copy of their weights); "off": one call per expert. */

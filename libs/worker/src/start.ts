@@ -50,7 +50,7 @@ export async function startWorker(cfg: WorkerConfig, deps: WorkerDeps): Promise<
   const budget = parseExpertBudget(cfg.expertBudget);
   const cores = cfg.cores ?? availableParallelism();
   const threads = threadDefaults(cores);
-  const denseThreads = cfg.denseThreads ?? (budget ? threads.denseThreadsWithDevice : threads.denseThreads);
+  const denseThreads = cfg.denseThreads ?? threads.denseThreads;
   const sharedThread = cfg.sharedThread ? cfg.sharedThread === "on" : threads.sharedThread;
   // Over its own data plane, experts are loaded when the scheduler assigns them (SetExperts);
   // in process, the worker starts with those of the plan it is given.

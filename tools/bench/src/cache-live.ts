@@ -8,7 +8,7 @@
  */
 import { join } from "node:path";
 import { type CacheStats, type ClassPriors, type ExpertDevice, addExperts, classPriorsFromTrace, createResidency, emptyPrediction } from "@switchyard/expert-cache";
-import { DEFAULT_DENSE_THREADS_WITH_DEVICE, type ModelParts, createOnnxModel, createThreadExpertDevice } from "@switchyard/model";
+import { DEFAULT_DENSE_THREADS, type ModelParts, createOnnxModel, createThreadExpertDevice } from "@switchyard/model";
 import type { Manifest } from "@switchyard/manifest";
 import { readTrace } from "@switchyard/trace";
 import { advance, gaussianNoise, initState, nextEval, type SamplerState } from "@switchyard/sampler";
@@ -56,8 +56,8 @@ const nullDevice: ExpertDevice = {
 };
 
 export async function createLiveBench(dir: string): Promise<LiveBench> {
-  // Dense threads as a worker uses them: one fewer beside an expert device.
-  const parts: ModelParts = await createOnnxModel({ dir, experts: () => false, denseThreads: DEFAULT_DENSE_THREADS_WITH_DEVICE });
+  // Dense threads as a worker uses them beside an expert device (threadDefaults).
+  const parts: ModelParts = await createOnnxModel({ dir, experts: () => false, denseThreads: DEFAULT_DENSE_THREADS });
   const whole: ModelParts = await createOnnxModel({ dir });
   const m = parts.manifest;
   const L = m.architecture.numLayers;
