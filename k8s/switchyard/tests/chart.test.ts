@@ -172,7 +172,7 @@ describe.skipIf(!HELM || !VALIDATE)("Helm chart k8s/switchyard", () => {
     expect(w2.env!.filter((e) => e.name.startsWith("SWITCHYARD_EXCHANGE_")).map((e) => [e.name, e.value])).toEqual([["SWITCHYARD_EXCHANGE_TRANSPORT", "grpc"]]);
   });
 
-  it("sizes the workers' ONNX Runtime threads for their CPU request, and leaves them to the node's cores without one", () => {
+  it("sizes the workers' ONNX Runtime threads for their CPU request (the node's cores without one), and runs them where the values say", () => {
     const cores = (objects: K8sObject[]) => {
       const c = podTemplate(env(objects, "worker")[0]!).spec.containers[0]!;
       const e = c.env!.find((x) => x.name === "SWITCHYARD_WORKER_CORES");
@@ -183,6 +183,10 @@ describe.skipIf(!HELM || !VALIDATE)("Helm chart k8s/switchyard", () => {
     expect(cores(render("keda-cpu-values.yaml").objects)?.kubelet).toBe("4");
     expect(cores(render("default-values.yaml", "1.30.0", ["--set", "worker.resources.requests.cpu=null"]).objects)).toBeUndefined();
     expect(cores(render("default-values.yaml", "1.30.0", ["--set", "worker.resources=null"]).objects)).toBeUndefined();
+    // and where they run: the CPU unless the values say cuda
+    const provider = (objects: K8sObject[]) => podTemplate(env(objects, "worker")[0]!).spec.containers[0]!.env!.find((e) => e.name === "SWITCHYARD_EXECUTION_PROVIDER")?.value;
+    expect(provider(render("default-values.yaml").objects)).toBe("cpu");
+    expect(provider(render("default-values.yaml", "1.30.0", ["--set", "worker.executionProvider=cuda"]).objects)).toBe("cuda");
   });
 
   it("renders ServiceMonitor, PodMonitor and PrometheusRule only where the Prometheus Operator's API exists", () => {

@@ -4,17 +4,18 @@
  * → {seq, result} or {seq, error, code}; {seq, op: "close"} → {seq}. First message: {ready}.
  */
 import { parentPort, workerData } from "node:worker_threads";
-import { createOnnxModel } from "@switchyard/model";
+import { type ExecutionProvider, createOnnxModel } from "@switchyard/model";
 import { type EvalItem, type ForwardResult, createEngine } from "./engine";
 
 interface LaneData {
   readonly dir: string;
   readonly threads: number;
   readonly maxBatchRows?: number;
+  readonly executionProvider?: ExecutionProvider;
 }
 
 const port = parentPort!;
-const { dir, threads, maxBatchRows } = workerData as LaneData;
+const { dir, threads, maxBatchRows, executionProvider } = workerData as LaneData;
 
 /** Buffers a result owns whole (transferred back instead of copied), each once. */
 function transferable(r: ForwardResult): ArrayBuffer[] {
@@ -32,7 +33,7 @@ function transferable(r: ForwardResult): ArrayBuffer[] {
 
 try {
   // One lane is one share of the cores: no thread of its own for the shared expert.
-  const parts = await createOnnxModel({ dir, denseThreads: threads, groupThreads: threads, sharedThread: false });
+  const parts = await createOnnxModel({ dir, denseThreads: threads, groupThreads: threads, sharedThread: false, ...(executionProvider ? { executionProvider } : {}) });
   const engine = createEngine({ parts, ...(maxBatchRows ? { maxBatchRows } : {}) });
   let queue = Promise.resolve();
   port.on("message", (cmd: { seq: number; op: string; items?: EvalItem[] }) => {

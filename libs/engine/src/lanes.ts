@@ -1,7 +1,7 @@
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
 import { Code, SwitchyardError } from "@switchyard/errors";
-import { type ThreadReply, createOnnxModel, threadCalls } from "@switchyard/model";
+import { type ExecutionProvider, type ThreadReply, createOnnxModel, threadCalls } from "@switchyard/model";
 import { needsUnconditional } from "@switchyard/sampler";
 import { type Engine, type EvalItem, type ForwardResult, checkItems, concat, createEngine, stepWith } from "./engine";
 import type { LayerRouting } from "./routing";
@@ -44,6 +44,7 @@ export interface LaneOptions {
   /** Intra-op threads of the lane's sessions. */
   readonly threads: number;
   readonly maxBatchRows?: number;
+  readonly executionProvider?: ExecutionProvider;
 }
 
 export interface LaneEngineOptions {
@@ -57,6 +58,8 @@ export interface LaneEngineOptions {
   readonly minRowsPerLane?: number;
   /** Largest forward batch in rows per lane (see EngineOptions.maxBatchRows). */
   readonly maxBatchRows?: number;
+  /** Where every lane's ONNX Runtime sessions run (default "cpu"; on one GPU, one lane). */
+  readonly executionProvider?: ExecutionProvider;
   /** Starts a lane's thread (default: startLaneThread; tests put one that dies behind it). */
   readonly startLane?: (options: LaneOptions) => Promise<Lane>;
 }
@@ -145,9 +148,10 @@ export async function createLaneEngine(options: LaneEngineOptions): Promise<Lane
   if (!Number.isInteger(threads) || threads < 1) throw new SwitchyardError(`threadsPerLane ${threads} must be an integer >= 1`, Code.InvalidArgument, { field: "threadsPerLane" });
   const minRows = options.minRowsPerLane ?? DEFAULT_MIN_LANE_ROWS;
   if (!Number.isInteger(minRows) || minRows < 1) throw new SwitchyardError(`minRowsPerLane ${minRows} must be an integer >= 1`, Code.InvalidArgument, { field: "minRowsPerLane" });
-  const laneOptions: LaneOptions = { dir: options.dir, threads, ...(options.maxBatchRows ? { maxBatchRows: options.maxBatchRows } : {}) };
+  const ep = options.executionProvider ? { executionProvider: options.executionProvider } : {};
+  const laneOptions: LaneOptions = { dir: options.dir, threads, ...(options.maxBatchRows ? { maxBatchRows: options.maxBatchRows } : {}), ...ep };
   // The calling thread's lane: its shared expert stays on it too (the other lanes take the other cores).
-  const parts = await createOnnxModel({ dir: options.dir, denseThreads: threads, groupThreads: threads, sharedThread: false });
+  const parts = await createOnnxModel({ dir: options.dir, denseThreads: threads, groupThreads: threads, sharedThread: false, ...ep });
   const here = createEngine({ parts, ...(options.maxBatchRows ? { maxBatchRows: options.maxBatchRows } : {}) });
   let others: Lane[];
   try {

@@ -6,7 +6,7 @@ import { Code, SwitchyardError } from "@switchyard/errors";
 import { type Manifest, type PartIndex, type PartSpec, indexParts, loadManifest } from "@switchyard/manifest";
 import { groupExpertModels, groupedName } from "./expert-group";
 import { type PartThread, type PartThreadOptions, createPartThread } from "./part-thread";
-import { sessionOptions } from "./session-options";
+import { type ExecutionProvider, providerUnavailable, sessionOptions } from "./session-options";
 
 /** Outputs of `block{l}.dense` for a batch of B images (flat, row-major). */
 export interface DenseOutputs {
@@ -87,6 +87,8 @@ export interface OnnxModelOptions {
   readonly sharedThread?: boolean;
   /** Intra-op threads of the shared expert's sessions on that thread (default 1). */
   readonly sharedThreads?: number;
+  /** Where ONNX Runtime runs every session (default "cpu"); see EXECUTION_PROVIDERS. */
+  readonly executionProvider?: ExecutionProvider;
   /** Starts that thread (default createPartThread; tests put one that fails behind it). */
   readonly startPartThread?: (options: PartThreadOptions) => Promise<PartThread>;
 }
@@ -137,11 +139,11 @@ export const DEFAULT_DENSE_THREADS = MACHINE_THREADS.denseThreads;
 /** Expert calls are small (tens of rows); a thread pool costs more than it gives. */
 export const DEFAULT_EXPERT_THREADS = 1;
 
-async function createSession(dir: string, part: Pick<PartSpec, "name" | "file">, threads: number): Promise<ort.InferenceSession> {
+async function createSession(dir: string, part: Pick<PartSpec, "name" | "file">, threads: number, provider: ExecutionProvider = "cpu"): Promise<ort.InferenceSession> {
   try {
-    return await ort.InferenceSession.create(join(dir, part.file), sessionOptions(threads));
+    return await ort.InferenceSession.create(join(dir, part.file), sessionOptions(threads, provider));
   } catch (e) {
-    throw new SwitchyardError(`cannot load part ${part.name} from ${part.file}`, Code.DataLoss, { cause: e });
+    throw providerUnavailable(provider, e) ?? new SwitchyardError(`cannot load part ${part.name} from ${part.file}`, Code.DataLoss, { cause: e });
   }
 }
 
@@ -184,6 +186,7 @@ class OnnxModel implements ModelParts {
     private readonly expertThreads: number,
     private readonly groupExperts: boolean,
     private readonly groupThreads: number,
+    private readonly provider: ExecutionProvider,
     /** The shared expert's thread and each layer's part index on it (-1: none); undefined: on this thread. */
     private readonly sharedThread?: { readonly thread: PartThread; readonly part: readonly number[] },
   ) {
@@ -286,7 +289,7 @@ class OnnxModel implements ModelParts {
         specs.map((p, i) => ({ key: members[i]!, name: p.name, bytes: readFileSync(join(this.dir, p.file)) })),
         `block${layer}.experts`,
       );
-      session = await ort.InferenceSession.create(bytes, sessionOptions(this.groupThreads));
+      session = await ort.InferenceSession.create(bytes, sessionOptions(this.groupThreads, this.provider));
     } catch (e) {
       // Not fatal: the layer runs its experts one by one, as without grouping.
       process.emitWarning(`cannot build the grouped experts of layer ${layer} (${(e as Error).message}); running them one by one`, { code: "SWITCHYARD_GROUPED_EXPERTS" });
@@ -381,7 +384,7 @@ class OnnxModel implements ModelParts {
     const key = `${layer}/${expert}`;
     let p = this.loading.get(key);
     if (!p) {
-      p = createSession(this.dir, spec, this.expertThreads)
+      p = createSession(this.dir, spec, this.expertThreads, this.provider)
         .then((s) => {
           (this.experts[layer] as (ort.InferenceSession | undefined)[])[expert] = s;
           this.invalidateGroup(layer);
@@ -420,12 +423,15 @@ export async function createOnnxModel(options: OnnxModelOptions): Promise<ModelP
   const index = indexParts(manifest);
   const dt = options.denseThreads ?? DEFAULT_DENSE_THREADS;
   const et = options.expertThreads ?? DEFAULT_EXPERT_THREADS;
-  const [sEmbed, sFinal] = await Promise.all([createSession(options.dir, index.embed, dt), createSession(options.dir, index.final, dt)]);
-  const sDense = await Promise.all(index.dense.map((p) => createSession(options.dir, p, dt)));
+  const ep = options.executionProvider ?? "cpu";
+  // The first session alone: a missing provider fails once, before the others are tried.
+  const sEmbed = await createSession(options.dir, index.embed, dt, ep);
+  const sFinal = await createSession(options.dir, index.final, dt, ep);
+  const sDense = await Promise.all(index.dense.map((p) => createSession(options.dir, p, dt, ep)));
   // The shared expert runs over every row of the batch: a dense-sized matmul.
-  const sShared = await Promise.all(index.shared.map((p) => (p ? createSession(options.dir, p, dt) : undefined)));
+  const sShared = await Promise.all(index.shared.map((p) => (p ? createSession(options.dir, p, dt, ep) : undefined)));
   const shared = await startSharedThread(options, index);
-  const model = new OnnxModel(manifest, options.dir, index, sEmbed, sDense, sShared, sFinal, et, options.groupExperts ?? true, options.groupThreads ?? (shared ? Math.max(1, dt - 1) : dt), shared);
+  const model = new OnnxModel(manifest, options.dir, index, sEmbed, sDense, sShared, sFinal, et, options.groupExperts ?? true, options.groupThreads ?? (shared ? Math.max(1, dt - 1) : dt), ep, shared);
   const want = options.experts ?? (() => true);
   const loads: Promise<void>[] = [];
   index.experts.forEach((row, l) => row.forEach((_, e) => want(l, e) && loads.push(model.loadExpert(l, e))));
@@ -440,7 +446,7 @@ async function startSharedThread(options: OnnxModelOptions, index: PartIndex): P
   const part = index.shared.map((p) => (p ? files.push(p.file) - 1 : -1));
   if (files.length === 0) return undefined;
   try {
-    return { thread: await (options.startPartThread ?? createPartThread)({ dir: options.dir, files, threads: options.sharedThreads ?? 1 }), part };
+    return { thread: await (options.startPartThread ?? createPartThread)({ dir: options.dir, files, threads: options.sharedThreads ?? 1, executionProvider: options.executionProvider ?? "cpu" }), part };
   } catch (e) {
     if (e instanceof SwitchyardError && e.code === Code.InvalidArgument) throw e;
     process.emitWarning(`${(e as Error).message}; the shared expert runs on the calling thread`, { code: "SWITCHYARD_SHARED_THREAD" });

@@ -1,6 +1,6 @@
 import { Worker } from "node:worker_threads";
 import { Code, SwitchyardError } from "@switchyard/errors";
-import { sessionOptions } from "./session-options";
+import { type ExecutionProvider, providerUnavailable, sessionOptions } from "./session-options";
 import { type ThreadReply, threadCalls } from "./thread-calls";
 
 /**
@@ -31,14 +31,16 @@ export interface PartThreadOptions {
   readonly files: readonly string[];
   /** Intra-op threads of each session (default 1: the thread is itself the parallelism). */
   readonly threads?: number;
+  /** Where its sessions run (default "cpu"). */
+  readonly executionProvider?: ExecutionProvider;
 }
 
 /** Starts the thread and resolves once every session is created (DATA_LOSS when one cannot be). */
 export async function createPartThread(options: PartThreadOptions): Promise<PartThread> {
   const threads = options.threads ?? 1;
   if (!Number.isInteger(threads) || threads < 1) throw new SwitchyardError(`threads ${threads} must be an integer >= 1`, Code.InvalidArgument, { field: "threads" });
-  const worker = new Worker(new URL("./part-thread-entry.mjs", import.meta.url), { workerData: { dir: options.dir, files: [...options.files], sessionOptions: sessionOptions(threads) } });
-  const thread = await threadCalls(worker, "the part thread", (error) => new SwitchyardError(`cannot load the parts ${options.files.join(", ")} on a thread: ${error}`, Code.DataLoss));
+  const worker = new Worker(new URL("./part-thread-entry.mjs", import.meta.url), { workerData: { dir: options.dir, files: [...options.files], sessionOptions: sessionOptions(threads, options.executionProvider ?? "cpu") } });
+  const thread = await threadCalls(worker, "the part thread", (error) => providerUnavailable(options.executionProvider ?? "cpu", error) ?? new SwitchyardError(`cannot load the parts ${options.files.join(", ")} on a thread: ${error}`, Code.DataLoss));
   const owned = (a: Float32Array) => (a.byteOffset === 0 && a.byteLength === a.buffer.byteLength ? a : a.slice());
   return {
     async run(part, inputs, output) {

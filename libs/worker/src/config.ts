@@ -6,7 +6,7 @@ import { DATA_PLANE_ENV, dataPlaneConfigShape } from "@switchyard/data-plane";
 import { DEFAULT_MAX_TICK_ROWS, DEFAULT_SERVING_GROUP } from "@switchyard/contract";
 import { intInRange, parseOrThrow, port, readEnv } from "@switchyard/config";
 import { DEFAULT_RESIDENCY_LOOKAHEAD } from "@switchyard/expert-cache";
-import { BUNDLED_MODEL_DIR, DEFAULT_DEVICE_STREAMS, DEFAULT_EXPERT_THREADS } from "@switchyard/model";
+import { BUNDLED_MODEL_DIR, DEFAULT_DEVICE_STREAMS, DEFAULT_EXPERT_THREADS, EXECUTION_PROVIDERS } from "@switchyard/model";
 import { parseExpertBudget } from "./worker-cache";
 import { DEFAULT_GATE_TURNS } from "./compute-gate";
 import { DEFAULT_WARM_UP_ROUNDS } from "./warm-up-parts";
@@ -29,6 +29,7 @@ export const ENV = {
   SWITCHYARD_EXCHANGE_PORT: "exchangePort",
   SWITCHYARD_HEARTBEAT_MS: "heartbeatMs",
   SWITCHYARD_WORKER_CORES: "cores",
+  SWITCHYARD_EXECUTION_PROVIDER: "executionProvider",
   SWITCHYARD_DENSE_THREADS: "denseThreads",
   SWITCHYARD_EXPERT_THREADS: "expertThreads",
   SWITCHYARD_GROUP_EXPERTS: "groupExperts",
@@ -76,6 +77,8 @@ export const workerConfigSchema = z.strictObject({
    * chart gives each pod its CPU request, rounded up to whole cores.
    */
   cores: intInRange(1, 4096).optional(),
+  /** Where ONNX Runtime runs the model's parts: "cpu" (default) or "cuda" (needs the CUDA provider's libraries; EXECUTION_PROVIDERS). */
+  executionProvider: z.enum(EXECUTION_PROVIDERS).default("cpu"),
   /** Default: min(4, cores), with or without an expert budget (threadDefaults). */
   denseThreads: intInRange(1, 256).optional(),
   expertThreads: intInRange(1, 256).default(DEFAULT_EXPERT_THREADS),

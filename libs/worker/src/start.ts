@@ -56,12 +56,12 @@ export async function startWorker(cfg: WorkerConfig, deps: WorkerDeps): Promise<
   // in process, the worker starts with those of the plan it is given.
   const held = deps.inProcess ? new Set(expertsOf(deps.inProcess.plan, cfg.id)) : new Set<number>();
   const E = loadManifest(cfg.modelDir).moe.numExperts;
-  const parts: ModelParts = await createOnnxModel({ dir: cfg.modelDir, experts: (l, e) => !budget && held.has(l * E + e), denseThreads, expertThreads: cfg.expertThreads, groupExperts: cfg.groupExperts === "on", sharedThread });
+  const parts: ModelParts = await createOnnxModel({ dir: cfg.modelDir, experts: (l, e) => !budget && held.has(l * E + e), denseThreads, expertThreads: cfg.expertThreads, groupExperts: cfg.groupExperts === "on", sharedThread, executionProvider: cfg.executionProvider });
   // Under a budget, experts live on an expert device with a predictive (or LRU/LFU) cache.
   const residency = budget
-    ? createWorkerCache({ modelDir: cfg.modelDir, manifest: parts.manifest, budget, policy: cfg.cachePolicy, lookahead: cfg.cacheLookahead, threads: cfg.expertThreads, streams: cfg.expertStreams })
+    ? createWorkerCache({ modelDir: cfg.modelDir, manifest: parts.manifest, budget, policy: cfg.cachePolicy, lookahead: cfg.cacheLookahead, threads: cfg.expertThreads, streams: cfg.expertStreams, executionProvider: cfg.executionProvider })
     : undefined;
-  log(`${cores} cores: ${denseThreads} dense threads, the shared expert ${sharedThread ? "on a thread of its own" : "on the main thread"}`);
+  log(`${cores} cores: ${denseThreads} dense threads, the shared expert ${sharedThread ? "on a thread of its own" : "on the main thread"}; ONNX Runtime on ${cfg.executionProvider}`);
   if (budget) log(`expert cache: ${cfg.cachePolicy}, budget ${cfg.expertBudget}, lookahead ${cfg.cacheLookahead}`);
   if (residency && held.size > 0) await residency.setHeld([...held]);
   // Warm before the first heartbeat: the scheduler sends no tick to a worker it has not heard of.

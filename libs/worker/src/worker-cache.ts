@@ -2,7 +2,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { Code, SwitchyardError } from "@switchyard/errors";
 import { type Residency, createPolicy, createResidency, successorsFrom } from "@switchyard/expert-cache";
-import { type Manifest, createThreadExpertDevice, loadManifest } from "@switchyard/model";
+import { type ExecutionProvider, type Manifest, createThreadExpertDevice, loadManifest } from "@switchyard/model";
 import { readTrace, transitions } from "@switchyard/trace";
 
 /** A worker's device memory for experts: bytes, or a fraction of the experts it holds. */
@@ -41,6 +41,8 @@ export interface WorkerCacheOptions {
   readonly threads?: number;
   /** Expert-device threads (streams); experts are spread over them. */
   readonly streams?: number;
+  /** Where the device's expert sessions run (default "cpu"). */
+  readonly executionProvider?: ExecutionProvider;
 }
 
 /**
@@ -57,7 +59,7 @@ export function createWorkerCache(o: WorkerCacheOptions): Residency {
   for (const p of m.parts) if (p.kind === "expert" && p.layer !== undefined && p.expert !== undefined) sizes[p.layer * E + p.expert] = p.bytes;
   const tracePath = join(o.modelDir, "traces/solve.safetensors");
   const successors = existsSync(tracePath) ? successorsFrom(transitions(readTrace(tracePath)), E) : undefined;
-  const device = createThreadExpertDevice({ dir: o.modelDir, manifest: m, ...(o.threads ? { threads: o.threads } : {}), ...(o.streams ? { streams: o.streams } : {}) });
+  const device = createThreadExpertDevice({ dir: o.modelDir, manifest: m, ...(o.threads ? { threads: o.threads } : {}), ...(o.streams ? { streams: o.streams } : {}), ...(o.executionProvider ? { executionProvider: o.executionProvider } : {}) });
   return createResidency({
     device, layers: L, experts: E, sizeOf: (id) => sizes[id]!, policy: o.policy,
     ...(o.budget && "bytes" in o.budget ? { budgetBytes: o.budget.bytes } : {}),

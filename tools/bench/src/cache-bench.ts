@@ -13,7 +13,10 @@
  *     budget, more runnable requests than fit in a tick: distinct experts per tick and
  *     throughput.
  *
- *   npm run bench:cache -- [--steps 6] [--batches 1,4,32] [--skip-replay] [--skip-live] [--skip-batching] [--requests 32] [--tick-images 2]
+ *   npm run bench:cache -- [--steps 6] [--batches 1,4,32] [--skip-replay] [--skip-live] [--skip-batching] [--requests 32] [--tick-images 2] [--provider cpu|cuda]
+ *
+ * `--provider cuda`: the live section's sessions (dense parts and the expert device) on
+ * ONNX Runtime's CUDA provider (services/worker/README.md says what it needs).
  */
 import { parseArgs } from "node:util";
 import { join } from "node:path";
@@ -22,6 +25,7 @@ import { startEmbeddedCluster } from "@switchyard/cluster";
 import { DEFAULT_RESIDENCY_LOOKAHEAD, replayTrace } from "@switchyard/expert-cache";
 import { BUNDLED_MODEL_DIR, loadManifest } from "@switchyard/manifest";
 import { readTrace } from "@switchyard/trace";
+import { EXECUTION_PROVIDERS, type ExecutionProvider } from "@switchyard/model";
 import { type LiveResult, createLiveBench } from "./cache-live";
 import { median, table } from "./stats";
 
@@ -35,8 +39,10 @@ const { values: flags } = parseArgs({
     "skip-replay": { type: "boolean", default: false },
     "skip-live": { type: "boolean", default: false },
     "skip-batching": { type: "boolean", default: false },
+    provider: { type: "string", default: "cpu" },
   },
 });
+if (!(EXECUTION_PROVIDERS as readonly string[]).includes(flags.provider!)) throw new Error(`--provider ${flags.provider} must be one of ${EXECUTION_PROVIDERS.join(", ")}`);
 const m = loadManifest(BUNDLED_MODEL_DIR);
 const expertBytes = m.parts.find((p) => p.kind === "expert")!.bytes;
 const mib = (b: number) => (b / 1048576).toFixed(2);
@@ -64,7 +70,7 @@ if (!flags["skip-replay"]) {
 
 if (!flags["skip-live"]) {
   const steps = Number(flags.steps);
-  const bench = await createLiveBench(BUNDLED_MODEL_DIR);
+  const bench = await createLiveBench(BUNDLED_MODEL_DIR, flags.provider as ExecutionProvider);
   const rows: (string | number)[][] = [];
   const summary: string[] = [];
   const floors: string[] = [];
@@ -111,7 +117,7 @@ if (!flags["skip-live"]) {
   } finally {
     await bench.close();
   }
-  console.log(`\n# 2. live: one worker's ${m.architecture.numLayers * m.moe.numExperts} experts on an expert device, ${steps} euler steps with CFG per request, warm cache (a warm-up set first); per tick`);
+  console.log(`\n# 2. live: one worker's ${m.architecture.numLayers * m.moe.numExperts} experts on an expert device, ${steps} euler steps with CFG per request, warm cache (a warm-up set first); per tick; ONNX Runtime on ${flags.provider}`);
   console.log(table(["batch", "budget", "policy", "distinct/layer", "hit", "MiB loaded", "MiB wasted", "stall ms", "step ms", "÷ all-resident", "÷ no budget", "precision", "recall"], rows));
   console.log("all-resident: every expert on the expert device, same threads; no budget: a worker without SWITCHYARD_EXPERT_BUDGET (experts on the main thread, dense threads min(4, cores))");
   console.log(summary.join("\n"));

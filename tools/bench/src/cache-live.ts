@@ -8,7 +8,7 @@
  */
 import { join } from "node:path";
 import { type CacheStats, type ClassPriors, type ExpertDevice, addExperts, classPriorsFromTrace, createResidency, emptyPrediction } from "@switchyard/expert-cache";
-import { DEFAULT_DENSE_THREADS, type ModelParts, createOnnxModel, createThreadExpertDevice } from "@switchyard/model";
+import { DEFAULT_DENSE_THREADS, type ExecutionProvider, type ModelParts, createOnnxModel, createThreadExpertDevice } from "@switchyard/model";
 import type { Manifest } from "@switchyard/manifest";
 import { readTrace } from "@switchyard/trace";
 import { advance, gaussianNoise, initState, nextEval, type SamplerState } from "@switchyard/sampler";
@@ -55,10 +55,10 @@ const nullDevice: ExpertDevice = {
   close: async () => undefined,
 };
 
-export async function createLiveBench(dir: string): Promise<LiveBench> {
+export async function createLiveBench(dir: string, executionProvider: ExecutionProvider = "cpu"): Promise<LiveBench> {
   // Dense threads as a worker uses them beside an expert device (threadDefaults).
-  const parts: ModelParts = await createOnnxModel({ dir, experts: () => false, denseThreads: DEFAULT_DENSE_THREADS });
-  const whole: ModelParts = await createOnnxModel({ dir });
+  const parts: ModelParts = await createOnnxModel({ dir, experts: () => false, denseThreads: DEFAULT_DENSE_THREADS, executionProvider });
+  const whole: ModelParts = await createOnnxModel({ dir, executionProvider });
   const m = parts.manifest;
   const L = m.architecture.numLayers;
   const E = m.moe.numExperts;
@@ -112,7 +112,7 @@ export async function createLiveBench(dir: string): Promise<LiveBench> {
         await rt.close();
         return { config, ticks: steps, stepMs, stats: createResidency({ device: nullDevice, layers: L, experts: E, sizeOf }).stats() };
       }
-      const device = createThreadExpertDevice({ dir, manifest: m });
+      const device = createThreadExpertDevice({ dir, manifest: m, executionProvider });
       const budgetBytes = config.policy ? Math.floor(config.budgetFraction * L * E) * sizeOf(0) : undefined;
       const residency = createResidency({ device, layers: L, experts: E, sizeOf, budgetBytes, policy: config.policy ?? "lru" });
       const rt = createWorkerRuntime({ id: ID, parts, peers: createLocalPeers(), residency });
@@ -133,7 +133,7 @@ export async function createLiveBench(dir: string): Promise<LiveBench> {
       }
     },
     async loadMs(n = 64) {
-      const device = createThreadExpertDevice({ dir, manifest: m });
+      const device = createThreadExpertDevice({ dir, manifest: m, executionProvider });
       try {
         const ids = all.slice(0, n);
         await device.stage(ids);

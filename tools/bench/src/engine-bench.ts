@@ -6,7 +6,10 @@
  *     alternate the three so that machine noise hits them alike;
  *  2. sample quality against model calls for euler, heun and the pseudo-corrector.
  *
- *   npm run bench:engine -- [--rounds 5] [--iters 5] [--per-class 20] [--threads 2] [--skip-quality] [--engine-only]
+ *   npm run bench:engine -- [--rounds 5] [--iters 5] [--per-class 20] [--threads 2] [--skip-quality] [--engine-only] [--provider cpu|cuda]
+ *
+ * `--provider cuda`: the engine on ONNX Runtime's CUDA provider (one lane: one GPU) and
+ * PyTorch on the GPU (services/worker/README.md says what the provider needs).
  *
  * The PyTorch side is the model rebuilt from the committed parts, checked against the
  * golden tensors first; a PyTorch side that is missing or fails is an error unless
@@ -18,7 +21,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { availableParallelism } from "node:os";
 import { type Engine, type StepTask, createEngine, createLaneEngine } from "@switchyard/engine";
-import { BUNDLED_MODEL_DIR, createOnnxModel } from "@switchyard/model";
+import { BUNDLED_MODEL_DIR, EXECUTION_PROVIDERS, type ExecutionProvider, createOnnxModel } from "@switchyard/model";
 import { evaluateQuality } from "@switchyard/quality";
 import { type SamplerName, gaussianNoise, initState } from "@switchyard/sampler";
 import { median, table } from "./stats";
@@ -32,8 +35,11 @@ const { values: flags } = parseArgs({
     "skip-quality": { type: "boolean", default: false },
     batches: { type: "string", default: "1,8,32" },
     "engine-only": { type: "boolean", default: false },
+    provider: { type: "string", default: "cpu" },
   },
 });
+if (!(EXECUTION_PROVIDERS as readonly string[]).includes(flags.provider!)) throw new Error(`--provider ${flags.provider} must be one of ${EXECUTION_PROVIDERS.join(", ")}`);
+const provider = flags.provider as ExecutionProvider;
 const rounds = Number(flags.rounds);
 const iters = Number(flags.iters);
 const threads = Number(flags.threads);
@@ -43,7 +49,7 @@ const GUIDANCE = 2;
 
 /** The PyTorch side: a python process answering one JSON line per command. */
 async function startTorch(): Promise<{ step(batch: number): Promise<number[]>; info: string; close(): void }> {
-  const py = spawn("python3", [join(import.meta.dirname, "../../model-zoo/bench_server.py"), dir, String(threads)], {
+  const py = spawn("python3", [join(import.meta.dirname, "../../model-zoo/bench_server.py"), dir, String(threads), provider], {
     cwd: join(import.meta.dirname, "../../model-zoo"),
     stdio: ["pipe", "pipe", "inherit"],
   });
@@ -57,7 +63,7 @@ async function startTorch(): Promise<{ step(batch: number): Promise<number[]>; i
     const hello = await next();
     if (hello.error) throw new Error(String(hello.error));
     return {
-      info: `torch ${String(hello.torch)}, ${String(hello.threads)} threads; rebuilt model within ${Number(hello.rebuild_max_abs_diff).toExponential(2)} of the golden tensors (${String(hello.checked)} outputs)`,
+      info: `torch ${String(hello.torch)} on ${String(hello.device)}, ${String(hello.threads)} threads; rebuilt model within ${Number(hello.rebuild_max_abs_diff).toExponential(2)} of the golden tensors (${String(hello.checked)} outputs)`,
       async step(batch) {
         py.stdin.write(JSON.stringify({ op: "step", batch, iters, guidance: GUIDANCE }) + "\n");
         return (await next()).ms as number[];
@@ -73,13 +79,13 @@ async function startTorch(): Promise<{ step(batch: number): Promise<number[]>; i
 }
 
 async function main(): Promise<void> {
-  const parts = await createOnnxModel({ dir, denseThreads: threads });
+  const parts = await createOnnxModel({ dir, denseThreads: threads, executionProvider: provider });
   const engine = createEngine({ parts });
-  const lanes = await createLaneEngine({ dir });
+  const lanes = await createLaneEngine({ dir, executionProvider: provider, ...(provider === "cuda" ? { lanes: 1 } : {}) });
   const m = parts.manifest;
   const P = m.image.channels * m.image.height * m.image.width;
   const torch = flags["engine-only"] ? undefined : await startTorch();
-  console.log(`# engine step time vs PyTorch eager (one euler step, guidance ${GUIDANCE} => 2 rows/image; median of ${rounds}×${iters}; ${threads} threads)`);
+  console.log(`# engine step time vs PyTorch eager (one euler step, guidance ${GUIDANCE} => 2 rows/image; median of ${rounds}×${iters}; ${threads} threads; ONNX Runtime on ${provider})`);
   if (torch) console.log(`# ${torch.info}`);
   const rows: (string | number)[][] = [];
   for (const B of batches) {
