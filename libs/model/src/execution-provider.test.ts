@@ -6,7 +6,7 @@ import { Code, SwitchyardError } from "@switchyard/errors";
 import { BUNDLED_MODEL_DIR } from "@switchyard/manifest";
 import { createOnnxModel } from "./onnx-model";
 import { createPartThread } from "./part-thread";
-import { providerUnavailable, sessionOptions } from "./session-options";
+import { parseExecutionProvider, providerUnavailable, sessionOptions } from "./session-options";
 
 // onnxruntime-node's native folder: where its CUDA provider's libraries go when installed.
 const ortBin = join(dirname(createRequire(import.meta.url).resolve("onnxruntime-node")), "..", "bin", "napi-v6", process.platform, process.arch);
@@ -17,6 +17,11 @@ describe("execution provider", () => {
     expect(sessionOptions(2).executionProviders).toEqual(["cpu"]);
     expect(sessionOptions(2, "cuda").executionProviders).toEqual(["cuda", "cpu"]);
     expect(sessionOptions(3, "cuda").intraOpNumThreads).toBe(3);
+  });
+
+  it("reads a provider's name, and refuses another naming the field and the choices", () => {
+    expect(parseExecutionProvider("cuda")).toBe("cuda");
+    expect(() => parseExecutionProvider("gpu", "--provider")).toThrow('--provider "gpu" must be one of "cpu", "cuda"');
   });
 
   it("explains a missing provider library and leaves other failures alone", () => {

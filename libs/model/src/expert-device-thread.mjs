@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { parentPort, workerData } from "node:worker_threads";
 import * as ort from "onnxruntime-node";
 
-const { dir, files, threads, D, graphOptimization, executionProvider } = workerData;
+const { dir, files, threads, D, graphOptimization, executionProviders } = workerData;
 /** @type {Map<number, { bytes: Uint8Array, key?: string, tensors?: { name: string, dims: number[], data: Float32Array }[] }>} */
 const host = new Map();
 /** @type {Map<string, Uint8Array>} skeleton bytes by key */
@@ -25,7 +25,7 @@ const skeletons = new Map();
 const resident = new Map();
 
 const sessionOptions = {
-  executionProviders: executionProvider === "cuda" ? ["cuda", "cpu"] : ["cpu"],
+  executionProviders,
   intraOpNumThreads: threads,
   interOpNumThreads: 1,
   executionMode: "sequential",

@@ -5,7 +5,7 @@ import { Code, SwitchyardError } from "@switchyard/errors";
 import { type ExpertDevice, placeSelection, selectExperts } from "@switchyard/expert-cache";
 import { type Manifest, indexParts, loadManifest } from "@switchyard/manifest";
 import { splitExpertWeights } from "./expert-weights";
-import type { ExecutionProvider } from "./session-options";
+import { type ExecutionProvider, executionProvidersFor } from "./session-options";
 
 /**
  * The expert device of @switchyard/expert-cache as a worker thread running ONNX Runtime:
@@ -55,7 +55,7 @@ interface Reply {
 /** One device thread: a command queue with replies matched by sequence number. */
 function startStream(options: ThreadExpertDeviceOptions, manifest: Manifest, files: string[]) {
   const worker = new Worker(new URL("./expert-device-thread.mjs", import.meta.url), {
-    workerData: { dir: options.dir, files, threads: options.threads ?? 1, D: manifest.architecture.hiddenSize, graphOptimization: options.graphOptimization ?? DEFAULT_DEVICE_GRAPH_OPTIMIZATION, executionProvider: options.executionProvider ?? "cpu" },
+    workerData: { dir: options.dir, files, threads: options.threads ?? 1, D: manifest.architecture.hiddenSize, graphOptimization: options.graphOptimization ?? DEFAULT_DEVICE_GRAPH_OPTIMIZATION, executionProviders: executionProvidersFor(options.executionProvider ?? "cpu") },
   });
   worker.unref();
   let seq = 0;

@@ -426,8 +426,7 @@ export async function createOnnxModel(options: OnnxModelOptions): Promise<ModelP
   const ep = options.executionProvider ?? "cpu";
   // The first session alone: a missing provider fails once, before the others are tried.
   const sEmbed = await createSession(options.dir, index.embed, dt, ep);
-  const sFinal = await createSession(options.dir, index.final, dt, ep);
-  const sDense = await Promise.all(index.dense.map((p) => createSession(options.dir, p, dt, ep)));
+  const [sFinal, sDense] = await Promise.all([createSession(options.dir, index.final, dt, ep), Promise.all(index.dense.map((p) => createSession(options.dir, p, dt, ep)))]);
   // The shared expert runs over every row of the batch: a dense-sized matmul.
   const sShared = await Promise.all(index.shared.map((p) => (p ? createSession(options.dir, p, dt, ep) : undefined)));
   const shared = await startSharedThread(options, index);
@@ -446,7 +445,7 @@ async function startSharedThread(options: OnnxModelOptions, index: PartIndex): P
   const part = index.shared.map((p) => (p ? files.push(p.file) - 1 : -1));
   if (files.length === 0) return undefined;
   try {
-    return { thread: await (options.startPartThread ?? createPartThread)({ dir: options.dir, files, threads: options.sharedThreads ?? 1, executionProvider: options.executionProvider ?? "cpu" }), part };
+    return { thread: await (options.startPartThread ?? createPartThread)({ dir: options.dir, files, threads: options.sharedThreads ?? 1, ...(options.executionProvider ? { executionProvider: options.executionProvider } : {}) }), part };
   } catch (e) {
     if (e instanceof SwitchyardError && e.code === Code.InvalidArgument) throw e;
     process.emitWarning(`${(e as Error).message}; the shared expert runs on the calling thread`, { code: "SWITCHYARD_SHARED_THREAD" });

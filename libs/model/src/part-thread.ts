@@ -39,8 +39,9 @@ export interface PartThreadOptions {
 export async function createPartThread(options: PartThreadOptions): Promise<PartThread> {
   const threads = options.threads ?? 1;
   if (!Number.isInteger(threads) || threads < 1) throw new SwitchyardError(`threads ${threads} must be an integer >= 1`, Code.InvalidArgument, { field: "threads" });
-  const worker = new Worker(new URL("./part-thread-entry.mjs", import.meta.url), { workerData: { dir: options.dir, files: [...options.files], sessionOptions: sessionOptions(threads, options.executionProvider ?? "cpu") } });
-  const thread = await threadCalls(worker, "the part thread", (error) => providerUnavailable(options.executionProvider ?? "cpu", error) ?? new SwitchyardError(`cannot load the parts ${options.files.join(", ")} on a thread: ${error}`, Code.DataLoss));
+  const provider = options.executionProvider ?? "cpu";
+  const worker = new Worker(new URL("./part-thread-entry.mjs", import.meta.url), { workerData: { dir: options.dir, files: [...options.files], sessionOptions: sessionOptions(threads, provider) } });
+  const thread = await threadCalls(worker, "the part thread", (error) => providerUnavailable(provider, error) ?? new SwitchyardError(`cannot load the parts ${options.files.join(", ")} on a thread: ${error}`, Code.DataLoss));
   const owned = (a: Float32Array) => (a.byteOffset === 0 && a.byteLength === a.buffer.byteLength ? a : a.slice());
   return {
     async run(part, inputs, output) {

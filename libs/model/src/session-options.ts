@@ -9,10 +9,21 @@ import { Code, SwitchyardError } from "@switchyard/errors";
 export const EXECUTION_PROVIDERS = ["cpu", "cuda"] as const;
 export type ExecutionProvider = (typeof EXECUTION_PROVIDERS)[number];
 
+/** `value` as an ExecutionProvider; INVALID_ARGUMENT naming `field` and what is allowed otherwise. */
+export function parseExecutionProvider(value: string, field = "executionProvider"): ExecutionProvider {
+  if ((EXECUTION_PROVIDERS as readonly string[]).includes(value)) return value as ExecutionProvider;
+  throw new SwitchyardError(`${field} "${value}" must be one of ${EXECUTION_PROVIDERS.map((p) => `"${p}"`).join(", ")}`, Code.InvalidArgument, { field });
+}
+
+/** ONNX Runtime's provider list for `provider`: CUDA first where asked, the CPU for what it does not take. */
+export function executionProvidersFor(provider: ExecutionProvider): string[] {
+  return provider === "cuda" ? ["cuda", "cpu"] : ["cpu"];
+}
+
 /** The options of every session the model's parts run in (here and on a part thread). */
 export function sessionOptions(threads: number, provider: ExecutionProvider = "cpu"): ort.InferenceSession.SessionOptions {
   return {
-    executionProviders: provider === "cuda" ? ["cuda", "cpu"] : ["cpu"],
+    executionProviders: executionProvidersFor(provider),
     intraOpNumThreads: threads,
     interOpNumThreads: 1,
     executionMode: "sequential",

@@ -25,7 +25,7 @@ import { startEmbeddedCluster } from "@switchyard/cluster";
 import { DEFAULT_RESIDENCY_LOOKAHEAD, replayTrace } from "@switchyard/expert-cache";
 import { BUNDLED_MODEL_DIR, loadManifest } from "@switchyard/manifest";
 import { readTrace } from "@switchyard/trace";
-import { EXECUTION_PROVIDERS, type ExecutionProvider } from "@switchyard/model";
+import { parseExecutionProvider } from "@switchyard/model";
 import { type LiveResult, createLiveBench } from "./cache-live";
 import { median, table } from "./stats";
 
@@ -42,7 +42,7 @@ const { values: flags } = parseArgs({
     provider: { type: "string", default: "cpu" },
   },
 });
-if (!(EXECUTION_PROVIDERS as readonly string[]).includes(flags.provider!)) throw new Error(`--provider ${flags.provider} must be one of ${EXECUTION_PROVIDERS.join(", ")}`);
+const provider = parseExecutionProvider(flags.provider!, "--provider");
 const m = loadManifest(BUNDLED_MODEL_DIR);
 const expertBytes = m.parts.find((p) => p.kind === "expert")!.bytes;
 const mib = (b: number) => (b / 1048576).toFixed(2);
@@ -70,7 +70,7 @@ if (!flags["skip-replay"]) {
 
 if (!flags["skip-live"]) {
   const steps = Number(flags.steps);
-  const bench = await createLiveBench(BUNDLED_MODEL_DIR, flags.provider as ExecutionProvider);
+  const bench = await createLiveBench(BUNDLED_MODEL_DIR, provider);
   const rows: (string | number)[][] = [];
   const summary: string[] = [];
   const floors: string[] = [];
@@ -117,7 +117,7 @@ if (!flags["skip-live"]) {
   } finally {
     await bench.close();
   }
-  console.log(`\n# 2. live: one worker's ${m.architecture.numLayers * m.moe.numExperts} experts on an expert device, ${steps} euler steps with CFG per request, warm cache (a warm-up set first); per tick; ONNX Runtime on ${flags.provider}`);
+  console.log(`\n# 2. live: one worker's ${m.architecture.numLayers * m.moe.numExperts} experts on an expert device, ${steps} euler steps with CFG per request, warm cache (a warm-up set first); per tick; ONNX Runtime on ${provider}`);
   console.log(table(["batch", "budget", "policy", "distinct/layer", "hit", "MiB loaded", "MiB wasted", "stall ms", "step ms", "÷ all-resident", "÷ no budget", "precision", "recall"], rows));
   console.log("all-resident: every expert on the expert device, same threads; no budget: a worker without SWITCHYARD_EXPERT_BUDGET (experts on the main thread, dense threads min(4, cores))");
   console.log(summary.join("\n"));

@@ -21,7 +21,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { availableParallelism } from "node:os";
 import { type Engine, type StepTask, createEngine, createLaneEngine } from "@switchyard/engine";
-import { BUNDLED_MODEL_DIR, EXECUTION_PROVIDERS, type ExecutionProvider, createOnnxModel } from "@switchyard/model";
+import { BUNDLED_MODEL_DIR, createOnnxModel, parseExecutionProvider } from "@switchyard/model";
 import { evaluateQuality } from "@switchyard/quality";
 import { type SamplerName, gaussianNoise, initState } from "@switchyard/sampler";
 import { median, table } from "./stats";
@@ -38,8 +38,7 @@ const { values: flags } = parseArgs({
     provider: { type: "string", default: "cpu" },
   },
 });
-if (!(EXECUTION_PROVIDERS as readonly string[]).includes(flags.provider!)) throw new Error(`--provider ${flags.provider} must be one of ${EXECUTION_PROVIDERS.join(", ")}`);
-const provider = flags.provider as ExecutionProvider;
+const provider = parseExecutionProvider(flags.provider!, "--provider");
 const rounds = Number(flags.rounds);
 const iters = Number(flags.iters);
 const threads = Number(flags.threads);
